@@ -1,0 +1,47 @@
+package wasmbin
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzParse: Parse never panics; whatever it accepts re-encodes byte for
+// byte, and every accepted body decodes instruction by instruction to its
+// final end.
+func FuzzParse(f *testing.F) {
+	for name, b := range testdata(f) {
+		if len(b) <= 64<<10 { // the fuzzer mutates small inputs well
+			f.Add(b)
+		} else {
+			_ = name
+		}
+	}
+	f.Add(small(FuncType{}, body(OpLoop, 0x40, OpBr, 0, OpEnd)))
+	f.Add(small(FuncType{Results: []ValType{I32}}, body(OpI32Const, 1, OpBlock, 0x7f, OpI32Const, 2, OpEnd, OpI32Add)))
+	f.Add(Encode([]Section{MemorySection([]Limits{{Min: 1, Max: 2, HasMax: true, Shared: true}, {Min: 1 << 40, Memory64: true}})}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(m.Encode(), b) {
+			t.Fatal("re-encoding an accepted module changed it")
+		}
+		for i, c := range m.Codes {
+			off := 0
+			for off < len(c.Body) {
+				in, err := DecodeInstr(c.Body, off)
+				if err != nil {
+					t.Fatalf("body %d accepted by Parse fails to decode at %d: %v", i, off, err)
+				}
+				off = in.End
+			}
+			if c.Body[len(c.Body)-1] != OpEnd {
+				t.Fatalf("body %d does not end with end", i)
+			}
+		}
+		if _, err := Parse(Encode(SetSection(m.Sections, CodeSection(m.Codes)))); err != nil {
+			t.Fatalf("rebuilt code section does not parse: %v", err)
+		}
+	})
+}

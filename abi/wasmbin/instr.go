@@ -1,0 +1,357 @@
+package wasmbin
+
+// Opcodes the rest of wasmesh refers to by name. The decoder knows all of
+// WebAssembly 2.0 plus tail calls; see DecodeInstr.
+const (
+	OpUnreachable        byte = 0x00
+	OpNop                byte = 0x01
+	OpBlock              byte = 0x02
+	OpLoop               byte = 0x03
+	OpIf                 byte = 0x04
+	OpElse               byte = 0x05
+	OpEnd                byte = 0x0b
+	OpBr                 byte = 0x0c
+	OpBrIf               byte = 0x0d
+	OpBrTable            byte = 0x0e
+	OpReturn             byte = 0x0f
+	OpCall               byte = 0x10
+	OpCallIndirect       byte = 0x11
+	OpReturnCall         byte = 0x12
+	OpReturnCallIndirect byte = 0x13
+	OpDrop               byte = 0x1a
+	OpSelect             byte = 0x1b
+	OpSelectT            byte = 0x1c
+	OpLocalGet           byte = 0x20
+	OpLocalSet           byte = 0x21
+	OpLocalTee           byte = 0x22
+	OpGlobalGet          byte = 0x23
+	OpGlobalSet          byte = 0x24
+	OpTableGet           byte = 0x25
+	OpTableSet           byte = 0x26
+	OpMemorySize         byte = 0x3f
+	OpMemoryGrow         byte = 0x40
+	OpI32Const           byte = 0x41
+	OpI64Const           byte = 0x42
+	OpF32Const           byte = 0x43
+	OpF64Const           byte = 0x44
+	OpI32Add             byte = 0x6a
+	OpI32Sub             byte = 0x6b
+	OpI32Mul             byte = 0x6c
+	OpI64Add             byte = 0x7c
+	OpI64Sub             byte = 0x7d
+	OpI64Mul             byte = 0x7e
+	OpRefNull            byte = 0xd0
+	OpRefIsNull          byte = 0xd1
+	OpRefFunc            byte = 0xd2
+	OpPrefixFC           byte = 0xfc // saturating truncation, bulk memory, table ops
+	OpPrefixFD           byte = 0xfd // SIMD
+	OpPrefixFE           byte = 0xfe // threads (unsupported)
+)
+
+// Sub-opcodes after OpPrefixFC.
+const (
+	FCMemoryInit uint32 = 8
+	FCDataDrop   uint32 = 9
+	FCMemoryCopy uint32 = 10
+	FCMemoryFill uint32 = 11
+	FCTableInit  uint32 = 12
+	FCElemDrop   uint32 = 13
+	FCTableCopy  uint32 = 14
+	FCTableGrow  uint32 = 15
+	FCTableSize  uint32 = 16
+	FCTableFill  uint32 = 17
+)
+
+// FDV128Const is the SIMD sub-opcode of v128.const.
+const FDV128Const uint32 = 0x0c
+
+// Block types that are not type indices, as DecodeInstr reports them
+// (the s33 value of the single-byte encoding).
+const (
+	BlockEmpty int64 = -64 // 0x40
+)
+
+// Instr is one decoded instruction. Offsets are relative to the slice given
+// to DecodeInstr; code[Offset:End] is the whole instruction.
+type Instr struct {
+	Op  byte
+	Sub uint32 // sub-opcode after a 0xFC or 0xFD prefix
+	// Offset of the first byte and just past the last immediate.
+	Offset, End int
+	// Index is the first index immediate: label (br, br_if), function (call,
+	// return_call, ref.func), type (call_indirect), local, global, table
+	// (table.*), memory (loads, stores, memory.*), data (memory.init,
+	// data.drop), element (table.init, elem.drop).
+	Index uint32
+	// Index2 is the second index immediate: the table of call_indirect, the
+	// memory of memory.init, the table of table.init, the source of
+	// table.copy and memory.copy. For br_table, Index is the default label
+	// and Index2 the largest label.
+	Index2 uint32
+	// BlockType of block, loop and if: BlockEmpty, a negative value-type
+	// code (-1 i32 … -17 externref), or a type index (>= 0).
+	BlockType int64
+	// Lane is the lane immediate of SIMD lane instructions.
+	Lane byte
+	// Offset64 is the memarg offset of loads and stores.
+	Offset64 uint64
+}
+
+// IsTableMutation reports whether the instruction changes a table or an
+// element segment's state (table.set, table.grow, table.fill, table.copy,
+// table.init, elem.drop).
+func (in Instr) IsTableMutation() bool {
+	if in.Op == OpTableSet {
+		return true
+	}
+	if in.Op != OpPrefixFC {
+		return false
+	}
+	switch in.Sub {
+	case FCTableInit, FCElemDrop, FCTableCopy, FCTableGrow, FCTableFill:
+		return true
+	}
+	return false
+}
+
+// DecodeInstr decodes the instruction starting at code[off]. Errors wrap
+// ErrMalformed or ErrUnsupported and carry an offset relative to code.
+func DecodeInstr(code []byte, off int) (Instr, error) {
+	r := reader{b: code, pos: off}
+	return decodeInstr(&r)
+}
+
+// immediates of one-byte opcodes.
+const (
+	immNone = iota
+	immBlock
+	immIndex   // one u32
+	immIndex2  // two u32
+	immBrTable // vec(u32) u32
+	immMemarg
+	immSelectT
+	immI32
+	immI64
+	immF32
+	immF64
+	immRefType
+	immBad         // unassigned
+	immUnsupported // assigned to an unsupported proposal
+)
+
+var oneByteImm [256]byte
+
+func init() {
+	for i := range oneByteImm {
+		oneByteImm[i] = immBad
+	}
+	set := func(lo, hi int, k byte) {
+		for i := lo; i <= hi; i++ {
+			oneByteImm[i] = k
+		}
+	}
+	set(0x00, 0x01, immNone)
+	set(0x02, 0x04, immBlock)
+	oneByteImm[0x05] = immNone
+	set(0x06, 0x0a, immUnsupported) // exceptions: try, catch, throw, rethrow, throw_ref
+	oneByteImm[0x0b] = immNone
+	set(0x0c, 0x0d, immIndex)
+	oneByteImm[0x0e] = immBrTable
+	oneByteImm[0x0f] = immNone
+	oneByteImm[0x10] = immIndex
+	oneByteImm[0x11] = immIndex2
+	oneByteImm[0x12] = immIndex
+	oneByteImm[0x13] = immIndex2
+	set(0x14, 0x15, immUnsupported) // call_ref, return_call_ref
+	set(0x18, 0x19, immUnsupported) // delegate, catch_all
+	set(0x1a, 0x1b, immNone)
+	oneByteImm[0x1c] = immSelectT
+	oneByteImm[0x1f] = immUnsupported // try_table
+	set(0x20, 0x26, immIndex)
+	set(0x28, 0x3e, immMemarg)
+	set(0x3f, 0x40, immIndex)
+	oneByteImm[0x41] = immI32
+	oneByteImm[0x42] = immI64
+	oneByteImm[0x43] = immF32
+	oneByteImm[0x44] = immF64
+	set(0x45, 0xc4, immNone)
+	oneByteImm[0xd0] = immRefType
+	oneByteImm[0xd1] = immNone
+	oneByteImm[0xd2] = immIndex
+	set(0xd3, 0xd6, immUnsupported)   // typed function references
+	oneByteImm[0xfb] = immUnsupported // GC
+	oneByteImm[0xfe] = immUnsupported // threads
+}
+
+// simdUnassigned lists the holes in the SIMD opcode space 0x00–0xff.
+var simdUnassigned = map[uint32]bool{
+	0x9a: true, 0xa2: true, 0xa5: true, 0xa6: true, 0xaf: true, 0xb0: true,
+	0xb2: true, 0xb3: true, 0xb4: true, 0xbb: true, 0xc2: true, 0xc5: true,
+	0xc6: true, 0xcf: true, 0xd0: true, 0xd2: true, 0xd3: true, 0xd4: true,
+	0xe2: true, 0xee: true,
+}
+
+func decodeInstr(r *reader) (Instr, error) {
+	in := Instr{Offset: r.pos}
+	at := r.off()
+	op, err := r.byte()
+	if err != nil {
+		return in, err
+	}
+	in.Op = op
+	switch op {
+	case OpPrefixFC:
+		err = decodeFC(r, &in)
+	case OpPrefixFD:
+		err = decodeFD(r, &in)
+	default:
+		err = decodeOneByte(r, &in, at)
+	}
+	in.End = r.pos
+	return in, err
+}
+
+func decodeOneByte(r *reader, in *Instr, at int) error {
+	var err error
+	switch oneByteImm[in.Op] {
+	case immNone:
+	case immBlock:
+		in.BlockType, err = r.sleb(33)
+		if err == nil && in.BlockType < 0 && in.BlockType != BlockEmpty && !ValidValType(ValType(in.BlockType&0x7f)) {
+			err = malformed(at, "invalid block type 0x%02x", byte(in.BlockType&0x7f))
+		}
+	case immIndex:
+		in.Index, err = r.u32()
+	case immIndex2:
+		if in.Index, err = r.u32(); err == nil {
+			in.Index2, err = r.u32()
+		}
+	case immBrTable:
+		var n int
+		if n, err = r.count(1); err != nil {
+			return err
+		}
+		for i := 0; i <= n && err == nil; i++ { // n targets and the default
+			in.Index, err = r.u32()
+			in.Index2 = max(in.Index2, in.Index)
+		}
+	case immMemarg:
+		err = memarg(r, in)
+	case immSelectT:
+		var n int
+		if n, err = r.count(1); err != nil {
+			return err
+		}
+		if n != 1 {
+			return malformed(at, "typed select needs exactly one type, has %d", n)
+		}
+		var t byte
+		if t, err = r.byte(); err == nil && !ValidValType(ValType(t)) {
+			err = malformed(at, "invalid value type 0x%02x", t)
+		}
+	case immI32:
+		_, err = r.s32()
+	case immI64:
+		_, err = r.s64()
+	case immF32:
+		_, err = r.bytes(4)
+	case immF64:
+		_, err = r.bytes(8)
+	case immRefType:
+		var t byte
+		if t, err = r.byte(); err == nil && !ValType(t).IsRef() {
+			err = malformed(at, "invalid reference type 0x%02x", t)
+		}
+	case immUnsupported:
+		return unsupported(at, "opcode 0x%02x", in.Op)
+	default:
+		return malformed(at, "illegal opcode 0x%02x", in.Op)
+	}
+	return err
+}
+
+// memarg reads align, an optional memory index (multi-memory: bit 6 of the
+// align field), and the offset.
+func memarg(r *reader, in *Instr) error {
+	at := r.off()
+	align, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if align&0x40 != 0 {
+		if in.Index, err = r.u32(); err != nil {
+			return err
+		}
+		align &^= 0x40
+	}
+	if align >= 32 {
+		return malformed(at, "alignment 2^%d too large", align)
+	}
+	in.Offset64, err = r.u64()
+	return err
+}
+
+func decodeFC(r *reader, in *Instr) error {
+	at := r.off()
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	in.Sub = sub
+	switch {
+	case sub <= 7: // saturating truncation
+		return nil
+	case sub == FCMemoryInit, sub == FCTableInit, sub == FCMemoryCopy, sub == FCTableCopy:
+		if in.Index, err = r.u32(); err != nil {
+			return err
+		}
+		in.Index2, err = r.u32()
+		return err
+	case sub == FCDataDrop, sub == FCMemoryFill, sub == FCElemDrop,
+		sub == FCTableGrow, sub == FCTableSize, sub == FCTableFill:
+		in.Index, err = r.u32()
+		return err
+	}
+	return malformed(at, "illegal opcode 0xfc %d", sub)
+}
+
+func decodeFD(r *reader, in *Instr) error {
+	at := r.off()
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	in.Sub = sub
+	switch {
+	case sub <= 0x0b || sub == 0x5c || sub == 0x5d: // loads, stores, load_zero
+		return memarg(r, in)
+	case sub == FDV128Const:
+		_, err = r.bytes(16)
+		return err
+	case sub == 0x0d: // i8x16.shuffle: 16 lane indices
+		var lanes []byte
+		if lanes, err = r.bytes(16); err != nil {
+			return err
+		}
+		for _, l := range lanes {
+			if l >= 32 {
+				return malformed(at, "shuffle lane index %d out of range", l)
+			}
+		}
+		return nil
+	case sub >= 0x15 && sub <= 0x22: // extract_lane / replace_lane
+		in.Lane, err = r.byte()
+		return err
+	case sub >= 0x54 && sub <= 0x5b: // load*_lane / store*_lane
+		if err = memarg(r, in); err != nil {
+			return err
+		}
+		in.Lane, err = r.byte()
+		return err
+	case sub <= 0xff && !simdUnassigned[sub]:
+		return nil
+	case sub >= 0x100 && sub <= 0x113:
+		return unsupported(at, "relaxed SIMD opcode 0xfd %d", sub)
+	}
+	return malformed(at, "illegal opcode 0xfd %d", sub)
+}
