@@ -16,13 +16,13 @@ check() { # file built-by-command...
   rm -f "$tmp"
 }
 for wat in *.wat; do
-  check "${wat%.wat}.wasm" wat2wasm --enable-tail-call "$wat" -o
+  check "${wat%.wat}.wasm" wat2wasm --enable-tail-call --enable-multi-memory "$wat" -o
 done
 (cd goguest && check ../go_reactor.wasm env GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags="-s -w" -trimpath -o)
 if [ -d ../../host/instrument/testdata ]; then
   cd ../../host/instrument/testdata
   for wat in *.wat; do
-    check "${wat%.wat}.wasm" wat2wasm --enable-tail-call "$wat" -o
+    check "${wat%.wat}.wasm" wat2wasm --enable-tail-call --enable-multi-memory "$wat" -o
   done
 fi
 [ $changed = 0 ] && echo "all test modules up to date"

@@ -1,0 +1,23 @@
+;; A cooperative ABI v1 guest: its state is one i64 counter that it writes
+;; with state_write during wasmesh_snapshot and reads back in wasmesh_restore.
+(module
+  (import "wasmesh" "state_write" (func $state_write (param i32 i32)))
+  (import "wasmesh" "fail" (func $fail (param i32 i32)))
+  (memory (export "memory") 1)
+  (global $count (mut i64) (i64.const 0))
+  (data (i32.const 64) "bad state")
+  (func (export "wasmesh_abi_v1"))
+  (func (export "wasmesh_input") (param i32) (result i32) (i32.const 1024))
+  (func (export "wasmesh_process") (param i64 i64 i32 i32) (result i32)
+    (global.set $count (i64.add (global.get $count) (i64.const 1)))
+    (i32.const 0))
+  (func (export "wasmesh_snapshot") (result i32)
+    (i64.store (i32.const 0) (global.get $count))
+    (call $state_write (i32.const 0) (i32.const 8))
+    (i32.const 0))
+  (func (export "wasmesh_restore") (param $ptr i32) (param $len i32) (result i32)
+    (if (i32.ne (local.get $len) (i32.const 8))
+      (then (call $fail (i32.const 64) (i32.const 9)) (return (i32.const 1))))
+    (global.set $count (i64.load (local.get $ptr)))
+    (i32.const 0))
+)

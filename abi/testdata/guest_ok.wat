@@ -1,0 +1,22 @@
+;; A minimal ABI v1 guest with transparent snapshots: echoes every event
+;; back with emit and counts events in a mutable global.
+(module
+  (import "wasmesh" "emit" (func $emit (param i32 i32)))
+  (import "wasmesh" "log" (func $log (param i32 i32 i32)))
+  (import "wasmesh" "now" (func $now (result i64)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2 16)
+  (global $count (mut i64) (i64.const 0))
+  (global $config_len (mut i32) (i32.const -1))
+  (func (export "wasmesh_abi_v1"))
+  (func (export "_initialize"))
+  (func (export "wasmesh_init") (param $ptr i32) (param $len i32) (result i32)
+    (global.set $config_len (local.get $len))
+    (i32.const 0))
+  (func (export "wasmesh_input") (param $len i32) (result i32)
+    (i32.const 1024))
+  (func (export "wasmesh_process") (param $origin i64) (param $seq i64) (param $ptr i32) (param $len i32) (result i32)
+    (global.set $count (i64.add (global.get $count) (i64.const 1)))
+    (call $emit (local.get $ptr) (local.get $len))
+    (i32.const 0))
+)
