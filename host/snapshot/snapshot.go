@@ -4,6 +4,8 @@
 package snapshot
 
 import (
+	"errors"
+
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/host/chain"
 )
@@ -89,4 +91,78 @@ type Snapshot struct {
 	// Signature is the daemon's ed25519 signature; set by Encode, checked
 	// by Decode against EntityID.
 	Signature []byte
+}
+
+// Errors returned by this package; test with errors.Is. Decode errors that
+// come from a field-consistency check match both ErrMalformed and ErrInvalid.
+var (
+	// ErrMalformed: the bytes are not a well-formed snapshot (bad magic,
+	// truncation, trailing bytes, inconsistent counts or fields).
+	ErrMalformed = errors.New("snapshot: malformed")
+	// ErrUnsupportedVersion: the magic matches but the version is unknown.
+	ErrUnsupportedVersion = errors.New("snapshot: unsupported version")
+	// ErrBadSignature: the signature does not verify against the entity id
+	// inside the snapshot.
+	ErrBadSignature = errors.New("snapshot: bad signature")
+	// ErrTooLarge: a count or length exceeds the caller's Limits.
+	ErrTooLarge = errors.New("snapshot: exceeds limits")
+	// ErrInvalid: the Snapshot struct breaks a format rule (Encode side).
+	ErrInvalid = errors.New("snapshot: invalid")
+	// ErrIdentityMismatch: Encode was given a key that is not the
+	// snapshot's entity.
+	ErrIdentityMismatch = errors.New("snapshot: identity does not match entity id")
+)
+
+// Clone returns a deep copy that shares no memory with s; use it to keep a
+// decoded snapshot after its input buffer is reused.
+func (s *Snapshot) Clone() *Snapshot {
+	c := *s
+	if s.Horizon != nil {
+		c.Horizon = make(map[uint64]uint64, len(s.Horizon))
+		for k, v := range s.Horizon {
+			c.Horizon[k] = v
+		}
+	}
+	if s.Ledger != nil {
+		c.Ledger = make([]Subscription, len(s.Ledger))
+		for i, sub := range s.Ledger {
+			sub.Token = cloneBytes(sub.Token)
+			c.Ledger[i] = sub
+		}
+	}
+	if s.Pages != nil {
+		// One backing array for all pages: a single allocation and a
+		// sequential copy instead of one per page.
+		backing := make([]byte, 0, PageSize*len(s.Pages))
+		c.Pages = make([]Page, len(s.Pages))
+		for i, p := range s.Pages {
+			start := len(backing)
+			backing = append(backing, p.Data...)
+			c.Pages[i] = Page{Index: p.Index, Data: backing[start:len(backing):len(backing)]}
+		}
+	}
+	if s.Globals != nil {
+		c.Globals = append(make([]Global, 0, len(s.Globals)), s.Globals...)
+	}
+	c.State = cloneBytes(s.State)
+	c.Envelope = cloneBytes(s.Envelope)
+	c.Signature = cloneBytes(s.Signature)
+	return &c
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// LiveBytes is the guest state carried: page bytes plus cooperative state.
+// It is the numerator for snapshot and migration throughput figures.
+func (s *Snapshot) LiveBytes() int {
+	n := len(s.State)
+	for _, p := range s.Pages {
+		n += len(p.Data)
+	}
+	return n
 }

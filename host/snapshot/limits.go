@@ -1,0 +1,83 @@
+package snapshot
+
+import "math"
+
+// Limits bounds what Decode accepts. A zero field means "use the default"
+// (see DefaultLimits), so a caller can override one cap and keep the rest.
+type Limits struct {
+	// MaxMemoryPages caps the declared memory size and so the page count.
+	MaxMemoryPages uint32
+	// MaxGlobals caps the number of globals.
+	MaxGlobals uint32
+	// MaxHorizon caps the number of senders in the horizon.
+	MaxHorizon uint32
+	// MaxLedgerEntries caps the number of subscriptions.
+	MaxLedgerEntries uint32
+	// MaxLedgerBytes caps the sum of publisher, channel and token bytes.
+	MaxLedgerBytes uint32
+	// MaxStateBytes caps the cooperative state.
+	MaxStateBytes uint32
+	// MaxEnvelopeBytes caps the sealed identity envelope.
+	MaxEnvelopeBytes uint32
+}
+
+// Defaults. Memory is the wasm32 maximum (the per-daemon page cap of SPEC
+// R-T2 is the runtime's to enforce, and it should pass it in here); the rest
+// are generous for real daemons yet keep a hostile header from asking for
+// gigabytes of bookkeeping.
+const (
+	DefaultMaxMemoryPages   = 65536 // 4 GiB
+	DefaultMaxGlobals       = 1 << 16
+	DefaultMaxHorizon       = 1 << 20
+	DefaultMaxLedgerEntries = 1 << 16
+	DefaultMaxLedgerBytes   = 16 << 20
+	DefaultMaxStateBytes    = 256 << 20
+	DefaultMaxEnvelopeBytes = 64 << 10
+)
+
+// DefaultLimits returns the default caps.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxMemoryPages:   DefaultMaxMemoryPages,
+		MaxGlobals:       DefaultMaxGlobals,
+		MaxHorizon:       DefaultMaxHorizon,
+		MaxLedgerEntries: DefaultMaxLedgerEntries,
+		MaxLedgerBytes:   DefaultMaxLedgerBytes,
+		MaxStateBytes:    DefaultMaxStateBytes,
+		MaxEnvelopeBytes: DefaultMaxEnvelopeBytes,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	orDefault := func(v, def uint32) uint32 {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	l.MaxMemoryPages = orDefault(l.MaxMemoryPages, d.MaxMemoryPages)
+	l.MaxGlobals = orDefault(l.MaxGlobals, d.MaxGlobals)
+	l.MaxHorizon = orDefault(l.MaxHorizon, d.MaxHorizon)
+	l.MaxLedgerEntries = orDefault(l.MaxLedgerEntries, d.MaxLedgerEntries)
+	l.MaxLedgerBytes = orDefault(l.MaxLedgerBytes, d.MaxLedgerBytes)
+	l.MaxStateBytes = orDefault(l.MaxStateBytes, d.MaxStateBytes)
+	l.MaxEnvelopeBytes = orDefault(l.MaxEnvelopeBytes, d.MaxEnvelopeBytes)
+	return l
+}
+
+// MaxEncodedSize is the largest encoding Decode can accept under lim. Use it
+// to refuse a file or a reassembly before reading it.
+func MaxEncodedSize(lim Limits) int64 {
+	lim = lim.withDefaults()
+	n := uint64(headerSize) + sigSize
+	n += uint64(lim.MaxHorizon) * horizonEntrySize
+	n += uint64(lim.MaxLedgerEntries)*ledgerEntryFixed + uint64(lim.MaxLedgerBytes)
+	n += uint64(lim.MaxGlobals) * globalEntrySize
+	n += uint64(lim.MaxMemoryPages) * (4 + PageSize)
+	n += uint64(lim.MaxStateBytes) + uint64(lim.MaxEnvelopeBytes)
+	if n > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(n)
+}
