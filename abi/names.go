@@ -198,7 +198,7 @@ func WASISignature(name string) (Signature, bool) {
 		return sig(vals(I32, I32, I32, I32), I32), true
 	case "fd_close", "fd_sync", "fd_datasync":
 		return sig(vals(I32), I32), true
-	case "fd_fdstat_get", "fd_prestat_get":
+	case "fd_fdstat_get", "fd_prestat_get", "fd_fdstat_set_flags":
 		return sig(vals(I32, I32), I32), true
 	case "fd_prestat_dir_name":
 		return sig(vals(I32, I32, I32), I32), true
