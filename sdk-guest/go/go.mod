@@ -1,0 +1,3 @@
+module github.com/wasmesh/wasmesh/sdk-guest/go
+
+go 1.24
