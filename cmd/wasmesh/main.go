@@ -1,0 +1,72 @@
+// Command wasmesh is the operator's tool: it inspects and runs wasm daemons
+// locally, and (with a node) deploys, sends to, snapshots and migrates them.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// exitError carries an exit status through urfave/cli without printing twice.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func fail(code int, format string, args ...any) error {
+	return &exitError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:      "wasmesh",
+		Usage:     "run stateful WebAssembly daemons on a mesh and move them live between nodes",
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Description: `wasmesh runs daemons: WebAssembly modules that process events one at a
+time and emit outputs. Every daemon has its own ed25519 identity; its outputs
+form a verifiable hash chain, and its state can be snapshotted and restored.
+
+Start here:
+   wasmesh inspect plugins/examples/counter-wat/counter.wasm
+   printf 'a\nb\nget\n' | wasmesh run plugins/examples/counter-wat/counter.wasm`,
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		Commands: []*cli.Command{
+			inspectCommand(),
+			runCommand(),
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the CLI and maps errors to exit statuses: 1 for a failure
+// of the work, 2 for bad usage or refused input.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintf(stderr, "wasmesh: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "wasmesh: %v\n", err)
+	return 2
+}

@@ -1,0 +1,468 @@
+package host
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wasmesh/wasmesh/abi"
+	"github.com/wasmesh/wasmesh/host/chain"
+	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/host/snapshot"
+)
+
+// Daemon is one running instance of a kind with its own identity.
+// Events are processed one at a time in arrival order (SPEC R-D6).
+type Daemon struct {
+	rt      *Runtime
+	kind    *Kind
+	variant *variant
+	id      identity.Identity
+	entity  [abi.EntityIDSize]byte
+	origin  uint64
+	name    string
+	limits  Limits
+	created time.Time
+
+	mu      sync.Mutex // serialises events, snapshots and state changes
+	inst    *instance
+	state   daemonState
+	failErr error
+
+	head     chain.Link
+	headHash [32]byte
+	horizon  *chain.Horizon
+	inputSeq uint64
+	snapSeq  uint64
+	ledger   []snapshot.Subscription
+	journal  journal
+
+	scratch Outputs // replay outputs
+
+	processed, emitted, errs, snapshots atomic.Uint64
+	cpuNanos                            atomic.Int64
+	logsDropped                         atomic.Uint64
+	lastErr                             atomic.Pointer[string]
+	logs                                logRing
+
+	observers atomic.Pointer[[]*Observer]
+	obsMu     sync.Mutex
+}
+
+type daemonState uint8
+
+const (
+	daemonRunning daemonState = iota
+	daemonFailed
+	daemonStopped
+)
+
+// Origin is the daemon's 64-bit address.
+func (d *Daemon) Origin() uint64 { return d.origin }
+
+// ID is the origin rendered as 16 hex digits.
+func (d *Daemon) ID() string { return abi.FormatOrigin(d.origin) }
+
+// EntityID is the daemon's ed25519 public key.
+func (d *Daemon) EntityID() [abi.EntityIDSize]byte { return d.entity }
+
+// Kind is the daemon's module.
+func (d *Daemon) Kind() *Kind { return d.kind }
+
+// Name is the operator-given name ("" if none).
+func (d *Daemon) Name() string { return d.name }
+
+// Limits are the daemon's effective limits.
+func (d *Daemon) Limits() Limits { return d.limits }
+
+// Identity returns the daemon's identity. Only the runtime's owner (the node,
+// migration) may use it; it never leaves the process unsealed.
+func (d *Daemon) Identity() identity.Identity { return d.id }
+
+// Stats is a daemon's counters (SPEC R-D5).
+type Stats struct {
+	Origin          uint64
+	Kind            Digest
+	Name            string
+	EventsProcessed uint64
+	EventsEmitted   uint64
+	Errors          uint64
+	Snapshots       uint64
+	LastError       string
+	MemoryBytes     uint64
+	CPUTime         time.Duration
+	InputSeq        uint64
+	ChainSequence   uint64
+	LogsDropped     uint64
+	Failed          bool
+	Mode            string
+}
+
+// Stats returns the current counters.
+func (d *Daemon) Stats() Stats {
+	s := Stats{
+		Origin:          d.origin,
+		Kind:            d.kind.Digest,
+		Name:            d.name,
+		EventsProcessed: d.processed.Load(),
+		EventsEmitted:   d.emitted.Load(),
+		Errors:          d.errs.Load(),
+		Snapshots:       d.snapshots.Load(),
+		CPUTime:         time.Duration(d.cpuNanos.Load()),
+		LogsDropped:     d.logsDropped.Load(),
+		Mode:            d.kind.Info.Mode,
+	}
+	if p := d.lastErr.Load(); p != nil {
+		s.LastError = *p
+	}
+	d.mu.Lock()
+	if d.inst != nil && d.state != daemonStopped {
+		s.MemoryBytes = uint64(d.inst.mem.Size())
+	}
+	s.InputSeq = d.inputSeq
+	s.ChainSequence = d.head.Sequence
+	s.Failed = d.state == daemonFailed
+	d.mu.Unlock()
+	return s
+}
+
+// ChainHead returns the last link and the hash of its payload; a validator
+// started from them accepts the daemon's next outputs.
+func (d *Daemon) ChainHead() (chain.Link, [32]byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.head, d.headHash
+}
+
+// Horizon returns a copy of the per-sender watermarks.
+func (d *Daemon) Horizon() map[uint64]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.horizon.Entries()
+}
+
+// Logs returns the retained log lines, oldest first.
+func (d *Daemon) Logs() []LogLine { return d.logs.snapshot() }
+
+// Deliver processes one event and returns its outputs (owned by the caller).
+func (d *Daemon) Deliver(ctx context.Context, ev Event) ([]Output, error) {
+	var out Outputs
+	if err := d.DeliverInto(ctx, ev, &out); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
+}
+
+// DeliverInto processes one event, collecting outputs into out (reset
+// first). Reusing out across calls makes delivery allocation-free.
+func (d *Daemon) DeliverInto(ctx context.Context, ev Event, out *Outputs) error {
+	out.reset()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if err := d.usableLocked(); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	if len(ev.Payload) > d.limits.MaxInputBytes {
+		d.mu.Unlock()
+		return d.eventFailed(&EventError{Origin: d.origin, InputSeq: d.inputSeq + 1, Cause: ErrInputTooLarge,
+			Detail: fmt.Sprintf("%d bytes, limit %d", len(ev.Payload), d.limits.MaxInputBytes), RolledBack: true})
+	}
+	in := d.inst
+	in.out = out
+	in.rec.reset()
+	err := in.process(ctx, &ev)
+	in.out = nil
+	if err != nil {
+		ee := d.rollbackLocked(ctx, err)
+		d.mu.Unlock()
+		out.reset()
+		return d.eventFailed(ee)
+	}
+	out.materialize()
+	d.commitLocked(&ev, out, in.rec.buf)
+	obs := d.observers.Load()
+	d.mu.Unlock()
+	d.processed.Add(1)
+	d.emitted.Add(uint64(len(out.Items)))
+	if obs != nil {
+		for _, o := range *obs {
+			o.fn(ev, out.Items)
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) usableLocked() error {
+	switch d.state {
+	case daemonStopped:
+		return fmt.Errorf("%w: %016x", ErrDaemonStopped, d.origin)
+	case daemonFailed:
+		return fmt.Errorf("%w: %016x: %v", ErrDaemonFailed, d.origin, d.failErr)
+	}
+	return nil
+}
+
+func (d *Daemon) eventFailed(ee *EventError) error {
+	d.errs.Add(1)
+	msg := ee.Error()
+	d.lastErr.Store(&msg)
+	return ee
+}
+
+// commitLocked advances the chain, horizon and input sequence for a
+// successful event and journals it for rollback.
+func (d *Daemon) commitLocked(ev *Event, out *Outputs, rec []byte) {
+	d.inputSeq++
+	d.horizon.Observe(ev.Sender, ev.Seq)
+	hz := d.horizon.Digest()
+	var sum uint64
+	for i := range out.Items {
+		link := chain.Next(d.head, d.headHash, hz)
+		d.head = link
+		d.headHash = chain.PayloadHash(out.Items[i].Payload)
+		sum = sum*31 + binary.LittleEndian.Uint64(d.headHash[:8])
+		out.Items[i].Link = link
+	}
+	d.journal.append(ev, rec, len(out.Items), sum)
+	if d.journal.due() {
+		d.checkpointLocked()
+	}
+}
+
+// checkpointLocked refreshes the in-memory rollback point. A daemon whose
+// tables were mutated cannot be captured; it keeps its older checkpoint
+// invalidated and a failing event will then mark it failed.
+func (d *Daemon) checkpointLocked() {
+	if err := d.inst.capture(&d.journal.ckpt, d.rt.zeroPage); err != nil {
+		d.journal.invalidate(err)
+		return
+	}
+	d.journal.reset()
+}
+
+// rollbackLocked rebuilds the instance as it was before the failed event:
+// a fresh instance from the checkpoint, then the journaled events replayed
+// with their recorded clock and randomness. If that cannot reproduce the
+// exact outputs, the daemon is marked failed rather than left half-applied.
+func (d *Daemon) rollbackLocked(ctx context.Context, cause error) *EventError {
+	ee := &EventError{Origin: d.origin, InputSeq: d.inputSeq + 1, Cause: cause}
+	var ce *callError
+	if errors.As(cause, &ce) {
+		ee.Cause, ee.Detail = ce.cause, ce.detail
+	}
+	fresh, err := d.replayInstance(ctx)
+	if err != nil {
+		d.state = daemonFailed
+		d.failErr = fmt.Errorf("rollback after %v failed: %w", ee.Cause, err)
+		d.rt.cfg.Logger.Warn("daemon failed", "daemon", d.ID(), "err", d.failErr)
+		return ee
+	}
+	old := d.inst
+	d.inst = fresh
+	old.close(ctx)
+	ee.RolledBack = true
+	return ee
+}
+
+func (d *Daemon) replayInstance(ctx context.Context) (*instance, error) {
+	if d.journal.invalid != nil {
+		return nil, d.journal.invalid
+	}
+	in, err := d.rt.instantiate(ctx, d, d.variant)
+	if err != nil {
+		return nil, err
+	}
+	ck := &d.journal.ckpt
+	if err := in.apply(ck.memPages, ck.pages(), ck.globals); err != nil {
+		in.close(ctx)
+		return nil, err
+	}
+	for i := range d.journal.entries {
+		ev, rec, want := d.journal.event(i)
+		in.rec.replaying, in.rec.buf, in.rec.pos, in.rec.diverged = true, rec, 0, false
+		d.scratch.reset()
+		in.out = &d.scratch
+		err := in.process(ctx, &ev)
+		in.out = nil
+		if err != nil {
+			in.close(ctx)
+			return nil, fmt.Errorf("replay of journaled event %d: %w", i, err)
+		}
+		d.scratch.materialize()
+		var sum uint64
+		for _, o := range d.scratch.Items {
+			h := chain.PayloadHash(o.Payload)
+			sum = sum*31 + binary.LittleEndian.Uint64(h[:8])
+		}
+		if in.rec.diverged || in.rec.pos != len(rec) || len(d.scratch.Items) != want.outs || sum != want.sum {
+			in.close(ctx)
+			return nil, fmt.Errorf("replay of journaled event %d diverged: the guest is not deterministic given its recorded inputs", i)
+		}
+	}
+	in.rec = &recorder{}
+	return in, nil
+}
+
+// Snapshot captures the daemon's full state (SPEC R-S1). The returned
+// snapshot owns its memory.
+func (d *Daemon) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.usableLocked(); err != nil {
+		return nil, err
+	}
+	s := d.metaSnapshotLocked()
+	if d.kind.Cooperative() {
+		state, err := d.inst.coopSnapshot(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cooperative snapshot: %w", ErrSnapshotUnsupported, err)
+		}
+		s.Mode, s.State = snapshot.Cooperative, state
+	} else {
+		var im image
+		if err := d.inst.capture(&im, d.rt.zeroPage); err != nil {
+			return nil, err
+		}
+		s.Mode, s.MemoryPages, s.Pages, s.Globals = snapshot.Transparent, im.memPages, im.pages(), im.globals
+	}
+	d.snapSeq++
+	s.Sequence = d.snapSeq
+	d.snapshots.Add(1)
+	return s, nil
+}
+
+// EncodeSnapshot takes a snapshot and encodes it signed by the daemon key.
+func (d *Daemon) EncodeSnapshot(ctx context.Context) ([]byte, error) {
+	s, err := d.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return snapshot.Encode(s, d.id)
+}
+
+func (d *Daemon) metaSnapshotLocked() *snapshot.Snapshot {
+	dg, _ := d.kind.Digest.Bytes()
+	return &snapshot.Snapshot{
+		ModuleDigest:    dg,
+		EntityID:        d.entity,
+		ChainHead:       d.head,
+		HeadPayloadHash: d.headHash,
+		Horizon:         d.horizon.Entries(),
+		InputSeq:        d.inputSeq,
+		Ledger:          append([]snapshot.Subscription(nil), d.ledger...),
+	}
+}
+
+// stop closes the instance; the daemon refuses everything afterwards.
+func (d *Daemon) stop(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state == daemonStopped {
+		return
+	}
+	d.state = daemonStopped
+	if d.inst != nil {
+		d.inst.close(ctx)
+	}
+	d.journal.release()
+}
+
+// Observer is a post-delivery callback (SPEC R-L7).
+type Observer struct {
+	d  *Daemon
+	fn func(Event, []Output)
+}
+
+// Observe registers fn to run after every successful event, outside the
+// daemon's lock, with the event and its outputs (valid during the call only).
+func (d *Daemon) Observe(fn func(ev Event, outs []Output)) *Observer {
+	o := &Observer{d: d, fn: fn}
+	d.obsMu.Lock()
+	defer d.obsMu.Unlock()
+	var next []*Observer
+	if cur := d.observers.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
+	next = append(next, o)
+	d.observers.Store(&next)
+	return o
+}
+
+// Close removes the observer; later events no longer reach it.
+func (o *Observer) Close() {
+	d := o.d
+	d.obsMu.Lock()
+	defer d.obsMu.Unlock()
+	cur := d.observers.Load()
+	if cur == nil {
+		return
+	}
+	var next []*Observer
+	for _, x := range *cur {
+		if x != o {
+			next = append(next, x)
+		}
+	}
+	if len(next) == 0 {
+		d.observers.Store(nil)
+		return
+	}
+	d.observers.Store(&next)
+}
+
+// logRing keeps the last lines of a daemon's log.
+type logRing struct {
+	mu    sync.Mutex
+	lines []LogLine
+	total uint64 // lines ever added; line i (0-based) sits at i % logRingSize
+}
+
+const logRingSize = 1000
+
+func (r *logRing) add(l LogLine) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lines == nil {
+		r.lines = make([]LogLine, logRingSize)
+	}
+	r.lines[r.total%logRingSize] = l
+	r.total++
+}
+
+// after returns the retained lines numbered from `from` on, and the number
+// to pass next time. Lines that fell out of the ring are skipped.
+func (r *logRing) after(from uint64) ([]LogLine, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if first := r.firstLocked(); from < first {
+		from = first
+	}
+	var out []LogLine
+	for i := from; i < r.total; i++ {
+		out = append(out, r.lines[i%logRingSize])
+	}
+	return out, r.total
+}
+
+func (r *logRing) firstLocked() uint64 {
+	if r.total > logRingSize {
+		return r.total - logRingSize
+	}
+	return 0
+}
+
+func (r *logRing) snapshot() []LogLine {
+	out, _ := r.after(0)
+	return out
+}
+
+// LogsAfter returns log lines numbered from `from` on and the next number;
+// callers that poll pass the returned number back to get only new lines.
+func (d *Daemon) LogsAfter(from uint64) ([]LogLine, uint64) { return d.logs.after(from) }

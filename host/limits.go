@@ -1,0 +1,89 @@
+package host
+
+import (
+	"fmt"
+	"time"
+)
+
+// Limits box one daemon in (SPEC R-T2). Zero fields take the defaults.
+type Limits struct {
+	// MaxMemoryBytes caps linear memory; rounded down to whole 64 KiB pages.
+	MaxMemoryBytes uint64
+	// EventTimeout is the CPU budget of one call into the guest.
+	EventTimeout time.Duration
+	// MaxInputBytes caps one event payload (and cooperative restore state).
+	MaxInputBytes int
+	// MaxOutputBytes caps the sum of output payload bytes of one event.
+	MaxOutputBytes int
+	// MaxOutputs caps the number of outputs of one event.
+	MaxOutputs int
+	// MaxLogLines caps log lines per event; further lines are dropped and
+	// counted, never an error (a chatty guest must not fail its events).
+	MaxLogLines int
+	// MaxLogLineBytes truncates one log line.
+	MaxLogLineBytes int
+	// MaxStateBytes caps what a cooperative guest writes in wasmesh_snapshot.
+	MaxStateBytes int
+}
+
+// Default limits, also documented in abi/README.md.
+const (
+	DefaultMaxMemoryBytes  = 256 << 20
+	DefaultEventTimeout    = time.Second
+	DefaultMaxInputBytes   = 16 << 20
+	DefaultMaxOutputBytes  = 4 << 20
+	DefaultMaxOutputs      = 4096
+	DefaultMaxLogLines     = 100
+	DefaultMaxLogLineBytes = 4096
+	DefaultMaxStateBytes   = 64 << 20
+)
+
+// WithDefaults fills zero fields.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxMemoryBytes == 0 {
+		l.MaxMemoryBytes = DefaultMaxMemoryBytes
+	}
+	if l.EventTimeout == 0 {
+		l.EventTimeout = DefaultEventTimeout
+	}
+	if l.MaxInputBytes == 0 {
+		l.MaxInputBytes = DefaultMaxInputBytes
+	}
+	if l.MaxOutputBytes == 0 {
+		l.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if l.MaxOutputs == 0 {
+		l.MaxOutputs = DefaultMaxOutputs
+	}
+	if l.MaxLogLines == 0 {
+		l.MaxLogLines = DefaultMaxLogLines
+	}
+	if l.MaxLogLineBytes == 0 {
+		l.MaxLogLineBytes = DefaultMaxLogLineBytes
+	}
+	if l.MaxStateBytes == 0 {
+		l.MaxStateBytes = DefaultMaxStateBytes
+	}
+	return l
+}
+
+// MemoryPages is the memory cap in wasm pages.
+func (l Limits) MemoryPages() uint32 {
+	p := l.MaxMemoryBytes / 65536
+	if p > 65536 {
+		p = 65536
+	}
+	return uint32(p)
+}
+
+// Validate refuses limits that cannot work.
+func (l Limits) Validate() error {
+	if l.MaxMemoryBytes != 0 && l.MaxMemoryBytes < 65536 {
+		return fmt.Errorf("%w: %d bytes is less than one 64 KiB page", ErrMemoryLimit, l.MaxMemoryBytes)
+	}
+	if l.EventTimeout < 0 || l.MaxInputBytes < 0 || l.MaxOutputBytes < 0 || l.MaxOutputs < 0 ||
+		l.MaxLogLines < 0 || l.MaxLogLineBytes < 0 || l.MaxStateBytes < 0 {
+		return fmt.Errorf("host: negative limit in %+v", l)
+	}
+	return nil
+}
