@@ -35,6 +35,7 @@ type Daemon struct {
 
 	head     chain.Link
 	headHash [32]byte
+	hasher   chain.Hasher
 	horizon  *chain.Horizon
 	inputSeq uint64
 	snapSeq  uint64
@@ -130,8 +131,8 @@ func (d *Daemon) Stats() Stats {
 	return s
 }
 
-// ChainHead returns the last link and the hash of its payload; a validator
-// started from them accepts the daemon's next outputs.
+// ChainHead returns the last link and its head hash; a validator started
+// from them accepts the daemon's next outputs.
 func (d *Daemon) ChainHead() (chain.Link, [32]byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -219,6 +220,7 @@ func (d *Daemon) eventFailed(ee *EventError) error {
 // commitLocked advances the chain, horizon and input sequence for a
 // successful event and journals it for rollback.
 func (d *Daemon) commitLocked(ev *Event, out *Outputs, rec []byte) {
+	headBefore, hhBefore := d.head, d.headHash
 	d.inputSeq++
 	d.horizon.Observe(ev.Sender, ev.Seq)
 	hz := d.horizon.Digest()
@@ -226,11 +228,11 @@ func (d *Daemon) commitLocked(ev *Event, out *Outputs, rec []byte) {
 	for i := range out.Items {
 		link := chain.Next(d.head, d.headHash, hz)
 		d.head = link
-		d.headHash = chain.PayloadHash(out.Items[i].Payload)
+		d.headHash = d.hasher.Hash(link, out.Items[i].Payload)
 		sum = sum*31 + binary.LittleEndian.Uint64(d.headHash[:8])
 		out.Items[i].Link = link
 	}
-	d.journal.append(ev, rec, len(out.Items), sum)
+	d.journal.append(ev, rec, len(out.Items), sum, headBefore, hhBefore, hz)
 	if d.journal.due() {
 		d.checkpointLocked()
 	}
@@ -296,10 +298,14 @@ func (d *Daemon) replayInstance(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("replay of journaled event %d: %w", i, err)
 		}
 		d.scratch.materialize()
+		// Recompute the links the live run produced from the same head:
+		// equal sums mean equal payloads in equal order.
 		var sum uint64
+		head, hh := want.head, want.headHash
 		for _, o := range d.scratch.Items {
-			h := chain.PayloadHash(o.Payload)
-			sum = sum*31 + binary.LittleEndian.Uint64(h[:8])
+			head = chain.Next(head, hh, want.horizon)
+			hh = d.hasher.Hash(head, o.Payload)
+			sum = sum*31 + binary.LittleEndian.Uint64(hh[:8])
 		}
 		if in.rec.diverged || in.rec.pos != len(rec) || len(d.scratch.Items) != want.outs || sum != want.sum {
 			in.close(ctx)
@@ -350,13 +356,13 @@ func (d *Daemon) EncodeSnapshot(ctx context.Context) ([]byte, error) {
 func (d *Daemon) metaSnapshotLocked() *snapshot.Snapshot {
 	dg, _ := d.kind.Digest.Bytes()
 	return &snapshot.Snapshot{
-		ModuleDigest:    dg,
-		EntityID:        d.entity,
-		ChainHead:       d.head,
-		HeadPayloadHash: d.headHash,
-		Horizon:         d.horizon.Entries(),
-		InputSeq:        d.inputSeq,
-		Ledger:          append([]snapshot.Subscription(nil), d.ledger...),
+		ModuleDigest: dg,
+		EntityID:     d.entity,
+		ChainHead:    d.head,
+		HeadHash:     d.headHash,
+		Horizon:      d.horizon.Entries(),
+		InputSeq:     d.inputSeq,
+		Ledger:       append([]snapshot.Subscription(nil), d.ledger...),
 	}
 }
 

@@ -46,7 +46,7 @@ func TestChainValidatesAndDetectsTampering(t *testing.T) {
 	rt := readyRuntime(t, map[string][]byte{"echo": example(t, "echo-wat", "echo-wat.wasm")})
 	d := spawn(t, rt, "echo", host.SpawnOptions{})
 	head, hh := d.ChainHead()
-	if head != chain.Genesis(d.Origin()) || hh != chain.PayloadHash(nil) {
+	if head != chain.Genesis(d.Origin()) || hh != chain.GenesisHash(d.Origin()) {
 		t.Fatalf("fresh head = %+v", head)
 	}
 	var all []host.Output
@@ -57,7 +57,7 @@ func TestChainValidatesAndDetectsTampering(t *testing.T) {
 		}
 		all = append(all, outs...)
 	}
-	v := chain.NewValidator(chain.Genesis(d.Origin()), chain.PayloadHash(nil))
+	v := chain.NewGenesisValidator(d.Origin())
 	for i, o := range all {
 		if err := v.Accept(o.Link, o.Payload); err != nil {
 			t.Fatalf("output %d: %v", i, err)
@@ -67,16 +67,16 @@ func TestChainValidatesAndDetectsTampering(t *testing.T) {
 		t.Fatal("horizon digest did not move with new senders")
 	}
 	// A validator must catch a changed payload, a dropped output and a foreign origin.
-	bad := chain.NewValidator(chain.Genesis(d.Origin()), chain.PayloadHash(nil))
+	bad := chain.NewGenesisValidator(d.Origin())
 	_ = bad.Accept(all[0].Link, []byte("tampered"))
 	if err := bad.Accept(all[1].Link, all[1].Payload); !errors.Is(err, chain.ErrParentMismatch) {
 		t.Fatalf("tampered payload: %v", err)
 	}
-	gap := chain.NewValidator(chain.Genesis(d.Origin()), chain.PayloadHash(nil))
+	gap := chain.NewGenesisValidator(d.Origin())
 	if err := gap.Accept(all[1].Link, all[1].Payload); !errors.Is(err, chain.ErrSequenceGap) {
 		t.Fatalf("gap: %v", err)
 	}
-	foreign := chain.NewValidator(chain.Genesis(d.Origin()+1), chain.PayloadHash(nil))
+	foreign := chain.NewGenesisValidator(d.Origin() + 1)
 	if err := foreign.Accept(all[0].Link, all[0].Payload); !errors.Is(err, chain.ErrOriginMismatch) {
 		t.Fatalf("origin: %v", err)
 	}
@@ -174,7 +174,7 @@ func TestRestoreContinuesChain(t *testing.T) {
 	rt := readyRuntime(t, map[string][]byte{"counter": example(t, "counter-wat", "counter-wat.wasm")})
 	id := newID(t)
 	d, _ := rt.Spawn(context.Background(), "counter", id, host.SpawnOptions{})
-	v := chain.NewValidator(chain.Genesis(d.Origin()), chain.PayloadHash(nil))
+	v := chain.NewGenesisValidator(d.Origin())
 	deliver := func(d *host.Daemon, sender uint64) {
 		outs, err := d.Deliver(context.Background(), host.Event{Sender: sender, Seq: 1, Payload: []byte("x")})
 		if err != nil {

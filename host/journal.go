@@ -1,5 +1,7 @@
 package host
 
+import "github.com/wasmesh/wasmesh/host/chain"
+
 // journal is a daemon's rollback point: an in-memory capture plus every
 // event applied since, with the clock and random bytes each one consumed.
 // A failed event is undone by rebuilding from it (see rollbackLocked).
@@ -13,13 +15,17 @@ type journal struct {
 type jentry struct {
 	sender, seq uint64
 	pay, rec    span
-	outs        int
-	sum         uint64
+	want        jwant
 }
 
+// jwant is what replaying an entry must reproduce: the number of outputs
+// and a fingerprint of their links from the head the live run started at.
 type jwant struct {
-	outs int
-	sum  uint64
+	outs     int
+	sum      uint64
+	head     chain.Link
+	headHash [32]byte
+	horizon  uint64
 }
 
 // Checkpoint cadence: refresh the capture once the journal holds this many
@@ -30,8 +36,8 @@ const (
 	journalMaxBytes  = 16 << 20
 )
 
-func (j *journal) append(ev *Event, rec []byte, outs int, sum uint64) {
-	e := jentry{sender: ev.Sender, seq: ev.Seq, outs: outs, sum: sum}
+func (j *journal) append(ev *Event, rec []byte, outs int, sum uint64, head chain.Link, headHash [32]byte, horizon uint64) {
+	e := jentry{sender: ev.Sender, seq: ev.Seq, want: jwant{outs: outs, sum: sum, head: head, headHash: headHash, horizon: horizon}}
 	e.pay = span{off: len(j.arena), n: len(ev.Payload)}
 	j.arena = append(j.arena, ev.Payload...)
 	e.rec = span{off: len(j.arena), n: len(rec)}
@@ -52,7 +58,7 @@ func (j *journal) due() bool {
 func (j *journal) event(i int) (Event, []byte, jwant) {
 	e := j.entries[i]
 	ev := Event{Sender: e.sender, Seq: e.seq, Payload: j.arena[e.pay.off : e.pay.off+e.pay.n]}
-	return ev, j.arena[e.rec.off : e.rec.off+e.rec.n], jwant{outs: e.outs, sum: e.sum}
+	return ev, j.arena[e.rec.off : e.rec.off+e.rec.n], e.want
 }
 
 func (j *journal) reset() {

@@ -399,7 +399,7 @@ func (rt *Runtime) spawn(ctx context.Context, kindOrDigest string, id identity.I
 	d := &Daemon{
 		rt: rt, kind: k, variant: v, id: id, entity: id.EntityID(), origin: origin,
 		name: opts.Name, limits: lim, created: rt.cfg.Clock(),
-		head: chain.Genesis(origin), headHash: chain.PayloadHash(nil), horizon: chain.NewHorizon(),
+		head: chain.Genesis(origin), headHash: chain.GenesisHash(origin), horizon: chain.NewHorizon(),
 	}
 	if err := d.boot(ctx, opts.Config, snap); err != nil {
 		return nil, err
@@ -459,7 +459,7 @@ func (d *Daemon) boot(ctx context.Context, config []byte, snap *snapshot.Snapsho
 		}
 	}
 	if snap != nil {
-		d.head, d.headHash = snap.ChainHead, snap.HeadPayloadHash
+		d.head, d.headHash = snap.ChainHead, snap.HeadHash
 		if d.head.Origin != d.origin {
 			return fail(fmt.Errorf("%w: chain head origin %016x", ErrSnapshotIdentityMismatch, d.head.Origin))
 		}

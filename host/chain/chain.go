@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 )
 
 // LinkSize is the length of a link's canonical encoding.
@@ -51,30 +52,63 @@ func DecodeLink(b []byte) (Link, error) {
 	return l, nil
 }
 
-// PayloadHash commits to one output payload. Parent hashes are taken over
-// the link and this hash rather than the raw payload, so that a snapshot needs
-// only 32 bytes of the head payload to let the next parent verify after a
-// restore (SPEC R-S1).
-func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
-
-// Next returns the link that follows head whose payload hashes to headPayloadHash.
-func Next(head Link, headPayloadHash [32]byte, horizon uint64) Link {
-	return Link{
-		Origin:   head.Origin,
-		Sequence: head.Sequence + 1,
-		Parent:   ParentOf(head, headPayloadHash),
-		Horizon:  horizon,
+// Hash is the parent hash of the link that follows l:
+//
+//	SHA-256( link_bytes(l) || payload of l )
+//
+// A daemon keeps Hash(head, head payload) as its "head hash", so a snapshot
+// carries 32 bytes rather than the head payload and the next parent still
+// verifies after a restore (SPEC R-S1).
+func Hash(l Link, payload []byte) [32]byte {
+	if len(payload) <= smallPayload {
+		var buf [LinkSize + smallPayload]byte
+		b := append(l.AppendBinary(buf[:0]), payload...)
+		return sha256.Sum256(b)
 	}
+	var out [32]byte
+	h := sha256.New()
+	var lb [LinkSize]byte
+	h.Write(l.AppendBinary(lb[:0]))
+	h.Write(payload)
+	h.Sum(out[:0])
+	return out
 }
 
-// ParentOf is the parent hash of the link after l:
-//
-//	SHA-256( link_bytes(l) || SHA-256(payload of l) )
-func ParentOf(l Link, payloadHash [32]byte) [32]byte {
-	var buf [LinkSize + 32]byte
-	b := l.AppendBinary(buf[:0])
-	b = append(b, payloadHash[:]...)
-	return sha256.Sum256(b)
+// smallPayload is the size up to which Hash works on the stack.
+const smallPayload = 200
+
+// Hasher hashes links without allocating for payloads of any size; a daemon
+// keeps one.
+type Hasher struct {
+	h   hash.Hash
+	buf [LinkSize]byte
+}
+
+// Hash is chain.Hash.
+func (x *Hasher) Hash(l Link, payload []byte) [32]byte {
+	if len(payload) <= smallPayload {
+		return Hash(l, payload)
+	}
+	if x.h == nil {
+		x.h = sha256.New()
+	}
+	x.h.Reset()
+	x.h.Write(l.AppendBinary(x.buf[:0]))
+	x.h.Write(payload)
+	var out [32]byte
+	x.h.Sum(out[:0])
+	return out
+}
+
+// GenesisHash is the head hash of a fresh daemon.
+func GenesisHash(origin uint64) [32]byte { return Hash(Genesis(origin), nil) }
+
+// PayloadHash is SHA-256 of a payload, for callers that fingerprint outputs.
+func PayloadHash(payload []byte) [32]byte { return sha256.Sum256(payload) }
+
+// Next returns the link that follows a head whose head hash is headHash.
+func Next(head Link, headHash [32]byte, horizon uint64) Link {
+	return Link{Origin: head.Origin, Sequence: head.Sequence + 1, Parent: headHash, Horizon: horizon}
 }
 
 // Errors returned by the validator; test with errors.Is.
@@ -87,18 +121,24 @@ var (
 
 // Validator checks a stream of outputs from one daemon.
 type Validator struct {
-	head            Link
-	headPayloadHash [32]byte
+	head     Link
+	headHash [32]byte
+	hasher   Hasher
 }
 
-// NewValidator starts validating right after head, whose payload hashed to
-// headPayloadHash (use Genesis and PayloadHash(nil) for a fresh daemon).
-func NewValidator(head Link, headPayloadHash [32]byte) *Validator {
-	return &Validator{head: head, headPayloadHash: headPayloadHash}
+// NewValidator starts validating right after head, whose head hash is
+// headHash (Genesis(origin) and GenesisHash(origin) for a fresh daemon).
+func NewValidator(head Link, headHash [32]byte) *Validator {
+	return &Validator{head: head, headHash: headHash}
 }
 
-// Head returns the last accepted link and its payload hash.
-func (v *Validator) Head() (Link, [32]byte) { return v.head, v.headPayloadHash }
+// NewGenesisValidator validates a daemon's outputs from its first one.
+func NewGenesisValidator(origin uint64) *Validator {
+	return NewValidator(Genesis(origin), GenesisHash(origin))
+}
+
+// Head returns the last accepted link and its head hash.
+func (v *Validator) Head() (Link, [32]byte) { return v.head, v.headHash }
 
 // Accept verifies that l with payload follows the current head and advances.
 func (v *Validator) Accept(l Link, payload []byte) error {
@@ -108,10 +148,10 @@ func (v *Validator) Accept(l Link, payload []byte) error {
 	if l.Sequence != v.head.Sequence+1 {
 		return fmt.Errorf("%w: got sequence %d after %d", ErrSequenceGap, l.Sequence, v.head.Sequence)
 	}
-	if want := ParentOf(v.head, v.headPayloadHash); l.Parent != want {
+	if l.Parent != v.headHash {
 		return fmt.Errorf("%w at sequence %d", ErrParentMismatch, l.Sequence)
 	}
 	v.head = l
-	v.headPayloadHash = PayloadHash(payload)
+	v.headHash = v.hasher.Hash(l, payload)
 	return nil
 }

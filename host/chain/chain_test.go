@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"crypto/sha256"
 	"errors"
 	"testing"
 
@@ -8,12 +9,12 @@ import (
 )
 
 func build(origin uint64, payloads [][]byte) []Link {
-	head, hh := Genesis(origin), PayloadHash(nil)
+	head, hh := Genesis(origin), GenesisHash(origin)
 	var out []Link
 	for i, p := range payloads {
 		l := Next(head, hh, uint64(i))
 		out = append(out, l)
-		head, hh = l, PayloadHash(p)
+		head, hh = l, Hash(l, p)
 	}
 	return out
 }
@@ -21,22 +22,22 @@ func build(origin uint64, payloads [][]byte) []Link {
 func TestValidatorAcceptsChainAndRejectsFaults(t *testing.T) {
 	payloads := [][]byte{[]byte("a"), nil, []byte("ccc")}
 	links := build(9, payloads)
-	v := NewValidator(Genesis(9), PayloadHash(nil))
+	v := NewGenesisValidator(9)
 	for i, l := range links {
 		if err := v.Accept(l, payloads[i]); err != nil {
 			t.Fatalf("link %d: %v", i, err)
 		}
 	}
-	if links[0].Sequence != 1 || links[0].Parent != ParentOf(Genesis(9), PayloadHash(nil)) {
+	if links[0].Sequence != 1 || links[0].Parent != Hash(Genesis(9), nil) {
 		t.Fatalf("first link %+v", links[0])
 	}
 	// Reordered.
-	v = NewValidator(Genesis(9), PayloadHash(nil))
+	v = NewGenesisValidator(9)
 	if err := v.Accept(links[1], payloads[1]); !errors.Is(err, ErrSequenceGap) {
 		t.Fatalf("gap: %v", err)
 	}
 	// Forged parent with the right sequence.
-	v = NewValidator(Genesis(9), PayloadHash(nil))
+	v = NewGenesisValidator(9)
 	forged := links[0]
 	forged.Parent[0] ^= 1
 	if err := v.Accept(forged, payloads[0]); !errors.Is(err, ErrParentMismatch) {
@@ -90,5 +91,20 @@ func TestHorizonDigestIsOrderIndependent(t *testing.T) {
 	h.Observe(1, 6)
 	if h.Digest() == d {
 		t.Fatal("a newer sequence did not move the horizon")
+	}
+}
+
+func TestHashMatchesDefinitionForAllSizes(t *testing.T) {
+	var x Hasher
+	for _, n := range []int{0, 1, smallPayload, smallPayload + 1, 5000} {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(i)
+		}
+		l := Link{Origin: 1, Sequence: 2, Horizon: 3}
+		want := sha256.Sum256(append(l.AppendBinary(nil), p...))
+		if Hash(l, p) != want || x.Hash(l, p) != want {
+			t.Fatalf("Hash of %d-byte payload differs from SHA-256(link || payload)", n)
+		}
 	}
 }

@@ -70,7 +70,7 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		return nil, malformed("chain head: %v", err)
 	}
 	s.ChainHead = head
-	copy(s.HeadPayloadHash[:], b[offHeadPayload:])
+	copy(s.HeadHash[:], b[offHeadPayload:])
 	s.MemoryPages = le.Uint32(b[offMemoryPages:])
 	nHorizon := le.Uint32(b[offHorizonCount:])
 	nLedger := le.Uint32(b[offLedgerCount:])

@@ -204,7 +204,7 @@ func makePlan(s *Snapshot) (*plan, error) {
 	b = le.AppendUint64(b, s.Sequence)
 	b = le.AppendUint64(b, s.InputSeq)
 	b = s.ChainHead.AppendBinary(b)
-	b = append(b, s.HeadPayloadHash[:]...)
+	b = append(b, s.HeadHash[:]...)
 	b = le.AppendUint32(b, s.MemoryPages)
 	b = le.AppendUint32(b, uint32(len(senders)))
 	b = le.AppendUint32(b, uint32(len(s.Ledger)))

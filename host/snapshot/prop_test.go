@@ -23,7 +23,7 @@ func genSnapshot(t *rapid.T, id identity.Identity) *Snapshot {
 		Mode:     rapid.SampledFrom([]Mode{Transparent, Cooperative}).Draw(t, "mode"),
 	}
 	copy(s.ModuleDigest[:], rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "digest"))
-	copy(s.HeadPayloadHash[:], rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "headHash"))
+	copy(s.HeadHash[:], rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "headHash"))
 	s.ChainHead = chain.Link{
 		Origin:   id.Origin(),
 		Sequence: rapid.Uint64().Draw(t, "headSeq"),

@@ -65,8 +65,8 @@ type Snapshot struct {
 	Sequence uint64
 	Mode     Mode
 
-	ChainHead       chain.Link // last link emitted (chain.Genesis when none)
-	HeadPayloadHash [32]byte   // chain.PayloadHash of the head payload
+	ChainHead chain.Link // last link emitted (chain.Genesis when none)
+	HeadHash  [32]byte   // chain.Hash(ChainHead, head payload): the next link's parent
 
 	// Horizon: per sender origin, the highest sender sequence delivered.
 	// These are the per-sender input watermarks.

@@ -46,8 +46,8 @@ func baseSnapshot(id identity.Identity, mode Mode) *Snapshot {
 		Mode:         mode,
 		InputSeq:     1234,
 	}
-	s.ChainHead = chain.Next(chain.Genesis(id.Origin()), chain.PayloadHash(nil), 99)
-	s.HeadPayloadHash = chain.PayloadHash([]byte("last output"))
+	s.ChainHead = chain.Next(chain.Genesis(id.Origin()), chain.GenesisHash(id.Origin()), 99)
+	s.HeadHash = chain.PayloadHash([]byte("last output"))
 	s.Horizon = map[uint64]uint64{5: 1, 3: 9, 1 << 63: 2}
 	return s
 }
