@@ -43,6 +43,18 @@ Start here:
 		Commands: []*cli.Command{
 			inspectCommand(),
 			runCommand(),
+			nodeCommand(),
+			deployCommand(),
+			spawnCommand(),
+			sendCommand(),
+			psCommand(),
+			nodesCommand(),
+			statsCommand(),
+			stopCommand(),
+			snapshotCommand(),
+			restoreCommand(),
+			logsCommand(),
+			demoCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

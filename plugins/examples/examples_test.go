@@ -1,7 +1,8 @@
-// Package examples holds the example daemons and the host's test fixtures
-// (each a committed .wasm built by build.sh). This test runs them on a bare
-// wazero with minimal host functions: it proves the examples and fixtures
-// behave as their READMEs say, independently of the real host in host/.
+// These tests run the Go and WAT examples and the host's test fixtures
+// (each a committed .wasm built by build.sh) on a bare wazero with minimal
+// host functions: they prove the modules behave as their READMEs say,
+// independently of the real host in host/.
+
 package examples
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmesh/wasmesh/abi"
@@ -55,13 +57,23 @@ type runtimeOpt func(wazero.RuntimeConfig) wazero.RuntimeConfig
 // WASI. Host functions other than emit, fail and state_write do nothing.
 func newEnv(t *testing.T, file string, opts ...runtimeOpt) *env {
 	t.Helper()
-	cacheOnce.Do(func() { cache = wazero.NewCompilationCache() })
+	return newEnvCtx(t, context.Background(), file, opts...)
+}
+
+// newEnvCtx compiles with ctx, which may carry a function listener. The
+// shared cache is used only for plain configurations: code compiled with
+// termination checks or listeners must not be mixed with code without.
+func newEnvCtx(t *testing.T, ctx context.Context, file string, opts ...runtimeOpt) *env {
+	t.Helper()
 	bin, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	cfg := wazero.NewRuntimeConfig().WithCompilationCache(cache)
+	cfg := wazero.NewRuntimeConfig()
+	if len(opts) == 0 && ctx == context.Background() {
+		cacheOnce.Do(func() { cache = wazero.NewCompilationCache() })
+		cfg = cfg.WithCompilationCache(cache)
+	}
 	for _, o := range opts {
 		cfg = o(cfg)
 	}
@@ -385,21 +397,57 @@ func TestFixtureWASIHello(t *testing.T) {
 	}
 }
 
-func TestFixturesRunForever(t *testing.T) {
-	for _, name := range []string{"loop", "recurse"} {
-		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, fixture(name), func(c wazero.RuntimeConfig) wazero.RuntimeConfig {
-				return c.WithCloseOnContextDone(true)
-			})
-			g := e.start()
-			ctx, cancel := context.WithTimeout(e.ctx, 50*time.Millisecond)
-			defer cancel()
-			_, err := g.processCtx(ctx, nil)
-			var exit interface{ ExitCode() uint32 }
-			if err == nil || !errors.As(err, &exit) {
-				t.Fatalf("err %v, want the call cut off by its deadline", err)
-			}
-		})
+func TestFixtureLoopRunsUntilStopped(t *testing.T) {
+	e := newEnv(t, fixture("loop"), func(c wazero.RuntimeConfig) wazero.RuntimeConfig {
+		return c.WithCloseOnContextDone(true)
+	})
+	g := e.start()
+	ctx, cancel := context.WithTimeout(e.ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err := g.processCtx(ctx, nil)
+	var exit interface{ ExitCode() uint32 }
+	if err == nil || !errors.As(err, &exit) {
+		t.Fatalf("err %v, want the call cut off by its deadline", err)
+	}
+}
+
+// wazero's context-done checks sit on loop headers only, so they cannot stop
+// recurse (that is the fixture's point). A function listener sees every
+// call instead: it proves the call tree keeps going with a bounded depth,
+// and stops it by panicking, which wazero turns into an error of the call.
+type callCounter struct{ calls, depth, maxDepth int }
+
+func (c *callCounter) NewFunctionListener(api.FunctionDefinition) experimental.FunctionListener {
+	return c
+}
+
+func (c *callCounter) Before(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+	c.calls++
+	c.depth++
+	c.maxDepth = max(c.maxDepth, c.depth)
+	if c.calls == 200000 {
+		panic("enough calls")
+	}
+}
+
+func (c *callCounter) After(context.Context, api.Module, api.FunctionDefinition, []uint64) {
+	c.depth--
+}
+
+func (c *callCounter) Abort(context.Context, api.Module, api.FunctionDefinition, error) { c.depth-- }
+
+func TestFixtureRecurseRunsUntilStopped(t *testing.T) {
+	var c callCounter
+	e := newEnvCtx(t, experimental.WithFunctionListenerFactory(context.Background(), &c), fixture("recurse"))
+	g := e.start()
+	c = callCounter{}
+	_, err := g.processCtx(e.ctx, nil)
+	if err == nil || !strings.Contains(err.Error(), "enough calls") {
+		t.Fatalf("err %v, want the listener's panic", err)
+	}
+	// wasmesh_input, then wasmesh_process and f(60) down to f(0).
+	if c.maxDepth != 62 {
+		t.Fatalf("call depth reached %d, want 62 (process + f(60)..f(0))", c.maxDepth)
 	}
 }
 

@@ -6,7 +6,7 @@ package main
 
 import (
 	"encoding/binary"
-	"fmt"
+	"errors"
 	"strconv"
 
 	wasmesh "github.com/wasmesh/wasmesh/sdk-guest/go"
@@ -22,7 +22,7 @@ func init() {
 	})
 	wasmesh.Restore(func(state []byte) error {
 		if len(state) != 8 {
-			return fmt.Errorf("state is %d bytes, want 8", len(state))
+			return errors.New("state is " + strconv.Itoa(len(state)) + " bytes, want 8")
 		}
 		count = binary.LittleEndian.Uint64(state)
 		return nil

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// progressThreshold is the module size from which deploy shows progress.
+const progressThreshold = 1 << 20
+
+func deployCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "deploy",
+		Usage:     "upload a module to a node; prints its digest",
+		ArgsUsage: "MODULE.wasm",
+		Description: `Validates and stores the module on the node (which serves it to peers that
+need it) and prints its digest, sha256:<hex>. --kind gives it a name to spawn
+by. A module the node refuses (wrong ABI, forbidden import, _start...) exits 2
+with the reason.
+
+Examples:
+   wasmesh deploy plugins/examples/counter-wat/counter-wat.wasm --kind counter
+   wasmesh deploy big.wasm --node http://10.0.0.5:7401 --token-file admin.token`,
+		Flags: clientFlags(
+			&cli.StringFlag{Name: "kind", Usage: "kind `NAME` to register the module under"},
+			jsonFlag(),
+		),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "exactly one MODULE.wasm"); err != nil {
+				return err
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			path := c.Args().First()
+			f, err := os.Open(path)
+			if err != nil {
+				return fail(2, "read module: %v", err)
+			}
+			defer f.Close()
+			st, err := f.Stat()
+			if err != nil {
+				return fail(2, "read module: %v", err)
+			}
+			var r io.Reader = f
+			if st.Size() >= progressThreshold {
+				r = withProgress(c.App.ErrWriter, f, st.Size(), "deploy "+path)
+			}
+			k, err := cl.Deploy(c.Context, r, c.String("kind"))
+			if err != nil {
+				return apiFail(err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, k)
+			}
+			fmt.Fprintln(c.App.Writer, k.Digest)
+			return nil
+		},
+	}
+}
+
+// withProgress reports upload progress: a bar when stderr is a terminal,
+// otherwise a plain line per 10%.
+func withProgress(w io.Writer, r io.Reader, size int64, what string) io.Reader {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true),
+			progressbar.OptionSetDescription(what), progressbar.OptionClearOnFinish())
+		rd := progressbar.NewReader(r, bar)
+		return &rd
+	}
+	return &lineProgress{r: r, w: w, size: size, what: what}
+}
+
+type lineProgress struct {
+	r          io.Reader
+	w          io.Writer
+	size, done int64
+	lastPct    int64
+	what       string
+}
+
+func (p *lineProgress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if pct := p.done * 100 / p.size; pct/10 > p.lastPct/10 || (err == io.EOF && p.lastPct < 100) {
+		p.lastPct = pct
+		fmt.Fprintf(p.w, "%s: %d%% (%d/%d bytes)\n", p.what, pct, p.done, p.size)
+	}
+	return n, err
+}

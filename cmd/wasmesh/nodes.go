@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+)
+
+func nodesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "nodes",
+		Usage: "list cluster members",
+		Description: `Lists the members the node knows: id, name, QUIC address, state (alive,
+leaving, dead, left), tags and load (daemons hosted). "*" marks the node you
+asked.
+
+Examples:
+   wasmesh nodes
+   wasmesh nodes --json`,
+		Flags: clientFlags(jsonFlag()),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 0, "no arguments"); err != nil {
+				return err
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			ns, err := cl.Nodes(c.Context)
+			if err != nil {
+				return apiFail(err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, ns)
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tADDRESS\tSTATE\tLOAD\tTAGS")
+			for _, n := range ns {
+				name := n.Name
+				if n.Local {
+					name += " *"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", n.ID, name, dash(n.Address), n.State, n.Load, dash(strings.Join(n.Tags, ",")))
+			}
+			return tw.Flush()
+		},
+	}
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func restoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "restore",
+		Usage:     "continue a daemon from a snapshot file",
+		ArgsUsage: "FILE",
+		Description: `Sends a snapshot to the node, which continues the daemon from it (replacing
+the running one, if any). Snapshots carry the daemon's public key, never its
+private key, so the node must be the one that ran the daemon. --kind names the
+kind to restore as; it must be the module the snapshot was taken of.
+
+Examples:
+   wasmesh restore c1.snap
+   wasmesh restore c1.snap --kind counter --node http://127.0.0.1:7411`,
+		Flags: clientFlags(&cli.StringFlag{Name: "kind", Usage: "kind `NAME` or digest to restore as"}, jsonFlag()),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "exactly one snapshot FILE"); err != nil {
+				return err
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(c.Args().First())
+			if err != nil {
+				return fail(2, "read snapshot: %v", err)
+			}
+			d, err := cl.Restore(c.Context, data, c.String("kind"))
+			if err != nil {
+				return apiFail(err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, d)
+			}
+			fmt.Fprintln(c.App.Writer, d.ID)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wasmesh/wasmesh/internal/payload"
+)
+
+func sendCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "send",
+		Usage:     "send events to a daemon, wherever it runs; prints its outputs",
+		ArgsUsage: "DAEMON [PAYLOAD]...",
+		Description: `Each PAYLOAD argument (or, with --stdin, each line of standard input) is one
+event. Every output is printed on its own line, in order. DAEMON is an id or a
+name; any node finds it, wherever in the cluster it runs. A failing event
+prints "error: event N: ..." and sending goes on; the exit status is then 1.
+
+Examples:
+   wasmesh send c1 a b get
+   printf 'a\nb\n' | wasmesh send 3f2a9c0d11e2b7a4 --stdin
+   wasmesh send c1 00ff --input-format hex --output-format base64`,
+		Flags: clientFlags(
+			&cli.BoolFlag{Name: "stdin", Usage: "read one event per line from standard input"},
+			&cli.StringFlag{Name: "input-format", Value: "text", Usage: "payload encoding: text, hex or base64"},
+			&cli.StringFlag{Name: "output-format", Value: "text", Usage: "output encoding: text, hex or base64"},
+		),
+		Action: sendAction,
+	}
+}
+
+func sendAction(c *cli.Context) error {
+	if c.NArg() < 1 {
+		return fail(2, "send needs a DAEMON (see wasmesh send --help)")
+	}
+	inFmt, err := payload.ParseFormat(c.String("input-format"))
+	if err != nil {
+		return fail(2, "--input-format: %v", err)
+	}
+	outFmt, err := payload.ParseFormat(c.String("output-format"))
+	if err != nil {
+		return fail(2, "--output-format: %v", err)
+	}
+	args := c.Args().Slice()[1:]
+	if c.Bool("stdin") && len(args) > 0 {
+		return fail(2, "give payloads as arguments or with --stdin, not both")
+	}
+	// Decode every argument first: a malformed one refuses the whole
+	// command before any event is sent.
+	var events [][]byte
+	for i, a := range args {
+		b, err := inFmt.Decode(a)
+		if err != nil {
+			return fail(2, "payload %d: %v", i+1, err)
+		}
+		events = append(events, b)
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return err
+	}
+	daemon := c.Args().First()
+	w := bufio.NewWriter(c.App.Writer)
+	defer w.Flush()
+	failed := 0
+	send := func(n int, p []byte) error {
+		res, err := cl.Send(c.Context, daemon, p)
+		if err != nil {
+			w.Flush()
+			if isEventFailure(err) {
+				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %v\n", n, err)
+				failed++
+				return nil
+			}
+			return apiFail(err)
+		}
+		for _, o := range res.Outputs {
+			w.WriteString(outFmt.Encode(o))
+			w.WriteByte('\n')
+		}
+		return nil
+	}
+	if c.Bool("stdin") {
+		sc := bufio.NewScanner(c.App.Reader)
+		sc.Buffer(make([]byte, 64*1024), 32<<20)
+		for n := 1; sc.Scan(); n++ {
+			p, err := inFmt.Decode(sc.Text())
+			if err != nil {
+				w.Flush()
+				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %v\n", n, err)
+				failed++
+				continue
+			}
+			if err := send(n, p); err != nil {
+				return err
+			}
+			w.Flush()
+		}
+		if err := sc.Err(); err != nil {
+			return fail(1, "reading stdin: %v", err)
+		}
+	} else {
+		if len(events) == 0 {
+			return fail(2, "nothing to send: give PAYLOAD arguments or --stdin")
+		}
+		for i, p := range events {
+			if err := send(i+1, p); err != nil {
+				return err
+			}
+		}
+	}
+	if failed > 0 {
+		w.Flush()
+		return fail(1, "%d event(s) failed", failed)
+	}
+	return nil
+}

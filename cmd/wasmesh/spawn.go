@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/wasmesh/wasmesh/node/admin"
+)
+
+func spawnCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "spawn",
+		Usage:     "start a daemon of a deployed kind; prints its id",
+		ArgsUsage: "KIND|DIGEST",
+		Description: `Starts a daemon with a fresh identity and prints its id (the origin hash, 16
+hex digits). By default it runs on the node you talk to; --on NODE (a member
+name or id from 'wasmesh nodes') places it elsewhere, and that node fetches
+the module from this one if it does not have it. Names are unique per node.
+
+Examples:
+   wasmesh spawn counter --name c1
+   wasmesh spawn sha256:0f3a... --on node-b --config 'start=10'`,
+		Flags: clientFlags(
+			&cli.StringFlag{Name: "name", Usage: "daemon `NAME` (unique on its node)"},
+			&cli.StringFlag{Name: "config", Usage: "`STRING` passed to the daemon's wasmesh_init"},
+			&cli.StringFlag{Name: "on", Usage: "`NODE` to run on (name or id)"},
+			jsonFlag(),
+		),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "exactly one KIND or DIGEST"); err != nil {
+				return err
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			req := admin.SpawnRequest{Kind: c.Args().First(), Name: c.String("name"), On: c.String("on")}
+			if c.IsSet("config") {
+				req.Config = []byte(c.String("config"))
+			}
+			info, err := cl.Spawn(c.Context, req)
+			if err != nil {
+				return apiFail(err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, info)
+			}
+			fmt.Fprintln(c.App.Writer, info.ID)
+			return nil
+		},
+	}
+}

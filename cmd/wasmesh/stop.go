@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+func stopCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "stop",
+		Usage:     "stop a daemon, wherever it runs",
+		ArgsUsage: "DAEMON",
+		Description: `Checkpoints and stops a daemon. Its node keeps the record and the last
+checkpoint, so 'wasmesh restore' on that node can bring it back.
+
+Examples:
+   wasmesh stop c1`,
+		Flags: clientFlags(),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
+				return err
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			d, err := cl.Stop(c.Context, c.Args().First())
+			if err != nil {
+				return apiFail(err)
+			}
+			fmt.Fprintf(c.App.Writer, "stopped %s on %s\n", d.ID, d.Node)
+			return nil
+		},
+	}
+}

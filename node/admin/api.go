@@ -1,0 +1,76 @@
+// Package admin is a node's HTTP/JSON API for operators (the wasmesh CLI),
+// versioned under /v1/, plus /healthz and /metrics (Prometheus text format).
+//
+//	POST   /v1/modules?kind=NAME        body: module bytes      → KindInfo
+//	GET    /v1/modules                                          → []KindInfo
+//	POST   /v1/daemons                  SpawnRequest             → DaemonInfo
+//	GET    /v1/daemons                                          → PsResponse (whole cluster)
+//	GET    /v1/daemons/{ref}                                    → DaemonInfo
+//	DELETE /v1/daemons/{ref}                                    → DaemonInfo
+//	POST   /v1/daemons/{ref}/events     SendRequest             → SendResponse
+//	GET    /v1/daemons/{ref}/snapshot                           → signed snapshot bytes
+//	GET    /v1/daemons/{ref}/logs                               → []LogLine
+//	POST   /v1/restore?kind=NAME        body: snapshot bytes    → DaemonInfo
+//	GET    /v1/nodes                                            → []NodeInfo
+//
+// {ref} is a daemon id (16 hex digits) or name. Errors are JSON
+// {"error": "...", "code": "..."} with a matching HTTP status.
+package admin
+
+import (
+	"github.com/wasmesh/wasmesh/node"
+)
+
+// Re-exported so clients need only this package.
+type (
+	KindInfo   = node.KindInfo
+	DaemonInfo = node.DaemonInfo
+	NodeInfo   = node.NodeInfo
+	LogLine    = node.LogLine
+)
+
+// SpawnRequest is the body of POST /v1/daemons.
+type SpawnRequest struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name,omitempty"`
+	Config []byte `json:"config,omitempty"` // base64 in JSON
+	On     string `json:"on,omitempty"`
+}
+
+// SendRequest is one event; JSON carries the payload as base64.
+type SendRequest struct {
+	Payload []byte `json:"payload"`
+}
+
+// SendResponse carries the event's outputs in order.
+type SendResponse struct {
+	Daemon  string   `json:"daemon"`
+	Node    string   `json:"node"`
+	Outputs [][]byte `json:"outputs"`
+}
+
+// PsResponse lists daemons; Unreachable names members that did not answer.
+type PsResponse struct {
+	Daemons     []DaemonInfo `json:"daemons"`
+	Unreachable []string     `json:"unreachable,omitempty"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Message string `json:"error"`
+	Code    string `json:"code"`
+}
+
+// Error codes.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeNotFound     = "not_found"
+	CodeAmbiguous    = "ambiguous"
+	CodeConflict     = "conflict"
+	CodeRefused      = "refused"
+	CodeEventFailed  = "event_failed"
+	CodeUnavailable  = "unavailable"
+	CodeUnauthorized = "unauthorized"
+	CodeTooLarge     = "too_large"
+	CodeInternal     = "internal"
+)

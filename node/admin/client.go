@@ -1,0 +1,198 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// APIError is an error response from a node.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// ErrUnreachable wraps a failure to talk to the node at all.
+var ErrUnreachable = errors.New("cannot reach the node")
+
+// Client talks to one node's admin API.
+type Client struct {
+	Base  string // e.g. http://127.0.0.1:7401
+	Token string
+	HTTP  *http.Client
+}
+
+// NewClient returns a client for base.
+func NewClient(base, token string) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--node %q is not an http(s) URL like http://127.0.0.1:7401", base)
+	}
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{}}, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w at %s: %v (is `wasmesh node` running? set --node or WASMESH_NODE)", ErrUnreachable, c.Base, rootCause(err))
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e Error
+		if json.Unmarshal(b, &e) != nil || e.Message == "" {
+			e = Error{Message: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), Code: CodeInternal}
+		}
+		return nil, &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message}
+	}
+	return resp, nil
+}
+
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+func (c *Client) json(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	resp, err := c.do(ctx, method, path, body, ct)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("bad response from %s: %w", c.Base, err)
+	}
+	return nil
+}
+
+func ref(r string) string { return url.PathEscape(r) }
+
+// Deploy uploads a module read from r.
+func (c *Client) Deploy(ctx context.Context, r io.Reader, kind string) (KindInfo, error) {
+	path := "/v1/modules"
+	if kind != "" {
+		path += "?kind=" + url.QueryEscape(kind)
+	}
+	var out KindInfo
+	resp, err := c.do(ctx, http.MethodPost, path, r, "application/wasm")
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out, err
+}
+
+// Spawn starts a daemon.
+func (c *Client) Spawn(ctx context.Context, req SpawnRequest) (DaemonInfo, error) {
+	var out DaemonInfo
+	err := c.json(ctx, http.MethodPost, "/v1/daemons", req, &out)
+	return out, err
+}
+
+// Send delivers one event.
+func (c *Client) Send(ctx context.Context, daemon string, payload []byte) (SendResponse, error) {
+	var out SendResponse
+	err := c.json(ctx, http.MethodPost, "/v1/daemons/"+ref(daemon)+"/events", SendRequest{Payload: payload}, &out)
+	return out, err
+}
+
+// Ps lists the cluster's daemons.
+func (c *Client) Ps(ctx context.Context) (PsResponse, error) {
+	var out PsResponse
+	err := c.json(ctx, http.MethodGet, "/v1/daemons", nil, &out)
+	return out, err
+}
+
+// Stats returns one daemon.
+func (c *Client) Stats(ctx context.Context, daemon string) (DaemonInfo, error) {
+	var out DaemonInfo
+	err := c.json(ctx, http.MethodGet, "/v1/daemons/"+ref(daemon), nil, &out)
+	return out, err
+}
+
+// Stop stops a daemon.
+func (c *Client) Stop(ctx context.Context, daemon string) (DaemonInfo, error) {
+	var out DaemonInfo
+	err := c.json(ctx, http.MethodDelete, "/v1/daemons/"+ref(daemon), nil, &out)
+	return out, err
+}
+
+// Snapshot returns signed snapshot bytes.
+func (c *Client) Snapshot(ctx context.Context, daemon string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/daemons/"+ref(daemon)+"/snapshot", nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// Restore continues a daemon from snapshot bytes.
+func (c *Client) Restore(ctx context.Context, data []byte, kind string) (DaemonInfo, error) {
+	path := "/v1/restore"
+	if kind != "" {
+		path += "?kind=" + url.QueryEscape(kind)
+	}
+	var out DaemonInfo
+	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(data), "application/octet-stream")
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return out, err
+}
+
+// Logs returns a daemon's guest log lines.
+func (c *Client) Logs(ctx context.Context, daemon string) ([]LogLine, error) {
+	var out []LogLine
+	err := c.json(ctx, http.MethodGet, "/v1/daemons/"+ref(daemon)+"/logs", nil, &out)
+	return out, err
+}
+
+// Nodes lists cluster members.
+func (c *Client) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	var out []NodeInfo
+	err := c.json(ctx, http.MethodGet, "/v1/nodes", nil, &out)
+	return out, err
+}

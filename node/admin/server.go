@@ -1,0 +1,303 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wasmesh/wasmesh/node"
+)
+
+// Backend is what the API serves; *node.Node implements it.
+type Backend interface {
+	Deploy(ctx context.Context, module []byte, kind string) (node.KindInfo, error)
+	Kinds() []node.KindInfo
+	Spawn(ctx context.Context, req node.SpawnRequest) (node.DaemonInfo, error)
+	Daemons(ctx context.Context) ([]node.DaemonInfo, []string)
+	Daemon(ctx context.Context, ref string) (node.DaemonInfo, error)
+	Stop(ctx context.Context, ref string) (node.DaemonInfo, error)
+	Send(ctx context.Context, ref string, payload []byte) (node.Delivery, error)
+	Snapshot(ctx context.Context, ref string) ([]byte, node.DaemonInfo, error)
+	Logs(ctx context.Context, ref string) ([]node.LogLine, error)
+	Restore(ctx context.Context, data []byte, kind string) (node.DaemonInfo, error)
+	Nodes() []node.NodeInfo
+}
+
+var _ Backend = (*node.Node)(nil)
+
+// Options configure the handler.
+type Options struct {
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// everything but /healthz.
+	Token    string
+	Metrics  prometheus.Gatherer
+	Logger   *slog.Logger
+	MaxBody  int64 // module and snapshot uploads; default 256 MiB
+	MaxEvent int64 // one send request; default 32 MiB
+}
+
+// ErrInsecureAddr refuses an admin address reachable from other machines
+// without a token.
+var ErrInsecureAddr = errors.New("admin: refusing a non-loopback admin address without --admin-token-file")
+
+// CheckAddr refuses a non-loopback listen address unless a token protects it.
+func CheckAddr(addr string, haveToken bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("admin: address %q: %w", addr, err)
+	}
+	if haveToken || host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: %s (anyone who reaches it could deploy and run code)", ErrInsecureAddr, addr)
+	}
+	return nil
+}
+
+// ReadTokenFile reads a bearer token (surrounding whitespace ignored).
+func ReadTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("admin: token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("admin: token in %s is shorter than 16 characters", path)
+	}
+	return tok, nil
+}
+
+type server struct {
+	b    Backend
+	opts Options
+}
+
+// Handler returns the API handler.
+func Handler(b Backend, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 256 << 20
+	}
+	if opts.MaxEvent <= 0 {
+		opts.MaxEvent = 32 << 20
+	}
+	s := &server{b: b, opts: opts}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{})))
+	}
+	route := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(h)) }
+	route("POST /v1/modules", s.deploy)
+	route("GET /v1/modules", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Kinds())) })
+	route("POST /v1/daemons", s.spawn)
+	route("GET /v1/daemons", s.ps)
+	route("GET /v1/daemons/{ref}", s.stats)
+	route("DELETE /v1/daemons/{ref}", s.stop)
+	route("POST /v1/daemons/{ref}/events", s.send)
+	route("GET /v1/daemons/{ref}/snapshot", s.snapshot)
+	route("GET /v1/daemons/{ref}/logs", s.logs)
+	route("POST /v1/restore", s.restore)
+	route("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Nodes())) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+func (s *server) auth(h http.Handler) http.Handler {
+	if s.opts.Token == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeErrorCode(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token (give --token-file)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxEvent))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return fmt.Errorf("%w: request body: %v", node.ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (s *server) deploy(w http.ResponseWriter, r *http.Request) {
+	mod, err := s.readBody(w, r, s.opts.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(mod) == 0 {
+		writeError(w, fmt.Errorf("%w: empty module", node.ErrBadRequest))
+		return
+	}
+	k, err := s.b.Deploy(r.Context(), mod, r.URL.Query().Get("kind"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, k)
+}
+
+func (s *server) spawn(w http.ResponseWriter, r *http.Request) {
+	var req SpawnRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	info, err := s.b.Spawn(r.Context(), node.SpawnRequest{Kind: req.Kind, Name: req.Name, Config: req.Config, On: req.On})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+	writeJSON(w, info)
+}
+
+func (s *server) ps(w http.ResponseWriter, r *http.Request) {
+	ds, missing := s.b.Daemons(r.Context())
+	writeJSON(w, PsResponse{Daemons: nonNil(ds), Unreachable: missing})
+}
+
+func (s *server) stats(w http.ResponseWriter, r *http.Request) {
+	info, err := s.b.Daemon(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, info)
+}
+
+func (s *server) stop(w http.ResponseWriter, r *http.Request) {
+	info, err := s.b.Stop(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, info)
+}
+
+func (s *server) send(w http.ResponseWriter, r *http.Request) {
+	var req SendRequest
+	if err := s.decode(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := s.b.Send(r.Context(), r.PathValue("ref"), req.Payload)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, SendResponse{Daemon: res.Daemon, Node: res.Node, Outputs: nonNil(res.Outputs)})
+}
+
+func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {
+	data, info, err := s.b.Snapshot(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Wasmesh-Daemon", info.ID)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", info.ID+".snap"))
+	_, _ = w.Write(data)
+}
+
+func (s *server) logs(w http.ResponseWriter, r *http.Request) {
+	lines, err := s.b.Logs(r.Context(), r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, nonNil(lines))
+}
+
+func (s *server) restore(w http.ResponseWriter, r *http.Request) {
+	data, err := s.readBody(w, r, s.opts.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	info, err := s.b.Restore(r.Context(), data, r.URL.Query().Get("kind"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, info)
+}
+
+// Server is a running admin API.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds addr without serving yet, so a node can refuse to start when
+// its admin port is taken before it joins the cluster.
+func Listen(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen %s: %w", addr, err)
+	}
+	return &Server{ln: ln}, nil
+}
+
+// Serve serves h in the background.
+func (s *Server) Serve(h http.Handler, logger *slog.Logger) {
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && logger != nil {
+			logger.Error("admin server stopped", "err", err)
+		}
+	}()
+}
+
+// URL is the base URL of the API.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Shutdown stops accepting and waits for requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return s.ln.Close()
+	}
+	return s.srv.Shutdown(ctx)
+}

@@ -1,0 +1,279 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wasmesh/wasmesh/node"
+)
+
+// fake is a Backend with one daemon "c1" (id 00000000000000aa).
+type fake struct {
+	count  int
+	kinds  map[string]string
+	sent   [][]byte
+	stopAt string
+}
+
+func (f *fake) Deploy(_ context.Context, mod []byte, kind string) (node.KindInfo, error) {
+	if !bytes.HasPrefix(mod, []byte("\x00asm")) {
+		return node.KindInfo{}, fmt.Errorf("%w: not a wasm module", node.ErrRefused)
+	}
+	return node.KindInfo{Digest: "sha256:00", Aliases: []string{kind}, Size: len(mod)}, nil
+}
+func (f *fake) Kinds() []node.KindInfo { return nil }
+func (f *fake) Spawn(_ context.Context, r node.SpawnRequest) (node.DaemonInfo, error) {
+	if r.Kind != "counter" {
+		return node.DaemonInfo{}, fmt.Errorf("%w: %q", node.ErrUnknownKind, r.Kind)
+	}
+	if r.Name == "c1" {
+		return node.DaemonInfo{}, fmt.Errorf("%w: c1", node.ErrNameTaken)
+	}
+	return node.DaemonInfo{ID: "00000000000000bb", Name: r.Name, Node: cmpOr(r.On, "local")}, nil
+}
+func cmpOr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a
+}
+func (f *fake) find(ref string) (node.DaemonInfo, error) {
+	if ref == "c1" || ref == "00000000000000aa" {
+		return node.DaemonInfo{ID: "00000000000000aa", Name: "c1", EventsProcessed: uint64(f.count)}, nil
+	}
+	return node.DaemonInfo{}, fmt.Errorf("%w: %q", node.ErrDaemonNotFound, ref)
+}
+func (f *fake) Daemons(context.Context) ([]node.DaemonInfo, []string) {
+	d, _ := f.find("c1")
+	return []node.DaemonInfo{d}, []string{"gone"}
+}
+func (f *fake) Daemon(_ context.Context, ref string) (node.DaemonInfo, error) { return f.find(ref) }
+func (f *fake) Stop(_ context.Context, ref string) (node.DaemonInfo, error) {
+	f.stopAt = ref
+	return f.find(ref)
+}
+func (f *fake) Send(_ context.Context, ref string, p []byte) (node.Delivery, error) {
+	if _, err := f.find(ref); err != nil {
+		return node.Delivery{}, err
+	}
+	if string(p) == "boom" {
+		return node.Delivery{}, fmt.Errorf("%w: guest trapped", node.ErrEventFailed)
+	}
+	f.sent = append(f.sent, p)
+	f.count++
+	return node.Delivery{Daemon: "00000000000000aa", Node: "local", Outputs: [][]byte{[]byte(fmt.Sprint(f.count)), {0, 1}}}, nil
+}
+func (f *fake) Snapshot(_ context.Context, ref string) ([]byte, node.DaemonInfo, error) {
+	d, err := f.find(ref)
+	return []byte("SNAPBYTES"), d, err
+}
+func (f *fake) Logs(_ context.Context, ref string) ([]node.LogLine, error) {
+	if _, err := f.find(ref); err != nil {
+		return nil, err
+	}
+	return []node.LogLine{{Level: "info", Text: "hello"}}, nil
+}
+func (f *fake) Restore(_ context.Context, data []byte, kind string) (node.DaemonInfo, error) {
+	if string(data) != "SNAPBYTES" {
+		return node.DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot", node.ErrBadRequest)
+	}
+	return f.find("c1")
+}
+func (f *fake) Nodes() []node.NodeInfo { return []node.NodeInfo{{ID: "n1", Name: "a", State: "alive"}} }
+
+func serve(t *testing.T, opts Options) (*fake, *Client) {
+	t.Helper()
+	f := &fake{}
+	srv := httptest.NewServer(Handler(f, opts))
+	t.Cleanup(srv.Close)
+	c, err := NewClient(srv.URL, opts.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, c
+}
+
+func wantAPIError(t *testing.T, err error, status int, code string) {
+	t.Helper()
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != status || ae.Code != code || ae.Message == "" {
+		t.Fatalf("err = %#v, want HTTP %d %s", err, status, code)
+	}
+}
+
+func TestHandlersThroughClient(t *testing.T) {
+	f, c := serve(t, Options{})
+	ctx := context.Background()
+
+	k, err := c.Deploy(ctx, strings.NewReader("\x00asm\x01\x00\x00\x00"), "counter")
+	if err != nil || k.Digest != "sha256:00" || k.Size != 8 || k.Aliases[0] != "counter" {
+		t.Fatalf("deploy = %+v, %v", k, err)
+	}
+	_, err = c.Deploy(ctx, strings.NewReader("junk"), "")
+	wantAPIError(t, err, http.StatusUnprocessableEntity, CodeRefused)
+	_, err = c.Deploy(ctx, strings.NewReader(""), "")
+	wantAPIError(t, err, http.StatusBadRequest, CodeBadRequest)
+
+	d, err := c.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "c2", On: "b"})
+	if err != nil || d.ID != "00000000000000bb" || d.Node != "b" {
+		t.Fatalf("spawn = %+v, %v", d, err)
+	}
+	_, err = c.Spawn(ctx, SpawnRequest{Kind: "nope"})
+	wantAPIError(t, err, http.StatusNotFound, CodeNotFound)
+	_, err = c.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "c1"})
+	wantAPIError(t, err, http.StatusConflict, CodeConflict)
+
+	res, err := c.Send(ctx, "c1", []byte{0xff, 0})
+	if err != nil || len(res.Outputs) != 2 || string(res.Outputs[0]) != "1" || !bytes.Equal(res.Outputs[1], []byte{0, 1}) {
+		t.Fatalf("send = %+v, %v", res, err)
+	}
+	if !bytes.Equal(f.sent[0], []byte{0xff, 0}) {
+		t.Fatalf("payload arrived as %x", f.sent[0])
+	}
+	_, err = c.Send(ctx, "c1", []byte("boom"))
+	wantAPIError(t, err, http.StatusUnprocessableEntity, CodeEventFailed)
+	_, err = c.Send(ctx, "ghost", []byte("x"))
+	wantAPIError(t, err, http.StatusNotFound, CodeNotFound)
+
+	ps, err := c.Ps(ctx)
+	if err != nil || len(ps.Daemons) != 1 || ps.Daemons[0].EventsProcessed != 1 || ps.Unreachable[0] != "gone" {
+		t.Fatalf("ps = %+v, %v", ps, err)
+	}
+	st, err := c.Stats(ctx, "00000000000000aa")
+	if err != nil || st.Name != "c1" {
+		t.Fatalf("stats = %+v, %v", st, err)
+	}
+	snap, err := c.Snapshot(ctx, "c1")
+	if err != nil || string(snap) != "SNAPBYTES" {
+		t.Fatalf("snapshot = %q, %v", snap, err)
+	}
+	_, err = c.Snapshot(ctx, "ghost")
+	wantAPIError(t, err, http.StatusNotFound, CodeNotFound)
+	if r, err := c.Restore(ctx, snap, ""); err != nil || r.ID != "00000000000000aa" {
+		t.Fatalf("restore = %+v, %v", r, err)
+	}
+	_, err = c.Restore(ctx, []byte("junk"), "")
+	wantAPIError(t, err, http.StatusBadRequest, CodeBadRequest)
+	logs, err := c.Logs(ctx, "c1")
+	if err != nil || len(logs) != 1 || logs[0].Text != "hello" {
+		t.Fatalf("logs = %+v, %v", logs, err)
+	}
+	if _, err := c.Stop(ctx, "c1"); err != nil || f.stopAt != "c1" {
+		t.Fatalf("stop: %v (%q)", err, f.stopAt)
+	}
+	ns, err := c.Nodes(ctx)
+	if err != nil || len(ns) != 1 || ns[0].Name != "a" {
+		t.Fatalf("nodes = %+v, %v", ns, err)
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	f := &fake{}
+	h := Handler(f, Options{MaxEvent: 64})
+	cases := []struct {
+		method, path, body string
+		status             int
+		code               string
+	}{
+		{"POST", "/v1/daemons", "{not json", 400, CodeBadRequest},
+		{"POST", "/v1/daemons", `{"kind":"counter","bogus":1}`, 400, CodeBadRequest},
+		{"POST", "/v1/daemons/c1/events", `{"payload":"!!notbase64"}`, 400, CodeBadRequest},
+		{"POST", "/v1/daemons/c1/events", `{"payload":"` + strings.Repeat("A", 200) + `"}`, 413, CodeTooLarge},
+		{"GET", "/v1/nothing", "", 404, CodeNotFound},
+		{"PUT", "/v1/daemons/c1", "", 404, CodeNotFound},
+	}
+	for _, tc := range cases {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body)))
+		if rec.Code != tc.status {
+			t.Errorf("%s %s: status %d, want %d (%s)", tc.method, tc.path, rec.Code, tc.status, rec.Body)
+			continue
+		}
+		if tc.code == "" {
+			continue
+		}
+		var e Error
+		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code != tc.code || e.Message == "" {
+			t.Errorf("%s %s: body %q, want code %s", tc.method, tc.path, rec.Body, tc.code)
+		}
+	}
+	if len(f.sent) != 0 {
+		t.Fatalf("malformed requests reached the backend: %q", f.sent)
+	}
+}
+
+func TestTokenAndMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ctr := prometheus.NewCounter(prometheus.CounterOpts{Name: "wasmesh_test_total", Help: "t"})
+	reg.MustRegister(ctr)
+	ctr.Add(3)
+	srv := httptest.NewServer(Handler(&fake{}, Options{Token: "sekrit-token-0123", Metrics: reg}))
+	defer srv.Close()
+	get := func(path, auth string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz", ""); code != 200 {
+		t.Fatalf("healthz needs no token, got %d", code)
+	}
+	for _, auth := range []string{"", "Bearer wrong", "sekrit-token-0123"} {
+		if code, body := get("/v1/nodes", auth); code != 401 || !strings.Contains(body, CodeUnauthorized) {
+			t.Fatalf("auth %q: %d %s", auth, code, body)
+		}
+	}
+	if code, _ := get("/metrics", ""); code != 401 {
+		t.Fatalf("metrics without token: %d", code)
+	}
+	code, body := get("/metrics", "Bearer sekrit-token-0123")
+	if code != 200 || !strings.Contains(body, "wasmesh_test_total 3") {
+		t.Fatalf("metrics: %d %s", code, body)
+	}
+	if code, _ := get("/v1/nodes", "Bearer sekrit-token-0123"); code != 200 {
+		t.Fatalf("with token: %d", code)
+	}
+}
+
+func TestCheckAddr(t *testing.T) {
+	for _, tc := range []struct {
+		addr  string
+		token bool
+		ok    bool
+	}{
+		{"127.0.0.1:7401", false, true},
+		{"[::1]:7401", false, true},
+		{"localhost:7401", false, true},
+		{"0.0.0.0:7401", false, false},
+		{":7401", false, false},
+		{"10.1.2.3:7401", false, false},
+		{"example.com:7401", false, false},
+		{"0.0.0.0:7401", true, true},
+		{"nonsense", true, false},
+	} {
+		err := CheckAddr(tc.addr, tc.token)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckAddr(%q, %v) = %v", tc.addr, tc.token, err)
+		}
+		if err != nil && !tc.ok && tc.addr != "nonsense" && !errors.Is(err, ErrInsecureAddr) {
+			t.Errorf("CheckAddr(%q): %v does not match ErrInsecureAddr", tc.addr, err)
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/host/snapshot"
+	"github.com/wasmesh/wasmesh/node/store"
+)
+
+// loadModules registers every module in the data dir, with its kind names.
+func (n *Node) loadModules(ctx context.Context) error {
+	digests, err := n.layout.moduleDigests()
+	if err != nil {
+		return err
+	}
+	aliases, err := n.store.Aliases()
+	if err != nil {
+		return err
+	}
+	byDigest := map[string][]string{}
+	for _, p := range store.SortedAliases(aliases) {
+		byDigest[p[1]] = append(byDigest[p[1]], p[0])
+	}
+	for _, dg := range digests {
+		mod, err := n.layout.loadModule(dg)
+		if err == nil {
+			_, err = n.rt.RegisterModule(ctx, mod, "")
+		}
+		for _, a := range byDigest[dg] {
+			if err == nil {
+				_, err = n.rt.RegisterModule(ctx, mod, a)
+			}
+		}
+		if err != nil {
+			// One bad file must not keep the node (and its other
+			// daemons) down; the daemons of that module report it.
+			n.log.Error("stored module not loaded", "digest", dg, "err", err)
+		}
+	}
+	return nil
+}
+
+// recover brings back every daemon the store says was running, from its
+// latest checkpoint, under its own identity.
+func (n *Node) recover(ctx context.Context) error {
+	recs, err := n.store.Records()
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if rec.Stopped {
+			continue
+		}
+		d, seq, err := n.recoverOne(ctx, rec)
+		if err != nil {
+			n.log.Error("daemon not recovered", "daemon", fmt.Sprintf("%016x", rec.Origin), "name", rec.Name, "err", err)
+			continue
+		}
+		n.recovered++
+		st := d.Stats()
+		n.lastCkpt.Store(d.Origin(), st.InputSeq)
+		n.log.Info("daemon recovered", "daemon", d.ID(), "name", rec.Name, "digest", rec.Digest,
+			"checkpoint_seq", seq, "input_seq", st.InputSeq)
+	}
+	return nil
+}
+
+func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*host.Daemon, uint64, error) {
+	id, err := identity.FromSeed(rec.Seed)
+	if err != nil {
+		return nil, 0, err
+	}
+	if id.Origin() != rec.Origin {
+		return nil, 0, fmt.Errorf("%w: record seed is daemon %016x", store.ErrCorrupt, id.Origin())
+	}
+	opts := host.SpawnOptions{Name: rec.Name, Config: rec.Config}
+	ck, err := n.store.LatestSnapshot(rec.Origin)
+	if errors.Is(err, store.ErrNotFound) {
+		d, err := n.rt.Spawn(ctx, rec.Digest, id, opts)
+		return d, 0, err
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	snap, err := snapshot.Decode(ck.Data, snapshot.DefaultLimits())
+	if err != nil {
+		return nil, 0, err
+	}
+	d, err := n.rt.SpawnFromSnapshot(ctx, rec.Digest, id, snap, opts)
+	return d, ck.Seq, err
+}
+
+// checkpoint stores d's current state as its latest snapshot; unless force,
+// a daemon that processed nothing since its last checkpoint is skipped.
+func (n *Node) checkpoint(ctx context.Context, d *host.Daemon, force bool) error {
+	n.ckptMu.Lock()
+	defer n.ckptMu.Unlock()
+	st := d.Stats()
+	if st.Failed {
+		return fmt.Errorf("%w: %s", host.ErrDaemonFailed, d.ID())
+	}
+	if !force {
+		if last, ok := n.lastCkpt.Load(d.Origin()); ok && last.(uint64) == st.InputSeq {
+			return nil
+		}
+	}
+	snap, err := d.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := snapshot.Encode(snap, d.Identity())
+	if err != nil {
+		return err
+	}
+	if _, err := n.store.PutSnapshot(d.Origin(), time.Now(), data); err != nil {
+		return err
+	}
+	n.lastCkpt.Store(d.Origin(), snap.InputSeq)
+	n.metrics.snapshotBytes.Add(float64(len(data)))
+	n.metrics.checkpoints.Inc()
+	return nil
+}
+
+// checkpointAll checkpoints every local daemon and returns how many it
+// stored (or found current).
+func (n *Node) checkpointAll(ctx context.Context, force bool) int {
+	ok := 0
+	for _, d := range n.rt.Daemons() {
+		if err := n.checkpoint(ctx, d, force); err != nil {
+			if !errors.Is(err, host.ErrDaemonStopped) {
+				n.log.Warn("checkpoint failed", "daemon", d.ID(), "err", err)
+			}
+			continue
+		}
+		ok++
+	}
+	return ok
+}
+
+func (n *Node) checkpointLoop() {
+	defer n.wg.Done()
+	if n.cfg.CheckpointInterval < 0 {
+		return
+	}
+	t := time.NewTicker(n.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.checkpointAll(n.ctx, false)
+		}
+	}
+}
+
+// CheckpointNow checkpoints every daemon that changed (for tests and the
+// admin API).
+func (n *Node) CheckpointNow(ctx context.Context) int { return n.checkpointAll(ctx, false) }

@@ -1,0 +1,427 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wasmesh/wasmesh/abi"
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/host/snapshot"
+	"github.com/wasmesh/wasmesh/node/store"
+)
+
+// KindInfo describes a deployed module.
+type KindInfo struct {
+	Digest  string   `json:"digest"`
+	Aliases []string `json:"aliases,omitempty"`
+	Size    int      `json:"size"`
+	Mode    string   `json:"mode"`
+}
+
+// DaemonInfo is one daemon as operators see it.
+type DaemonInfo struct {
+	ID              string `json:"id"`
+	Name            string `json:"name"`
+	Kind            string `json:"kind"`
+	Digest          string `json:"digest"`
+	Node            string `json:"node"`
+	NodeID          string `json:"node_id"`
+	EventsProcessed uint64 `json:"events_processed"`
+	EventsEmitted   uint64 `json:"events_emitted"`
+	Errors          uint64 `json:"errors"`
+	Snapshots       uint64 `json:"snapshots"`
+	MemoryBytes     uint64 `json:"memory_bytes"`
+	CPUNanos        int64  `json:"cpu_ns"`
+	InputSeq        uint64 `json:"input_seq"`
+	ChainSequence   uint64 `json:"chain_sequence"`
+	Mode            string `json:"mode"`
+	Failed          bool   `json:"failed,omitempty"`
+	LastError       string `json:"last_error,omitempty"`
+	LastCheckpoint  uint64 `json:"last_checkpoint_seq,omitempty"`
+	// CheckpointInputSeq is the input sequence the last checkpoint covers:
+	// a crash now loses the events after it.
+	CheckpointInputSeq uint64 `json:"checkpoint_input_seq"`
+}
+
+// SpawnRequest asks for a new daemon.
+type SpawnRequest struct {
+	Kind   string // kind name or digest
+	Name   string
+	Config []byte
+	On     string // node name or id; "" for this node
+}
+
+// LogLine is one guest log line.
+type LogLine struct {
+	Time  time.Time `json:"time"`
+	Level string    `json:"level"`
+	Text  string    `json:"text"`
+}
+
+// Deploy validates and stores a module, optionally under a kind name.
+func (n *Node) Deploy(ctx context.Context, module []byte, kind string) (KindInfo, error) {
+	k, err := n.rt.RegisterModule(ctx, module, kind)
+	switch {
+	case errors.Is(err, host.ErrModuleRefused):
+		return KindInfo{}, wrap(ErrRefused, err)
+	case errors.Is(err, host.ErrUnknownKind):
+		return KindInfo{}, wrap(ErrBadRequest, err)
+	case errors.Is(err, host.ErrShuttingDown):
+		return KindInfo{}, wrap(ErrShuttingDown, err)
+	case err != nil:
+		return KindInfo{}, wrap(ErrRefused, err)
+	}
+	if _, err := n.layout.saveModule(module); err != nil {
+		return KindInfo{}, fmt.Errorf("node: store module: %w", err)
+	}
+	if kind != "" {
+		if err := n.store.SetAlias(kind, string(k.Digest)); err != nil {
+			return KindInfo{}, err
+		}
+	}
+	n.log.Info("module deployed", "digest", k.Digest, "kind", kind, "bytes", len(module), "mode", k.Info.Mode)
+	return n.kindInfo(k), nil
+}
+
+func (n *Node) kindInfo(k *host.Kind) KindInfo {
+	al := n.rt.KindAliases(k.Digest)
+	slices.Sort(al)
+	return KindInfo{Digest: string(k.Digest), Aliases: al, Size: len(k.Bytes()), Mode: k.Info.Mode}
+}
+
+// ensureKind resolves a kind, fetching the module by digest from peer when
+// this node lacks it (a remote spawn of a module deployed elsewhere).
+func (n *Node) ensureKind(ctx context.Context, kindOrDigest string, from *peerRef) (*host.Kind, error) {
+	k, err := n.rt.Kind(kindOrDigest)
+	if err == nil {
+		return k, nil
+	}
+	if !strings.HasPrefix(kindOrDigest, "sha256:") || from == nil {
+		return nil, wrap(ErrUnknownKind, fmt.Errorf("%w (deploy it first: wasmesh deploy MODULE.wasm --kind NAME)", err))
+	}
+	mod, ferr := n.ep.FetchModule(ctx, from.peer(), kindOrDigest)
+	if ferr != nil {
+		return nil, wrap(ErrUnknownKind, fmt.Errorf("fetch module %s from %s: %w", kindOrDigest, from.id, ferr))
+	}
+	n.log.Info("fetched module from peer", "digest", kindOrDigest, "peer", from.id.String(), "bytes", len(mod))
+	if _, err := n.Deploy(ctx, mod, ""); err != nil {
+		return nil, err
+	}
+	return n.rt.Kind(kindOrDigest)
+}
+
+// Spawn starts a daemon here, or on req.On through the mesh.
+func (n *Node) Spawn(ctx context.Context, req SpawnRequest) (DaemonInfo, error) {
+	if req.On != "" {
+		target, err := n.resolveNode(req.On)
+		if err != nil {
+			return DaemonInfo{}, err
+		}
+		if target != n.id {
+			return n.remoteSpawn(ctx, target, req)
+		}
+	}
+	return n.spawnLocal(ctx, req, nil)
+}
+
+func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) (DaemonInfo, error) {
+	if req.Kind == "" {
+		return DaemonInfo{}, fmt.Errorf("%w: a kind or digest is required", ErrBadRequest)
+	}
+	if err := validName(req.Name); err != nil {
+		return DaemonInfo{}, err
+	}
+	k, err := n.ensureKind(ctx, req.Kind, from)
+	if err != nil {
+		return DaemonInfo{}, err
+	}
+	id, err := identity.Generate()
+	if err != nil {
+		return DaemonInfo{}, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rec := store.Record{
+		Origin: id.Origin(), Name: req.Name, Digest: string(k.Digest), Aliases: n.rt.KindAliases(k.Digest),
+		Seed: id.Seed(), Config: req.Config, Epoch: 1, Created: time.Now().UTC(),
+	}
+	// The record goes first so that a name clash refuses before any guest
+	// code runs, and so that a crash right after spawn still knows the key.
+	if err := n.store.Create(rec); err != nil {
+		if errors.Is(err, store.ErrNameTaken) {
+			return DaemonInfo{}, wrap(ErrNameTaken, err)
+		}
+		return DaemonInfo{}, err
+	}
+	d, err := n.rt.Spawn(ctx, string(k.Digest), id, host.SpawnOptions{Name: req.Name, Config: req.Config})
+	if err != nil {
+		_ = n.store.Delete(rec.Origin)
+		return DaemonInfo{}, fmt.Errorf("spawn %s: %w", k.Digest, err)
+	}
+	if err := n.checkpoint(ctx, d, true); err != nil {
+		n.log.Warn("first checkpoint failed", "daemon", d.ID(), "err", err)
+	}
+	n.log.Info("daemon spawned", "daemon", d.ID(), "name", req.Name, "digest", k.Digest)
+	n.kickMeta()
+	return n.localInfo(d), nil
+}
+
+func validName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if len(name) > 64 || strings.ContainsAny(name, " \t\r\n/") {
+		return fmt.Errorf("%w: daemon name %q must be 1-64 characters without spaces or '/'", ErrBadRequest, name)
+	}
+	if _, err := abi.ParseOrigin(name); err == nil && len(name) == 16 {
+		return fmt.Errorf("%w: daemon name %q looks like a daemon id", ErrBadRequest, name)
+	}
+	return nil
+}
+
+func (n *Node) localInfo(d *host.Daemon) DaemonInfo {
+	s := d.Stats()
+	kind := ""
+	if al := n.rt.KindAliases(s.Kind); len(al) > 0 {
+		slices.Sort(al)
+		kind = al[0]
+	}
+	info := DaemonInfo{
+		ID: d.ID(), Name: d.Name(), Kind: kind, Digest: string(s.Kind), Node: n.name, NodeID: n.id.String(),
+		EventsProcessed: s.EventsProcessed, EventsEmitted: s.EventsEmitted, Errors: s.Errors, Snapshots: s.Snapshots,
+		MemoryBytes: s.MemoryBytes, CPUNanos: int64(s.CPUTime), InputSeq: s.InputSeq, ChainSequence: s.ChainSequence,
+		Mode: s.Mode, Failed: s.Failed, LastError: s.LastError,
+	}
+	if snap, err := n.store.LatestSnapshot(d.Origin()); err == nil {
+		info.LastCheckpoint = snap.Seq
+	}
+	if v, ok := n.lastCkpt.Load(d.Origin()); ok {
+		info.CheckpointInputSeq = v.(uint64)
+	}
+	return info
+}
+
+// findLocal resolves an id or a name among this node's daemons.
+func (n *Node) findLocal(ref string) (*host.Daemon, bool) {
+	if o, err := abi.ParseOrigin(ref); err == nil {
+		if d, err := n.rt.Daemon(o); err == nil {
+			return d, true
+		}
+	}
+	for _, d := range n.rt.Daemons() {
+		if d.Name() != "" && d.Name() == ref {
+			return d, true
+		}
+	}
+	return nil, false
+}
+
+// LocalDaemons lists this node's daemons.
+func (n *Node) LocalDaemons() []DaemonInfo {
+	ds := n.rt.Daemons()
+	out := make([]DaemonInfo, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, n.localInfo(d))
+	}
+	sortInfos(out)
+	return out
+}
+
+func sortInfos(v []DaemonInfo) {
+	slices.SortFunc(v, func(a, b DaemonInfo) int {
+		if c := strings.Compare(a.Node, b.Node); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
+
+// Daemons lists every daemon in the cluster; unreachable peers are
+// reported in the second result rather than failing the listing.
+func (n *Node) Daemons(ctx context.Context) ([]DaemonInfo, []string) {
+	out := n.LocalDaemons()
+	more, missing := n.listPeers(ctx)
+	out = append(out, more...)
+	sortInfos(out)
+	return out, missing
+}
+
+// Daemon returns one daemon's info, wherever it runs.
+func (n *Node) Daemon(ctx context.Context, ref string) (DaemonInfo, error) {
+	if d, ok := n.findLocal(ref); ok {
+		return n.localInfo(d), nil
+	}
+	loc, err := n.locate(ctx, ref)
+	if err != nil {
+		return DaemonInfo{}, err
+	}
+	return loc.info, nil
+}
+
+// Stop stops a daemon wherever it runs. Its record stays (stopped) with
+// its last checkpoint, so `restore` can bring it back on this node.
+func (n *Node) Stop(ctx context.Context, ref string) (DaemonInfo, error) {
+	if d, ok := n.findLocal(ref); ok {
+		return n.stopLocal(ctx, d)
+	}
+	loc, err := n.locate(ctx, ref)
+	if err != nil {
+		return DaemonInfo{}, err
+	}
+	if err := n.remoteStop(ctx, loc); err != nil {
+		return DaemonInfo{}, err
+	}
+	return loc.info, nil
+}
+
+func (n *Node) stopLocal(ctx context.Context, d *host.Daemon) (DaemonInfo, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.checkpoint(ctx, d, true); err != nil {
+		n.log.Warn("final checkpoint failed", "daemon", d.ID(), "err", err)
+	}
+	info := n.localInfo(d)
+	if err := n.rt.Stop(ctx, d.Origin()); err != nil {
+		return DaemonInfo{}, wrap(ErrDaemonNotFound, err)
+	}
+	if err := n.store.Update(d.Origin(), func(r *store.Record) error { r.Stopped = true; return nil }); err != nil {
+		n.log.Warn("could not mark record stopped", "daemon", d.ID(), "err", err)
+	}
+	n.lastCkpt.Delete(d.Origin())
+	n.log.Info("daemon stopped", "daemon", d.ID(), "name", d.Name())
+	n.kickMeta()
+	return info, nil
+}
+
+// Snapshot returns a daemon's current state as signed snapshot bytes,
+// wherever it runs. A local snapshot also becomes its latest checkpoint.
+func (n *Node) Snapshot(ctx context.Context, ref string) ([]byte, DaemonInfo, error) {
+	if d, ok := n.findLocal(ref); ok {
+		data, err := n.snapshotLocal(ctx, d)
+		return data, n.localInfo(d), err
+	}
+	loc, err := n.locate(ctx, ref)
+	if err != nil {
+		return nil, DaemonInfo{}, err
+	}
+	data, err := n.remoteSnapshot(ctx, loc)
+	return data, loc.info, err
+}
+
+func (n *Node) snapshotLocal(ctx context.Context, d *host.Daemon) ([]byte, error) {
+	n.ckptMu.Lock()
+	defer n.ckptMu.Unlock()
+	data, err := d.EncodeSnapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", d.ID(), err)
+	}
+	if _, err := n.store.PutSnapshot(d.Origin(), time.Now(), data); err != nil {
+		n.log.Warn("could not store snapshot", "daemon", d.ID(), "err", err)
+	} else {
+		n.lastCkpt.Store(d.Origin(), d.Stats().InputSeq)
+	}
+	n.metrics.snapshotBytes.Add(float64(len(data)))
+	return data, nil
+}
+
+// Restore continues a daemon from signed snapshot bytes. This node must
+// hold the daemon's identity (it ran it before): snapshots carry the public
+// key, never the private one. A running daemon is replaced.
+func (n *Node) Restore(ctx context.Context, data []byte, kind string) (DaemonInfo, error) {
+	snap, err := snapshot.Decode(data, snapshot.DefaultLimits())
+	if err != nil {
+		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
+	}
+	origin := abi.OriginHash(snap.EntityID)
+	digest := string(host.DigestFromBytes(snap.ModuleDigest))
+	if kind == "" {
+		kind = digest
+	}
+	k, err := n.rt.Kind(kind)
+	if err != nil {
+		return DaemonInfo{}, wrap(ErrUnknownKind, fmt.Errorf("%w (the snapshot is of module %s; deploy it first)", err, digest))
+	}
+	if string(k.Digest) != digest {
+		return DaemonInfo{}, fmt.Errorf("%w: snapshot is of module %s, kind %q is %s", ErrBadRequest, digest, kind, k.Digest)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	rec, err := n.store.Get(origin)
+	if errors.Is(err, store.ErrNotFound) {
+		return DaemonInfo{}, fmt.Errorf("%w: daemon %016x never ran on this node (restore it on the node that spawned it)", ErrNoIdentity, origin)
+	}
+	if err != nil {
+		return DaemonInfo{}, err
+	}
+	id, err := identity.FromSeed(rec.Seed)
+	if err != nil {
+		return DaemonInfo{}, err
+	}
+	_, replacing := n.findLocal(abi.FormatOrigin(origin))
+	if replacing {
+		_ = n.rt.Stop(ctx, origin)
+	}
+	d, err := n.rt.SpawnFromSnapshot(ctx, string(k.Digest), id, snap, host.SpawnOptions{Name: rec.Name, Config: rec.Config})
+	if err != nil {
+		if replacing {
+			// Put the daemon we stopped back, from its last checkpoint.
+			if _, _, rerr := n.recoverOne(ctx, rec); rerr != nil {
+				n.log.Error("daemon lost after a failed restore", "daemon", abi.FormatOrigin(origin), "err", rerr)
+			}
+		}
+		return DaemonInfo{}, wrap(ErrBadRequest, fmt.Errorf("restore %016x: %w", origin, err))
+	}
+	if err := n.store.Update(origin, func(r *store.Record) error { r.Stopped = false; r.Digest = string(k.Digest); return nil }); err != nil {
+		_ = n.rt.Stop(ctx, origin)
+		if errors.Is(err, store.ErrNameTaken) {
+			return DaemonInfo{}, wrap(ErrNameTaken, err)
+		}
+		return DaemonInfo{}, err
+	}
+	if err := n.checkpoint(ctx, d, true); err != nil {
+		n.log.Warn("checkpoint after restore failed", "daemon", d.ID(), "err", err)
+	}
+	n.log.Info("daemon restored", "daemon", d.ID(), "name", rec.Name, "input_seq", snap.InputSeq)
+	n.kickMeta()
+	return n.localInfo(d), nil
+}
+
+// Logs returns a daemon's retained guest log lines, wherever it runs.
+func (n *Node) Logs(ctx context.Context, ref string) ([]LogLine, error) {
+	if d, ok := n.findLocal(ref); ok {
+		return convertLogs(d.Logs()), nil
+	}
+	loc, err := n.locate(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return n.remoteLogs(ctx, loc)
+}
+
+func convertLogs(in []host.LogLine) []LogLine {
+	out := make([]LogLine, len(in))
+	for i, l := range in {
+		out[i] = LogLine{Time: l.Time, Level: levelName(l.Level), Text: l.Text}
+	}
+	return out
+}
+
+func levelName(l int) string {
+	switch l {
+	case 0:
+		return "debug"
+	case 2:
+		return "warn"
+	case 3:
+		return "error"
+	}
+	return "info"
+}

@@ -1,0 +1,435 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wasmesh/wasmesh/abi"
+	"github.com/wasmesh/wasmesh/cluster"
+	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+)
+
+// Node-level subprotocols on top of the transport's remote operations.
+//
+// Routing choice: a node does not announce its daemons. NodeMeta has a
+// 512-byte gossip budget, far too small for a route list, and gossiping
+// every spawn would cost every node work for daemons it never talks to.
+// Instead, a node that does not know where a daemon lives fans a Lookup
+// out to the alive members, caches the answer in the transport's Routes,
+// and drops the entry when the node it points at says "not hosted". The
+// migration cutover updates Routes and answers stragglers with "moved".
+const (
+	SubLookup = "wasmesh/node/lookup/1"
+	SubList   = "wasmesh/node/list/1"
+	SubLogs   = "wasmesh/node/logs/1"
+)
+
+// fanoutTimeout bounds a lookup or listing across the cluster, so one
+// unreachable member cannot stall an operator command.
+const fanoutTimeout = 3 * time.Second
+
+type lookupRequest struct {
+	Ref string `msgpack:"r"`
+}
+
+type lookupResponse struct {
+	Found bool       `msgpack:"f"`
+	Epoch uint64     `msgpack:"e"`
+	Info  DaemonInfo `msgpack:"i"`
+}
+
+type listRequest struct{}
+
+type listResponse struct {
+	Daemons []DaemonInfo `msgpack:"d"`
+}
+
+type logsRequest struct {
+	Origin uint64 `msgpack:"o"`
+}
+
+type wireLog struct {
+	Time  int64  `msgpack:"t"`
+	Level string `msgpack:"l"`
+	Text  string `msgpack:"x"`
+}
+
+type logsResponse struct {
+	Lines []wireLog `msgpack:"l"`
+}
+
+type peerRef struct {
+	id   nodekey.NodeID
+	name string
+}
+
+func (p peerRef) peer() meshquic.Peer { return meshquic.PeerID(p.id) }
+
+func (p peerRef) String() string {
+	if p.name != "" {
+		return p.name
+	}
+	return p.id.String()
+}
+
+// location is where a daemon was found.
+type location struct {
+	node  peerRef
+	epoch uint64
+	info  DaemonInfo
+}
+
+func (n *Node) serveMesh() {
+	n.ep.ServeLocalOps((*meshOps)(n))
+	n.ep.Handle(SubLookup, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req lookupRequest) (lookupResponse, error) {
+		d, ok := n.findLocal(req.Ref)
+		if !ok {
+			return lookupResponse{}, nil
+		}
+		epoch := uint64(1)
+		if rec, err := n.store.Get(d.Origin()); err == nil {
+			epoch = rec.Epoch
+		}
+		return lookupResponse{Found: true, Epoch: epoch, Info: n.localInfo(d)}, nil
+	}))
+	n.ep.Handle(SubList, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, _ listRequest) (listResponse, error) {
+		return listResponse{Daemons: n.LocalDaemons()}, nil
+	}))
+	n.ep.Handle(SubLogs, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req logsRequest) (logsResponse, error) {
+		d, err := n.rt.Daemon(req.Origin)
+		if err != nil {
+			return logsResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
+		}
+		var out logsResponse
+		for _, l := range convertLogs(d.Logs()) {
+			out.Lines = append(out.Lines, wireLog{Time: l.Time.UnixNano(), Level: l.Level, Text: l.Text})
+		}
+		return out, nil
+	}))
+}
+
+// peers returns the alive members other than this node that announced a
+// QUIC address.
+func (n *Node) peers() []peerRef {
+	var out []peerRef
+	for _, m := range n.mem.Members() {
+		if m.Local || m.State != cluster.StateAlive || m.MetaErr != nil || m.Meta.QUICAddr == "" {
+			continue
+		}
+		id, err := nodekey.ParseNodeID(m.Meta.NodeID)
+		if err != nil || id == n.id {
+			continue
+		}
+		out = append(out, peerRef{id: id, name: m.Name})
+	}
+	slices.SortFunc(out, func(a, b peerRef) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+func (n *Node) peerName(id nodekey.NodeID) string {
+	if id == n.id {
+		return n.name
+	}
+	if m, ok := n.mem.MemberByNodeID(id.String()); ok {
+		return m.Name
+	}
+	return id.String()
+}
+
+// watchMembers keeps the transport's address book in step with membership.
+func (n *Node) watchMembers() {
+	defer n.wg.Done()
+	for ev := range n.mem.Subscribe(n.ctx) {
+		m := ev.Member
+		if m.Local || m.MetaErr != nil {
+			continue
+		}
+		id, err := nodekey.ParseNodeID(m.Meta.NodeID)
+		if err != nil {
+			continue
+		}
+		switch {
+		case ev.Type == cluster.EventLeave:
+			n.ep.RemovePeer(id)
+			n.log.Info("peer left", "peer", m.Name, "state", m.State.String())
+		case m.Meta.QUICAddr != "":
+			if old, ok := n.ep.PeerAddrOf(id); !ok || old != m.Meta.QUICAddr {
+				n.ep.SetPeerAddr(id, m.Meta.QUICAddr)
+				n.log.Info("peer joined", "peer", m.Name, "id", id.String(), "quic", m.Meta.QUICAddr)
+			}
+		}
+	}
+}
+
+func (n *Node) kickMeta() {
+	select {
+	case n.metaKick <- struct{}{}:
+	default:
+	}
+}
+
+// publishMeta re-announces the load (daemon count) after changes; kicks
+// coalesce, so a burst of spawns costs one announcement.
+func (n *Node) publishMeta() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.metaKick:
+		}
+		meta := n.meta
+		meta.Load = len(n.rt.Daemons())
+		ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
+		if err := n.mem.UpdateMeta(ctx, meta); err != nil && !errors.Is(err, cluster.ErrAnnounceUnconfirmed) && n.ctx.Err() == nil {
+			n.log.Warn("announce failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// resolveNode finds a member by name, id, or unique id prefix.
+func (n *Node) resolveNode(ref string) (nodekey.NodeID, error) {
+	var hits []nodekey.NodeID
+	for _, m := range n.mem.Members() {
+		if m.State != cluster.StateAlive || m.MetaErr != nil {
+			continue
+		}
+		if m.Name == ref || m.Meta.NodeID == ref || (len(ref) >= 4 && strings.HasPrefix(m.Meta.NodeID, ref)) {
+			id, err := nodekey.ParseNodeID(m.Meta.NodeID)
+			if err == nil {
+				hits = append(hits, id)
+			}
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return nodekey.NodeID{}, fmt.Errorf("%w: no alive member named %q (see wasmesh nodes)", ErrUnknownNode, ref)
+	case 1:
+		return hits[0], nil
+	}
+	return nodekey.NodeID{}, fmt.Errorf("%w: %q matches %d members", ErrUnknownNode, ref, len(hits))
+}
+
+// locate finds a daemon that is not local: through the cached route when
+// the reference is an id, else by asking every alive peer.
+func (n *Node) locate(ctx context.Context, ref string) (location, error) {
+	if ref == "" {
+		return location{}, fmt.Errorf("%w: empty daemon reference", ErrBadRequest)
+	}
+	if o, err := abi.ParseOrigin(ref); err == nil {
+		if r, ok := n.ep.Routes().Lookup(o); ok && r.Node != n.id {
+			p := peerRef{id: r.Node, name: n.peerName(r.Node)}
+			if loc, err := n.lookupAt(ctx, p, ref); err == nil {
+				return loc, nil
+			}
+			// Stale or unreachable: forget it and search.
+			n.ep.Routes().Delete(o, r.Epoch)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+	defer cancel()
+	peers := n.peers()
+	var (
+		mu    sync.Mutex
+		found []location
+		wg    sync.WaitGroup
+	)
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loc, err := n.lookupAt(ctx, p, ref)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			found = append(found, loc)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	switch len(found) {
+	case 0:
+		return location{}, fmt.Errorf("%w: %q is not on any of the %d alive node(s)", ErrDaemonNotFound, ref, len(peers)+1)
+	case 1:
+		loc := found[0]
+		if o, err := abi.ParseOrigin(loc.info.ID); err == nil {
+			n.ep.Routes().Set(o, loc.node.id, loc.epoch)
+		}
+		return loc, nil
+	}
+	var where []string
+	for _, l := range found {
+		where = append(where, l.info.ID+"@"+l.node.String())
+	}
+	slices.Sort(where)
+	return location{}, fmt.Errorf("%w: %q names %d daemons (%s); use the id", ErrAmbiguous, ref, len(found), strings.Join(where, ", "))
+}
+
+var errNotThere = errors.New("not hosted there")
+
+func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, error) {
+	var resp lookupResponse
+	if err := n.ep.Call(ctx, p.peer(), SubLookup, lookupRequest{Ref: ref}, &resp); err != nil {
+		return location{}, err
+	}
+	if !resp.Found {
+		return location{}, errNotThere
+	}
+	return location{node: p, epoch: resp.Epoch, info: resp.Info}, nil
+}
+
+// listPeers collects every peer's daemons; peers that do not answer are
+// named in missing.
+func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []string) {
+	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+	defer cancel()
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, p := range n.peers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var resp listResponse
+			err := n.ep.Call(ctx, p.peer(), SubList, listRequest{}, &resp)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				missing = append(missing, p.String())
+				return
+			}
+			all = append(all, resp.Daemons...)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(missing)
+	return all, missing
+}
+
+func (n *Node) remoteSpawn(ctx context.Context, target nodekey.NodeID, req SpawnRequest) (DaemonInfo, error) {
+	digest := req.Kind
+	alias := ""
+	if k, err := n.rt.Kind(req.Kind); err == nil {
+		digest = string(k.Digest)
+		if !strings.HasPrefix(req.Kind, "sha256:") {
+			alias = req.Kind
+		}
+	} else if !strings.HasPrefix(req.Kind, "sha256:") {
+		return DaemonInfo{}, wrap(ErrUnknownKind, fmt.Errorf("%w (deploy it to this node first; the target fetches it from here)", err))
+	}
+	var labels map[string]string
+	if req.Name != "" {
+		labels = map[string]string{"name": req.Name}
+	}
+	resp, err := n.ep.RemoteSpawn(ctx, target, meshquic.SpawnRequest{Digest: digest, Kind: alias, Config: req.Config, Labels: labels})
+	if err != nil {
+		return DaemonInfo{}, fromRemote(err, n.peerName(target))
+	}
+	n.ep.Routes().Set(resp.Origin, target, resp.Epoch)
+	p := peerRef{id: target, name: n.peerName(target)}
+	if loc, err := n.lookupAt(ctx, p, abi.FormatOrigin(resp.Origin)); err == nil {
+		return loc.info, nil
+	}
+	return DaemonInfo{ID: abi.FormatOrigin(resp.Origin), Name: req.Name, Kind: alias, Digest: digest, Node: p.String(), NodeID: target.String()}, nil
+}
+
+func (n *Node) remoteStop(ctx context.Context, loc location) error {
+	o, err := abi.ParseOrigin(loc.info.ID)
+	if err != nil {
+		return err
+	}
+	if err := n.ep.RemoteStop(ctx, loc.node.id, meshquic.StopRequest{Origin: o}); err != nil {
+		return fromRemote(err, loc.node.String())
+	}
+	n.ep.Routes().Delete(o, loc.epoch)
+	return nil
+}
+
+func (n *Node) remoteSnapshot(ctx context.Context, loc location) ([]byte, error) {
+	o, err := abi.ParseOrigin(loc.info.ID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.ep.RemoteSnapshot(ctx, loc.node.id, meshquic.SnapshotRequest{Origin: o})
+	if err != nil {
+		return nil, fromRemote(err, loc.node.String())
+	}
+	return resp.Snapshot, nil
+}
+
+func (n *Node) remoteLogs(ctx context.Context, loc location) ([]LogLine, error) {
+	o, err := abi.ParseOrigin(loc.info.ID)
+	if err != nil {
+		return nil, err
+	}
+	var resp logsResponse
+	if err := n.ep.Call(ctx, loc.node.peer(), SubLogs, logsRequest{Origin: o}, &resp); err != nil {
+		return nil, fromRemote(err, loc.node.String())
+	}
+	out := make([]LogLine, len(resp.Lines))
+	for i, l := range resp.Lines {
+		out[i] = LogLine{Time: time.Unix(0, l.Time).UTC(), Level: l.Level, Text: l.Text}
+	}
+	return out, nil
+}
+
+// remoteError is a peer's failure mapped back to this package's sentinels,
+// keeping the peer's message.
+type remoteError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+// fromRemote maps a transport error to the node's vocabulary.
+func fromRemote(err error, peer string) error {
+	var re *meshquic.RemoteError
+	if errors.As(err, &re) {
+		sentinel := map[string]error{
+			codeEventFailed: ErrEventFailed, codeRefused: ErrRefused, codeUnknownKind: ErrUnknownKind,
+			codeNameTaken: ErrNameTaken, codeBadRequest: ErrBadRequest,
+			meshquic.CodeNotHosted: ErrDaemonNotFound, meshquic.CodeNotFound: ErrDaemonNotFound,
+			meshquic.CodeUnavailable: ErrUnavailable,
+		}[re.Code]
+		if sentinel == nil {
+			sentinel = meshquic.ErrRemote
+		}
+		return &remoteError{sentinel: sentinel, msg: fmt.Sprintf("%s (on node %s)", re.Message, peer)}
+	}
+	if errors.Is(err, meshquic.ErrPeerUnavailable) || errors.Is(err, meshquic.ErrUnknownPeer) || errors.Is(err, meshquic.ErrTimeout) {
+		return fmt.Errorf("%w: node %s: %w", ErrUnavailable, peer, err)
+	}
+	return err
+}
+
+// toWire gives a local error the code its remote caller maps back.
+func toWire(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrDaemonNotFound):
+		return fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
+	case errors.Is(err, ErrEventFailed):
+		return coded(codeEventFailed, err)
+	case errors.Is(err, ErrRefused):
+		return coded(codeRefused, err)
+	case errors.Is(err, ErrUnknownKind):
+		return coded(codeUnknownKind, err)
+	case errors.Is(err, ErrNameTaken):
+		return coded(codeNameTaken, err)
+	case errors.Is(err, ErrBadRequest):
+		return coded(codeBadRequest, err)
+	}
+	return err
+}

@@ -1,0 +1,281 @@
+// Package node is a wasmesh node as a service: it owns the data dir, the
+// embedded store of daemon records and snapshots, checkpointing and restart
+// recovery, and wires the host runtime to the cluster membership and the
+// QUIC mesh so that any node can deliver to, spawn on, stop and snapshot any
+// daemon in the cluster. The admin HTTP API (node/admin) sits on top.
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wasmesh/wasmesh/cluster"
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/node/store"
+	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+)
+
+// Node is one running wasmesh node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	layout  layout
+	key     nodekey.NodeKey
+	id      nodekey.NodeID
+	name    string
+	store   *store.Store
+	rt      *host.Runtime
+	ep      *meshquic.Endpoint
+	mem     *cluster.Membership
+	metrics *Metrics
+	meta    cluster.NodeMeta // template; Load is filled at publish time
+
+	// mu serialises changes to the set of daemons (spawn, stop, restore)
+	// so name uniqueness and record state stay consistent with the runtime.
+	mu sync.Mutex
+	// ckptMu serialises checkpoints so store sequence order is capture order.
+	ckptMu sync.Mutex
+	// lastCkpt remembers each daemon's input sequence at its last
+	// checkpoint, so idle daemons are not rewritten every interval.
+	lastCkpt sync.Map // origin -> uint64
+
+	eventSeq atomic.Uint64
+	metaKick chan struct{}
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeMu   sync.Mutex
+	closed    bool
+	recovered int
+}
+
+// New starts a node: data dir, store, runtime with recovered daemons, mesh
+// endpoint, cluster membership and background loops. Close stops it.
+func New(ctx context.Context, cfg Config) (_ *Node, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, layout: layout{root: cfg.DataDir}, metaKick: make(chan struct{}, 1)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.eventSeq.Store(uint64(time.Now().UnixNano()))
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			n.cancel()
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	if err := n.layout.create(); err != nil {
+		return nil, err
+	}
+	n.key, err = nodekey.LoadOrCreateNodeKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: node key: %w", ErrBadConfig, err)
+	}
+	n.id = n.key.ID()
+	static, err := nodekey.LoadOrCreateStaticKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: static key: %w", ErrBadConfig, err)
+	}
+	creds, err := cfg.credentials(n.key, n.layout)
+	if err != nil {
+		return nil, err
+	}
+	n.name = cfg.Name
+	if n.name == "" {
+		n.name = "node-" + n.id.String()[:8]
+	}
+	n.log = n.log.With("node", n.name)
+
+	n.store, err = store.Open(n.layout.store())
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { n.store.Close() })
+	n.metrics = newMetrics(n)
+
+	n.rt, err = host.New(ctx, host.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits})
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { n.rt.Close(context.Background()) })
+	if err := n.loadModules(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.rt.Start(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.recover(ctx); err != nil {
+		return nil, err
+	}
+
+	n.ep, err = meshquic.Listen(n.ctx, meshquic.Config{Addr: cfg.ListenAddr, Credentials: creds, Logger: n.log.With("component", "mesh")})
+	if err != nil {
+		return nil, fmt.Errorf("%w: --listen %s: %w", ErrBadConfig, cfg.ListenAddr, err)
+	}
+	cleanup = append(cleanup, func() { n.ep.Close() })
+	n.serveMesh()
+
+	ghost, gport, err := splitHostPort(cfg.GossipAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --gossip: %w", ErrBadConfig, err)
+	}
+	binding := n.key.BindStaticKey(static.PublicKey())
+	n.meta = cluster.NodeMeta{
+		NodeID:          n.id.String(),
+		QUICAddr:        advertised(n.ep.Addr(), ghost),
+		X25519Public:    binding.StaticKey,
+		X25519Signature: binding.Sig,
+		Capabilities:    cfg.Tags.Normalize(),
+		Version:         cfg.Version,
+		// Migration lands with the migration issue; until then nodes do
+		// not offer themselves as targets.
+		MigrationSupported: false,
+	}
+	meta := n.meta
+	meta.Load = len(n.rt.Daemons())
+	secret := cfg.ClusterSecret
+	if cfg.Dev {
+		secret = []byte(DevSecret)
+	}
+	gossipKey := sha256.Sum256(append([]byte("wasmesh/gossip-key/v1:"), secret...))
+	n.mem, err = cluster.Join(ctx, cluster.Config{
+		Name: n.name, BindAddr: ghost, BindPort: gport, SecretKey: gossipKey[:],
+		Meta: meta, Logger: n.log.With("component", "gossip"), Seeds: cfg.Join, Timing: cfg.Timing,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: --gossip %s: %w", ErrBadConfig, cfg.GossipAddr, err)
+	}
+	cleanup = append(cleanup, func() { n.mem.Shutdown() })
+
+	n.wg.Add(3)
+	go n.watchMembers()
+	go n.publishMeta()
+	go n.checkpointLoop()
+	if cfg.Dev {
+		n.log.Warn("INSECURE: --dev cluster credentials are derived from a public string; anyone can join this cluster. Use only on a trusted machine.")
+	}
+	return n, nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return h, port, nil
+}
+
+// advertised is the QUIC address peers should dial: the bound one, with an
+// unspecified host replaced by the gossip host when that one is specific.
+func advertised(a net.Addr, gossipHost string) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ap.Addr().IsUnspecified() {
+		if ip, err := netip.ParseAddr(gossipHost); err == nil && !ip.IsUnspecified() {
+			return netip.AddrPortFrom(ip, ap.Port()).String()
+		}
+		return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ap.Port()).String()
+	}
+	return ap.String()
+}
+
+// ID is the node id; Name the member name.
+func (n *Node) ID() nodekey.NodeID { return n.id }
+func (n *Node) Name() string       { return n.name }
+
+// QUICAddr and GossipAddr are the bound addresses.
+func (n *Node) QUICAddr() string   { return n.meta.QUICAddr }
+func (n *Node) GossipAddr() string { return n.mem.LocalAddr().String() }
+
+// Metrics is the node's Prometheus registry and collectors.
+func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// Runtime is the node's host runtime (for the migration wiring).
+func (n *Node) Runtime() *host.Runtime { return n.rt }
+
+// Endpoint is the node's mesh endpoint (for the migration wiring).
+func (n *Node) Endpoint() *meshquic.Endpoint { return n.ep }
+
+// ReadyInfo is written to DATA/node.json once the node serves, so scripts
+// (and tests) that asked for port 0 learn the real addresses.
+type ReadyInfo struct {
+	NodeID   string `json:"node_id"`
+	Name     string `json:"name"`
+	QUIC     string `json:"quic"`
+	Gossip   string `json:"gossip"`
+	AdminURL string `json:"admin_url"`
+	PID      int    `json:"pid"`
+}
+
+// Ready records that the node serves its admin API at adminURL.
+func (n *Node) Ready(adminURL string) error {
+	info := ReadyInfo{NodeID: n.id.String(), Name: n.name, QUIC: n.QUICAddr(), Gossip: n.GossipAddr(), AdminURL: adminURL, PID: os.Getpid()}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	tmp := n.layout.readyFile() + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, n.layout.readyFile()); err != nil {
+		return err
+	}
+	n.log.Info("node ready", "id", info.NodeID, "quic", info.QUIC, "gossip", info.Gossip, "admin", adminURL,
+		"daemons", len(n.rt.Daemons()), "recovered", n.recovered)
+	return nil
+}
+
+// ReadReady reads DATA/node.json.
+func ReadReady(dataDir string) (ReadyInfo, error) {
+	var info ReadyInfo
+	b, err := os.ReadFile(layout{root: dataDir}.readyFile())
+	if err != nil {
+		return info, err
+	}
+	err = json.Unmarshal(b, &info)
+	return info, err
+}
+
+// Close checkpoints every daemon, leaves the cluster, and releases
+// everything. It is idempotent.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeMu.Lock()
+	if n.closed {
+		n.closeMu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.closeMu.Unlock()
+	_ = os.Remove(n.layout.readyFile())
+	ck := n.checkpointAll(ctx, true)
+	n.log.Info("checkpointed daemons on shutdown", "daemons", ck)
+	if err := n.mem.Leave(ctx, 2*time.Second); err != nil {
+		n.log.Debug("leave not confirmed", "err", err)
+	}
+	n.cancel()
+	n.wg.Wait()
+	var errs []error
+	errs = append(errs, n.mem.Shutdown(), n.ep.Close(), n.rt.Close(ctx), n.store.Close())
+	return errors.Join(errs...)
+}
