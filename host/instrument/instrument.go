@@ -4,38 +4,52 @@
 //   - exports every mutable global under a reserved name, so transparent
 //     snapshots can read and restore state the guest never exported (wazero
 //     gives the host only exported globals);
-//   - checks a stop flag at every function entry and every loop header, so
-//     the host can preempt a runaway guest from another goroutine at the
-//     cost of one load and one predictable branch per check;
+//   - lets the host preempt a runaway guest from another goroutine (see
+//     below);
 //   - sets a tables-dirty flag before any instruction that changes a table or
 //     an element segment, so a transparent snapshot can refuse a daemon whose
 //     tables no longer match what instantiation builds;
 //   - caps the memory maximum at the host's limit.
 //
-// The derived module adds globals and exports only: no import, function,
-// type or table is added, so no existing index shifts and every branch,
-// call and element segment stays valid. The daemon kind's identity is the
-// digest of the original bytes, never of the derived ones.
+// The derived module appends globals, one type, one function, one local per
+// function and exports; it adds no import, so no existing index shifts and
+// every call, branch, element segment and export stays valid. The daemon
+// kind's identity is the digest of the original bytes, never of the derived
+// ones.
 //
 // # Preemption
 //
-// Each check is
+// A flag check alone (global.get $stop; if; unreachable; end at every loop
+// header and function entry) stops a spinning guest in wazero, but it is not
+// enough: wazero's native code never yields to the Go scheduler, so when a
+// garbage collection starts while a guest spins, the stop-the-world waits
+// for that goroutine forever and every other goroutine, the watchdog that
+// would set the flag included, stays frozen. The node hangs. (wazero's
+// WithCloseOnContextDone avoids this by calling into Go at every check,
+// which is what makes it slow.)
 //
-//	global.get $stop
-//	if
-//	  unreachable
-//	end
+// So the derived module counts instead, and leaves native code now and then:
 //
-// where $stop is a new mutable i32 global (appended after the module's own,
-// so no index shifts) exported as abi.ReservedExportPrefix+"stop". The host's
-// watchdog sets it to 1 through wazero's api.MutableGlobal from another
-// goroutine; the guest traps with "unreachable" at its next loop iteration or
-// call. wazero's optimizing compiler keeps a global's value in a register only
-// within a straight-line run of blocks; a loop header has two predecessors
-// (entry and back edge), so the flag is reloaded from memory on every
-// iteration, and a function entry always loads it. The host must tell such a
-// trap from a genuine unreachable by its own flag, reset the flag to 0, and
-// roll the daemon back, as for any failed event.
+//	function entry:  $fuel = $fuel_g + 1; $fuel_g = $fuel
+//	                 if ($fuel & YieldMask) == 0 { call $yield }
+//	loop header:     $fuel = $fuel + 1
+//	                 if ($fuel & YieldMask) == 0 { call $yield }
+//	$yield:          if $stop { unreachable }
+//	                 memory.grow 0 (drop)
+//
+// $fuel is a new local of each function (kept in a register, so a loop
+// header costs an add, an and and a well-predicted branch), $fuel_g a new
+// global carrying the count across calls. memory.grow is implemented in Go
+// by wazero's compiler, so every YieldMask+1 loop iterations or calls the
+// goroutine passes through Go code where the scheduler can stop it for a
+// collection or hand the processor to another goroutine. A module without
+// memory gets an empty one (0 pages, max 0) for this purpose.
+//
+// The host stops a guest by setting the exported i32 global StopExport to 1
+// (api.MutableGlobal.Set, from any goroutine); the guest traps with
+// "unreachable" within YieldMask+1 loop iterations or calls. The host must
+// tell that trap from a genuine unreachable by its own flag, reset the flag
+// to 0, and roll the daemon back, as for any failed event.
 package instrument
 
 import (
@@ -57,6 +71,10 @@ var (
 func GlobalExportName(idx uint32) string {
 	return abi.ReservedExportPrefix + "g" + strconv.FormatUint(uint64(idx), 10)
 }
+
+// YieldMask sets how often instrumented code leaves native code: every
+// YieldMask+1 loop iterations or function entries.
+const YieldMask = 1<<14 - 1
 
 // MaxPages is the largest memory a wasm32 module can have (4 GiB).
 const MaxPages = 65536
@@ -145,7 +163,10 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if mem != nil {
+	switch {
+	case mem == nil: // $yield needs a memory to grow by 0
+		sections = wasmbin.SetSection(sections, wasmbin.MemorySection([]wasmbin.Limits{{HasMax: true}}))
+	default:
 		res.MemoryMin = uint32(mem.Min)
 		res.MemoryMax = MaxPages
 		if mem.HasMax {
@@ -156,30 +177,45 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		}
 	}
 
-	stop := m.NumGlobals()
-	dirty := stop + 1
-	codes, usesTables, err := rewriteCode(m, stop, dirty)
+	// New globals go after the module's own, the new function after its
+	// functions, the new type after its types: nothing shifts.
+	ix := indices{stop: m.NumGlobals(), fuel: m.NumGlobals() + 1, dirty: m.NumGlobals() + 2, yield: m.NumFuncs()}
+	types := m.Types
+	ix.yieldType = uint32(len(types))
+	for i, t := range types {
+		if len(t.Params) == 0 && len(t.Results) == 0 {
+			ix.yieldType = uint32(i)
+			break
+		}
+	}
+	if ix.yieldType == uint32(len(types)) {
+		types = append(append([]wasmbin.FuncType(nil), types...), wasmbin.FuncType{})
+		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
+	}
+
+	codes, usesTables, err := rewriteCode(m, ix)
 	if err != nil {
 		return nil, err
 	}
-	newGlobals := append(append([]wasmbin.Global(nil), m.Globals...),
-		wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(0)})
+	codes = append(codes, wasmbin.Code{Body: yieldBody(ix)})
+	funcs := append(append([]uint32(nil), m.Funcs...), ix.yieldType)
+	sections = wasmbin.SetSection(sections, wasmbin.FunctionSection(funcs))
+	sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
+
+	i32 := wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(0)}
+	newGlobals := append(append([]wasmbin.Global(nil), m.Globals...), i32, i32)
 	exports := append([]wasmbin.Export(nil), m.Exports...)
 	for _, g := range globals {
 		exports = append(exports, wasmbin.Export{Name: g.Export, Kind: wasmbin.KindGlobal, Index: g.Index})
 	}
-	exports = append(exports, wasmbin.Export{Name: StopExport, Kind: wasmbin.KindGlobal, Index: stop})
+	exports = append(exports, wasmbin.Export{Name: StopExport, Kind: wasmbin.KindGlobal, Index: ix.stop})
 	if usesTables {
-		newGlobals = append(newGlobals,
-			wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I32, Mutable: true}, Init: wasmbin.ConstI32(0)})
-		exports = append(exports, wasmbin.Export{Name: TablesDirtyExport, Kind: wasmbin.KindGlobal, Index: dirty})
+		newGlobals = append(newGlobals, i32)
+		exports = append(exports, wasmbin.Export{Name: TablesDirtyExport, Kind: wasmbin.KindGlobal, Index: ix.dirty})
 		res.TablesDirtyExport = TablesDirtyExport
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
 	sections = wasmbin.SetSection(sections, wasmbin.ExportSection(exports))
-	if len(codes) > 0 {
-		sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
-	}
 	// The name section describes the original module; drop it rather than
 	// keep a description of code that changed.
 	sections = wasmbin.RemoveSection(sections, func(s wasmbin.Section) bool {
@@ -187,6 +223,12 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	})
 	res.Module = wasmbin.Encode(sections)
 	return res, nil
+}
+
+// indices of what the instrumenter adds.
+type indices struct {
+	stop, fuel, dirty uint32 // globals
+	yield, yieldType  uint32
 }
 
 func checkExports(m *wasmbin.Module) error {
@@ -247,18 +289,52 @@ func capMemory(m *wasmbin.Module, limit uint32) (*wasmbin.Limits, bool, error) {
 	return &l, true, nil
 }
 
-// rewriteCode inserts the stop check at every function entry and loop
-// header, and the dirty flag before every table mutation.
-func rewriteCode(m *wasmbin.Module, stop, dirty uint32) ([]wasmbin.Code, bool, error) {
-	check := append(wasmbin.AppendU32([]byte{wasmbin.OpGlobalGet}, stop),
-		wasmbin.OpIf, 0x40, wasmbin.OpUnreachable, wasmbin.OpEnd)
-	mark := append([]byte{wasmbin.OpI32Const, 1}, wasmbin.AppendU32([]byte{wasmbin.OpGlobalSet}, dirty)...)
+// yieldBody is $yield: trap if the host asked to stop, else pass through Go
+// (memory.grow 0) so the scheduler can stop or switch this goroutine.
+func yieldBody(ix indices) []byte {
+	b := wasmbin.AppendU32([]byte{wasmbin.OpGlobalGet}, ix.stop)
+	b = append(b, wasmbin.OpIf, 0x40, wasmbin.OpUnreachable, wasmbin.OpEnd)
+	b = append(b, wasmbin.OpI32Const, 0, wasmbin.OpMemoryGrow, 0, wasmbin.OpDrop, wasmbin.OpEnd)
+	return b
+}
+
+// rewriteCode adds the fuel local to every function, the counting
+// sequences at its entry and at every loop header, and the dirty mark before
+// every table mutation.
+func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
+	// tail: if (fuel & YieldMask) == 0 { call $yield }, with fuel on the stack.
+	tail := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
+	tail = append(tail, 0x71 /* i32.and */, 0x45 /* i32.eqz */, wasmbin.OpIf, 0x40)
+	tail = append(wasmbin.AppendU32(append(tail, wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
+	mark := append([]byte{wasmbin.OpI32Const, 1}, wasmbin.AppendU32([]byte{wasmbin.OpGlobalSet}, ix.dirty)...)
+
 	usesTables := false
 	codes := make([]wasmbin.Code, len(m.Codes))
+	var entry, loop []byte
 	for i, c := range m.Codes {
+		nlocals := uint64(len(m.Types[m.Funcs[i]].Params))
+		for _, l := range c.Locals {
+			nlocals += uint64(l.Count)
+		}
+		if nlocals >= 1<<32-1 {
+			return nil, false, unsupported("function %d has no room for another local", int(m.ImportedFuncs)+i)
+		}
+		fuel := uint32(nlocals)
+		// entry: global.get $fuel_g; i32.const 1; i32.add; local.tee $fuel;
+		// global.set $fuel_g; local.get $fuel; tail
+		entry = wasmbin.AppendU32(append(entry[:0], wasmbin.OpGlobalGet), ix.fuel)
+		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
+		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
+		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
+		entry = append(entry, tail...)
+		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
+		loop = wasmbin.AppendU32(append(loop[:0], wasmbin.OpLocalGet), fuel)
+		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
+		loop = append(loop, tail...)
+
 		body := c.Body
-		out := make([]byte, 0, len(body)+len(check)+len(body)/8)
-		out = append(out, check...)
+		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)
+		out = append(out, entry...)
 		copied := 0
 		for off := 0; off < len(body); {
 			in, err := wasmbin.DecodeInstr(body, off)
@@ -268,7 +344,7 @@ func rewriteCode(m *wasmbin.Module, stop, dirty uint32) ([]wasmbin.Code, bool, e
 			switch {
 			case in.Op == wasmbin.OpLoop:
 				out = append(out, body[copied:in.End]...)
-				out = append(out, check...)
+				out = append(out, loop...)
 				copied = in.End
 			case in.IsTableMutation():
 				usesTables = true
@@ -279,7 +355,8 @@ func rewriteCode(m *wasmbin.Module, stop, dirty uint32) ([]wasmbin.Code, bool, e
 			off = in.End
 		}
 		out = append(out, body[copied:]...)
-		codes[i] = wasmbin.Code{Locals: c.Locals, Body: out}
+		locals := append(append([]wasmbin.LocalDecl(nil), c.Locals...), wasmbin.LocalDecl{Count: 1, Type: wasmbin.I32})
+		codes[i] = wasmbin.Code{Locals: locals, Body: out}
 	}
 	return codes, usesTables, nil
 }

@@ -1,0 +1,95 @@
+package instrument
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// BenchmarkLoopOverhead runs three guest workloads three ways in the same
+// run: the original module, the instrumented one, and the original under
+// wazero's WithCloseOnContextDone(true). Calls are interleaved so machine
+// noise hits all variants alike, and the reported times are medians (this
+// machine is shared; means drift with other load). Workloads:
+//
+//	sum:   sum 0..1e6 in a loop of ~1 cycle per iteration, the worst case
+//	fnv:   FNV-1a over 1e6 bytes, a loop whose body does real work
+//	calls: a call tree of 2^20 calls and no loops
+//
+// Metrics: <variant>-ns/call and instrumented/plain, ctxdone/plain ratios.
+func BenchmarkLoopOverhead(b *testing.B) {
+	ctx := context.Background()
+	orig := readFile(b, "testdata/spin.wasm")
+	res := mustInstrument(b, orig, Options{})
+	load := func(cfg wazero.RuntimeConfig, bin []byte) api.Module {
+		r := wazero.NewRuntimeWithConfig(ctx, cfg.WithCoreFeatures(api.CoreFeaturesV2|experimental.CoreFeaturesTailCall))
+		b.Cleanup(func() { r.Close(ctx) })
+		m, err := r.Instantiate(ctx, bin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	plain := load(wazero.NewRuntimeConfigCompiler(), orig)
+	inst := load(wazero.NewRuntimeConfigCompiler(), res.Module)
+	ctxdone := load(wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true), orig)
+	cctx, cancel := context.WithCancel(ctx) // a cancellable context, as a host would pass
+	defer cancel()
+
+	for _, w := range []struct {
+		name, fn string
+		arg      uint64
+	}{{"sum", "sum", 1_000_000}, {"fnv", "fnv", 1_000_000}, {"calls", "tree", 20}} {
+		b.Run(w.name, func(b *testing.B) {
+			variants := []struct {
+				name string
+				fn   api.Function
+				ctx  context.Context
+				took []time.Duration
+			}{
+				{name: "plain", fn: plain.ExportedFunction(w.fn), ctx: ctx},
+				{name: "instrumented", fn: inst.ExportedFunction(w.fn), ctx: ctx},
+				{name: "ctxdone", fn: ctxdone.ExportedFunction(w.fn), ctx: cctx},
+			}
+			stack := make([]uint64, 1)
+			var want uint64
+			for i := range variants { // warm up and agree
+				stack[0] = w.arg
+				if err := variants[i].fn.CallWithStack(variants[i].ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+				if i == 0 {
+					want = stack[0]
+				} else if stack[0] != want {
+					b.Fatalf("%s: result %d, want %d", variants[i].name, stack[0], want)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j := range variants {
+					v := &variants[j]
+					stack[0] = w.arg
+					start := time.Now()
+					if err := v.fn.CallWithStack(v.ctx, stack); err != nil {
+						b.Fatal(err)
+					}
+					v.took = append(v.took, time.Since(start))
+				}
+			}
+			b.StopTimer()
+			med := make([]float64, len(variants))
+			for j, v := range variants {
+				slices.Sort(v.took)
+				med[j] = float64(v.took[len(v.took)/2].Nanoseconds())
+				b.ReportMetric(med[j], v.name+"-ns/call")
+			}
+			b.ReportMetric(med[1]/med[0], "instrumented/plain")
+			b.ReportMetric(med[2]/med[0], "ctxdone/plain")
+		})
+	}
+}

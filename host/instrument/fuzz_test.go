@@ -1,0 +1,70 @@
+package instrument
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/wasmesh/wasmesh/abi/wasmbin"
+)
+
+// FuzzInstrument: for whatever Parse accepts, Instrument does not panic;
+// when it succeeds its output parses again and exports what Result names;
+// and when wazero accepts the original, it accepts the derived module too.
+func FuzzInstrument(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.wasm")
+	more, _ := filepath.Glob("../../abi/testdata/*.wasm")
+	for _, p := range append(files, more...) {
+		if b, err := os.ReadFile(p); err == nil && len(b) <= 64<<10 {
+			f.Add(b, uint32(0))
+			f.Add(b, uint32(2))
+		}
+	}
+	f.Add(wasmbin.Encode(nil), uint32(1))
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
+		WithCoreFeatures(api.CoreFeaturesV2|experimental.CoreFeaturesTailCall))
+	defer r.Close(ctx)
+	f.Fuzz(func(t *testing.T, b []byte, maxPages uint32) {
+		if _, err := wasmbin.Parse(b); err != nil {
+			return
+		}
+		res, err := Instrument(b, Options{MaxMemoryPages: maxPages})
+		if err != nil {
+			if !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrMemoryLimit) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		m, err := wasmbin.Parse(res.Module)
+		if err != nil {
+			t.Fatalf("instrumented module does not parse: %v", err)
+		}
+		names := map[string]bool{}
+		for _, e := range m.Exports {
+			names[e.Name] = true
+		}
+		for _, g := range res.Globals {
+			if !names[g.Export] {
+				t.Fatalf("global export %q missing", g.Export)
+			}
+		}
+		if !names[res.StopExport] || res.TablesDirtyExport != "" && !names[res.TablesDirtyExport] {
+			t.Fatal("flag exports missing")
+		}
+		if c, err := r.CompileModule(ctx, b); err == nil {
+			c.Close(ctx)
+			c2, err := r.CompileModule(ctx, res.Module)
+			if err != nil {
+				t.Fatalf("wazero accepts the original but not the instrumented module: %v", err)
+			}
+			c2.Close(ctx)
+		}
+	})
+}
