@@ -93,3 +93,15 @@ func BenchmarkLoopOverhead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInstrumentGoReactor derives the run module of a 1.8 MB Go guest.
+func BenchmarkInstrumentGoReactor(b *testing.B) {
+	bin := readFile(b, goReactor)
+	b.SetBytes(int64(len(bin)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Instrument(bin, Options{MaxMemoryPages: 4096}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

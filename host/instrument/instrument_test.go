@@ -434,13 +434,21 @@ func TestCustomSections(t *testing.T) {
 	}
 }
 
-// TestEveryTestModule instruments every committed test module and checks
+// TestEveryTestModule instruments every committed test module (and the
+// example daemons of plugins/examples) and checks
 // that wazero compiles the result, that exports and imports are preserved,
 // and that every function entry and loop got its check.
 func TestEveryTestModule(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.wasm")
 	more, _ := filepath.Glob("../../abi/testdata/*.wasm")
 	files = append(files, more...)
+	// The example daemons in every guest language, when present.
+	examples, _ := filepath.Glob("../../plugins/examples/*/*.wasm")
+	for _, f := range examples {
+		if !strings.Contains(f, "/testdata/") {
+			files = append(files, f)
+		}
+	}
 	r := newRuntime(t, wazero.NewRuntimeConfigCompiler())
 	for _, f := range files {
 		b := readFile(t, f)
