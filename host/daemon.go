@@ -52,6 +52,54 @@ type Daemon struct {
 
 	observers atomic.Pointer[[]*Observer]
 	obsMu     sync.Mutex
+
+	intercept atomic.Pointer[Interceptor]
+}
+
+// Interceptor takes over a daemon's incoming events while it migrates: the
+// migration buffers them, forwards them, or applies them elsewhere, and
+// answers the sender with the outputs once they exist.
+type Interceptor func(ctx context.Context, ev Event) ([]Output, error)
+
+// SetInterceptor routes every later Deliver through f (nil restores normal
+// processing). An event already inside the daemon finishes first.
+func (d *Daemon) SetInterceptor(f Interceptor) {
+	if f == nil {
+		d.intercept.Store(nil)
+		return
+	}
+	d.intercept.Store(&f)
+}
+
+// FreezeAndSnapshot installs f and takes a snapshot in one step, so no event
+// falls between the snapshot and the interception (SPEC R-M4).
+func (d *Daemon) FreezeAndSnapshot(ctx context.Context, f Interceptor) (*snapshot.Snapshot, error) {
+	d.mu.Lock()
+	d.SetInterceptor(f)
+	d.mu.Unlock()
+	s, err := d.Snapshot(ctx)
+	if err != nil {
+		d.SetInterceptor(nil)
+		return nil, err
+	}
+	return s, nil
+}
+
+// Apply processes an event directly, bypassing any interceptor: the
+// migration replays buffered events with it.
+func (d *Daemon) Apply(ctx context.Context, ev Event) ([]Output, error) {
+	var out Outputs
+	if err := d.deliver(ctx, ev, &out, false); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
+}
+
+// WipeKey zeroes the daemon's private key after it has moved away.
+func (d *Daemon) WipeKey() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.id.Wipe()
 }
 
 type daemonState uint8
@@ -161,11 +209,30 @@ func (d *Daemon) Deliver(ctx context.Context, ev Event) ([]Output, error) {
 // DeliverInto processes one event, collecting outputs into out (reset
 // first). Reusing out across calls makes delivery allocation-free.
 func (d *Daemon) DeliverInto(ctx context.Context, ev Event, out *Outputs) error {
+	return d.deliver(ctx, ev, out, true)
+}
+
+func (d *Daemon) intercepted(ctx context.Context, ev Event, out *Outputs) error {
+	f := d.intercept.Load()
+	items, err := (*f)(ctx, ev)
+	out.Items = append(out.Items, items...)
+	return err
+}
+
+func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, interceptable bool) error {
 	out.reset()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if interceptable && d.intercept.Load() != nil {
+		return d.intercepted(ctx, ev, out)
+	}
 	d.mu.Lock()
+	// Re-check under the lock: a freeze may have happened while we waited.
+	if interceptable && d.intercept.Load() != nil {
+		d.mu.Unlock()
+		return d.intercepted(ctx, ev, out)
+	}
 	if err := d.usableLocked(); err != nil {
 		d.mu.Unlock()
 		return err

@@ -287,6 +287,9 @@ type SpawnOptions struct {
 	Config []byte // bytes for wasmesh_init
 	Limits Limits // zero fields take the runtime's defaults
 	Grants Grants
+	// Interceptor, when set, is installed before the daemon becomes visible
+	// (a migration target holds events until the daemon goes live).
+	Interceptor Interceptor
 }
 
 // Grants are the optional host capabilities a daemon may use (SPEC R-T1).
@@ -404,6 +407,7 @@ func (rt *Runtime) spawn(ctx context.Context, kindOrDigest string, id identity.I
 	if err := d.boot(ctx, opts.Config, snap); err != nil {
 		return nil, err
 	}
+	d.SetInterceptor(opts.Interceptor)
 	if h := rt.cfg.Hooks; h != nil && h.SpawnStall != nil {
 		h.SpawnStall()
 	}

@@ -69,6 +69,10 @@ func (t *Target) Phase() Phase { return t.phase }
 // Live reports whether the daemon went live here.
 func (t *Target) Live() bool { return t.live }
 
+// Attempt is the current attempt; the I/O layer tags the results it feeds
+// back (Admission, ModuleFetched) with it.
+func (t *Target) Attempt() uint32 { return t.attempt }
+
 // Result reports whether the current attempt ended and how.
 func (t *Target) Result() (done bool, err error) { return t.done, t.err }
 

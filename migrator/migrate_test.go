@@ -1,0 +1,287 @@
+package migrator_test
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/chain"
+	"github.com/wasmesh/wasmesh/migration"
+	"github.com/wasmesh/wasmesh/migration/wire"
+	"github.com/wasmesh/wasmesh/migrator"
+	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+)
+
+var fastTiming = migration.Timing{Retransmit: 200 * time.Millisecond, ChunkRetransmit: 2 * time.Second, PeerTimeout: 1500 * time.Millisecond}
+
+// send delivers through node via's routing, the way any node delivers to a
+// daemon it does not host.
+func send(ctx context.Context, via *testNode, origin uint64, ev host.Event) ([]host.Output, error) {
+	if d, err := via.rt.Daemon(origin); err == nil {
+		return d.Deliver(ctx, ev)
+	}
+	resp, err := via.ep.RouteDeliver(ctx, meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload}})
+	if err != nil {
+		return nil, err
+	}
+	return migrator.OutputsFromWire(resp.Outputs)
+}
+
+func get(t *testing.T, via *testNode, origin uint64) int {
+	t.Helper()
+	outs, err := send(context.Background(), via, origin, host.Event{Sender: 999, Seq: uint64(time.Now().UnixNano()), Payload: []byte("get")})
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("get: %v %v", outs, err)
+	}
+	n, _ := strconv.Atoi(string(outs[0].Payload))
+	return n
+}
+
+// TestMigrateUnderLoad: 20,000 events from four senders through a node that
+// never hosts the daemon while it moves A→B. Afterwards the count is exact,
+// every output's causal link validates across the move, and the horizon
+// came along (SPEC R-M4, R-S1).
+func TestMigrateUnderLoad(t *testing.T) {
+	c := newCluster(t, 3, fastTiming)
+	a, b, via := c.nodes[0], c.nodes[1], c.nodes[2]
+	d, _ := spawnCounter(t, a)
+	origin := d.Origin()
+	via.ep.Routes().Set(origin, a.ep.ID(), 1)
+
+	const senders, perSender = 4, 5000
+	var mu sync.Mutex
+	var all []host.Output
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, senders)
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func(s int) {
+			defer wg.Done()
+			for i := 1; i <= perSender; i++ {
+				outs, err := send(context.Background(), via, origin, host.Event{Sender: uint64(100 + s), Seq: uint64(i), Payload: []byte("x")})
+				if err != nil {
+					errc <- err
+					return
+				}
+				sent.Add(1)
+				mu.Lock()
+				all = append(all, outs...)
+				mu.Unlock()
+			}
+		}(s)
+	}
+	for sent.Load() < 2000 {
+		time.Sleep(time.Millisecond)
+	}
+	h, err := a.mig.StartMigration(context.Background(), origin, a.id, b.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.WaitTimeout(30 * time.Second); err != nil {
+		t.Fatalf("migration: %v", err)
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatalf("sender: %v", err)
+	}
+	if _, err := a.rt.Daemon(origin); !errors.Is(err, host.ErrDaemonNotFound) {
+		t.Fatalf("source still hosts the daemon: %v", err)
+	}
+	moved, err := b.rt.Daemon(origin)
+	if err != nil {
+		t.Fatalf("target does not host the daemon: %v", err)
+	}
+	if n := get(t, via, origin); n != senders*perSender {
+		t.Fatalf("count after migration = %d, want %d", n, senders*perSender)
+	}
+	// Every output, ordered by chain sequence, validates from genesis: no
+	// gap (lost), no repeat (applied twice), parents intact across the move.
+	sort.Slice(all, func(i, j int) bool { return all[i].Link.Sequence < all[j].Link.Sequence })
+	if len(all) != senders*perSender {
+		t.Fatalf("%d outputs for %d events", len(all), senders*perSender)
+	}
+	v := chain.NewGenesisValidator(origin)
+	for i, o := range all {
+		if err := v.Accept(o.Link, o.Payload); err != nil {
+			t.Fatalf("output %d: %v", i, err)
+		}
+		if string(o.Payload) != strconv.Itoa(i+1) {
+			for j := max(0, i-5); j < min(len(all), i+10); j++ {
+				t.Logf("seq %d payload %s", all[j].Link.Sequence, all[j].Payload)
+			}
+			t.Fatalf("output %d says %q", i, o.Payload)
+		}
+	}
+	hz := moved.Horizon()
+	for s := 0; s < senders; s++ {
+		if hz[uint64(100+s)] != perSender {
+			t.Fatalf("horizon after the move: sender %d at %d, want %d (%v)", s, hz[uint64(100+s)], perSender, hz)
+		}
+	}
+	if ph, ok := a.mig.MigrationPhase(origin); !ok || ph != migration.PhaseComplete {
+		t.Fatalf("phase = %v %v", ph, ok)
+	}
+}
+
+// TestKillTargetThenRetryElsewhere: the target dies mid-migration; the
+// source keeps and serves the daemon, and a retry to another node works.
+func TestKillTargetThenRetryElsewhere(t *testing.T) {
+	c := newCluster(t, 3, fastTiming)
+	a, b, c3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	d, _ := spawnCounter(t, a)
+	for i := 0; i < 5; i++ {
+		d.Deliver(context.Background(), host.Event{Sender: 1, Seq: uint64(i), Payload: []byte("x")})
+	}
+	b.mig.Close()
+	b.ep.Close()
+	h, err := a.mig.StartMigration(context.Background(), d.Origin(), a.id, b.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.WaitTimeout(20 * time.Second)
+	if err == nil {
+		t.Fatal("migration to a dead target succeeded")
+	}
+	if f := migration.AsFailure(err); f == nil {
+		t.Fatalf("failure is not typed: %v", err)
+	}
+	if got := get(t, a, d.Origin()); got != 5 {
+		t.Fatalf("source count after failed migration = %d, want 5", got)
+	}
+	h2, err := a.mig.StartMigration(context.Background(), d.Origin(), a.id, c3.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("retry to another node: %v", err)
+	}
+	if got := get(t, c3, d.Origin()); got != 5 {
+		t.Fatalf("count on the new node = %d, want 5", got)
+	}
+}
+
+func TestNotReadyRetryAndBudget(t *testing.T) {
+	c := newCluster(t, 2, fastTiming)
+	a, b := c.nodes[0], c.nodes[1]
+
+	// Retry succeeds once the target becomes ready.
+	d, _ := spawnCounter(t, a)
+	b.rt.SetMigrationNotReady(true)
+	h, err := a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, migrator.Options{
+		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond, Budget: 10 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	b.rt.SetMigrationNotReady(false)
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if h.Attempt() < 2 {
+		t.Fatalf("succeeded on attempt %d; the target was not ready at first", h.Attempt())
+	}
+
+	// Budget exhausted: NotReadyTimeout with the attempt count.
+	d2, _ := spawnCounter(t, a)
+	b.rt.SetMigrationNotReady(true)
+	h, _ = a.mig.StartMigrationWith(context.Background(), d2.Origin(), a.id, b.id, migrator.Options{
+		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond, Budget: 600 * time.Millisecond},
+	})
+	err = h.WaitTimeout(20 * time.Second)
+	f := migration.AsFailure(err)
+	if f == nil || f.Reason != wire.ReasonNotReadyTimeout || f.Attempts < 2 {
+		t.Fatalf("budget exhausted: %v", err)
+	}
+
+	// Retry disabled surfaces NotReady; a new attempt later is not
+	// affected by that stale failure.
+	h, _ = a.mig.StartMigrationWith(context.Background(), d2.Origin(), a.id, b.id, migrator.Options{TransportIdentity: true})
+	err = h.WaitTimeout(20 * time.Second)
+	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonNotReady || !f.Retriable() {
+		t.Fatalf("retry disabled: %v", err)
+	}
+	b.rt.SetMigrationNotReady(false)
+	h, _ = a.mig.StartMigration(context.Background(), d2.Origin(), a.id, b.id)
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("fresh attempt after a failed one: %v", err)
+	}
+}
+
+func TestNoIdentityTransport(t *testing.T) {
+	c := newCluster(t, 2, fastTiming)
+	a, b := c.nodes[0], c.nodes[1]
+	d, id := spawnCounter(t, a)
+	opts := migrator.Options{TransportIdentity: false}
+	h, _ := a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, opts)
+	err := h.WaitTimeout(20 * time.Second)
+	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonIdentityTransportFailed {
+		t.Fatalf("without a registered identity: %v", err)
+	}
+	if got := get(t, a, d.Origin()); got != 0 {
+		t.Fatalf("source lost the daemon: %d", got)
+	}
+	b.mig.RegisterMigrationTargetIdentity(string(d.Kind().Digest), id)
+	h, _ = a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, opts)
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("with a registered identity: %v", err)
+	}
+	if _, err := b.rt.Daemon(d.Origin()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCancelAndWaitTimeout(t *testing.T) {
+	c := newCluster(t, 2, fastTiming)
+	a, b := c.nodes[0], c.nodes[1]
+	d, _ := spawnCounter(t, a)
+	b.rt.SetMigrationNotReady(true)
+	retry := migrator.Options{TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Budget: time.Minute}}
+	h, _ := a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, retry)
+	time.Sleep(200 * time.Millisecond)
+	if err := h.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	err := h.WaitTimeout(10 * time.Second)
+	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonCancelled {
+		t.Fatalf("cancel: %v", err)
+	}
+	h, _ = a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, retry)
+	if err := h.WaitTimeout(300 * time.Millisecond); !errors.Is(err, migrator.ErrWaitTimeout) {
+		t.Fatalf("wait timeout: %v", err)
+	}
+	<-h.Done()
+	if got := get(t, a, d.Origin()); got != 0 {
+		t.Fatalf("source does not serve after cancel: %d", got)
+	}
+}
+
+// TestStatelessDaemonMigrates: an echo daemon with nothing in memory (R-M11).
+func TestStatelessDaemonMigrates(t *testing.T) {
+	c := newCluster(t, 2, fastTiming)
+	a, b := c.nodes[0], c.nodes[1]
+	k, err := a.rt.RegisterModule(context.Background(), fixtureBytes(t, "echo-wat", "echo-wat.wasm"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.rt.Spawn(context.Background(), string(k.Digest), newIdentity(t), host.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := a.mig.StartMigration(context.Background(), d.Origin(), a.id, b.id)
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := send(context.Background(), a, d.Origin(), host.Event{Payload: []byte("hi")})
+	if err != nil || len(outs) != 1 || string(outs[0].Payload) != "hi" {
+		t.Fatalf("echo through the old node after the move: %v %v", outs, err)
+	}
+}

@@ -1,0 +1,327 @@
+// Package migrator runs live migrations: it drives the sans-I/O state
+// machines of package migration with a node's wasm runtime (host) and its
+// mesh (a Mesh, normally the QUIC transport). It is the I/O layer the
+// migration README describes: it sends their messages, performs their
+// effects and feeds the results back.
+package migrator
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/migration"
+	"github.com/wasmesh/wasmesh/migration/wire"
+)
+
+// NodeID names a node (the transport's node id as text).
+type NodeID = migration.NodeID
+
+// Mesh is what the migrator needs from the network and the node's routing.
+type Mesh interface {
+	// Self is this node's id.
+	Self() NodeID
+	// Send delivers one frame to a peer; frames to one peer arrive in order.
+	Send(ctx context.Context, to NodeID, frame []byte) error
+	// FetchModule fetches module bytes by digest from a peer (verified).
+	FetchModule(ctx context.Context, from NodeID, digest string) ([]byte, error)
+	// StaticKey is a peer's published X25519 key, verified against its node key.
+	StaticKey(node NodeID) (*ecdh.PublicKey, error)
+	// Forward delivers an event to a daemon on another node.
+	Forward(ctx context.Context, to NodeID, origin uint64, ev host.Event) ([]host.Output, error)
+	// FlipRoute points the daemon's route at its new node; this node then
+	// answers strays with "moved".
+	FlipRoute(origin uint64, to NodeID)
+	// GoLive announces that the daemon now lives on this node.
+	GoLive(origin uint64)
+}
+
+// Hooks let the node follow a daemon's channel subscriptions across a move
+// (channels arrive in a later round); nil hooks do nothing.
+type Hooks struct {
+	Unsubscribe func(origin uint64)
+	Resubscribe func(origin uint64)
+}
+
+// Config configures a Migrator.
+type Config struct {
+	Runtime   *host.Runtime
+	Mesh      Mesh
+	StaticKey *ecdh.PrivateKey // this node's X25519 key: opens sealed identities
+	Logger    *slog.Logger
+	Limits    migration.Limits
+	Timing    migration.Timing
+	Hooks     Hooks
+	// Tick is how often timeouts and retransmissions are looked at.
+	Tick time.Duration
+	// Linger keeps a finished migration's machines so retried messages
+	// are still answered (SPEC R-M12).
+	Linger time.Duration
+}
+
+// Options of one migration (mirroring the reference API).
+type Options struct {
+	// TransportIdentity seals the daemon key to the target (default true
+	// via DefaultOptions); false requires the target to have the identity
+	// registered with RegisterMigrationTargetIdentity.
+	TransportIdentity bool
+	// RetryNotReady retries a target that answers NotReady (SPEC R-M8).
+	RetryNotReady bool
+	// Retry tunes the NotReady backoff; zero fields take the defaults.
+	Retry migration.RetryPolicy
+}
+
+// DefaultOptions: seal the identity, retry NotReady.
+func DefaultOptions() Options { return Options{TransportIdentity: true, RetryNotReady: true} }
+
+// Errors.
+var (
+	ErrClosed           = errors.New("migrator: closed")
+	ErrNoSuchDaemon     = errors.New("migrator: daemon not on the source node")
+	ErrOutputsLost      = errors.New("migrator: the event was applied on the target but its outputs were not reported back")
+	ErrAlreadyMigrating = errors.New("migrator: daemon already migrating")
+)
+
+// Migrator runs the migrations a node takes part in.
+type Migrator struct {
+	cfg  Config
+	self NodeID
+
+	mu         sync.Mutex
+	runs       map[uint64]*run
+	byOrigin   map[uint64]*Handle // latest orchestrated migration per daemon
+	registered map[regKey]identity.Identity
+	expected   map[uint64]string // origin → kind digest
+	peers      map[NodeID]*peerQueue
+	closed     bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type regKey struct {
+	kind   string
+	origin uint64
+}
+
+// New starts a migrator; Close stops it.
+func New(cfg Config) (*Migrator, error) {
+	if cfg.Runtime == nil || cfg.Mesh == nil {
+		return nil, fmt.Errorf("migrator: Runtime and Mesh are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 20 * time.Millisecond
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 30 * time.Second
+	}
+	if cfg.Timing.PeerTimeout == 0 {
+		cfg.Timing.PeerTimeout = 10 * time.Second
+	}
+	m := &Migrator{
+		cfg: cfg, self: cfg.Mesh.Self(),
+		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
+		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),
+		peers: make(map[NodeID]*peerQueue), stop: make(chan struct{}),
+	}
+	m.wg.Add(1)
+	go m.ticker()
+	return m, nil
+}
+
+// Close stops every background task; migrations in flight are left to
+// their timeouts on the other nodes.
+func (m *Migrator) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	close(m.stop)
+	peers := m.peers
+	m.peers = map[NodeID]*peerQueue{}
+	m.mu.Unlock()
+	for _, p := range peers {
+		p.close()
+	}
+	m.wg.Wait()
+}
+
+// RegisterMigrationTargetIdentity lets this node receive a daemon of kind
+// without identity transport: the key comes from here (SPEC R-M6).
+func (m *Migrator) RegisterMigrationTargetIdentity(kind string, id identity.Identity) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.registered[regKey{kind, id.Origin()}] = id
+}
+
+// ExpectMigration records that origin of kind may arrive here with its key
+// in a sealed envelope (SPEC R-M6).
+func (m *Migrator) ExpectMigration(kind string, origin uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expected[origin] = kind
+}
+
+// MigrationPhase is the phase of the latest migration this node
+// orchestrated for origin.
+func (m *Migrator) MigrationPhase(origin uint64) (migration.Phase, bool) {
+	m.mu.Lock()
+	h := m.byOrigin[origin]
+	m.mu.Unlock()
+	if h == nil {
+		return 0, false
+	}
+	return h.Phase(), true
+}
+
+// StartMigration moves origin from source to target with default options.
+func (m *Migrator) StartMigration(ctx context.Context, origin uint64, source, target NodeID) (*Handle, error) {
+	return m.StartMigrationWith(ctx, origin, source, target, DefaultOptions())
+}
+
+// StartMigrationWith moves origin from source to target; this node
+// orchestrates (it may also be the source or the target).
+func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source, target NodeID, opts Options) (*Handle, error) {
+	kind, err := m.kindOf(ctx, origin, source)
+	if err != nil {
+		return nil, err
+	}
+	var idb [8]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, err
+	}
+	retry := opts.Retry
+	retry.Disabled = !opts.RetryNotReady
+	plan := wire.Plan{Origin: origin, KindDigest: kind, Source: source, Target: target, Orchestrator: m.self, TransportIdentity: opts.TransportIdentity}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if h := m.byOrigin[origin]; h != nil && !h.finished() {
+		return nil, fmt.Errorf("%w: %016x", ErrAlreadyMigrating, origin)
+	}
+	o, out, err := migration.NewOrchestrator(migration.OrchestratorConfig{
+		ID: binary.LittleEndian.Uint64(idb[:]) | 1, Plan: plan, Retry: retry, Timing: m.cfg.Timing,
+	}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	r := m.runFor(binary.LittleEndian.Uint64(idb[:]) | 1)
+	r.orch = o
+	h := &Handle{m: m, r: r, origin: origin, started: time.Now(), done: make(chan struct{})}
+	r.handle = h
+	m.byOrigin[origin] = h
+	m.apply(r, roleOrch, out)
+	return h, nil
+}
+
+// kindOf asks the source for the daemon's kind: locally when this node is
+// the source, otherwise the caller must know it (the node passes it in
+// through its own API; here we only support local lookup or a digest
+// already registered under the daemon).
+func (m *Migrator) kindOf(_ context.Context, origin uint64, source NodeID) (string, error) {
+	if source == m.self {
+		d, err := m.cfg.Runtime.Daemon(origin)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrNoSuchDaemon, err)
+		}
+		return string(d.Kind().Digest), nil
+	}
+	return "", fmt.Errorf("%w: orchestrating from a third node needs the kind; start the migration on the source or the target", ErrNoSuchDaemon)
+}
+
+// PeerDown tells the running migrations that membership declared node gone.
+func (m *Migrator) PeerDown(node NodeID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.runs {
+		if r.src != nil {
+			out, err := r.src.Handle(migration.PeerDown{Node: node}, time.Now())
+			m.logErr(r, "source", err)
+			m.apply(r, roleSource, out)
+		}
+	}
+}
+
+// Receive takes one frame from a peer (the node's migration stream handler
+// calls it for every frame).
+func (m *Migrator) Receive(from NodeID, frame []byte) error {
+	if len(frame) == 0 {
+		return ErrBadFrame
+	}
+	switch frame[0] {
+	case frameMessage:
+		msg, err := wire.Decode(frame[1:])
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.dispatch(from, msg)
+		return nil
+	case frameOutputs:
+		rep, err := decodeReport(frame[1:])
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if r := m.runs[rep.ID]; r != nil && r.src != nil && from == r.plan().Target {
+			r.resolveSeq(rep)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: type %d", ErrBadFrame, frame[0])
+}
+
+func (m *Migrator) ticker() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			for id, r := range m.runs {
+				if r.orch != nil {
+					m.apply(r, roleOrch, r.orch.Tick(now))
+				}
+				if r.src != nil {
+					m.apply(r, roleSource, r.src.Tick(now))
+				}
+				if r.tgt != nil {
+					m.apply(r, roleTarget, r.tgt.Tick(now))
+				}
+				if r.finishedAt.IsZero() && r.allDone() {
+					r.finishedAt = now
+				}
+				if !r.finishedAt.IsZero() && now.Sub(r.finishedAt) > m.cfg.Linger {
+					delete(m.runs, id)
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+func (m *Migrator) logErr(r *run, role string, err error) {
+	if err != nil {
+		m.cfg.Logger.Debug("migration message refused", "migration", r.id, "role", role, "err", err)
+	}
+}

@@ -1,0 +1,185 @@
+package migrator
+
+import (
+	"context"
+	"crypto/ecdh"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/chain"
+	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+)
+
+// SubMigration is the transport subprotocol that carries migration frames:
+// one long-lived stream per peer and direction, so frames stay in order.
+const SubMigration = "wasmesh/migration/1"
+
+// QUICMesh adapts the QUIC transport to Mesh. The node supplies what only it
+// knows: peers' verified static keys and how routes are announced.
+type QUICMesh struct {
+	EP *meshquic.Endpoint
+	// StaticKeyOf returns a peer's X25519 key (from membership, verified).
+	StaticKeyOf func(node NodeID) (*ecdh.PublicKey, error)
+	// OnFlip and OnLive update the node's routing; nil means only the
+	// transport's route table is updated.
+	OnFlip func(origin uint64, to NodeID)
+	OnLive func(origin uint64)
+
+	mu      sync.Mutex
+	streams map[NodeID]*meshquic.Stream
+	epoch   uint64
+	life    context.Context // streams live until Close, not per send
+	cancel  context.CancelFunc
+}
+
+// Close ends the migration streams this side opened.
+func (q *QUICMesh) Close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cancel != nil {
+		q.cancel()
+	}
+	for _, s := range q.streams {
+		s.Abort()
+	}
+	q.streams = nil
+}
+
+// Serve installs the migration stream handler that feeds m.
+func (q *QUICMesh) Serve(m *Migrator) {
+	q.EP.Handle(SubMigration, func(ctx context.Context, s *meshquic.Stream) error {
+		from := NodeID(s.Peer().String())
+		var buf []byte
+		for {
+			b, err := s.RecvBytes(buf[:0])
+			if err != nil {
+				return nil // peer closed or stream broke: it reopens on next send
+			}
+			buf = b
+			if err := m.Receive(from, b); err != nil {
+				m.cfg.Logger.Debug("migration frame refused", "peer", from, "err", err)
+			}
+		}
+	})
+}
+
+// Self implements Mesh.
+func (q *QUICMesh) Self() NodeID { return NodeID(q.EP.ID().String()) }
+
+// Send implements Mesh: frames go over one stream per peer, reopened after
+// a failure.
+func (q *QUICMesh) Send(ctx context.Context, to NodeID, frame []byte) error {
+	id, err := nodekey.ParseNodeID(string(to))
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.streams == nil {
+		q.streams = make(map[NodeID]*meshquic.Stream)
+		q.life, q.cancel = context.WithCancel(context.Background())
+	}
+	s := q.streams[to]
+	if s == nil {
+		// The stream outlives this send; ctx only bounds the dial.
+		stop := context.AfterFunc(ctx, func() {})
+		s, err = q.EP.OpenStream(q.life, meshquic.PeerID(id), SubMigration)
+		stop()
+		if err != nil {
+			return err
+		}
+		q.streams[to] = s
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	err = s.SendBytes(frame)
+	_ = s.SetDeadline(time.Time{})
+	if err != nil {
+		s.Abort()
+		delete(q.streams, to)
+		return err
+	}
+	return nil
+}
+
+// FetchModule implements Mesh.
+func (q *QUICMesh) FetchModule(ctx context.Context, from NodeID, digest string) ([]byte, error) {
+	id, err := nodekey.ParseNodeID(string(from))
+	if err != nil {
+		return nil, err
+	}
+	return q.EP.FetchModule(ctx, meshquic.PeerID(id), digest)
+}
+
+// StaticKey implements Mesh.
+func (q *QUICMesh) StaticKey(node NodeID) (*ecdh.PublicKey, error) {
+	if q.StaticKeyOf == nil {
+		return nil, fmt.Errorf("migrator: no static key directory for %s", node)
+	}
+	return q.StaticKeyOf(node)
+}
+
+// Forward implements Mesh with an ordinary remote delivery.
+func (q *QUICMesh) Forward(ctx context.Context, to NodeID, origin uint64, ev host.Event) ([]host.Output, error) {
+	id, err := nodekey.ParseNodeID(string(to))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := q.EP.RemoteDeliver(ctx, id, meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload}})
+	if err != nil {
+		return nil, err
+	}
+	return OutputsFromWire(resp.Outputs)
+}
+
+// OutputsFromWire decodes transport outputs into host outputs.
+func OutputsFromWire(ws []meshquic.Output) ([]host.Output, error) {
+	outs := make([]host.Output, len(ws))
+	for i, o := range ws {
+		l, err := chain.DecodeLink(o.Link)
+		if err != nil {
+			return nil, err
+		}
+		outs[i] = host.Output{Link: l, Payload: o.Payload}
+	}
+	return outs, nil
+}
+
+// FlipRoute implements Mesh: a newer epoch than any announcement so far
+// points the route at the target, and strays get "moved".
+func (q *QUICMesh) FlipRoute(origin uint64, to NodeID) {
+	if id, err := nodekey.ParseNodeID(string(to)); err == nil {
+		r := q.EP.Routes()
+		ep := q.nextEpoch(r, origin)
+		r.Set(origin, id, ep)
+		r.SetMoved(origin, id, ep)
+	}
+	if q.OnFlip != nil {
+		q.OnFlip(origin, to)
+	}
+}
+
+// GoLive implements Mesh.
+func (q *QUICMesh) GoLive(origin uint64) {
+	r := q.EP.Routes()
+	r.Set(origin, q.EP.ID(), q.nextEpoch(r, origin))
+	r.ClearMoved(origin)
+	if q.OnLive != nil {
+		q.OnLive(origin)
+	}
+}
+
+func (q *QUICMesh) nextEpoch(r *meshquic.Routes, origin uint64) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ep := q.epoch + 1
+	if cur, ok := r.Lookup(origin); ok && cur.Epoch >= ep {
+		ep = cur.Epoch + 1
+	}
+	q.epoch = ep
+	return ep
+}

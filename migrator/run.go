@@ -1,0 +1,587 @@
+package migrator
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/host/snapshot"
+	"github.com/wasmesh/wasmesh/migration"
+	"github.com/wasmesh/wasmesh/migration/envelope"
+	"github.com/wasmesh/wasmesh/migration/wire"
+)
+
+type role uint8
+
+const (
+	roleOrch role = iota
+	roleSource
+	roleTarget
+)
+
+// run is one migration id on this node, with the machine of every role
+// this node plays in it.
+type run struct {
+	id     uint64
+	orch   *migration.Orchestrator
+	src    *migration.Source
+	tgt    *migration.Target
+	handle *Handle
+
+	// Source side: the frozen daemon and the senders waiting for outputs.
+	daemon  *host.Daemon
+	srcPlan wire.Plan
+	nextSeq uint64
+	bySeq   map[uint64]*waiter
+	order   []*waiter // unresolved, in arrival order
+	current *waiter   // the event being handed to the source machine now
+
+	// Target side.
+	tgtPlan  wire.Plan
+	restored *host.Daemon
+	held     []*waiter
+
+	finishedAt time.Time
+}
+
+func (r *run) plan() wire.Plan {
+	if r.src != nil {
+		return r.srcPlan
+	}
+	return r.tgtPlan
+}
+
+func (r *run) allDone() bool {
+	done := true
+	if r.orch != nil {
+		d, _ := r.orch.Result()
+		done = done && d
+	}
+	if r.src != nil {
+		d, _ := r.src.Result()
+		done = done && d
+	}
+	if r.tgt != nil {
+		d, _ := r.tgt.Result()
+		done = done && d
+	}
+	return done
+}
+
+// waiter is a sender blocked until its event has been applied somewhere.
+type waiter struct {
+	ev   host.Event
+	outs []host.Output
+	err  error
+	done chan struct{}
+}
+
+func newWaiter(ev host.Event) *waiter {
+	ev.Payload = append([]byte(nil), ev.Payload...)
+	return &waiter{ev: ev, done: make(chan struct{})}
+}
+
+func (w *waiter) resolve(outs []host.Output, err error) {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	w.outs, w.err = outs, err
+	close(w.done)
+}
+
+func (w *waiter) wait(ctx context.Context) ([]host.Output, error) {
+	select {
+	case <-w.done:
+		return w.outs, w.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *run) forget(w *waiter) {
+	for i, x := range r.order {
+		if x == w {
+			r.order = append(r.order[:i], r.order[i+1:]...)
+			return
+		}
+	}
+}
+
+func (r *run) resolveSeq(rep report) {
+	w := r.bySeq[rep.Seq]
+	if w == nil {
+		return
+	}
+	delete(r.bySeq, rep.Seq)
+	r.forget(w)
+	var err error
+	if rep.Err != "" {
+		err = errors.New(rep.Err)
+	}
+	w.resolve(rep.Outputs, err)
+}
+
+func (m *Migrator) runFor(id uint64) *run {
+	r := m.runs[id]
+	if r == nil {
+		r = &run{id: id, bySeq: make(map[uint64]*waiter)}
+		m.runs[id] = r
+	}
+	return r
+}
+
+// dispatch hands a message to every machine of its migration on this node
+// whose role takes it, creating the source or target machine on first
+// contact. Caller holds m.mu.
+func (m *Migrator) dispatch(from NodeID, msg wire.Message) {
+	now := time.Now()
+	id := msg.Hdr().ID
+	r := m.runs[id]
+	switch msg.Kind() {
+	case wire.KindStart:
+		if (r == nil || r.src == nil) && msg.(wire.Start).Plan.Source == m.self {
+			s, err := migration.NewSource(migration.SourceConfig{Self: m.self, Limits: m.cfg.Limits, Timing: m.cfg.Timing})
+			if err != nil {
+				return
+			}
+			r = m.runFor(id)
+			r.src = s
+			r.srcPlan = msg.(wire.Start).Plan
+		}
+	case wire.KindPrepare:
+		if (r == nil || r.tgt == nil) && msg.(wire.Prepare).Plan.Target == m.self {
+			t, err := migration.NewTarget(migration.TargetConfig{Self: m.self, Limits: m.cfg.Limits, Timing: m.cfg.Timing})
+			if err != nil {
+				return
+			}
+			r = m.runFor(id)
+			r.tgt = t
+			r.tgtPlan = msg.(wire.Prepare).Plan
+		}
+	}
+	if r == nil {
+		return
+	}
+	if r.orch != nil && migration.RoleOrchestrator.Accepts(msg.Kind()) {
+		out, err := r.orch.Step(from, msg, now)
+		m.logErr(r, "orchestrator", err)
+		m.apply(r, roleOrch, out)
+	}
+	if r.src != nil && migration.RoleSource.Accepts(msg.Kind()) {
+		out, err := r.src.Step(from, msg, now)
+		m.logErr(r, "source", err)
+		m.apply(r, roleSource, out)
+	}
+	if r.tgt != nil && migration.RoleTarget.Accepts(msg.Kind()) {
+		out, err := r.tgt.Step(from, msg, now)
+		m.logErr(r, "target", err)
+		m.apply(r, roleTarget, out)
+	}
+}
+
+// apply sends a machine's messages and performs its effects, in order.
+// Caller holds m.mu.
+func (m *Migrator) apply(r *run, who role, out migration.Output) {
+	if len(out.Messages)+len(out.Effects) > 0 {
+		m.cfg.Logger.Debug("migration step", "migration", r.id, "role", who, "messages", len(out.Messages), "effects", fmt.Sprintf("%T", out.Effects))
+	}
+	for _, ob := range out.Messages {
+		if ob.To == m.self {
+			m.dispatch(m.self, ob.Msg)
+			continue
+		}
+		frame, err := encodeMessage(ob.Msg)
+		if err != nil {
+			m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
+			continue
+		}
+		m.peer(ob.To).push(frame)
+	}
+	heldFrom := -1
+	if who == roleTarget && len(r.held) > 0 {
+		n := 0
+		live := false
+		for _, e := range out.Effects {
+			switch e.(type) {
+			case migration.ApplyEvent:
+				n++
+			case migration.GoLive:
+				live = true
+			}
+		}
+		if live {
+			heldFrom = n - len(r.held)
+		}
+	}
+	applied := 0
+	for _, e := range out.Effects {
+		switch e := e.(type) {
+		case migration.ApplyEvent:
+			m.applyEvent(r, e, heldFrom >= 0 && applied >= heldFrom)
+			applied++
+		default:
+			m.effect(r, who, e)
+		}
+	}
+}
+
+func (m *Migrator) feed(r *run, who role, in migration.Input) {
+	now := time.Now()
+	switch who {
+	case roleSource:
+		if r.src != nil {
+			out, err := r.src.Handle(in, now)
+			m.logErr(r, "source", err)
+			m.apply(r, roleSource, out)
+		}
+	case roleTarget:
+		if r.tgt != nil {
+			out, err := r.tgt.Handle(in, now)
+			m.logErr(r, "target", err)
+			m.apply(r, roleTarget, out)
+		}
+	}
+}
+
+// async runs slow work (network, restore) off the lock and feeds its
+// result back under it.
+func (m *Migrator) async(r *run, who role, work func(ctx context.Context) migration.Input) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		in := work(ctx)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if in != nil {
+			m.feed(r, who, in)
+		}
+	}()
+}
+
+func (m *Migrator) effect(r *run, who role, e migration.Effect) {
+	rt := m.cfg.Runtime
+	switch e := e.(type) {
+	// --- source ---
+	case migration.FreezeAndBuffer:
+		// Frozen together with the snapshot in TakeSnapshot: one step, so no
+		// event falls between them.
+	case migration.TakeSnapshot:
+		m.takeSnapshot(r, e)
+	case migration.AllowModuleFetch:
+		// Every registered module is served by digest to cluster members.
+	case migration.FlipRoute:
+		m.cfg.Mesh.FlipRoute(e.Origin, e.To)
+	case migration.ForwardEvent:
+		w := r.current
+		r.current = nil
+		if w == nil {
+			w = newWaiter(host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload})
+		}
+		m.forward(r, e.To, w)
+	case migration.ResumeLocal:
+		m.resumeLocal(r, e)
+	case migration.Unsubscribe:
+		if f := m.cfg.Hooks.Unsubscribe; f != nil {
+			f(e.Origin)
+		}
+	case migration.Release:
+		if d := r.daemon; d != nil {
+			_ = rt.Stop(context.Background(), d.Origin())
+		}
+	case migration.WipeKey:
+		if d := r.daemon; d != nil {
+			d.WipeKey()
+		}
+	// --- target ---
+	case migration.Admit:
+		m.admit(r, e)
+	case migration.FetchModule:
+		m.async(r, roleTarget, func(ctx context.Context) migration.Input {
+			b, err := m.cfg.Mesh.FetchModule(ctx, e.From, e.Digest)
+			if err == nil {
+				_, err = rt.RegisterModule(ctx, b, "")
+			}
+			return migration.ModuleFetched{Attempt: r.tgt.Attempt(), Digest: e.Digest, Err: err}
+		})
+	case migration.RestoreSnapshot:
+		m.restore(r, e)
+	case migration.GoLive:
+		if d := r.restored; d != nil {
+			d.SetInterceptor(nil)
+		}
+		m.cfg.Mesh.GoLive(e.Origin)
+	case migration.Resubscribe:
+		if f := m.cfg.Hooks.Resubscribe; f != nil {
+			f(e.Origin)
+		}
+	case migration.Discard:
+		if d := r.restored; d != nil {
+			_ = rt.Stop(context.Background(), d.Origin())
+			r.restored = nil
+		}
+		for _, w := range r.held {
+			w.resolve(nil, fmt.Errorf("migration of %016x aborted before the target went live", e.Origin))
+		}
+		r.held = nil
+	// --- every role ---
+	case migration.Done:
+		if who == roleOrch && r.handle != nil {
+			r.handle.finish(e.Err)
+		}
+		if who == roleSource && e.Err != nil && r.daemon != nil {
+			// Failed with the source keeping the daemon: ResumeLocal has
+			// already run; make sure nothing stays intercepted.
+			r.daemon.SetInterceptor(nil)
+		}
+	}
+}
+
+func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
+	fail := func(err error) {
+		m.feed(r, roleSource, migration.SnapshotFailed{Attempt: e.Attempt, Err: err})
+	}
+	d, err := m.cfg.Runtime.Daemon(e.Origin)
+	if err != nil {
+		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
+		return
+	}
+	r.daemon = d
+	snap, err := d.FreezeAndSnapshot(context.Background(), m.sourceInterceptor(r, d))
+	if err != nil {
+		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
+		return
+	}
+	data, err := snapshot.Encode(snap, d.Identity())
+	if err != nil {
+		d.SetInterceptor(nil)
+		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
+		return
+	}
+	var env []byte
+	if e.Seal {
+		pub, err := m.cfg.Mesh.StaticKey(e.Target)
+		if err == nil {
+			env, err = envelope.Seal(rand.Reader, d.Identity(), pub, envelope.Binding{
+				MigrationID: e.MigrationID, Origin: e.Origin, Target: string(e.Target), ChainHead: snap.HeadHash,
+			})
+		}
+		if err != nil {
+			d.SetInterceptor(nil)
+			fail(migration.IdentityFailed(err))
+			return
+		}
+	}
+	r.nextSeq = snap.InputSeq + 1
+	m.feed(r, roleSource, migration.SnapshotTaken{Attempt: e.Attempt, Snapshot: data, SnapshotSeq: snap.Sequence, InputSeq: snap.InputSeq, Envelope: env})
+}
+
+// sourceInterceptor takes every event for the frozen daemon: the source
+// machine buffers it (numbered with the daemon's next input sequence) or,
+// after the flip, forwards it; the sender waits for the outputs.
+func (m *Migrator) sourceInterceptor(r *run, d *host.Daemon) host.Interceptor {
+	return func(ctx context.Context, ev host.Event) ([]host.Output, error) {
+		m.mu.Lock()
+		if done, _ := r.src.Result(); done {
+			m.mu.Unlock()
+			return m.afterSource(ctx, r, d, ev)
+		}
+		w := newWaiter(ev)
+		r.order = append(r.order, w)
+		r.current = w
+		out, err := r.src.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload}, time.Now())
+		if err != nil {
+			r.forget(w)
+			r.current = nil
+			m.mu.Unlock()
+			return nil, err
+		}
+		forwarded := false
+		for _, e := range out.Effects {
+			if _, ok := e.(migration.ForwardEvent); ok {
+				forwarded = true
+			}
+		}
+		if !forwarded {
+			r.bySeq[r.nextSeq] = w
+			r.nextSeq++
+		}
+		m.apply(r, roleSource, out)
+		r.current = nil
+		m.mu.Unlock()
+		return w.wait(ctx)
+	}
+}
+
+// afterSource handles an event that reached the interceptor after the
+// source machine finished: handed over → forward; otherwise apply here.
+func (m *Migrator) afterSource(ctx context.Context, r *run, d *host.Daemon, ev host.Event) ([]host.Output, error) {
+	if _, err := r.src.Result(); err == nil && r.srcPlan.Target != "" {
+		if _, alive := m.cfg.Runtime.Daemon(d.Origin()); alive != nil {
+			return m.cfg.Mesh.Forward(ctx, r.srcPlan.Target, d.Origin(), ev)
+		}
+	}
+	return d.Apply(ctx, ev)
+}
+
+func (m *Migrator) forward(r *run, to NodeID, w *waiter) {
+	origin := r.srcPlan.Origin
+	m.forwarder(to).forward(func() {
+		var outs []host.Output
+		var err error
+		for try := 0; try < 3; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			outs, err = m.cfg.Mesh.Forward(ctx, to, origin, w.ev)
+			cancel()
+			if err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if err != nil {
+			// The source still holds a copy until the target is live; if the
+			// migration aborts, ResumeLocal applies it here.
+			if done, ferr := r.src.Result(); done && ferr == nil {
+				r.forget(w)
+				w.resolve(nil, err)
+			}
+			return
+		}
+		r.forget(w)
+		w.resolve(outs, nil)
+	})
+}
+
+func (m *Migrator) resumeLocal(r *run, e migration.ResumeLocal) {
+	d := r.daemon
+	if d == nil {
+		return
+	}
+	pending := r.order
+	r.order = nil
+	r.bySeq = make(map[uint64]*waiter)
+	for i, ev := range e.Events {
+		outs, err := d.Apply(context.Background(), host.Event{Sender: ev.Sender, Seq: ev.SenderSeq, Payload: ev.Payload})
+		if i < len(pending) {
+			pending[i].resolve(outs, err)
+		}
+	}
+	for _, w := range pending[min(len(e.Events), len(pending)):] {
+		outs, err := d.Apply(context.Background(), w.ev)
+		w.resolve(outs, err)
+	}
+	d.SetInterceptor(nil)
+}
+
+func (m *Migrator) admit(r *run, e migration.Admit) {
+	rt := m.cfg.Runtime
+	a := migration.Admission{Attempt: r.tgt.Attempt(), Ready: rt.AcceptsMigrations() == nil}
+	if _, err := rt.Kind(e.KindDigest); err == nil {
+		a.HaveModule = true
+	}
+	if e.LookupRegisteredIdentity {
+		_, a.RegisteredIdentity = m.registered[regKey{e.KindDigest, e.Origin}]
+	}
+	m.feed(r, roleTarget, a)
+}
+
+func (m *Migrator) restore(r *run, e migration.RestoreSnapshot) {
+	reg, hasReg := m.registered[regKey{e.KindDigest, e.Origin}]
+	static := m.cfg.StaticKey
+	m.async(r, roleTarget, func(ctx context.Context) migration.Input {
+		res := migration.Restored{Attempt: e.Attempt}
+		snap, err := snapshot.Decode(e.Snapshot, snapshot.DefaultLimits())
+		if err != nil {
+			res.Err = &migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()}
+			return res
+		}
+		var id identity.Identity
+		switch {
+		case len(e.Envelope) > 0:
+			id, err = envelope.Open(e.Envelope, static, envelope.Expect{EntityID: snap.EntityID, Binding: envelope.Binding{
+				MigrationID: e.MigrationID, Origin: e.Origin, Target: string(e.Target), ChainHead: snap.HeadHash,
+			}})
+			if err != nil {
+				res.Err = migration.IdentityFailed(err)
+				return res
+			}
+		case hasReg:
+			id = reg
+		default:
+			res.Err = migration.IdentityFailed(errors.New("no identity sealed and none registered on the target"))
+			return res
+		}
+		m.mu.Lock()
+		icpt := m.targetInterceptor(r)
+		m.mu.Unlock()
+		d, err := m.cfg.Runtime.SpawnFromSnapshot(ctx, e.KindDigest, id, snap, host.SpawnOptions{Interceptor: icpt})
+		if err != nil {
+			res.Err = &migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()}
+			return res
+		}
+		m.mu.Lock()
+		r.restored = d
+		m.mu.Unlock()
+		res.InputSeq = snap.InputSeq
+		return res
+	})
+}
+
+// targetInterceptor holds events that reach the restored daemon before it
+// is live; the target machine applies them right after the replayed ones.
+func (m *Migrator) targetInterceptor(r *run) host.Interceptor {
+	return func(ctx context.Context, ev host.Event) ([]host.Output, error) {
+		m.mu.Lock()
+		if r.tgt.Live() {
+			d := r.restored
+			m.mu.Unlock()
+			if d == nil {
+				return nil, host.ErrDaemonNotFound
+			}
+			return d.Apply(ctx, ev)
+		}
+		w := newWaiter(ev)
+		out, err := r.tgt.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload}, time.Now())
+		if err != nil {
+			m.mu.Unlock()
+			return nil, err
+		}
+		r.held = append(r.held, w)
+		m.apply(r, roleTarget, out)
+		m.mu.Unlock()
+		return w.wait(ctx)
+	}
+}
+
+// applyEvent applies a replayed or held event on the target. A replayed
+// event's sender waits on the source, so its outputs travel back there.
+func (m *Migrator) applyEvent(r *run, e migration.ApplyEvent, held bool) {
+	d := r.restored
+	var outs []host.Output
+	var err error
+	if d == nil {
+		err = host.ErrDaemonNotFound
+	} else {
+		outs, err = d.Apply(context.Background(), host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload})
+	}
+	if held && len(r.held) > 0 {
+		w := r.held[0]
+		r.held = r.held[1:]
+		w.resolve(outs, err)
+		return
+	}
+	rep := report{ID: r.id, Seq: e.Event.Seq, Outputs: outs}
+	if err != nil {
+		rep.Err = err.Error()
+	}
+	m.peer(r.tgtPlan.Source).push(encodeReport(rep))
+}
