@@ -16,6 +16,9 @@ import (
 // MetaMaxSize is the room memberlist gives a node's metadata.
 const MetaMaxSize = memberlist.MetaMaxSize
 
+// NodeKeySize is the length of an ed25519 public key.
+const NodeKeySize = 32
+
 // metaFormatV1 is the first byte of every encoded NodeMeta. A node that sees
 // another format refuses the metadata explicitly instead of guessing at it.
 const metaFormatV1 byte = 1
@@ -61,6 +64,9 @@ type NodeMeta struct {
 	// opaque here: the migration/transport layers create and verify them.
 	X25519Public       []byte
 	X25519Signature    []byte
+	// NodeKey is the node's ed25519 public key (its hash is NodeID), which
+	// verifies X25519Signature.
+	NodeKey []byte
 	Capabilities       Capabilities
 	Load               int // daemons currently hosted
 	MigrationSupported bool
@@ -83,6 +89,9 @@ func (m NodeMeta) Validate() error {
 	}
 	if len(m.X25519Public) != 0 && len(m.X25519Public) != X25519KeySize {
 		return fmt.Errorf("%w: x25519 public key is %d bytes, want %d", ErrInvalidMeta, len(m.X25519Public), X25519KeySize)
+	}
+	if len(m.NodeKey) != 0 && len(m.NodeKey) != NodeKeySize {
+		return fmt.Errorf("%w: node key is %d bytes, want %d", ErrInvalidMeta, len(m.NodeKey), NodeKeySize)
 	}
 	if len(m.X25519Signature) > MaxSignatureLen {
 		return fmt.Errorf("%w: x25519 key signature is %d bytes, at most %d", ErrInvalidMeta, len(m.X25519Signature), MaxSignatureLen)
@@ -132,6 +141,7 @@ const (
 	keyQUIC      = "q"
 	keyXPub      = "xk"
 	keyXSig      = "xs"
+	keyNodeKey   = "nk"
 	keyTags      = "t"
 	keyValues    = "kv"
 	keyLoad      = "l"
@@ -157,7 +167,7 @@ func encodeMeta(m NodeMeta, leaving bool) ([]byte, error) {
 	enc := msgpack.NewEncoder(&buf)
 
 	n := 1 // node id is always present
-	for _, present := range []bool{m.QUICAddr != "", len(m.X25519Public) > 0, len(m.X25519Signature) > 0,
+	for _, present := range []bool{m.QUICAddr != "", len(m.X25519Public) > 0, len(m.X25519Signature) > 0, len(m.NodeKey) > 0,
 		len(caps.Tags) > 0, len(caps.Values) > 0, m.Load != 0, m.MigrationSupported, m.Version != "", leaving} {
 		if present {
 			n++
@@ -181,6 +191,10 @@ func encodeMeta(m NodeMeta, leaving bool) ([]byte, error) {
 	if len(m.X25519Signature) > 0 {
 		put(enc.EncodeString(keyXSig))
 		put(enc.EncodeBytes(m.X25519Signature))
+	}
+	if len(m.NodeKey) > 0 {
+		put(enc.EncodeString(keyNodeKey))
+		put(enc.EncodeBytes(m.NodeKey))
 	}
 	if len(caps.Tags) > 0 {
 		put(enc.EncodeString(keyTags))
@@ -284,6 +298,8 @@ func decodeMetaBody(body []byte) (m NodeMeta, leaving bool, err error) {
 			m.X25519Public, err = mr.blob(X25519KeySize)
 		case keyXSig:
 			m.X25519Signature, err = mr.blob(MaxSignatureLen)
+		case keyNodeKey:
+			m.NodeKey, err = mr.blob(NodeKeySize)
 		case keyTags:
 			m.Capabilities.Tags, err = mr.tags()
 		case keyValues:

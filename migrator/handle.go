@@ -106,3 +106,11 @@ func (h *Handle) Duration() time.Duration {
 	}
 	return time.Since(h.started)
 }
+
+// Stats returns what the source recorded; complete only when this node is
+// also the source.
+func (h *Handle) Stats() Stats {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	return h.r.stats
+}

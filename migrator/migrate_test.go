@@ -129,6 +129,12 @@ func TestMigrateUnderLoad(t *testing.T) {
 	if ph, ok := a.mig.MigrationPhase(origin); !ok || ph != migration.PhaseComplete {
 		t.Fatalf("phase = %v %v", ph, ok)
 	}
+	st := h.Stats()
+	if st.SnapshotBytes == 0 || st.ChunkBytesSent < st.SnapshotBytes || st.Pause <= 0 || st.Pause > h.Duration() {
+		t.Fatalf("stats = %+v (duration %v)", st, h.Duration())
+	}
+	t.Logf("migration under load: total %v, pause %v, %d snapshot bytes, %d events buffered, %d forwarded",
+		h.Duration(), st.Pause, st.SnapshotBytes, st.EventsBuffered, st.EventsForward)
 }
 
 // TestKillTargetThenRetryElsewhere: the target dies mid-migration; the

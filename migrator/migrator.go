@@ -49,6 +49,9 @@ type Mesh interface {
 type Hooks struct {
 	Unsubscribe func(origin uint64)
 	Resubscribe func(origin uint64)
+	// Released runs on the source after the daemon was handed over and
+	// stopped here (the node forgets its record).
+	Released func(origin uint64)
 }
 
 // Config configures a Migrator.
@@ -77,6 +80,9 @@ type Options struct {
 	RetryNotReady bool
 	// Retry tunes the NotReady backoff; zero fields take the defaults.
 	Retry migration.RetryPolicy
+	// KindDigest is the daemon's module digest; required only when this
+	// node is not the source.
+	KindDigest string
 }
 
 // DefaultOptions: seal the identity, retry NotReady.
@@ -195,9 +201,12 @@ func (m *Migrator) StartMigration(ctx context.Context, origin uint64, source, ta
 // StartMigrationWith moves origin from source to target; this node
 // orchestrates (it may also be the source or the target).
 func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source, target NodeID, opts Options) (*Handle, error) {
-	kind, err := m.kindOf(ctx, origin, source)
-	if err != nil {
-		return nil, err
+	kind := opts.KindDigest
+	if kind == "" {
+		var err error
+		if kind, err = m.kindOf(ctx, origin, source); err != nil {
+			return nil, err
+		}
 	}
 	var idb [8]byte
 	if _, err := rand.Read(idb[:]); err != nil {
@@ -241,7 +250,7 @@ func (m *Migrator) kindOf(_ context.Context, origin uint64, source NodeID) (stri
 		}
 		return string(d.Kind().Digest), nil
 	}
-	return "", fmt.Errorf("%w: orchestrating from a third node needs the kind; start the migration on the source or the target", ErrNoSuchDaemon)
+	return "", fmt.Errorf("%w: orchestrating from another node needs Options.KindDigest", ErrNoSuchDaemon)
 }
 
 // PeerDown tells the running migrations that membership declared node gone.

@@ -46,6 +46,18 @@ type run struct {
 	held     []*waiter
 
 	finishedAt time.Time
+	stats      Stats
+}
+
+// Stats describe a migration as its source saw it.
+type Stats struct {
+	SnapshotBytes  int           // encoded snapshot size
+	ChunkBytesSent int           // snapshot bytes queued to the target so far
+	EventsBuffered int           // events that arrived while frozen (replayed on the target)
+	EventsForward  int           // events forwarded after the route flipped
+	FrozenAt       time.Time     // the daemon stopped processing here
+	HandedOverAt   time.Time     // the target confirmed it is live
+	Pause          time.Duration // HandedOverAt - FrozenAt: an upper bound of the time no event was processed
 }
 
 func (r *run) plan() wire.Plan {
@@ -196,6 +208,9 @@ func (m *Migrator) apply(r *run, who role, out migration.Output) {
 			m.dispatch(m.self, ob.Msg)
 			continue
 		}
+		if c, ok := ob.Msg.(wire.SnapshotChunk); ok {
+			r.stats.ChunkBytesSent += len(c.Data)
+		}
 		frame, err := encodeMessage(ob.Msg)
 		if err != nil {
 			m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
@@ -293,8 +308,13 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 			f(e.Origin)
 		}
 	case migration.Release:
+		r.stats.HandedOverAt = time.Now()
+		r.stats.Pause = r.stats.HandedOverAt.Sub(r.stats.FrozenAt)
 		if d := r.daemon; d != nil {
 			_ = rt.Stop(context.Background(), d.Origin())
+			if f := m.cfg.Hooks.Released; f != nil {
+				f(d.Origin())
+			}
 		}
 	case migration.WipeKey:
 		if d := r.daemon; d != nil {
@@ -380,6 +400,8 @@ func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 		}
 	}
 	r.nextSeq = snap.InputSeq + 1
+	r.stats.FrozenAt = time.Now()
+	r.stats.SnapshotBytes = len(data)
 	m.feed(r, roleSource, migration.SnapshotTaken{Attempt: e.Attempt, Snapshot: data, SnapshotSeq: snap.Sequence, InputSeq: snap.InputSeq, Envelope: env})
 }
 
@@ -409,9 +431,12 @@ func (m *Migrator) sourceInterceptor(r *run, d *host.Daemon) host.Interceptor {
 				forwarded = true
 			}
 		}
-		if !forwarded {
+		if forwarded {
+			r.stats.EventsForward++
+		} else {
 			r.bySeq[r.nextSeq] = w
 			r.nextSeq++
+			r.stats.EventsBuffered++
 		}
 		m.apply(r, roleSource, out)
 		r.current = nil

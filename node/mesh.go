@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/migrator"
 	"slices"
 	"strings"
 	"sync"
@@ -157,6 +158,7 @@ func (n *Node) watchMembers() {
 		switch {
 		case ev.Type == cluster.EventLeave:
 			n.ep.RemovePeer(id)
+			n.mig.PeerDown(migrator.NodeID(id.String()))
 			n.log.Info("peer left", "peer", m.Name, "state", m.State.String())
 		case m.Meta.QUICAddr != "":
 			if old, ok := n.ep.PeerAddrOf(id); !ok || old != m.Meta.QUICAddr {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/migrator"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -41,6 +42,8 @@ type Node struct {
 	mem     *cluster.Membership
 	metrics *Metrics
 	meta    cluster.NodeMeta // template; Load is filled at publish time
+	mig     *migrator.Migrator
+	qmesh   *migrator.QUICMesh
 
 	// mu serialises changes to the set of daemons (spawn, stop, restore)
 	// so name uniqueness and record state stay consistent with the runtime.
@@ -131,6 +134,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	cleanup = append(cleanup, func() { n.ep.Close() })
 	n.serveMesh()
+	if err := n.startMigrator(static); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { n.qmesh.Close(); n.mig.Close() })
 
 	ghost, gport, err := splitHostPort(cfg.GossipAddr)
 	if err != nil {
@@ -138,15 +145,14 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	binding := n.key.BindStaticKey(static.PublicKey())
 	n.meta = cluster.NodeMeta{
-		NodeID:          n.id.String(),
-		QUICAddr:        advertised(n.ep.Addr(), ghost),
-		X25519Public:    binding.StaticKey,
-		X25519Signature: binding.Sig,
-		Capabilities:    cfg.Tags.Normalize(),
-		Version:         cfg.Version,
-		// Migration lands with the migration issue; until then nodes do
-		// not offer themselves as targets.
-		MigrationSupported: false,
+		NodeID:             n.id.String(),
+		QUICAddr:           advertised(n.ep.Addr(), ghost),
+		X25519Public:       binding.StaticKey,
+		X25519Signature:    binding.Sig,
+		NodeKey:            binding.NodeKey,
+		Capabilities:       cfg.Tags.Normalize(),
+		Version:            cfg.Version,
+		MigrationSupported: true,
 	}
 	meta := n.meta
 	meta.Load = len(n.rt.Daemons())
@@ -275,6 +281,8 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.cancel()
 	n.wg.Wait()
+	n.qmesh.Close()
+	n.mig.Close()
 	var errs []error
 	errs = append(errs, n.mem.Shutdown(), n.ep.Close(), n.rt.Close(ctx), n.store.Close())
 	return errors.Join(errs...)

@@ -20,6 +20,10 @@ func (o *meshOps) Deliver(ctx context.Context, req meshquic.DeliverRequest) (mes
 	n := o.node()
 	d, err := n.rt.Daemon(req.Event.Target)
 	if err != nil {
+		// Moved away by a migration: tell the sender where it lives now.
+		if mv, ok := n.ep.Routes().Moved(req.Event.Target); ok {
+			return meshquic.DeliverResponse{}, &meshquic.MovedError{Origin: req.Event.Target, To: mv.Node, Epoch: mv.Epoch}
+		}
 		return meshquic.DeliverResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}
 	outs, err := n.deliverLocal(ctx, d, host.Event{Sender: req.Event.Sender, Seq: req.Event.Seq, Payload: req.Event.Payload})

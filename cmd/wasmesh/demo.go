@@ -185,6 +185,7 @@ func demoStream(ctx context.Context, c *cli.Context, nodes []*demoNode, daemon s
 	start := time.Now()
 	lastDraw := time.Time{}
 	migrated := false
+	var migDone <-chan string
 	sent, last := 0, ""
 	for time.Since(start) < dur && (limit == 0 || sent < limit) {
 		select {
@@ -203,12 +204,18 @@ func demoStream(ctx context.Context, c *cli.Context, nodes []*demoNode, daemon s
 		}
 		if !migrated && time.Since(start) > dur/2 {
 			migrated = true
-			// MIGRATION HOOK: the live migration (next issue) goes here:
-			// move the daemon to another node while events keep flowing,
-			// then let the view show its new home.
-			if err := demoMigrate(ctx, nodes, daemon); err != nil {
-				fmt.Fprintf(out, "\n(live migration: %v)\n", err)
+			// The live migration runs beside the stream: events keep
+			// flowing through every node while the daemon moves.
+			migDone = demoMigrate(ctx, nodes, daemon)
+		}
+		select {
+		case msg := <-migDone:
+			if live {
+				fmt.Fprintln(out)
 			}
+			fmt.Fprintln(out, msg)
+			migDone = nil
+		default:
 		}
 		if time.Since(lastDraw) >= 250*time.Millisecond {
 			lastDraw = time.Now()
@@ -222,12 +229,32 @@ func demoStream(ctx context.Context, c *cli.Context, nodes []*demoNode, daemon s
 	return sent, last, nil
 }
 
-// errMigrationPending is what demoMigrate says until migration lands.
-var errMigrationPending = errors.New("not available yet; it arrives with the migration issue")
-
-// demoMigrate will move daemon to a node that does not host it.
-func demoMigrate(ctx context.Context, nodes []*demoNode, daemon string) error {
-	return errMigrationPending
+// demoMigrate moves daemon to the next node in the background and reports
+// one line when done.
+func demoMigrate(ctx context.Context, nodes []*demoNode, daemon string) <-chan string {
+	done := make(chan string, 1)
+	var from, to *demoNode
+	for i, dn := range nodes {
+		for _, d := range dn.n.LocalDaemons() {
+			if d.ID == daemon {
+				from, to = dn, nodes[(i+1)%len(nodes)]
+			}
+		}
+	}
+	if from == nil {
+		done <- "(live migration skipped: the daemon was not found)"
+		return done
+	}
+	go func() {
+		res, err := from.n.Migrate(ctx, node.MigrateRequest{Ref: daemon, To: to.n.Name(), Timeout: 30 * time.Second}, nil)
+		if err != nil {
+			done <- fmt.Sprintf(">>> live migration %s -> %s failed: %v (the daemon stays on %s)", from.n.Name(), to.n.Name(), err, from.n.Name())
+			return
+		}
+		done <- fmt.Sprintf(">>> live-migrated %s from %s to %s in %.1f ms (pause %.1f ms, %s snapshot, %d events buffered and replayed, %d forwarded) while events kept flowing",
+			res.Daemon, res.From, res.To, res.TotalMillis, res.PauseMillis, humanBytes(uint64(res.SnapshotBytes)), res.EventsBuffered, res.EventsForwarded)
+	}()
+	return done
 }
 
 func drawDemo(w io.Writer, live bool, el time.Duration, sent int, last, via string, nodes []*demoNode) {

@@ -31,17 +31,17 @@ Examples:
 }
 
 type inspectJSON struct {
-	Path     string          `json:"path"`
-	Digest   string          `json:"digest"`
-	Size     int             `json:"size"`
-	ABI      int             `json:"abi_version"`
-	Mode     string          `json:"snapshot_mode"`
-	Accepted bool            `json:"accepted"`
-	Problems []abi.Problem   `json:"problems"`
-	Exports  []abi.Export    `json:"exports"`
-	Imports  []abi.Import    `json:"imports"`
-	Memory   abi.Memory `json:"memory"`
-	WASI     bool            `json:"uses_wasi"`
+	Path     string        `json:"path"`
+	Digest   string        `json:"digest"`
+	Size     int           `json:"size"`
+	ABI      int           `json:"abi_version"`
+	Mode     string        `json:"snapshot_mode"`
+	Accepted bool          `json:"accepted"`
+	Problems []abi.Problem `json:"problems"`
+	Exports  []abi.Export  `json:"exports"`
+	Imports  []abi.Import  `json:"imports"`
+	Memory   abi.Memory    `json:"memory"`
+	WASI     bool          `json:"uses_wasi"`
 }
 
 func inspectAction(c *cli.Context) error {

@@ -51,6 +51,7 @@ Start here:
 			nodesCommand(),
 			statsCommand(),
 			stopCommand(),
+			migrateCommand(),
 			snapshotCommand(),
 			restoreCommand(),
 			logsCommand(),

@@ -27,7 +27,26 @@ type (
 	DaemonInfo = node.DaemonInfo
 	NodeInfo   = node.NodeInfo
 	LogLine    = node.LogLine
+
+	MigrateProgress = node.MigrateProgress
+	MigrateResult   = node.MigrateResult
 )
+
+// MigrateBody is the body of POST /v1/daemons/{ref}/migrate.
+type MigrateBody struct {
+	To         string `json:"to"`
+	NoIdentity bool   `json:"no_identity,omitempty"`
+	TimeoutMs  int64  `json:"timeout_ms,omitempty"`
+}
+
+// MigrateLine is one line of the newline-delimited JSON stream that
+// POST /v1/daemons/{ref}/migrate answers with: progress lines while it runs,
+// then one line with the result or the error.
+type MigrateLine struct {
+	Progress *MigrateProgress `json:"progress,omitempty"`
+	Result   *MigrateResult   `json:"result,omitempty"`
+	Error    *Error           `json:"error,omitempty"`
+}
 
 // SpawnRequest is the body of POST /v1/daemons.
 type SpawnRequest struct {
@@ -73,4 +92,5 @@ const (
 	CodeUnauthorized = "unauthorized"
 	CodeTooLarge     = "too_large"
 	CodeInternal     = "internal"
+	CodeMigration    = "migration_failed"
 )

@@ -196,3 +196,36 @@ func (c *Client) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	err := c.json(ctx, http.MethodGet, "/v1/nodes", nil, &out)
 	return out, err
 }
+
+// Migrate moves a daemon to another node; progress (may be nil) receives the
+// phases as the node reports them.
+func (c *Client) Migrate(ctx context.Context, daemon string, body MigrateBody, progress func(MigrateProgress)) (MigrateResult, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return MigrateResult{}, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/daemons/"+ref(daemon)+"/migrate", bytes.NewReader(b), "application/json")
+	if err != nil {
+		return MigrateResult{}, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var l MigrateLine
+		if err := dec.Decode(&l); err != nil {
+			return MigrateResult{}, fmt.Errorf("migration stream from %s ended early: %w", c.Base, err)
+		}
+		switch {
+		case l.Error != nil:
+			var res MigrateResult
+			if l.Result != nil {
+				res = *l.Result
+			}
+			return res, &APIError{Status: http.StatusConflict, Code: l.Error.Code, Message: l.Error.Message}
+		case l.Result != nil:
+			return *l.Result, nil
+		case l.Progress != nil && progress != nil:
+			progress(*l.Progress)
+		}
+	}
+}

@@ -27,6 +27,8 @@ func classify(err error) (int, string) {
 		return http.StatusUnprocessableEntity, CodeRefused
 	case errors.Is(err, node.ErrEventFailed):
 		return http.StatusUnprocessableEntity, CodeEventFailed
+	case errors.Is(err, node.ErrMigration):
+		return http.StatusConflict, CodeMigration
 	case errors.Is(err, node.ErrUnavailable), errors.Is(err, node.ErrShuttingDown):
 		return http.StatusServiceUnavailable, CodeUnavailable
 	}

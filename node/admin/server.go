@@ -34,6 +34,7 @@ type Backend interface {
 	Logs(ctx context.Context, ref string) ([]node.LogLine, error)
 	Restore(ctx context.Context, data []byte, kind string) (node.DaemonInfo, error)
 	Nodes() []node.NodeInfo
+	Migrate(ctx context.Context, req node.MigrateRequest, progress func(node.MigrateProgress)) (node.MigrateResult, error)
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -115,6 +116,7 @@ func Handler(b Backend, opts Options) http.Handler {
 	route("GET /v1/daemons/{ref}/snapshot", s.snapshot)
 	route("GET /v1/daemons/{ref}/logs", s.logs)
 	route("POST /v1/restore", s.restore)
+	route("POST /v1/daemons/{ref}/migrate", s.migrate)
 	route("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Nodes())) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
@@ -300,4 +302,41 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return s.ln.Close()
 	}
 	return s.srv.Shutdown(ctx)
+}
+
+// migrate streams progress as newline-delimited JSON, then the result.
+func (s *server) migrate(w http.ResponseWriter, r *http.Request) {
+	var body MigrateBody
+	if err := s.decode(w, r, &body); err != nil {
+		writeError(w, err)
+		return
+	}
+	if body.To == "" {
+		writeError(w, fmt.Errorf("%w: \"to\" (a node name or id) is required", node.ErrBadRequest))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	flusher, _ := w.(http.Flusher)
+	emit := func(l MigrateLine) {
+		_ = enc.Encode(l)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	last := ""
+	req := node.MigrateRequest{Ref: r.PathValue("ref"), To: body.To, NoIdentity: body.NoIdentity, Timeout: time.Duration(body.TimeoutMs) * time.Millisecond}
+	res, err := s.b.Migrate(r.Context(), req, func(p node.MigrateProgress) {
+		key := fmt.Sprintf("%s/%d/%d", p.Phase, p.Attempt, p.BytesSent)
+		if key != last {
+			last = key
+			emit(MigrateLine{Progress: &p})
+		}
+	})
+	if err != nil {
+		_, code := classify(err)
+		emit(MigrateLine{Error: &Error{Message: err.Error(), Code: code}, Result: &res})
+		return
+	}
+	emit(MigrateLine{Result: &res})
 }

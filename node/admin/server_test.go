@@ -277,3 +277,34 @@ func TestCheckAddr(t *testing.T) {
 		}
 	}
 }
+
+func (f *fake) Migrate(_ context.Context, r node.MigrateRequest, progress func(node.MigrateProgress)) (node.MigrateResult, error) {
+	if r.Ref != "c1" {
+		return node.MigrateResult{}, fmt.Errorf("%w: %s", node.ErrDaemonNotFound, r.Ref)
+	}
+	if r.To == "down" {
+		return node.MigrateResult{Daemon: "c1", Attempts: 1}, fmt.Errorf("%w: target unavailable", node.ErrMigration)
+	}
+	progress(node.MigrateProgress{Phase: "transfer", Attempt: 1, BytesSent: 10, BytesTotal: 20})
+	progress(node.MigrateProgress{Phase: "complete", Attempt: 1, BytesSent: 20, BytesTotal: 20})
+	return node.MigrateResult{Daemon: "c1", From: "a", To: r.To, SnapshotBytes: 20, Attempts: 1}, nil
+}
+
+func TestMigrateStream(t *testing.T) {
+	_, c := serve(t, Options{})
+	ctx := context.Background()
+	var phases []string
+	res, err := c.Migrate(ctx, "c1", MigrateBody{To: "b"}, func(p MigrateProgress) { phases = append(phases, p.Phase) })
+	if err != nil || res.To != "b" || res.SnapshotBytes != 20 || strings.Join(phases, ",") != "transfer,complete" {
+		t.Fatalf("migrate = %+v %v, phases %v", res, err, phases)
+	}
+	_, err = c.Migrate(ctx, "c1", MigrateBody{To: "down"}, nil)
+	wantAPIError(t, err, 409, CodeMigration)
+	_, err = c.Migrate(ctx, "c1", MigrateBody{}, nil)
+	wantAPIError(t, err, 400, CodeBadRequest)
+	_, err = c.Migrate(ctx, "nope", MigrateBody{To: "b"}, nil)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != CodeNotFound {
+		t.Fatalf("unknown daemon: %v", err)
+	}
+}

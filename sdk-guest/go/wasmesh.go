@@ -15,7 +15,7 @@
 //
 // Build it as a WASI reactor:
 //
-//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -ldflags="-s -w" -trimpath -o x.wasm .
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -buildvcs=false -ldflags="-s -w" -trimpath -o x.wasm .
 //
 // Register hooks from init functions: the host runs package initialisation
 // (the reactor's _initialize) and never calls main. Handlers run on the

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/wasmesh/wasmesh/node/admin"
+)
+
+func migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "migrate",
+		Usage:     "move a running daemon to another node with no event lost or applied twice",
+		ArgsUsage: "DAEMON",
+		Description: `Live-migrates a daemon: its node freezes it, snapshots it, ships the
+module digest and the snapshot to the target over QUIC, buffers events that
+arrive meanwhile, replays them on the target, flips the route and hands the
+daemon's key over sealed to the target node. Senders keep sending throughout;
+their events are applied exactly once, on one side or the other.
+
+If anything fails before the handover, the daemon stays where it was and the
+command exits 1 with the reason.
+
+Examples:
+   wasmesh migrate c1 --to node-b
+   wasmesh migrate 3f9c0e2a7d1b4c55 --to node-c --timeout 30s --json
+   wasmesh migrate c1 --to node-b --no-identity   # the target must hold the key already`,
+		Flags: clientFlags(
+			&cli.StringFlag{Name: "to", Usage: "target `NODE` (name or id, see 'wasmesh nodes')", Required: true},
+			&cli.BoolFlag{Name: "no-identity", Usage: "do not ship the daemon key; the target must have it registered"},
+			&cli.DurationFlag{Name: "timeout", Value: 0, Usage: "abort if not done within `DURATION` (default 2m)"},
+			jsonFlag(),
+		),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
+				return err
+			}
+			if c.Duration("timeout") < 0 {
+				return fail(2, "--timeout must not be negative")
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			w := c.App.ErrWriter
+			asJSON := c.Bool("json")
+			var show func(admin.MigrateProgress)
+			var done func()
+			if !asJSON {
+				show, done = migrateProgress(w)
+			}
+			res, err := cl.Migrate(c.Context, c.Args().First(), admin.MigrateBody{
+				To: c.String("to"), NoIdentity: c.Bool("no-identity"), TimeoutMs: c.Duration("timeout").Milliseconds(),
+			}, show)
+			if done != nil {
+				done()
+			}
+			if err != nil {
+				return apiFail(err)
+			}
+			if asJSON {
+				return printJSON(c.App.Writer, res)
+			}
+			out := c.App.Writer
+			fmt.Fprintf(out, "migrated %s from %s to %s\n", res.Daemon, res.From, res.To)
+			fmt.Fprintf(out, "  total      %.1f ms\n", res.TotalMillis)
+			fmt.Fprintf(out, "  pause      %.1f ms (daemon not processing events)\n", res.PauseMillis)
+			fmt.Fprintf(out, "  snapshot   %s\n", humanBytes(uint64(res.SnapshotBytes)))
+			fmt.Fprintf(out, "  events     %d buffered and replayed, %d forwarded after cutover\n", res.EventsBuffered, res.EventsForwarded)
+			if res.Attempts > 1 {
+				fmt.Fprintf(out, "  attempts   %d (target was not ready at first)\n", res.Attempts)
+			}
+			return nil
+		},
+	}
+}
+
+// migrateProgress shows phases and bytes: a bar on a terminal, one line
+// per phase change otherwise.
+func migrateProgress(w io.Writer) (func(admin.MigrateProgress), func()) {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		var bar *progressbar.ProgressBar
+		return func(p admin.MigrateProgress) {
+				if bar == nil && p.BytesTotal > 0 {
+					bar = progressbar.NewOptions(p.BytesTotal, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
+				}
+				if bar != nil {
+					bar.Describe(p.Phase)
+					_ = bar.Set(p.BytesSent)
+				}
+			}, func() {
+				if bar != nil {
+					_ = bar.Finish()
+				}
+			}
+	}
+	last := ""
+	return func(p admin.MigrateProgress) {
+		if p.Phase == last {
+			return
+		}
+		last = p.Phase
+		if p.BytesTotal > 0 {
+			fmt.Fprintf(w, "phase %-9s attempt %d, %s of %s sent\n", p.Phase, p.Attempt, humanBytes(uint64(p.BytesSent)), humanBytes(uint64(p.BytesTotal)))
+		} else {
+			fmt.Fprintf(w, "phase %-9s attempt %d\n", p.Phase, p.Attempt)
+		}
+	}, nil
+}

@@ -1,0 +1,221 @@
+package node
+
+import (
+	"context"
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wasmesh/wasmesh/abi"
+	"github.com/wasmesh/wasmesh/migration"
+	"github.com/wasmesh/wasmesh/migration/wire"
+	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/node/store"
+	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+)
+
+// SubMigrate asks the node hosting a daemon to orchestrate its migration
+// (the source knows the daemon's kind and sees the pause directly).
+const SubMigrate = "wasmesh/node/migrate/1"
+
+// MigrateRequest moves a daemon (id or name) to another node (name or id).
+type MigrateRequest struct {
+	Ref        string        `json:"daemon"`
+	To         string        `json:"to"`
+	NoIdentity bool          `json:"no_identity,omitempty"`
+	Timeout    time.Duration `json:"timeout,omitempty"`
+}
+
+// MigrateProgress is reported while a migration runs on this node.
+type MigrateProgress struct {
+	Phase      string `json:"phase"`
+	Attempt    int    `json:"attempt"`
+	BytesSent  int    `json:"bytes_sent"`
+	BytesTotal int    `json:"bytes_total"`
+}
+
+// MigrateResult summarises a finished migration.
+type MigrateResult struct {
+	Daemon          string  `json:"daemon"`
+	From            string  `json:"from"`
+	To              string  `json:"to"`
+	TotalMillis     float64 `json:"total_ms"`
+	PauseMillis     float64 `json:"pause_ms"`
+	SnapshotBytes   int     `json:"snapshot_bytes"`
+	EventsBuffered  int     `json:"events_buffered"`
+	EventsForwarded int     `json:"events_forwarded"`
+	Attempts        int     `json:"attempts"`
+}
+
+// ErrMigration wraps a failed migration; the daemon stays where it was.
+var ErrMigration = errors.New("node: migration failed")
+
+func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
+	n.qmesh = &migrator.QUICMesh{EP: n.ep, StaticKeyOf: n.staticKeyOf, OnLive: n.adoptMigrated}
+	m, err := migrator.New(migrator.Config{
+		Runtime: n.rt, Mesh: n.qmesh, StaticKey: static, Logger: n.log.With("component", "migration"),
+		Hooks: migrator.Hooks{Released: n.forgetMigrated},
+	})
+	if err != nil {
+		return err
+	}
+	n.mig = m
+	n.qmesh.Serve(m)
+	n.ep.Handle(SubMigrate, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req MigrateRequest) (MigrateResult, error) {
+		d, ok := n.findLocal(req.Ref)
+		if !ok {
+			return MigrateResult{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, ErrDaemonNotFound)
+		}
+		res, err := n.migrateLocal(ctx, d.Origin(), req, nil)
+		return res, toWire(err)
+	}))
+	return nil
+}
+
+// staticKeyOf returns a member's X25519 key after checking the node key's
+// signature over it, so a sealed identity only ever goes to the node that
+// owns the key.
+func (n *Node) staticKeyOf(node migrator.NodeID) (*ecdh.PublicKey, error) {
+	id, err := nodekey.ParseNodeID(string(node))
+	if err != nil {
+		return nil, err
+	}
+	m, ok := n.mem.MemberByNodeID(id.String())
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not an alive member", ErrUnavailable, node)
+	}
+	b := nodekey.StaticKeyBinding{NodeKey: m.Meta.NodeKey, StaticKey: m.Meta.X25519Public, Sig: m.Meta.X25519Signature}
+	return b.Verify(id)
+}
+
+// Migrate moves a daemon; progress (may be nil) sees the phases when this
+// node hosts the daemon, otherwise the hosting node orchestrates.
+func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(MigrateProgress)) (MigrateResult, error) {
+	if req.To == "" {
+		return MigrateResult{}, fmt.Errorf("%w: --to NODE is required", ErrBadRequest)
+	}
+	if d, ok := n.findLocal(req.Ref); ok {
+		return n.migrateLocal(ctx, d.Origin(), req, progress)
+	}
+	loc, err := n.locate(ctx, req.Ref)
+	if err != nil {
+		return MigrateResult{}, err
+	}
+	var res MigrateResult
+	if err := n.ep.Call(ctx, loc.node.peer(), SubMigrate, req, &res); err != nil {
+		return MigrateResult{}, fromRemote(err, loc.node.String())
+	}
+	return res, nil
+}
+
+func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateRequest, progress func(MigrateProgress)) (MigrateResult, error) {
+	target, err := n.resolveNode(req.To)
+	if err != nil {
+		return MigrateResult{}, err
+	}
+	if target == n.id {
+		return MigrateResult{}, fmt.Errorf("%w: daemon %016x already runs on %s", ErrBadRequest, origin, n.name)
+	}
+	if m, ok := n.mem.MemberByNodeID(target.String()); ok && !m.Meta.MigrationSupported {
+		return MigrateResult{}, fmt.Errorf("%w: node %s does not accept migrations", ErrBadRequest, req.To)
+	}
+	opts := migrator.DefaultOptions()
+	opts.TransportIdentity = !req.NoIdentity
+	h, err := n.mig.StartMigrationWith(ctx, origin, migrator.NodeID(n.id.String()), migrator.NodeID(target.String()), opts)
+	if err != nil {
+		return MigrateResult{}, fmt.Errorf("%w: %w", ErrMigration, err)
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Minute
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	var werr error
+wait:
+	for {
+		select {
+		case <-h.Done():
+			werr = h.Wait(ctx)
+			break wait
+		case <-ctx.Done():
+			h.Cancel()
+			<-h.Done()
+			werr = ctx.Err()
+			break wait
+		case <-deadline.C:
+			werr = h.WaitTimeout(time.Millisecond)
+			break wait
+		case <-tick.C:
+			if progress != nil {
+				st := h.Stats()
+				progress(MigrateProgress{Phase: h.Phase().String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.SnapshotBytes})
+			}
+		}
+	}
+	st := h.Stats()
+	res := MigrateResult{
+		Daemon: abi.FormatOrigin(origin), From: n.name, To: n.peerName(target),
+		TotalMillis: ms(h.Duration()), PauseMillis: ms(st.Pause), SnapshotBytes: st.SnapshotBytes,
+		EventsBuffered: st.EventsBuffered, EventsForwarded: st.EventsForward, Attempts: h.Attempt(),
+	}
+	if werr != nil {
+		outcome := MigrationFailed
+		if f := migration.AsFailure(werr); f != nil && f.Reason == wire.ReasonCancelled {
+			outcome = MigrationAborted
+		}
+		n.metrics.Migrations.WithLabelValues(outcome).Inc()
+		return res, fmt.Errorf("%w: %w", ErrMigration, werr)
+	}
+	if progress != nil {
+		progress(MigrateProgress{Phase: migration.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.SnapshotBytes})
+	}
+	n.metrics.Migrations.WithLabelValues(MigrationSucceeded).Inc()
+	n.log.Info("daemon migrated", "daemon", res.Daemon, "to", res.To, "total_ms", res.TotalMillis, "pause_ms", res.PauseMillis)
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// adoptMigrated records a daemon that just went live here, so a restart
+// brings it back like any other.
+func (n *Node) adoptMigrated(origin uint64) {
+	d, err := n.rt.Daemon(origin)
+	if err != nil {
+		return
+	}
+	n.mu.Lock()
+	rec := store.Record{
+		Origin: origin, Digest: string(d.Kind().Digest), Aliases: n.rt.KindAliases(d.Kind().Digest),
+		Seed: d.Identity().Seed(), Epoch: uint64(time.Now().UnixNano()), Created: time.Now().UTC(),
+	}
+	_ = n.store.Delete(origin) // a daemon that once lived here and came back
+	err = n.store.Create(rec)
+	n.mu.Unlock()
+	if err != nil {
+		n.log.Warn("migrated daemon not recorded", "daemon", d.ID(), "err", err)
+		return
+	}
+	if err := n.checkpoint(n.ctx, d, true); err != nil {
+		n.log.Warn("first checkpoint of migrated daemon failed", "daemon", d.ID(), "err", err)
+	}
+	n.log.Info("daemon arrived by migration", "daemon", d.ID())
+	n.kickMeta()
+}
+
+// forgetMigrated drops the record of a daemon that moved away, so a restart
+// does not resurrect a twin.
+func (n *Node) forgetMigrated(origin uint64) {
+	n.mu.Lock()
+	err := n.store.Delete(origin)
+	n.mu.Unlock()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.log.Warn("moved daemon's record not deleted", "daemon", abi.FormatOrigin(origin), "err", err)
+	}
+	n.lastCkpt.Delete(origin)
+	n.kickMeta()
+}
