@@ -15,9 +15,26 @@ type image struct {
 	index    []uint32
 	data     []byte
 	globals  []snapshot.Global
+	// borrowed, when set, are pages owned by a snapshot the daemon was
+	// restored from: the first checkpoint then costs no copy.
+	borrowed []snapshot.Page
 }
 
-func (im *image) liveBytes() int { return len(im.data) }
+func (im *image) liveBytes() int {
+	if im.borrowed != nil {
+		return len(im.borrowed) * snapshot.PageSize
+	}
+	return len(im.data)
+}
+
+// borrow makes the image the state a snapshot describes, without copying.
+func (im *image) borrow(s *snapshot.Snapshot) {
+	im.memPages, im.borrowed, im.globals = s.MemoryPages, s.Pages, s.Globals
+	im.index, im.data = im.index[:0], im.data[:0]
+	if im.borrowed == nil {
+		im.borrowed = []snapshot.Page{}
+	}
+}
 
 // capture copies in's state into im, reusing im's buffers.
 func (in *instance) capture(im *image, zero []byte) error {
@@ -32,6 +49,12 @@ func (in *instance) capture(im *image, zero []byte) error {
 	im.memPages = size / snapshot.PageSize
 	im.index = im.index[:0]
 	im.data = im.data[:0]
+	im.borrowed = nil
+	if cap(im.data) < int(size) {
+		// Sized for the worst case up front: growing while copying costs
+		// more than the copy itself.
+		im.data = make([]byte, 0, size)
+	}
 	for p := uint32(0); p < im.memPages; p++ {
 		page := mem[int(p)*snapshot.PageSize : int(p+1)*snapshot.PageSize]
 		if bytes.Equal(page, zero) {
@@ -90,6 +113,9 @@ func (in *instance) apply(memPages uint32, pages []snapshot.Page, globals []snap
 
 // pages returns the image's pages as snapshot pages aliasing its buffer.
 func (im *image) pages() []snapshot.Page {
+	if im.borrowed != nil {
+		return im.borrowed
+	}
 	out := make([]snapshot.Page, len(im.index))
 	for i, p := range im.index {
 		out[i] = snapshot.Page{Index: p, Data: im.data[i*snapshot.PageSize : (i+1)*snapshot.PageSize : (i+1)*snapshot.PageSize]}

@@ -348,7 +348,9 @@ func (rt *Runtime) Spawn(ctx context.Context, kindOrDigest string, id identity.I
 
 // SpawnFromSnapshot continues a daemon from a snapshot. The snapshot's
 // entity id is checked against id before any side effect, then its module
-// digest against the kind (SPEC R-L5). wasmesh_init is not called.
+// digest against the kind (SPEC R-L5). wasmesh_init is not called. The
+// daemon keeps the snapshot's page buffers as its first rollback point: the
+// caller must not modify them afterwards.
 func (rt *Runtime) SpawnFromSnapshot(ctx context.Context, kindOrDigest string, id identity.Identity, snap *snapshot.Snapshot, opts SpawnOptions) (*Daemon, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("%w: nil snapshot", ErrSnapshotUnsupported)
@@ -473,6 +475,13 @@ func (d *Daemon) boot(ctx context.Context, config []byte, snap *snapshot.Snapsho
 		d.ledger = append([]snapshot.Subscription(nil), snap.Ledger...)
 	}
 	d.inst = in
+	if snap != nil && snap.Mode == snapshot.Transparent && !in.tablesMutated() {
+		// The snapshot is exactly the state just applied: it is the first
+		// rollback checkpoint, shared rather than captured again.
+		d.journal.ckpt.borrow(snap)
+		d.journal.reset()
+		return nil
+	}
 	d.checkpointLocked()
 	return nil
 }

@@ -75,7 +75,7 @@ func (o localOps) ModuleBytes(_ context.Context, digest string) ([]byte, error) 
 	return k.Bytes(), nil
 }
 
-func newCluster(t *testing.T, n int, timing migration.Timing) *testCluster {
+func newCluster(t testing.TB, n int, timing migration.Timing) *testCluster {
 	t.Helper()
 	ca, err := nodekey.DevCA("migrator-test")
 	if err != nil {

@@ -130,7 +130,7 @@ func TestMigrateUnderLoad(t *testing.T) {
 		t.Fatalf("phase = %v %v", ph, ok)
 	}
 	st := h.Stats()
-	if st.SnapshotBytes == 0 || st.ChunkBytesSent < st.SnapshotBytes || st.Pause <= 0 || st.Pause > h.Duration() {
+	if st.SnapshotBytes == 0 || st.ChunkBytesSent < st.WireBytes || st.Pause <= 0 || st.Pause > h.Duration() {
 		t.Fatalf("stats = %+v (duration %v)", st, h.Duration())
 	}
 	t.Logf("migration under load: total %v, pause %v, %d snapshot bytes, %d events buffered, %d forwarded",

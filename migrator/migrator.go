@@ -108,6 +108,7 @@ type Migrator struct {
 	expected   map[uint64]string // origin → kind digest
 	peers      map[NodeID]*peerQueue
 	closed     bool
+	pack       *packer
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -135,7 +136,11 @@ func New(cfg Config) (*Migrator, error) {
 	if cfg.Timing.PeerTimeout == 0 {
 		cfg.Timing.PeerTimeout = 10 * time.Second
 	}
-	m := &Migrator{
+	pk, err := newPacker()
+	if err != nil {
+		return nil, err
+	}
+	m := &Migrator{pack: pk,
 		cfg: cfg, self: cfg.Mesh.Self(),
 		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
 		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),
@@ -163,6 +168,7 @@ func (m *Migrator) Close() {
 		p.close()
 	}
 	m.wg.Wait()
+	m.pack.close()
 }
 
 // RegisterMigrationTargetIdentity lets this node receive a daemon of kind

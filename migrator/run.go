@@ -52,6 +52,7 @@ type run struct {
 // Stats describe a migration as its source saw it.
 type Stats struct {
 	SnapshotBytes  int           // encoded snapshot size
+	WireBytes      int           // what went on the wire after compression
 	ChunkBytesSent int           // snapshot bytes queued to the target so far
 	EventsBuffered int           // events that arrived while frozen (replayed on the target)
 	EventsForward  int           // events forwarded after the route flipped
@@ -402,7 +403,9 @@ func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 	r.nextSeq = snap.InputSeq + 1
 	r.stats.FrozenAt = time.Now()
 	r.stats.SnapshotBytes = len(data)
-	m.feed(r, roleSource, migration.SnapshotTaken{Attempt: e.Attempt, Snapshot: data, SnapshotSeq: snap.Sequence, InputSeq: snap.InputSeq, Envelope: env})
+	packed := m.pack.pack(data)
+	r.stats.WireBytes = len(packed)
+	m.feed(r, roleSource, migration.SnapshotTaken{Attempt: e.Attempt, Snapshot: packed, SnapshotSeq: snap.Sequence, InputSeq: snap.InputSeq, Envelope: env})
 }
 
 // sourceInterceptor takes every event for the frozen daemon: the source
@@ -524,7 +527,12 @@ func (m *Migrator) restore(r *run, e migration.RestoreSnapshot) {
 	static := m.cfg.StaticKey
 	m.async(r, roleTarget, func(ctx context.Context) migration.Input {
 		res := migration.Restored{Attempt: e.Attempt}
-		snap, err := snapshot.Decode(e.Snapshot, snapshot.DefaultLimits())
+		raw, err := m.pack.unpack(e.Snapshot)
+		if err != nil {
+			res.Err = &migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()}
+			return res
+		}
+		snap, err := snapshot.Decode(raw, snapshot.DefaultLimits())
 		if err != nil {
 			res.Err = &migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()}
 			return res

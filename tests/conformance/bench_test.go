@@ -31,7 +31,7 @@ func BenchmarkSpawn(b *testing.B) {
 	ctx := context.Background()
 	for _, l := range benchLangs() {
 		b.Run(l.name, func(b *testing.B) {
-			rt := newRuntime(b)
+			rt := newRuntimeWith(b, host.Config{}) // default limits, as deployed
 			kind := register(b, rt, l.counter)
 			id := newID(b)
 			b.ResetTimer()
@@ -61,7 +61,7 @@ func BenchmarkEvent(b *testing.B) {
 	ctx := context.Background()
 	for _, l := range benchLangs() {
 		b.Run(l.name, func(b *testing.B) {
-			rt := newRuntime(b)
+			rt := newRuntimeWith(b, host.Config{}) // default limits, as deployed
 			d := spawn(b, rt, register(b, rt, l.counter), newID(b), host.SpawnOptions{})
 			var out host.Outputs
 			ev := host.Event{Sender: 7, Payload: []byte("x")}
@@ -113,7 +113,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	ctx := context.Background()
 	for _, l := range benchLangs() {
 		b.Run(l.name, func(b *testing.B) {
-			rt := newRuntime(b)
+			rt := newRuntimeWith(b, host.Config{}) // default limits, as deployed
 			d := spawn(b, rt, register(b, rt, l.counter), newID(b), host.SpawnOptions{})
 			g := newGuest(b, d)
 			g.count(0, 1000)

@@ -299,29 +299,25 @@ func checkTrap(t *testing.T, err error, inputSeq uint64) {
 }
 
 // An event whose input the guest cannot fit in its memory cap makes every
-// SDK trap while growing memory for the input buffer (there is no way to
-// report "too big" from wasmesh_input). That is a guest trap like any
-// other: typed, rolled back, memory size restored, and the next event
-// continues the count. It needs no special example, so it runs for every
-// counter, including those without a "trap" payload.
+// SDK trap while growing memory for the input buffer (wasmesh_input has no
+// way to say "too big"). That is a guest trap like any other: typed, rolled
+// back, memory size restored, and the next event continues the count. It
+// needs no special example, so it runs for every counter, including those
+// without a "trap" payload (Go).
 func TestConformanceMemoryLimitTrap(t *testing.T) {
-	ctx := context.Background()
 	rt := newRuntime(t)
 	eachLang(t, "counter", func(l lang) string { return l.counter }, func(t *testing.T, l lang, path string) {
-		kind := register(t, rt, path)
-		// The smallest cap the module starts under depends on the
-		// language (Go's runtime needs megabytes); measure it first.
-		probe := spawn(t, rt, kind, newID(t), host.SpawnOptions{})
-		base := probe.Stats().MemoryBytes
-		if err := rt.Stop(ctx, probe.Origin()); err != nil {
-			t.Fatal(err)
-		}
-		capBytes := base + 2<<20
-		g := newGuest(t, spawn(t, rt, kind, newID(t), host.SpawnOptions{Limits: host.Limits{MaxMemoryBytes: capBytes}}))
+		// An input as large as the whole memory cap cannot fit next to
+		// anything else; raising the input limit to it lets the event
+		// reach the guest (the input limit is not part of compilation).
+		g := newGuest(t, spawn(t, rt, register(t, rt, path), newID(t), host.SpawnOptions{Limits: host.Limits{MaxInputBytes: suiteMemory}}))
 		g.count(0, 2)
 		before := g.d.Stats().MemoryBytes
+		if before >= suiteMemory {
+			t.Fatalf("daemon already uses %d bytes of its %d cap", before, suiteMemory)
+		}
 
-		err := g.fail(strings.Repeat("z", int(capBytes)))
+		err := g.fail(strings.Repeat("z", suiteMemory))
 		var ee *host.EventError
 		if !errors.As(err, &ee) || !errors.Is(err, host.ErrGuestTrap) || !ee.RolledBack || ee.InputSeq != 3 {
 			t.Fatalf("input over the memory cap: %v, want a rolled-back *EventError for input 3 with ErrGuestTrap", err)

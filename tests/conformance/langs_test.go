@@ -106,12 +106,24 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// newRuntime is a started host runtime with default limits, closed at the
-// end of the test.
+// suiteMemory caps every daemon of the scenarios (not the benchmarks). One
+// cap for all means each module is compiled once per run (a different cap
+// is a different compilation; the Go examples take seconds each under
+// -race), and TestConformanceMemoryLimitTrap can exceed it with one event.
+const suiteMemory = 16 << 20
+
+// newRuntime is a started host runtime for the scenarios, closed at the end
+// of the test.
 func newRuntime(t testing.TB) *host.Runtime {
+	return newRuntimeWith(t, host.Config{Limits: host.Limits{MaxMemoryBytes: suiteMemory}})
+}
+
+// newRuntimeWith starts a runtime with cfg (sharing the compilation cache).
+func newRuntimeWith(t testing.TB, cfg host.Config) *host.Runtime {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := host.New(ctx, host.Config{CacheDir: cacheDir})
+	cfg.CacheDir = cacheDir
+	rt, err := host.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
