@@ -62,11 +62,11 @@ type NodeMeta struct {
 	// X25519Public is the node's static key that migration sources seal a
 	// daemon identity to; X25519Signature binds it to the node key. Both are
 	// opaque here: the migration/transport layers create and verify them.
-	X25519Public       []byte
-	X25519Signature    []byte
+	X25519Public    []byte
+	X25519Signature []byte
 	// NodeKey is the node's ed25519 public key (its hash is NodeID), which
 	// verifies X25519Signature.
-	NodeKey []byte
+	NodeKey            []byte
 	Capabilities       Capabilities
 	Load               int // daemons currently hosted
 	MigrationSupported bool
