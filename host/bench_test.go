@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"encoding/binary"
 	"strconv"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/chain"
 	"github.com/wasmesh/wasmesh/host/identity"
 	"github.com/wasmesh/wasmesh/host/snapshot"
 )
@@ -47,6 +49,23 @@ func BenchmarkDeliverGoCounter(b *testing.B) {
 
 func BenchmarkDeliverGoEcho64(b *testing.B) {
 	benchDeliver(b, example(b, "echo-go", "echo-go.wasm"), make([]byte, 64))
+}
+
+// BenchmarkDeliverWATNoOutput is the host's own per-event overhead: an
+// event that emits nothing, so no chain link is hashed.
+func BenchmarkDeliverWATNoOutput(b *testing.B) {
+	benchDeliver(b, fixture(b, "ballast.wasm"), []byte{0, 0, 0, 0})
+}
+
+// BenchmarkChainHash64 is the SHA-256 chain link of one 64-byte output:
+// the part of an emitting event's cost that is the causal chain.
+func BenchmarkChainHash64(b *testing.B) {
+	var h chain.Hasher
+	p := make([]byte, 64)
+	l := chain.Link{Origin: 1}
+	for i := 0; i < b.N; i++ {
+		l.Parent = h.Hash(l, p)
+	}
 }
 
 // BenchmarkDeliverNative is the baseline: the counter's work in plain Go.
@@ -127,22 +146,20 @@ func BenchmarkSpawnGo(b *testing.B)  { benchSpawn(b, example(b, "counter-go", "c
 // Snapshot capture and restore of live pages. The echo guest grows memory
 // to fit its input, so one large event makes n MiB of non-zero pages.
 func liveDaemon(b *testing.B, rt *host.Runtime, id identity.Identity, mib int) *host.Daemon {
-	d, err := rt.Spawn(context.Background(), "echo", id, host.SpawnOptions{})
+	d, err := rt.Spawn(context.Background(), "ballast", id, host.SpawnOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	big := make([]byte, mib<<20)
-	for i := range big {
-		big[i] = byte(i | 1)
-	}
-	if _, err := d.Deliver(context.Background(), host.Event{Payload: big}); err != nil {
+	var n [4]byte
+	binary.LittleEndian.PutUint32(n[:], uint32(mib<<20))
+	if _, err := d.Deliver(context.Background(), host.Event{Payload: n[:]}); err != nil {
 		b.Fatal(err)
 	}
 	return d
 }
 
 func BenchmarkSnapshotCapture16MiB(b *testing.B) {
-	rt := readyRuntime(b, map[string][]byte{"echo": example(b, "echo-wat", "echo-wat.wasm")})
+	rt := readyRuntime(b, map[string][]byte{"ballast": fixture(b, "ballast.wasm")})
 	d := liveDaemon(b, rt, newID(b), 16)
 	s, _ := d.Snapshot(context.Background())
 	b.SetBytes(int64(len(s.Pages)) * snapshot.PageSize)
@@ -155,7 +172,7 @@ func BenchmarkSnapshotCapture16MiB(b *testing.B) {
 }
 
 func BenchmarkSnapshotRestore16MiB(b *testing.B) {
-	rt := readyRuntime(b, map[string][]byte{"echo": example(b, "echo-wat", "echo-wat.wasm")})
+	rt := readyRuntime(b, map[string][]byte{"ballast": fixture(b, "ballast.wasm")})
 	id := newID(b)
 	d := liveDaemon(b, rt, id, 16)
 	s, _ := d.Snapshot(context.Background())
@@ -163,7 +180,7 @@ func BenchmarkSnapshotRestore16MiB(b *testing.B) {
 	b.SetBytes(int64(len(s.Pages)) * snapshot.PageSize)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r, err := rt.SpawnFromSnapshot(context.Background(), "echo", id, s, host.SpawnOptions{})
+		r, err := rt.SpawnFromSnapshot(context.Background(), "ballast", id, s, host.SpawnOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

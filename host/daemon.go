@@ -242,6 +242,9 @@ func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, intercepta
 		return d.eventFailed(&EventError{Origin: d.origin, InputSeq: d.inputSeq + 1, Cause: ErrInputTooLarge,
 			Detail: fmt.Sprintf("%d bytes, limit %d", len(ev.Payload), d.limits.MaxInputBytes), RolledBack: true})
 	}
+	if d.journal.pending {
+		d.checkpointLocked()
+	}
 	in := d.inst
 	in.out = out
 	in.rec.reset()

@@ -10,6 +10,7 @@ type journal struct {
 	entries []jentry
 	arena   []byte
 	invalid error // set when the state could not be captured
+	pending bool  // no capture yet: take one before the next event
 }
 
 type jentry struct {
@@ -65,10 +66,12 @@ func (j *journal) reset() {
 	j.entries = j.entries[:0]
 	j.arena = j.arena[:0]
 	j.invalid = nil
+	j.pending = false
 }
 
 func (j *journal) invalidate(err error) {
 	j.invalid = err
+	j.pending = false
 	j.entries = j.entries[:0]
 	j.arena = j.arena[:0]
 }

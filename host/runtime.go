@@ -482,7 +482,9 @@ func (d *Daemon) boot(ctx context.Context, config []byte, snap *snapshot.Snapsho
 		d.journal.reset()
 		return nil
 	}
-	d.checkpointLocked()
+	// The first rollback point is captured just before the first event,
+	// which keeps the copy out of spawn latency.
+	d.journal.pending = true
 	return nil
 }
 
