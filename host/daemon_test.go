@@ -336,6 +336,12 @@ func TestOutputLimits(t *testing.T) {
 	if err := ask(1001); !errors.Is(err, host.ErrOutputLimit) {
 		t.Fatalf("1001 bytes: %v", err)
 	}
+	one := spawn(t, rt, "big", host.SpawnOptions{Limits: host.Limits{MaxOutputSize: 500}})
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], 501)
+	if _, err := one.Deliver(context.Background(), host.Event{Payload: b[:]}); !errors.Is(err, host.ErrOutputLimit) {
+		t.Fatalf("one 501-byte output at a 500-byte limit: %v", err)
+	}
 	big := spawn(t, rt, "big", host.SpawnOptions{Limits: host.Limits{MaxInputBytes: 3}})
 	if _, err := big.Deliver(context.Background(), host.Event{Payload: []byte("four")}); !errors.Is(err, host.ErrInputTooLarge) {
 		t.Fatalf("oversize input: %v", err)

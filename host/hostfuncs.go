@@ -169,6 +169,9 @@ func hostEmit(ctx context.Context, mod api.Module, stack []uint64) {
 	if in.out.count() >= lim.MaxOutputs {
 		panic(&guestAbort{cause: ErrOutputLimit, detail: fmt.Sprintf("more than %d outputs", lim.MaxOutputs)})
 	}
+	if len(p) > lim.MaxOutputSize {
+		panic(&guestAbort{cause: ErrOutputLimit, detail: fmt.Sprintf("one output of %d bytes, limit %d", len(p), lim.MaxOutputSize)})
+	}
 	if in.out.bytes()+len(p) > lim.MaxOutputBytes {
 		panic(&guestAbort{cause: ErrOutputLimit, detail: fmt.Sprintf("more than %d output bytes", lim.MaxOutputBytes)})
 	}

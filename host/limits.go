@@ -17,6 +17,8 @@ type Limits struct {
 	MaxOutputBytes int
 	// MaxOutputs caps the number of outputs of one event.
 	MaxOutputs int
+	// MaxOutputSize caps one output payload.
+	MaxOutputSize int
 	// MaxLogLines caps log lines per event; further lines are dropped and
 	// counted, never an error (a chatty guest must not fail its events).
 	MaxLogLines int
@@ -33,6 +35,7 @@ const (
 	DefaultMaxInputBytes   = 16 << 20
 	DefaultMaxOutputBytes  = 4 << 20
 	DefaultMaxOutputs      = 4096
+	DefaultMaxOutputSize   = 1 << 20
 	DefaultMaxLogLines     = 100
 	DefaultMaxLogLineBytes = 4096
 	DefaultMaxStateBytes   = 64 << 20
@@ -54,6 +57,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxOutputs == 0 {
 		l.MaxOutputs = DefaultMaxOutputs
+	}
+	if l.MaxOutputSize == 0 {
+		l.MaxOutputSize = DefaultMaxOutputSize
 	}
 	if l.MaxLogLines == 0 {
 		l.MaxLogLines = DefaultMaxLogLines
@@ -81,7 +87,7 @@ func (l Limits) Validate() error {
 	if l.MaxMemoryBytes != 0 && l.MaxMemoryBytes < 65536 {
 		return fmt.Errorf("%w: %d bytes is less than one 64 KiB page", ErrMemoryLimit, l.MaxMemoryBytes)
 	}
-	if l.EventTimeout < 0 || l.MaxInputBytes < 0 || l.MaxOutputBytes < 0 || l.MaxOutputs < 0 ||
+	if l.EventTimeout < 0 || l.MaxInputBytes < 0 || l.MaxOutputBytes < 0 || l.MaxOutputs < 0 || l.MaxOutputSize < 0 ||
 		l.MaxLogLines < 0 || l.MaxLogLineBytes < 0 || l.MaxStateBytes < 0 {
 		return fmt.Errorf("host: negative limit in %+v", l)
 	}

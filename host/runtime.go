@@ -319,6 +319,9 @@ func (rt *Runtime) limitsFor(l Limits) (Limits, error) {
 	if l.MaxOutputs == 0 {
 		l.MaxOutputs = d.MaxOutputs
 	}
+	if l.MaxOutputSize == 0 {
+		l.MaxOutputSize = d.MaxOutputSize
+	}
 	if l.MaxLogLines == 0 {
 		l.MaxLogLines = d.MaxLogLines
 	}

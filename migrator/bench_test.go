@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/wasmesh/wasmesh/migrator/migratortest"
 	"testing"
 	"time"
 
@@ -20,12 +21,12 @@ func BenchmarkMigrate(b *testing.B) {
 	for _, size := range []int{64 << 10, 1 << 20, 16 << 20, 64 << 20} {
 		b.Run(sizeName(size), func(b *testing.B) {
 			c := newClusterB(b)
-			a, t := c.nodes[0], c.nodes[1]
-			k, err := a.rt.RegisterModule(context.Background(), fixtureBytes(b, "testdata", "ballast.wasm"), "")
+			a, t := c.Nodes[0], c.Nodes[1]
+			k, err := a.RT.RegisterModule(context.Background(), fixtureBytes(b, "testdata", "ballast.wasm"), "")
 			if err != nil {
 				b.Fatal(err)
 			}
-			d, err := a.rt.Spawn(context.Background(), string(k.Digest), newIdentity(b), host.SpawnOptions{})
+			d, err := a.RT.Spawn(context.Background(), string(k.Digest), newIdentity(b), host.SpawnOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -40,7 +41,7 @@ func BenchmarkMigrate(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				h, err := from.mig.StartMigration(context.Background(), origin, from.id, to.id)
+				h, err := from.Mig.StartMigration(context.Background(), origin, from.ID, to.ID)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -61,9 +62,9 @@ func BenchmarkQUICBaseline(b *testing.B) {
 	for _, size := range []int{64 << 10, 1 << 20, 16 << 20, 64 << 20} {
 		b.Run(sizeName(size), func(b *testing.B) {
 			c := newClusterB(b)
-			a, t := c.nodes[0], c.nodes[1]
+			a, t := c.Nodes[0], c.Nodes[1]
 			got := make(chan int, 1)
-			t.ep.Handle("bench/sink", func(ctx context.Context, s *meshquic.Stream) error {
+			t.EP.Handle("bench/sink", func(ctx context.Context, s *meshquic.Stream) error {
 				total := 0
 				var buf []byte
 				for total < size {
@@ -84,7 +85,7 @@ func BenchmarkQUICBaseline(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				s, err := a.ep.OpenStream(context.Background(), meshquic.PeerID(t.ep.ID()), "bench/sink")
+				s, err := a.EP.OpenStream(context.Background(), meshquic.PeerID(t.EP.ID()), "bench/sink")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -111,4 +112,4 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%dKiB", n>>10)
 }
 
-func newClusterB(b *testing.B) *testCluster { return newCluster(b, 2, fastTiming) }
+func newClusterB(b *testing.B) *migratortest.Cluster { return newCluster(b, 2, fastTiming) }

@@ -15,22 +15,13 @@ import (
 	"github.com/wasmesh/wasmesh/migration"
 	"github.com/wasmesh/wasmesh/migration/wire"
 	"github.com/wasmesh/wasmesh/migrator"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/migrator/migratortest"
 )
 
 var fastTiming = migration.Timing{Retransmit: 200 * time.Millisecond, ChunkRetransmit: 2 * time.Second, PeerTimeout: 1500 * time.Millisecond}
 
-// send delivers through node via's routing, the way any node delivers to a
-// daemon it does not host.
 func send(ctx context.Context, via *testNode, origin uint64, ev host.Event) ([]host.Output, error) {
-	if d, err := via.rt.Daemon(origin); err == nil {
-		return d.Deliver(ctx, ev)
-	}
-	resp, err := via.ep.RouteDeliver(ctx, meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload}})
-	if err != nil {
-		return nil, err
-	}
-	return migrator.OutputsFromWire(resp.Outputs)
+	return migratortest.Send(ctx, via, origin, ev)
 }
 
 func get(t *testing.T, via *testNode, origin uint64) int {
@@ -49,10 +40,10 @@ func get(t *testing.T, via *testNode, origin uint64) int {
 // came along (SPEC R-M4, R-S1).
 func TestMigrateUnderLoad(t *testing.T) {
 	c := newCluster(t, 3, fastTiming)
-	a, b, via := c.nodes[0], c.nodes[1], c.nodes[2]
+	a, b, via := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	d, _ := spawnCounter(t, a)
 	origin := d.Origin()
-	via.ep.Routes().Set(origin, a.ep.ID(), 1)
+	via.EP.Routes().Set(origin, a.EP.ID(), 1)
 
 	const senders, perSender = 4, 5000
 	var mu sync.Mutex
@@ -80,7 +71,7 @@ func TestMigrateUnderLoad(t *testing.T) {
 	for sent.Load() < 2000 {
 		time.Sleep(time.Millisecond)
 	}
-	h, err := a.mig.StartMigration(context.Background(), origin, a.id, b.id)
+	h, err := a.Mig.StartMigration(context.Background(), origin, a.ID, b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,10 +83,10 @@ func TestMigrateUnderLoad(t *testing.T) {
 	for err := range errc {
 		t.Fatalf("sender: %v", err)
 	}
-	if _, err := a.rt.Daemon(origin); !errors.Is(err, host.ErrDaemonNotFound) {
+	if _, err := a.RT.Daemon(origin); !errors.Is(err, host.ErrDaemonNotFound) {
 		t.Fatalf("source still hosts the daemon: %v", err)
 	}
-	moved, err := b.rt.Daemon(origin)
+	moved, err := b.RT.Daemon(origin)
 	if err != nil {
 		t.Fatalf("target does not host the daemon: %v", err)
 	}
@@ -126,7 +117,7 @@ func TestMigrateUnderLoad(t *testing.T) {
 			t.Fatalf("horizon after the move: sender %d at %d, want %d (%v)", s, hz[uint64(100+s)], perSender, hz)
 		}
 	}
-	if ph, ok := a.mig.MigrationPhase(origin); !ok || ph != migration.PhaseComplete {
+	if ph, ok := a.Mig.MigrationPhase(origin); !ok || ph != migration.PhaseComplete {
 		t.Fatalf("phase = %v %v", ph, ok)
 	}
 	st := h.Stats()
@@ -141,14 +132,14 @@ func TestMigrateUnderLoad(t *testing.T) {
 // source keeps and serves the daemon, and a retry to another node works.
 func TestKillTargetThenRetryElsewhere(t *testing.T) {
 	c := newCluster(t, 3, fastTiming)
-	a, b, c3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	a, b, c3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
 	d, _ := spawnCounter(t, a)
 	for i := 0; i < 5; i++ {
 		d.Deliver(context.Background(), host.Event{Sender: 1, Seq: uint64(i), Payload: []byte("x")})
 	}
-	b.mig.Close()
-	b.ep.Close()
-	h, err := a.mig.StartMigration(context.Background(), d.Origin(), a.id, b.id)
+	b.Mig.Close()
+	b.EP.Close()
+	h, err := a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +153,7 @@ func TestKillTargetThenRetryElsewhere(t *testing.T) {
 	if got := get(t, a, d.Origin()); got != 5 {
 		t.Fatalf("source count after failed migration = %d, want 5", got)
 	}
-	h2, err := a.mig.StartMigration(context.Background(), d.Origin(), a.id, c3.id)
+	h2, err := a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, c3.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,19 +167,19 @@ func TestKillTargetThenRetryElsewhere(t *testing.T) {
 
 func TestNotReadyRetryAndBudget(t *testing.T) {
 	c := newCluster(t, 2, fastTiming)
-	a, b := c.nodes[0], c.nodes[1]
+	a, b := c.Nodes[0], c.Nodes[1]
 
 	// Retry succeeds once the target becomes ready.
 	d, _ := spawnCounter(t, a)
-	b.rt.SetMigrationNotReady(true)
-	h, err := a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, migrator.Options{
+	b.RT.SetMigrationNotReady(true)
+	h, err := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, migrator.Options{
 		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond, Budget: 10 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(400 * time.Millisecond)
-	b.rt.SetMigrationNotReady(false)
+	b.RT.SetMigrationNotReady(false)
 	if err := h.WaitTimeout(20 * time.Second); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -198,8 +189,8 @@ func TestNotReadyRetryAndBudget(t *testing.T) {
 
 	// Budget exhausted: NotReadyTimeout with the attempt count.
 	d2, _ := spawnCounter(t, a)
-	b.rt.SetMigrationNotReady(true)
-	h, _ = a.mig.StartMigrationWith(context.Background(), d2.Origin(), a.id, b.id, migrator.Options{
+	b.RT.SetMigrationNotReady(true)
+	h, _ = a.Mig.StartMigrationWith(context.Background(), d2.Origin(), a.ID, b.ID, migrator.Options{
 		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond, Budget: 600 * time.Millisecond},
 	})
 	err = h.WaitTimeout(20 * time.Second)
@@ -210,13 +201,13 @@ func TestNotReadyRetryAndBudget(t *testing.T) {
 
 	// Retry disabled surfaces NotReady; a new attempt later is not
 	// affected by that stale failure.
-	h, _ = a.mig.StartMigrationWith(context.Background(), d2.Origin(), a.id, b.id, migrator.Options{TransportIdentity: true})
+	h, _ = a.Mig.StartMigrationWith(context.Background(), d2.Origin(), a.ID, b.ID, migrator.Options{TransportIdentity: true})
 	err = h.WaitTimeout(20 * time.Second)
 	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonNotReady || !f.Retriable() {
 		t.Fatalf("retry disabled: %v", err)
 	}
-	b.rt.SetMigrationNotReady(false)
-	h, _ = a.mig.StartMigration(context.Background(), d2.Origin(), a.id, b.id)
+	b.RT.SetMigrationNotReady(false)
+	h, _ = a.Mig.StartMigration(context.Background(), d2.Origin(), a.ID, b.ID)
 	if err := h.WaitTimeout(20 * time.Second); err != nil {
 		t.Fatalf("fresh attempt after a failed one: %v", err)
 	}
@@ -224,10 +215,10 @@ func TestNotReadyRetryAndBudget(t *testing.T) {
 
 func TestNoIdentityTransport(t *testing.T) {
 	c := newCluster(t, 2, fastTiming)
-	a, b := c.nodes[0], c.nodes[1]
+	a, b := c.Nodes[0], c.Nodes[1]
 	d, id := spawnCounter(t, a)
 	opts := migrator.Options{TransportIdentity: false}
-	h, _ := a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, opts)
+	h, _ := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, opts)
 	err := h.WaitTimeout(20 * time.Second)
 	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonIdentityTransportFailed {
 		t.Fatalf("without a registered identity: %v", err)
@@ -235,23 +226,23 @@ func TestNoIdentityTransport(t *testing.T) {
 	if got := get(t, a, d.Origin()); got != 0 {
 		t.Fatalf("source lost the daemon: %d", got)
 	}
-	b.mig.RegisterMigrationTargetIdentity(string(d.Kind().Digest), id)
-	h, _ = a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, opts)
+	b.Mig.RegisterMigrationTargetIdentity(string(d.Kind().Digest), id)
+	h, _ = a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, opts)
 	if err := h.WaitTimeout(20 * time.Second); err != nil {
 		t.Fatalf("with a registered identity: %v", err)
 	}
-	if _, err := b.rt.Daemon(d.Origin()); err != nil {
+	if _, err := b.RT.Daemon(d.Origin()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestCancelAndWaitTimeout(t *testing.T) {
 	c := newCluster(t, 2, fastTiming)
-	a, b := c.nodes[0], c.nodes[1]
+	a, b := c.Nodes[0], c.Nodes[1]
 	d, _ := spawnCounter(t, a)
-	b.rt.SetMigrationNotReady(true)
+	b.RT.SetMigrationNotReady(true)
 	retry := migrator.Options{TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Budget: time.Minute}}
-	h, _ := a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, retry)
+	h, _ := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, retry)
 	time.Sleep(200 * time.Millisecond)
 	if err := h.Cancel(); err != nil {
 		t.Fatal(err)
@@ -260,7 +251,7 @@ func TestCancelAndWaitTimeout(t *testing.T) {
 	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonCancelled {
 		t.Fatalf("cancel: %v", err)
 	}
-	h, _ = a.mig.StartMigrationWith(context.Background(), d.Origin(), a.id, b.id, retry)
+	h, _ = a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, retry)
 	if err := h.WaitTimeout(300 * time.Millisecond); !errors.Is(err, migrator.ErrWaitTimeout) {
 		t.Fatalf("wait timeout: %v", err)
 	}
@@ -273,16 +264,16 @@ func TestCancelAndWaitTimeout(t *testing.T) {
 // TestStatelessDaemonMigrates: an echo daemon with nothing in memory (R-M11).
 func TestStatelessDaemonMigrates(t *testing.T) {
 	c := newCluster(t, 2, fastTiming)
-	a, b := c.nodes[0], c.nodes[1]
-	k, err := a.rt.RegisterModule(context.Background(), fixtureBytes(t, "echo-wat", "echo-wat.wasm"), "")
+	a, b := c.Nodes[0], c.Nodes[1]
+	k, err := a.RT.RegisterModule(context.Background(), fixtureBytes(t, "echo-wat", "echo-wat.wasm"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := a.rt.Spawn(context.Background(), string(k.Digest), newIdentity(t), host.SpawnOptions{})
+	d, err := a.RT.Spawn(context.Background(), string(k.Digest), newIdentity(t), host.SpawnOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := a.mig.StartMigration(context.Background(), d.Origin(), a.id, b.id)
+	h, _ := a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, b.ID)
 	if err := h.WaitTimeout(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}

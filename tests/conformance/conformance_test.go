@@ -5,10 +5,16 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/wasmesh/wasmesh/migration"
+	"github.com/wasmesh/wasmesh/migrator/migratortest"
 	"math/rand/v2"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/host/chain"
@@ -336,42 +342,71 @@ func TestConformanceMemoryLimitTrap(t *testing.T) {
 
 // TestConformanceMigration is the hook for the migration scenario of issue 6.
 //
-// TODO(migration): once migrator/ exposes its API, replace the manual handoff
-// below with a real migration between two nodes (migrator over QUIC): spawn
-// the counter on node A, count, migrate to node B while events keep
-// arriving, and require the count and the chain to continue on B with no
-// event lost or applied twice. Until then this runs the host-level part of
-// a move (snapshot on runtime A, encoded bytes, spawn on a separate
-// runtime B, A stopped) so every language is already checked against two
-// independent runtimes.
+// TestConformanceMigration live-migrates every language's counter between
+// two nodes over real QUIC while a sender keeps sending through the source:
+// afterwards the count is exact and the chain verifies across the move.
 func TestConformanceMigration(t *testing.T) {
 	ctx := context.Background()
-	a, b := newRuntime(t), newRuntime(t)
+	cl := migratortest.New(t, 2, migration.Timing{Retransmit: 200 * time.Millisecond, PeerTimeout: 5 * time.Second})
+	a, b := cl.Nodes[0], cl.Nodes[1]
 	eachLang(t, "counter", func(l lang) string { return l.counter }, func(t *testing.T, l lang, path string) {
-		kindA, kindB := register(t, a, path), register(t, b, path)
-		if kindA != kindB {
-			t.Fatalf("digest differs between runtimes: %s vs %s", kindA, kindB)
+		kind := register(t, a.RT, path)
+		d := spawn(t, a.RT, kind, newID(t), host.SpawnOptions{})
+		origin := d.Origin()
+		v := chain.NewGenesisValidator(origin)
+		var mu sync.Mutex
+		var outs []host.Output
+		deliver := func(via *migratortest.Node, seq uint64) error {
+			o, err := migratortest.Send(ctx, via, origin, host.Event{Sender: 7, Seq: seq, Payload: []byte("x")})
+			mu.Lock()
+			outs = append(outs, o...)
+			mu.Unlock()
+			return err
 		}
-		id := newID(t)
-		g := newGuest(t, spawn(t, a, kindA, id, host.SpawnOptions{}))
-		g.count(0, 40)
-		enc, err := g.d.EncodeSnapshot(ctx)
+		for i := uint64(1); i <= 40; i++ {
+			if err := deliver(a, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan error, 1)
+		go func() {
+			for i := uint64(41); i <= 80; i++ {
+				if err := deliver(a, i); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		h, err := a.Mig.StartMigration(ctx, origin, a.ID, b.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Stop(ctx, id.Origin()); err != nil {
-			t.Fatal(err)
+		if err := h.WaitTimeout(30 * time.Second); err != nil {
+			t.Fatalf("migration: %v", err)
 		}
-		snap, err := snapshot.Decode(enc, snapshot.Limits{})
-		if err != nil {
-			t.Fatal(err)
+		if err := <-done; err != nil {
+			t.Fatalf("sender during the migration: %v", err)
 		}
-		d, err := b.SpawnFromSnapshot(ctx, kindB, id, snap, host.SpawnOptions{})
-		if err != nil {
-			t.Fatalf("spawn on B: %v", err)
+		if _, err := b.RT.Daemon(origin); err != nil {
+			t.Fatalf("not on the target after the migration: %v", err)
 		}
-		g.d = d
-		g.count(40, 10)
-		g.checkHead()
+		for i := uint64(81); i <= 90; i++ {
+			if err := deliver(b, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sort.Slice(outs, func(i, j int) bool { return outs[i].Link.Sequence < outs[j].Link.Sequence })
+		if len(outs) != 90 {
+			t.Fatalf("%d outputs for 90 events", len(outs))
+		}
+		for i, o := range outs {
+			if err := v.Accept(o.Link, o.Payload); err != nil {
+				t.Fatalf("output %d: %v", i, err)
+			}
+			if string(o.Payload) != strconv.Itoa(i+1) {
+				t.Fatalf("output %d is %q", i, o.Payload)
+			}
+		}
 	})
 }

@@ -1,0 +1,177 @@
+// Package migratortest builds in-process clusters for tests: every node a
+// wasm runtime, a real QUIC endpoint on loopback and a migrator, wired the
+// way the node service wires them, without membership or a data dir.
+package migratortest
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/migration"
+	"github.com/wasmesh/wasmesh/migrator"
+	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+)
+
+// Node is one node of a test cluster.
+type Node struct {
+	RT  *host.Runtime
+	EP  *meshquic.Endpoint
+	Mig *migrator.Migrator
+	ID  migrator.NodeID
+	qm  *migrator.QUICMesh
+}
+
+// Cluster is a set of nodes that know each other's addresses and keys.
+type Cluster struct {
+	Nodes []*Node
+	mu    sync.Mutex
+	keys  map[migrator.NodeID]*ecdh.PublicKey
+}
+
+// New starts n nodes; everything closes at test cleanup. Set
+// MIGRATOR_DEBUG=1 to see the migrators' debug logs.
+func New(t testing.TB, n int, timing migration.Timing) *Cluster {
+	t.Helper()
+	ca, err := nodekey.DevCA("migratortest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{keys: map[migrator.NodeID]*ecdh.PublicKey{}}
+	for i := 0; i < n; i++ {
+		c.Nodes = append(c.Nodes, c.start(t, ca, i, timing))
+	}
+	for _, a := range c.Nodes {
+		for _, b := range c.Nodes {
+			if a != b {
+				a.EP.SetPeerAddr(b.EP.ID(), b.EP.Addr().String())
+			}
+		}
+	}
+	return c
+}
+
+func (c *Cluster) start(t testing.TB, ca *nodekey.ClusterCA, i int, timing migration.Timing) *Node {
+	ctx := context.Background()
+	rt, err := host.New(ctx, host.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, err := nodekey.GenerateNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := ca.NodeCredentials(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := meshquic.Listen(ctx, meshquic.Config{Addr: "127.0.0.1:0", Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	static, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := &Node{RT: rt, EP: ep, ID: migrator.NodeID(ep.ID().String())}
+	ep.ServeLocalOps(localOps{nd})
+	nd.qm = &migrator.QUICMesh{EP: ep, StaticKeyOf: c.staticKey}
+	logger := slog.New(slog.DiscardHandler)
+	if os.Getenv("MIGRATOR_DEBUG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
+	}
+	nd.Mig, err = migrator.New(migrator.Config{Runtime: rt, Mesh: nd.qm, StaticKey: static, Timing: timing, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd.qm.Serve(nd.Mig)
+	c.mu.Lock()
+	c.keys[nd.ID] = static.PublicKey()
+	c.mu.Unlock()
+	t.Cleanup(nd.Close)
+	return nd
+}
+
+// Close stops the node (idempotent): a test may kill a node mid-migration.
+func (nd *Node) Close() {
+	nd.qm.Close()
+	nd.Mig.Close()
+	nd.EP.Close()
+	nd.RT.Close(context.Background())
+}
+
+func (c *Cluster) staticKey(node migrator.NodeID) (*ecdh.PublicKey, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.keys[node]
+	if !ok {
+		return nil, fmt.Errorf("no static key for %s", node)
+	}
+	return k, nil
+}
+
+// Send delivers through node via as any node does for a daemon it may not
+// host: locally if it is here, else along its route (following "moved").
+func Send(ctx context.Context, via *Node, origin uint64, ev host.Event) ([]host.Output, error) {
+	if d, err := via.RT.Daemon(origin); err == nil {
+		return d.Deliver(ctx, ev)
+	}
+	resp, err := via.EP.RouteDeliver(ctx, meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload}})
+	if err != nil {
+		return nil, err
+	}
+	return migrator.OutputsFromWire(resp.Outputs)
+}
+
+// localOps serves remote deliveries and module fetches from the runtime;
+// a daemon that moved away answers "moved" so senders follow it.
+type localOps struct{ n *Node }
+
+func (o localOps) Deliver(ctx context.Context, req meshquic.DeliverRequest) (meshquic.DeliverResponse, error) {
+	d, err := o.n.RT.Daemon(req.Event.Target)
+	if err != nil {
+		if mv, ok := o.n.EP.Routes().Moved(req.Event.Target); ok {
+			return meshquic.DeliverResponse{}, &meshquic.MovedError{Origin: req.Event.Target, To: mv.Node, Epoch: mv.Epoch}
+		}
+		return meshquic.DeliverResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
+	}
+	outs, err := d.Deliver(ctx, host.Event{Sender: req.Event.Sender, Seq: req.Event.Seq, Payload: req.Event.Payload})
+	if err != nil {
+		return meshquic.DeliverResponse{}, err
+	}
+	resp := meshquic.DeliverResponse{Outputs: make([]meshquic.Output, len(outs))}
+	for i, out := range outs {
+		resp.Outputs[i] = meshquic.Output{Link: out.Link.AppendBinary(nil), Payload: out.Payload}
+	}
+	return resp, nil
+}
+
+var errNotHere = errors.New("migratortest: not part of the test cluster's operations")
+
+func (o localOps) Spawn(context.Context, meshquic.SpawnRequest) (meshquic.SpawnResponse, error) {
+	return meshquic.SpawnResponse{}, errNotHere
+}
+func (o localOps) Stop(context.Context, meshquic.StopRequest) (meshquic.StopResponse, error) {
+	return meshquic.StopResponse{}, errNotHere
+}
+func (o localOps) Snapshot(context.Context, meshquic.SnapshotRequest) (meshquic.SnapshotResponse, error) {
+	return meshquic.SnapshotResponse{}, errNotHere
+}
+func (o localOps) ModuleBytes(_ context.Context, digest string) ([]byte, error) {
+	k, err := o.n.RT.Kind(digest)
+	if err != nil {
+		return nil, err
+	}
+	return k.Bytes(), nil
+}
