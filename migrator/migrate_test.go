@@ -282,3 +282,48 @@ func TestStatelessDaemonMigrates(t *testing.T) {
 		t.Fatalf("echo through the old node after the move: %v %v", outs, err)
 	}
 }
+
+func frameOf(t *testing.T, m wire.Message) []byte {
+	t.Helper()
+	b, err := wire.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{1}, b...)
+}
+
+// TestOutsiderMessagesRefused: a member that is not part of a migration
+// cannot start one in another node's name, nor push a target live, nor ask
+// for a daemon's key (SPEC R-M10).
+func TestOutsiderMessagesRefused(t *testing.T) {
+	c := newCluster(t, 3, fastTiming)
+	a, b, mallory := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	d, _ := spawnCounter(t, a)
+	plan := wire.Plan{Origin: d.Origin(), KindDigest: string(d.Kind().Digest), Source: a.ID, Target: mallory.ID, Orchestrator: b.ID, TransportIdentity: true}
+	// A Start that names b as orchestrator but comes from mallory.
+	if err := a.Mig.Receive(mallory.ID, frameOf(t, wire.Start{Header: wire.Header{ID: 77, Attempt: 1}, Plan: plan})); err != nil {
+		t.Fatal(err)
+	}
+	// An Activate for a migration mallory is not in.
+	if err := b.Mig.Receive(mallory.ID, frameOf(t, wire.Activate{Header: wire.Header{ID: 78, Attempt: 1}, FinalSeq: 1})); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// Nothing moved, nothing froze: the daemon still answers on a at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	outs, err := d.Deliver(ctx, host.Event{Payload: []byte("x")})
+	if err != nil || len(outs) != 1 || string(outs[0].Payload) != "1" {
+		t.Fatalf("daemon after forged messages: %v %v", outs, err)
+	}
+	if _, err := mallory.RT.Daemon(d.Origin()); err == nil {
+		t.Fatal("the outsider got the daemon")
+	}
+	// Garbage frames are refused with a typed error, not a panic.
+	if err := a.Mig.Receive(mallory.ID, []byte{1, 0xff, 0x00}); err == nil {
+		t.Fatal("garbage frame accepted")
+	}
+	if err := a.Mig.Receive(mallory.ID, []byte{9}); !errors.Is(err, migrator.ErrBadFrame) {
+		t.Fatalf("unknown frame type: %v", err)
+	}
+}
