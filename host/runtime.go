@@ -365,14 +365,28 @@ func (rt *Runtime) SpawnFromSnapshot(ctx context.Context, kindOrDigest string, i
 }
 
 func (rt *Runtime) spawn(ctx context.Context, kindOrDigest string, id identity.Identity, opts SpawnOptions, snap *snapshot.Snapshot) (*Daemon, error) {
+	if id.IsZero() {
+		return nil, fmt.Errorf("host: spawn needs an identity")
+	}
+	d, err := rt.build(ctx, kindOrDigest, id.EntityID(), opts, snap)
+	if err != nil {
+		return nil, err
+	}
+	d.id = id
+	d.SetInterceptor(opts.Interceptor)
+	if err := rt.register(ctx, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// build makes a booted daemon that is not yet visible.
+func (rt *Runtime) build(ctx context.Context, kindOrDigest string, entity [abi.EntityIDSize]byte, opts SpawnOptions, snap *snapshot.Snapshot) (*Daemon, error) {
 	rt.mu.RLock()
 	err := rt.gate()
 	rt.mu.RUnlock()
 	if err != nil {
 		return nil, err
-	}
-	if id.IsZero() {
-		return nil, fmt.Errorf("host: spawn needs an identity")
 	}
 	k, err := rt.modules.lookup(kindOrDigest)
 	if err != nil {
@@ -393,7 +407,7 @@ func (rt *Runtime) spawn(ctx context.Context, kindOrDigest string, id identity.I
 	if err != nil {
 		return nil, err
 	}
-	origin := id.Origin()
+	origin := abi.OriginHash(entity)
 	rt.mu.RLock()
 	_, dup := rt.daemons[origin]
 	rt.mu.RUnlock()
@@ -405,33 +419,37 @@ func (rt *Runtime) spawn(ctx context.Context, kindOrDigest string, id identity.I
 		return nil, err
 	}
 	d := &Daemon{
-		rt: rt, kind: k, variant: v, id: id, entity: id.EntityID(), origin: origin,
+		rt: rt, kind: k, variant: v, entity: entity, origin: origin,
 		name: opts.Name, limits: lim, created: rt.cfg.Clock(),
 		head: chain.Genesis(origin), headHash: chain.GenesisHash(origin), horizon: chain.NewHorizon(),
 	}
 	if err := d.boot(ctx, opts.Config, snap); err != nil {
 		return nil, err
 	}
-	d.SetInterceptor(opts.Interceptor)
+	return d, nil
+}
+
+// register makes a built daemon visible. Shutdown or a concurrent
+// duplicate may have won while it was built (SPEC R-L4): then only this
+// daemon is rolled back.
+func (rt *Runtime) register(ctx context.Context, d *Daemon) error {
 	if h := rt.cfg.Hooks; h != nil && h.SpawnStall != nil {
 		h.SpawnStall()
 	}
-	// Re-check under the lock: Shutdown or a concurrent duplicate may have
-	// won while we built the instance (SPEC R-L4). Roll back only our own.
 	rt.mu.Lock()
 	if err := rt.gate(); err != nil {
 		rt.mu.Unlock()
 		d.stop(ctx)
-		return nil, err
+		return err
 	}
-	if _, dup := rt.daemons[origin]; dup {
+	if _, dup := rt.daemons[d.origin]; dup {
 		rt.mu.Unlock()
 		d.stop(ctx)
-		return nil, fmt.Errorf("%w: %016x", ErrDuplicateOrigin, origin)
+		return fmt.Errorf("%w: %016x", ErrDuplicateOrigin, d.origin)
 	}
-	rt.daemons[origin] = d
+	rt.daemons[d.origin] = d
 	rt.mu.Unlock()
-	return d, nil
+	return nil
 }
 
 // boot builds the first instance: fresh (init) or from a snapshot.
