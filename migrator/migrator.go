@@ -18,6 +18,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/host/snapshot"
 	"github.com/wasmesh/wasmesh/migration"
 	"github.com/wasmesh/wasmesh/migration/wire"
 )
@@ -83,6 +84,10 @@ type Options struct {
 	// KindDigest is the daemon's module digest; required only when this
 	// node is not the source.
 	KindDigest string
+	// PreCopyThreshold: a daemon with more live memory than this is
+	// pre-copied (0 means DefaultPreCopyThreshold; negative never).
+	// Pre-copy needs this node to be the source.
+	PreCopyThreshold int64
 }
 
 // DefaultOptions: seal the identity, retry NotReady.
@@ -109,6 +114,12 @@ type Migrator struct {
 	peers      map[NodeID]*peerQueue
 	closed     bool
 	pack       *packer
+
+	// Pre-copy state: bases being received or staged here (target), and
+	// sources waiting for the target's acknowledgement.
+	precopyAsm  *migration.Reassembler
+	staged      map[uint64]*staged
+	precopyAcks map[uint64]chan error
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -140,8 +151,9 @@ func New(cfg Config) (*Migrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Migrator{pack: pk,
-		cfg: cfg, self: cfg.Mesh.Self(),
+	m := &Migrator{pack: pk, staged: make(map[uint64]*staged), precopyAcks: make(map[uint64]chan error),
+		precopyAsm: migration.NewReassembler(1<<30, 1<<30),
+		cfg:        cfg, self: cfg.Mesh.Self(),
 		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
 		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),
 		peers: make(map[NodeID]*peerQueue), stop: make(chan struct{}),
@@ -207,16 +219,25 @@ func (m *Migrator) StartMigration(ctx context.Context, origin uint64, source, ta
 // StartMigrationWith moves origin from source to target; this node
 // orchestrates (it may also be the source or the target).
 func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source, target NodeID, opts Options) (*Handle, error) {
+	var idb [8]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, err
+	}
+	id := binary.LittleEndian.Uint64(idb[:]) | 1
+	started := time.Now()
+	var base *snapshot.Snapshot
+	if d, err := m.cfg.Runtime.Daemon(origin); err == nil && source == m.self && m.wantPreCopy(d, opts) {
+		if base, err = m.precopy(ctx, id, d, target); err != nil {
+			m.cfg.Logger.Info("pre-copy skipped", "daemon", d.ID(), "err", err)
+			base = nil
+		}
+	}
 	kind := opts.KindDigest
 	if kind == "" {
 		var err error
 		if kind, err = m.kindOf(ctx, origin, source); err != nil {
 			return nil, err
 		}
-	}
-	var idb [8]byte
-	if _, err := rand.Read(idb[:]); err != nil {
-		return nil, err
 	}
 	retry := opts.Retry
 	retry.Disabled = !opts.RetryNotReady
@@ -230,18 +251,31 @@ func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source
 		return nil, fmt.Errorf("%w: %016x", ErrAlreadyMigrating, origin)
 	}
 	o, out, err := migration.NewOrchestrator(migration.OrchestratorConfig{
-		ID: binary.LittleEndian.Uint64(idb[:]) | 1, Plan: plan, Retry: retry, Timing: m.cfg.Timing,
+		ID: id, Plan: plan, Retry: retry, Timing: m.cfg.Timing,
 	}, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	r := m.runFor(binary.LittleEndian.Uint64(idb[:]) | 1)
+	r := m.runFor(id)
 	r.orch = o
-	h := &Handle{m: m, r: r, origin: origin, started: time.Now(), done: make(chan struct{})}
+	r.base = base
+	r.stats.PreCopied = base != nil
+	h := &Handle{m: m, r: r, origin: origin, started: started, done: make(chan struct{})}
 	r.handle = h
 	m.byOrigin[origin] = h
 	m.apply(r, roleOrch, out)
 	return h, nil
+}
+
+func (m *Migrator) wantPreCopy(d *host.Daemon, opts Options) bool {
+	th := opts.PreCopyThreshold
+	if th == 0 {
+		th = DefaultPreCopyThreshold
+	}
+	if th < 0 || d.Kind().Cooperative() {
+		return false
+	}
+	return int64(d.Stats().MemoryBytes) > th
 }
 
 // kindOf asks the source for the daemon's kind: locally when this node is
@@ -288,6 +322,20 @@ func (m *Migrator) Receive(from NodeID, frame []byte) error {
 		defer m.mu.Unlock()
 		m.dispatch(from, msg)
 		return nil
+	case framePrecopy:
+		msg, err := wire.Decode(frame[1:])
+		if err != nil {
+			return err
+		}
+		c, ok := msg.(wire.SnapshotChunk)
+		if !ok {
+			return fmt.Errorf("%w: pre-copy frame holds a %v", ErrBadFrame, msg.Kind())
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.receivePrecopy(from, c)
+	case framePrecopyAck:
+		return m.receivePrecopyAck(frame[1:])
 	case frameOutputs:
 		rep, err := decodeReport(frame[1:])
 		if err != nil {
@@ -328,6 +376,12 @@ func (m *Migrator) ticker() {
 				}
 				if !r.finishedAt.IsZero() && now.Sub(r.finishedAt) > m.cfg.Linger {
 					delete(m.runs, id)
+				}
+			}
+			for id, st := range m.staged {
+				if now.Sub(st.at) > m.cfg.Linger {
+					st.s.Discard(context.Background())
+					delete(m.staged, id)
 				}
 			}
 			m.mu.Unlock()

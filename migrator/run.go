@@ -47,6 +47,7 @@ type run struct {
 
 	finishedAt time.Time
 	stats      Stats
+	base       *snapshot.Snapshot // pre-copied to the target (source side)
 }
 
 // Stats describe a migration as its source saw it.
@@ -59,6 +60,7 @@ type Stats struct {
 	FrozenAt       time.Time     // the daemon stopped processing here
 	HandedOverAt   time.Time     // the target confirmed it is live
 	Pause          time.Duration // HandedOverAt - FrozenAt: an upper bound of the time no event was processed
+	PreCopied      bool          // a base went ahead; SnapshotBytes is then the delta
 }
 
 func (r *run) plan() wire.Plan {
@@ -375,14 +377,33 @@ func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 		return
 	}
 	r.daemon = d
+	r.stats.FrozenAt = time.Now()
+	if r.base != nil {
+		delta, err := d.FreezeAndSnapshotDelta(context.Background(), r.base, m.sourceInterceptor(r, d))
+		if err == nil {
+			m.finishSnapshot(r, e, d, delta.Snap, delta.Removed, true)
+			return
+		}
+		m.cfg.Logger.Info("delta snapshot failed; sending a full one", "err", err)
+		r.base = nil
+	}
 	snap, err := d.FreezeAndSnapshot(context.Background(), m.sourceInterceptor(r, d))
 	if err != nil {
 		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
 		return
 	}
+	m.finishSnapshot(r, e, d, snap, nil, false)
+}
+
+// finishSnapshot encodes, packs and seals the frozen daemon's snapshot (or
+// delta) and feeds it to the source machine.
+func (m *Migrator) finishSnapshot(r *run, e migration.TakeSnapshot, d *host.Daemon, snap *snapshot.Snapshot, removed []uint32, isDelta bool) {
+	fail := func(err error) {
+		d.SetInterceptor(nil)
+		m.feed(r, roleSource, migration.SnapshotFailed{Attempt: e.Attempt, Err: err})
+	}
 	data, err := snapshot.Encode(snap, d.Identity())
 	if err != nil {
-		d.SetInterceptor(nil)
 		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
 		return
 	}
@@ -395,15 +416,18 @@ func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 			})
 		}
 		if err != nil {
-			d.SetInterceptor(nil)
 			fail(migration.IdentityFailed(err))
 			return
 		}
 	}
 	r.nextSeq = snap.InputSeq + 1
-	r.stats.FrozenAt = time.Now()
 	r.stats.SnapshotBytes = len(data)
-	packed := m.pack.pack(data)
+	var packed []byte
+	if isDelta {
+		packed = m.encodeDelta(removed, data)
+	} else {
+		packed = m.pack.pack(data)
+	}
 	r.stats.WireBytes = len(packed)
 	m.feed(r, roleSource, migration.SnapshotTaken{Attempt: e.Attempt, Snapshot: packed, SnapshotSeq: snap.Sequence, InputSeq: snap.InputSeq, Envelope: env})
 }
@@ -527,7 +551,15 @@ func (m *Migrator) restore(r *run, e migration.RestoreSnapshot) {
 	static := m.cfg.StaticKey
 	m.async(r, roleTarget, func(ctx context.Context) migration.Input {
 		res := migration.Restored{Attempt: e.Attempt}
-		raw, err := m.pack.unpack(e.Snapshot)
+		var removed []uint32
+		var raw []byte
+		var err error
+		isDelta := len(e.Snapshot) > 0 && e.Snapshot[0] == packDelta
+		if isDelta {
+			removed, raw, err = m.decodeDelta(e.Snapshot)
+		} else {
+			raw, err = m.pack.unpack(e.Snapshot)
+		}
 		if err != nil {
 			res.Err = &migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()}
 			return res
@@ -555,8 +587,22 @@ func (m *Migrator) restore(r *run, e migration.RestoreSnapshot) {
 		}
 		m.mu.Lock()
 		icpt := m.targetInterceptor(r)
+		st := m.staged[e.MigrationID]
+		delete(m.staged, e.MigrationID)
+		src := r.tgtPlan.Source
 		m.mu.Unlock()
-		d, err := m.cfg.Runtime.SpawnFromSnapshot(ctx, e.KindDigest, id, snap, host.SpawnOptions{Interceptor: icpt})
+		var d *host.Daemon
+		switch {
+		case !isDelta:
+			if st != nil {
+				st.s.Discard(ctx)
+			}
+			d, err = m.cfg.Runtime.SpawnFromSnapshot(ctx, e.KindDigest, id, snap, host.SpawnOptions{Interceptor: icpt})
+		case st == nil || st.from != src:
+			err = errors.New("delta snapshot without a pre-copied base from this source")
+		default:
+			d, err = st.s.Commit(ctx, id, &host.Delta{Snap: snap, Removed: removed}, icpt)
+		}
 		if err != nil {
 			res.Err = &migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()}
 			return res

@@ -47,6 +47,7 @@ type MigrateResult struct {
 	EventsBuffered  int     `json:"events_buffered"`
 	EventsForwarded int     `json:"events_forwarded"`
 	Attempts        int     `json:"attempts"`
+	PreCopied       bool    `json:"pre_copied"`
 }
 
 // ErrMigration wraps a failed migration; the daemon stays where it was.
@@ -162,6 +163,7 @@ wait:
 		Daemon: abi.FormatOrigin(origin), From: n.name, To: n.peerName(target),
 		TotalMillis: ms(h.Duration()), PauseMillis: ms(st.Pause), SnapshotBytes: st.SnapshotBytes,
 		EventsBuffered: st.EventsBuffered, EventsForwarded: st.EventsForward, Attempts: h.Attempt(),
+		PreCopied: st.PreCopied,
 	}
 	if werr != nil {
 		outcome := MigrationFailed

@@ -70,7 +70,11 @@ Examples:
 			fmt.Fprintf(out, "migrated %s from %s to %s\n", res.Daemon, res.From, res.To)
 			fmt.Fprintf(out, "  total      %.1f ms\n", res.TotalMillis)
 			fmt.Fprintf(out, "  pause      %.1f ms (daemon not processing events)\n", res.PauseMillis)
-			fmt.Fprintf(out, "  snapshot   %s\n", humanBytes(uint64(res.SnapshotBytes)))
+			if res.PreCopied {
+				fmt.Fprintf(out, "  snapshot   %s at the freeze (pages changed since the pre-copied base)\n", humanBytes(uint64(res.SnapshotBytes)))
+			} else {
+				fmt.Fprintf(out, "  snapshot   %s\n", humanBytes(uint64(res.SnapshotBytes)))
+			}
 			fmt.Fprintf(out, "  events     %d buffered and replayed, %d forwarded after cutover\n", res.EventsBuffered, res.EventsForwarded)
 			if res.Attempts > 1 {
 				fmt.Fprintf(out, "  attempts   %d (target was not ready at first)\n", res.Attempts)
