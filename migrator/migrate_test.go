@@ -412,3 +412,24 @@ func TestPreCopyMigration(t *testing.T) {
 	t.Logf("pre-copy migration of 8 MiB under load: total %v, pause %v, delta %d bytes, %d events during the move",
 		h.Duration(), st.Pause, st.SnapshotBytes, len(all))
 }
+
+// TestRequireExpected: a strict target refuses a daemon nobody announced,
+// and takes it once ExpectMigration names it (SPEC R-M6).
+func TestRequireExpected(t *testing.T) {
+	c := migratortest.NewWith(t, 2, migrator.Config{Timing: fastTiming, RequireExpected: true})
+	a, b := c.Nodes[0], c.Nodes[1]
+	d, _ := spawnCounter(t, a)
+	h, _ := a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, b.ID)
+	err := h.WaitTimeout(20 * time.Second)
+	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonFactoryNotFound {
+		t.Fatalf("unexpected daemon: %v", err)
+	}
+	if got := get(t, a, d.Origin()); got != 0 {
+		t.Fatalf("source lost the daemon: %d", got)
+	}
+	b.Mig.ExpectMigration(string(d.Kind().Digest), d.Origin())
+	h, _ = a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, b.ID)
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("expected daemon: %v", err)
+	}
+}

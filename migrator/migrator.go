@@ -69,6 +69,10 @@ type Config struct {
 	// Linger keeps a finished migration's machines so retried messages
 	// are still answered (SPEC R-M12).
 	Linger time.Duration
+	// RequireExpected makes this node a target only for daemons announced
+	// with ExpectMigration or RegisterMigrationTargetIdentity; by default
+	// any authenticated member may move a daemon here.
+	RequireExpected bool
 }
 
 // Options of one migration (mirroring the reference API).

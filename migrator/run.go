@@ -540,8 +540,13 @@ func (m *Migrator) admit(r *run, e migration.Admit) {
 	if _, err := rt.Kind(e.KindDigest); err == nil {
 		a.HaveModule = true
 	}
+	_, registered := m.registered[regKey{e.KindDigest, e.Origin}]
 	if e.LookupRegisteredIdentity {
-		_, a.RegisteredIdentity = m.registered[regKey{e.KindDigest, e.Origin}]
+		a.RegisteredIdentity = registered
+	}
+	if m.cfg.RequireExpected && !registered && m.expected[e.Origin] != e.KindDigest {
+		a.Err = &migration.Failure{Reason: wire.ReasonFactoryNotFound,
+			Text: fmt.Sprintf("node does not expect daemon %016x of %s (ExpectMigration)", e.Origin, e.KindDigest)}
 	}
 	m.feed(r, roleTarget, a)
 }

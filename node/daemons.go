@@ -42,7 +42,10 @@ type DaemonInfo struct {
 	Mode            string `json:"mode"`
 	Failed          bool   `json:"failed,omitempty"`
 	LastError       string `json:"last_error,omitempty"`
-	LastCheckpoint  uint64 `json:"last_checkpoint_seq,omitempty"`
+	// Horizon is the highest sequence seen per sender (16-hex-digit
+	// origin; 0000000000000000 for external clients).
+	Horizon        map[string]uint64 `json:"horizon,omitempty"`
+	LastCheckpoint uint64            `json:"last_checkpoint_seq,omitempty"`
 	// CheckpointInputSeq is the input sequence the last checkpoint covers:
 	// a crash now loses the events after it.
 	CheckpointInputSeq uint64 `json:"checkpoint_input_seq"`
@@ -195,7 +198,10 @@ func (n *Node) localInfo(d *host.Daemon) DaemonInfo {
 		ID: d.ID(), Name: d.Name(), Kind: kind, Digest: string(s.Kind), Node: n.name, NodeID: n.id.String(),
 		EventsProcessed: s.EventsProcessed, EventsEmitted: s.EventsEmitted, Errors: s.Errors, Snapshots: s.Snapshots,
 		MemoryBytes: s.MemoryBytes, CPUNanos: int64(s.CPUTime), InputSeq: s.InputSeq, ChainSequence: s.ChainSequence,
-		Mode: s.Mode, Failed: s.Failed, LastError: s.LastError,
+		Mode: s.Mode, Failed: s.Failed, LastError: s.LastError, Horizon: map[string]uint64{},
+	}
+	for sender, seq := range d.Horizon() {
+		info.Horizon[abi.FormatOrigin(sender)] = seq
 	}
 	if snap, err := n.store.LatestSnapshot(d.Origin()); err == nil {
 		info.LastCheckpoint = snap.Seq

@@ -16,6 +16,9 @@ type Delivery struct {
 	Daemon  string   // id of the daemon that processed it
 	Node    string   // name of the node that hosts it
 	Outputs [][]byte // in emission order
+	// Links are the outputs' causal links (56-byte chain.Link encodings),
+	// parallel to Outputs, so a client can verify the daemon's chain.
+	Links [][]byte
 }
 
 // Send delivers one event from an external client to a daemon (id or name)
@@ -27,9 +30,10 @@ func (n *Node) Send(ctx context.Context, ref string, payload []byte) (Delivery, 
 		if err != nil {
 			return Delivery{}, err
 		}
-		res := Delivery{Daemon: d.ID(), Node: n.name, Outputs: make([][]byte, len(outs))}
+		res := Delivery{Daemon: d.ID(), Node: n.name, Outputs: make([][]byte, len(outs)), Links: make([][]byte, len(outs))}
 		for i, o := range outs {
 			res.Outputs[i] = o.Payload
+			res.Links[i] = o.Link.AppendBinary(nil)
 		}
 		return res, nil
 	}
@@ -66,9 +70,10 @@ func (n *Node) sendRemote(ctx context.Context, origin uint64, p peerRef, payload
 	if err != nil {
 		return Delivery{}, fromRemote(err, p.String())
 	}
-	res := Delivery{Daemon: abi.FormatOrigin(origin), Node: p.String(), Outputs: make([][]byte, len(resp.Outputs))}
+	res := Delivery{Daemon: abi.FormatOrigin(origin), Node: p.String(), Outputs: make([][]byte, len(resp.Outputs)), Links: make([][]byte, len(resp.Outputs))}
 	for i, o := range resp.Outputs {
 		res.Outputs[i] = o.Payload
+		res.Links[i] = o.Link
 	}
 	return res, nil
 }

@@ -41,13 +41,20 @@ type Cluster struct {
 // MIGRATOR_DEBUG=1 to see the migrators' debug logs.
 func New(t testing.TB, n int, timing migration.Timing) *Cluster {
 	t.Helper()
+	return NewWith(t, n, migrator.Config{Timing: timing})
+}
+
+// NewWith is New with a migrator configuration template (Runtime, Mesh,
+// StaticKey and Logger are filled per node).
+func NewWith(t testing.TB, n int, tmpl migrator.Config) *Cluster {
+	t.Helper()
 	ca, err := nodekey.DevCA("migratortest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &Cluster{keys: map[migrator.NodeID]*ecdh.PublicKey{}}
 	for i := 0; i < n; i++ {
-		c.Nodes = append(c.Nodes, c.start(t, ca, i, timing))
+		c.Nodes = append(c.Nodes, c.start(t, ca, i, tmpl))
 	}
 	for _, a := range c.Nodes {
 		for _, b := range c.Nodes {
@@ -59,7 +66,7 @@ func New(t testing.TB, n int, timing migration.Timing) *Cluster {
 	return c
 }
 
-func (c *Cluster) start(t testing.TB, ca *nodekey.ClusterCA, i int, timing migration.Timing) *Node {
+func (c *Cluster) start(t testing.TB, ca *nodekey.ClusterCA, i int, cfg migrator.Config) *Node {
 	ctx := context.Background()
 	rt, err := host.New(ctx, host.Config{})
 	if err != nil {
@@ -91,7 +98,8 @@ func (c *Cluster) start(t testing.TB, ca *nodekey.ClusterCA, i int, timing migra
 	if os.Getenv("MIGRATOR_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 	}
-	nd.Mig, err = migrator.New(migrator.Config{Runtime: rt, Mesh: nd.qm, StaticKey: static, Timing: timing, Logger: logger})
+	cfg.Runtime, cfg.Mesh, cfg.StaticKey, cfg.Logger = rt, nd.qm, static, logger
+	nd.Mig, err = migrator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

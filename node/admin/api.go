@@ -66,6 +66,8 @@ type SendResponse struct {
 	Daemon  string   `json:"daemon"`
 	Node    string   `json:"node"`
 	Outputs [][]byte `json:"outputs"`
+	// Links are the outputs' causal links (chain.Link encodings, base64).
+	Links [][]byte `json:"links,omitempty"`
 }
 
 // PsResponse lists daemons; Unreachable names members that did not answer.

@@ -229,7 +229,7 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, SendResponse{Daemon: res.Daemon, Node: res.Node, Outputs: nonNil(res.Outputs)})
+	writeJSON(w, SendResponse{Daemon: res.Daemon, Node: res.Node, Outputs: nonNil(res.Outputs), Links: res.Links})
 }
 
 func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {
