@@ -51,6 +51,20 @@ const (
 	LogError = 3
 )
 
+// LogLevelName names a log level ("debug", "info", "warn", "error");
+// unknown levels read as info, as the host treats them.
+func LogLevelName(level int) string {
+	switch level {
+	case LogDebug:
+		return "debug"
+	case LogWarn:
+		return "warn"
+	case LogError:
+		return "error"
+	}
+	return "info"
+}
+
 // ValType is a core wasm value type, as its binary encoding.
 type ValType byte
 

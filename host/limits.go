@@ -41,36 +41,36 @@ const (
 	DefaultMaxStateBytes   = 64 << 20
 )
 
-// WithDefaults fills zero fields.
+// WithDefaults fills zero fields with the package defaults.
 func (l Limits) WithDefaults() Limits {
-	if l.MaxMemoryBytes == 0 {
-		l.MaxMemoryBytes = DefaultMaxMemoryBytes
-	}
-	if l.EventTimeout == 0 {
-		l.EventTimeout = DefaultEventTimeout
-	}
-	if l.MaxInputBytes == 0 {
-		l.MaxInputBytes = DefaultMaxInputBytes
-	}
-	if l.MaxOutputBytes == 0 {
-		l.MaxOutputBytes = DefaultMaxOutputBytes
-	}
-	if l.MaxOutputs == 0 {
-		l.MaxOutputs = DefaultMaxOutputs
-	}
-	if l.MaxOutputSize == 0 {
-		l.MaxOutputSize = DefaultMaxOutputSize
-	}
-	if l.MaxLogLines == 0 {
-		l.MaxLogLines = DefaultMaxLogLines
-	}
-	if l.MaxLogLineBytes == 0 {
-		l.MaxLogLineBytes = DefaultMaxLogLineBytes
-	}
-	if l.MaxStateBytes == 0 {
-		l.MaxStateBytes = DefaultMaxStateBytes
-	}
+	return l.Or(Limits{
+		MaxMemoryBytes: DefaultMaxMemoryBytes, EventTimeout: DefaultEventTimeout,
+		MaxInputBytes: DefaultMaxInputBytes, MaxOutputBytes: DefaultMaxOutputBytes,
+		MaxOutputs: DefaultMaxOutputs, MaxOutputSize: DefaultMaxOutputSize,
+		MaxLogLines: DefaultMaxLogLines, MaxLogLineBytes: DefaultMaxLogLineBytes,
+		MaxStateBytes: DefaultMaxStateBytes,
+	})
+}
+
+// Or fills each zero field of l from fallback.
+func (l Limits) Or(fallback Limits) Limits {
+	pick(&l.MaxMemoryBytes, fallback.MaxMemoryBytes)
+	pick(&l.EventTimeout, fallback.EventTimeout)
+	pick(&l.MaxInputBytes, fallback.MaxInputBytes)
+	pick(&l.MaxOutputBytes, fallback.MaxOutputBytes)
+	pick(&l.MaxOutputs, fallback.MaxOutputs)
+	pick(&l.MaxOutputSize, fallback.MaxOutputSize)
+	pick(&l.MaxLogLines, fallback.MaxLogLines)
+	pick(&l.MaxLogLineBytes, fallback.MaxLogLineBytes)
+	pick(&l.MaxStateBytes, fallback.MaxStateBytes)
 	return l
+}
+
+func pick[T comparable](v *T, fallback T) {
+	var zero T
+	if *v == zero {
+		*v = fallback
+	}
 }
 
 // MemoryPages is the memory cap in wasm pages.

@@ -303,35 +303,7 @@ func (rt *Runtime) limitsFor(l Limits) (Limits, error) {
 	if err := l.Validate(); err != nil {
 		return Limits{}, err
 	}
-	d := rt.cfg.Limits
-	if l.MaxMemoryBytes == 0 {
-		l.MaxMemoryBytes = d.MaxMemoryBytes
-	}
-	if l.EventTimeout == 0 {
-		l.EventTimeout = d.EventTimeout
-	}
-	if l.MaxInputBytes == 0 {
-		l.MaxInputBytes = d.MaxInputBytes
-	}
-	if l.MaxOutputBytes == 0 {
-		l.MaxOutputBytes = d.MaxOutputBytes
-	}
-	if l.MaxOutputs == 0 {
-		l.MaxOutputs = d.MaxOutputs
-	}
-	if l.MaxOutputSize == 0 {
-		l.MaxOutputSize = d.MaxOutputSize
-	}
-	if l.MaxLogLines == 0 {
-		l.MaxLogLines = d.MaxLogLines
-	}
-	if l.MaxLogLineBytes == 0 {
-		l.MaxLogLineBytes = d.MaxLogLineBytes
-	}
-	if l.MaxStateBytes == 0 {
-		l.MaxStateBytes = d.MaxStateBytes
-	}
-	return l, nil
+	return l.Or(rt.cfg.Limits), nil
 }
 
 func checkGrants(k *Kind, g Grants) error {

@@ -415,19 +415,7 @@ func (n *Node) Logs(ctx context.Context, ref string) ([]LogLine, error) {
 func convertLogs(in []host.LogLine) []LogLine {
 	out := make([]LogLine, len(in))
 	for i, l := range in {
-		out[i] = LogLine{Time: l.Time, Level: levelName(l.Level), Text: l.Text}
+		out[i] = LogLine{Time: l.Time, Level: abi.LogLevelName(l.Level), Text: l.Text}
 	}
 	return out
-}
-
-func levelName(l int) string {
-	switch l {
-	case 0:
-		return "debug"
-	case 2:
-		return "warn"
-	case 3:
-		return "error"
-	}
-	return "info"
 }

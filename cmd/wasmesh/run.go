@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/abi"
 	"io"
 	"os"
 	"os/signal"
@@ -199,7 +200,7 @@ func feed(ctx context.Context, d *host.Daemon, in io.Reader, out, errw io.Writer
 			if len(lines) > 0 {
 				w.Flush()
 				for _, l := range lines {
-					fmt.Fprintf(errw, "log: [%s] %s\n", levelName(l.Level), l.Text)
+					fmt.Fprintf(errw, "log: [%s] %s\n", abi.LogLevelName(l.Level), l.Text)
 				}
 			}
 		}
@@ -218,18 +219,6 @@ func feed(ctx context.Context, d *host.Daemon, in io.Reader, out, errw io.Writer
 		return failed, fmt.Errorf("reading input: %w", err)
 	}
 	return failed, nil
-}
-
-func levelName(l int) string {
-	switch l {
-	case 0:
-		return "debug"
-	case 2:
-		return "warn"
-	case 3:
-		return "error"
-	}
-	return "info"
 }
 
 func formatOrigin(o uint64) string { return fmt.Sprintf("%016x", o) }
