@@ -123,7 +123,18 @@ func (d *Daemon) EntityID() [abi.EntityIDSize]byte { return d.entity }
 func (d *Daemon) Kind() *Kind { return d.kind }
 
 // Name is the operator-given name ("" if none).
-func (d *Daemon) Name() string { return d.name }
+func (d *Daemon) Name() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.name
+}
+
+// SetName renames the daemon (a name follows a daemon across a migration).
+func (d *Daemon) SetName(name string) {
+	d.mu.Lock()
+	d.name = name
+	d.mu.Unlock()
+}
 
 // Limits are the daemon's effective limits.
 func (d *Daemon) Limits() Limits { return d.limits }
@@ -156,7 +167,6 @@ func (d *Daemon) Stats() Stats {
 	s := Stats{
 		Origin:          d.origin,
 		Kind:            d.kind.Digest,
-		Name:            d.name,
 		EventsProcessed: d.processed.Load(),
 		EventsEmitted:   d.emitted.Load(),
 		Errors:          d.errs.Load(),
@@ -172,6 +182,7 @@ func (d *Daemon) Stats() Stats {
 	if d.inst != nil && d.state != daemonStopped {
 		s.MemoryBytes = uint64(d.inst.mem.Size())
 	}
+	s.Name = d.name
 	s.InputSeq = d.inputSeq
 	s.ChainSequence = d.head.Sequence
 	s.Failed = d.state == daemonFailed

@@ -16,6 +16,14 @@ import (
 	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
 
+// SubRename carries a migrated daemon's name to its new node.
+const SubRename = "wasmesh/node/rename/1"
+
+type renameRequest struct {
+	Origin uint64 `msgpack:"o"`
+	Name   string `msgpack:"n"`
+}
+
 // SubMigrate asks the node hosting a daemon to orchestrate its migration
 // (the source knows the daemon's kind and sees the pause directly).
 const SubMigrate = "wasmesh/node/migrate/1"
@@ -64,6 +72,9 @@ func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
 	}
 	n.mig = m
 	n.qmesh.Serve(m)
+	n.ep.Handle(SubRename, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req renameRequest) (struct{}, error) {
+		return struct{}{}, toWire(n.adoptName(req.Origin, req.Name))
+	}))
 	n.ep.Handle(SubMigrate, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req MigrateRequest) (MigrateResult, error) {
 		d, ok := n.findLocal(req.Ref)
 		if !ok {
@@ -122,6 +133,10 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 	if m, ok := n.mem.MemberByNodeID(target.String()); ok && !m.Meta.MigrationSupported {
 		return MigrateResult{}, fmt.Errorf("%w: node %s does not accept migrations", ErrBadRequest, req.To)
 	}
+	name := ""
+	if d, err := n.rt.Daemon(origin); err == nil {
+		name = d.Name()
+	}
 	opts := migrator.DefaultOptions()
 	opts.TransportIdentity = !req.NoIdentity
 	h, err := n.mig.StartMigrationWith(ctx, origin, migrator.NodeID(n.id.String()), migrator.NodeID(target.String()), opts)
@@ -173,6 +188,13 @@ wait:
 		n.metrics.Migrations.WithLabelValues(outcome).Inc()
 		return res, fmt.Errorf("%w: %w", ErrMigration, werr)
 	}
+	if name != "" {
+		// Best effort: the daemon has moved either way and stays
+		// addressable by its id.
+		if err := n.ep.Call(ctx, meshquic.PeerID(target), SubRename, renameRequest{Origin: origin, Name: name}, nil); err != nil {
+			n.log.Warn("migrated daemon's name not taken over", "daemon", res.Daemon, "name", name, "err", err)
+		}
+	}
 	if progress != nil {
 		progress(MigrateProgress{Phase: migration.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.SnapshotBytes})
 	}
@@ -220,4 +242,26 @@ func (n *Node) forgetMigrated(origin uint64) {
 	}
 	n.lastCkpt.Delete(origin)
 	n.kickMeta()
+}
+
+// adoptName gives a daemon that migrated here the name it had, unless a
+// daemon here already uses it.
+func (n *Node) adoptName(origin uint64, name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	d, err := n.rt.Daemon(origin)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDaemonNotFound, err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if other, ok := n.findLocal(name); ok && other.Origin() != origin {
+		return fmt.Errorf("%w: %q is used by daemon %s here", ErrNameTaken, name, other.ID())
+	}
+	if err := n.store.Update(origin, func(r *store.Record) error { r.Name = name; return nil }); err != nil {
+		return err
+	}
+	d.SetName(name)
+	return nil
 }

@@ -25,7 +25,7 @@ import (
 func TestMigrateBetweenNodeProcesses(t *testing.T) {
 	a, b := twoNodes(t)
 	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", a.url())
-	id := strings.TrimSpace(ok(t, "spawn", "counter", "--node", a.url()))
+	id := strings.TrimSpace(ok(t, "spawn", "counter", "--name", "mover", "--node", a.url()))
 	if got := ok(t, "send", id, "1", "2", "3", "--node", b.url()); got != "1\n2\n3\n" {
 		t.Fatalf("send before migration = %q", got)
 	}
@@ -73,8 +73,12 @@ func TestMigrateBetweenNodeProcesses(t *testing.T) {
 	}
 	var ps []node.DaemonInfo
 	json.Unmarshal([]byte(ok(t, "ps", "--json", "--node", a.url())), &ps)
-	if len(ps) != 1 || ps[0].Node != "beta" {
+	if len(ps) != 1 || ps[0].Node != "beta" || ps[0].Name != "mover" {
 		t.Fatalf("ps after migration: %+v", ps)
+	}
+	// The name came along: by name, through the old node.
+	if got := strings.TrimSpace(ok(t, "send", "mover", "get", "--node", a.url())); got != strconv.Itoa(want) {
+		t.Fatalf("send by name after migration = %s, want %d", got, want)
 	}
 
 	// The target recorded the daemon, so a restart of beta brings it back.
