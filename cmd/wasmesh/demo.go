@@ -263,7 +263,7 @@ func drawDemo(w io.Writer, live bool, el time.Duration, sent int, last, via stri
 		ds := dn.n.LocalDaemons()
 		s := fmt.Sprintf("%s: %d daemon(s)", dn.n.Name(), len(ds))
 		for _, d := range ds {
-			s += fmt.Sprintf(" [%s %d events]", d.Name, d.EventsProcessed)
+			s += fmt.Sprintf(" [%s %d events]", d.Name, d.InputSeq)
 		}
 		parts = append(parts, s)
 	}

@@ -79,5 +79,11 @@ func ParseNodeID(s string) (NodeID, error) {
 	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
 		return NodeID{}, fmt.Errorf("%w: %q: not hex", ErrBadNodeID, s)
 	}
+	// hex.Decode also takes uppercase digits; only the lowercase form String
+	// produces is accepted, because node ids are compared and looked up as
+	// text (gossip metadata, migration frames), where "AB…" != "ab…".
+	if id.String() != s {
+		return NodeID{}, fmt.Errorf("%w: %q: not lowercase hex", ErrBadNodeID, s)
+	}
 	return id, nil
 }
