@@ -207,10 +207,16 @@ func TestNotReadyRetryAndBudget(t *testing.T) {
 	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonNotReady || !f.Retriable() {
 		t.Fatalf("retry disabled: %v", err)
 	}
+	if f := migration.AsFailure(a.RT.PeekMigrationFailure(d2.Origin())); f == nil || f.Reason != wire.ReasonNotReady {
+		t.Fatalf("runtime's cached failure: %v", a.RT.PeekMigrationFailure(d2.Origin()))
+	}
 	b.RT.SetMigrationNotReady(false)
 	h, _ = a.Mig.StartMigration(context.Background(), d2.Origin(), a.ID, b.ID)
 	if err := h.WaitTimeout(20 * time.Second); err != nil {
 		t.Fatalf("fresh attempt after a failed one: %v", err)
+	}
+	if err := a.RT.PeekMigrationFailure(d2.Origin()); err != nil {
+		t.Fatalf("a stale failure survived a successful attempt: %v", err)
 	}
 }
 

@@ -260,6 +260,9 @@ func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source
 	if err != nil {
 		return nil, err
 	}
+	// A new attempt starts clean: an earlier failure must not leak into
+	// its result (SPEC R-M9).
+	m.cfg.Runtime.RecordMigrationFailure(origin, nil)
 	r := m.runFor(id)
 	r.orch = o
 	r.base = base

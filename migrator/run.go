@@ -358,6 +358,9 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 	case migration.Done:
 		if who == roleOrch && r.handle != nil {
 			r.handle.finish(e.Err)
+			// The runtime keeps the last failure per daemon for
+			// PeekMigrationFailure; a success clears it.
+			rt.RecordMigrationFailure(r.handle.origin, e.Err)
 		}
 		if who == roleSource && e.Err != nil && r.daemon != nil {
 			// Failed with the source keeping the daemon: ResumeLocal has
