@@ -86,7 +86,7 @@ func (s *moduleStore) add(module []byte, alias string) (*Kind, error) {
 	if !ok {
 		info, err := abi.Validate(module)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrModuleRefused, err)
+			return nil, &refusal{err: err}
 		}
 		k = &Kind{Digest: digest, Info: info, bytes: append([]byte(nil), module...), variants: make(map[uint32]*variant)}
 	}
@@ -194,3 +194,11 @@ func (k *Kind) close(ctx context.Context) {
 		delete(k.variants, cap)
 	}
 }
+
+// refusal is the validator's own "module refused: …" error, recognisable as
+// ErrModuleRefused without saying so twice.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string        { return r.err.Error() }
+func (r *refusal) Unwrap() error        { return r.err }
+func (r *refusal) Is(target error) bool { return target == ErrModuleRefused }

@@ -169,7 +169,7 @@ wait:
 		case <-tick.C:
 			if progress != nil {
 				st := h.Stats()
-				progress(MigrateProgress{Phase: h.Phase().String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.SnapshotBytes})
+				progress(MigrateProgress{Phase: h.Phase().String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.WireBytes})
 			}
 		}
 	}
@@ -196,7 +196,7 @@ wait:
 		}
 	}
 	if progress != nil {
-		progress(MigrateProgress{Phase: migration.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.SnapshotBytes})
+		progress(MigrateProgress{Phase: migration.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.WireBytes})
 	}
 	n.metrics.Migrations.WithLabelValues(MigrationSucceeded).Inc()
 	n.log.Info("daemon migrated", "daemon", res.Daemon, "to", res.To, "total_ms", res.TotalMillis, "pause_ms", res.PauseMillis)

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,12 +162,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		secret = []byte(DevSecret)
 	}
 	gossipKey := sha256.Sum256(append([]byte("wasmesh/gossip-key/v1:"), secret...))
-	n.mem, err = cluster.Join(ctx, cluster.Config{
+	n.mem, err = n.join(ctx, cluster.Config{
 		Name: n.name, BindAddr: ghost, BindPort: gport, SecretKey: gossipKey[:],
 		Meta: meta, Logger: n.log.With("component", "gossip"), Seeds: cfg.Join, Timing: cfg.Timing,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: --gossip %s: %w", ErrBadConfig, cfg.GossipAddr, err)
+		return nil, err
 	}
 	cleanup = append(cleanup, func() { n.mem.Shutdown() })
 
@@ -286,4 +287,26 @@ func (n *Node) Close(ctx context.Context) error {
 	var errs []error
 	errs = append(errs, n.mem.Shutdown(), n.ep.Close(), n.rt.Close(ctx), n.store.Close())
 	return errors.Join(errs...)
+}
+
+// join joins the cluster, retrying for a few seconds when the seeds do not
+// answer yet (nodes started together), and says which flag was at fault.
+func (n *Node) join(ctx context.Context, cfg cluster.Config) (*cluster.Membership, error) {
+	const attempts = 10
+	for i := 1; ; i++ {
+		m, err := cluster.Join(ctx, cfg)
+		switch {
+		case err == nil:
+			return m, nil
+		case !errors.Is(err, cluster.ErrJoin):
+			return nil, fmt.Errorf("%w: --gossip %s: %w", ErrBadConfig, n.cfg.GossipAddr, err)
+		case i == attempts || ctx.Err() != nil:
+			return nil, fmt.Errorf("%w: --join %s: no member answered after %d attempts: %w", ErrUnavailable, strings.Join(cfg.Seeds, ","), i, err)
+		}
+		n.log.Info("cluster seeds not answering yet; retrying", "join", cfg.Seeds, "attempt", i)
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
 }

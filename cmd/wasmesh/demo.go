@@ -26,7 +26,9 @@ func demoCommand() *cli.Command {
 		Description: `Starts three nodes on free loopback ports (INSECURE --dev credentials, temporary
 data dirs), deploys the counter example on the first, spawns it on the second
 (which fetches the module from the first), and streams events to it through
-all three nodes while printing a live view. At the end it asks the counter
+all three nodes while printing a live view. Halfway through it live-migrates
+the daemon to another node while the events keep flowing, and prints the
+migration's total time and pause. At the end it asks the counter
 for its count and checks that no event was lost or repeated. While it runs,
 the printed admin URLs work with every other verb (wasmesh ps --node URL).
 

@@ -25,7 +25,7 @@ func fail(code int, format string, args ...any) error {
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "wasmesh",
 		Usage:     "run stateful WebAssembly daemons on a mesh and move them live between nodes",
 		Reader:    stdin,
@@ -36,8 +36,9 @@ time and emit outputs. Every daemon has its own ed25519 identity; its outputs
 form a verifiable hash chain, and its state can be snapshotted and restored.
 
 Start here:
-   wasmesh inspect plugins/examples/counter-wat/counter.wasm
-   printf 'a\nb\nget\n' | wasmesh run plugins/examples/counter-wat/counter.wasm`,
+   wasmesh demo
+   wasmesh inspect plugins/examples/counter-wat/counter-wat.wasm
+   printf 'a\nb\nget\n' | wasmesh run plugins/examples/counter-wat/counter-wat.wasm`,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
@@ -58,7 +59,18 @@ Start here:
 			demoCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   usageError,
 	}
+	for _, c := range app.Commands {
+		c.OnUsageError = usageError
+	}
+	return app
+}
+
+// usageError makes a bad flag a one-line error (exit 2) instead of the
+// whole help text; --help still prints it.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return &exitError{code: 2, err: fmt.Errorf("%v (see --help)", err)}
 }
 
 func main() {

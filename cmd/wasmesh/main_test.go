@@ -126,6 +126,13 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+func TestBadFlagIsOneLine(t *testing.T) {
+	r := wm(t, "", "run", "x.wasm", "--bogus")
+	if r.code != 2 || r.stdout != "" || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, "bogus") {
+		t.Fatalf("bad flag: %+v", r)
+	}
+}
+
 func TestHelpTeaches(t *testing.T) {
 	r := wm(t, "", "run", "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "--event-timeout") {

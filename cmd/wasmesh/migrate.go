@@ -33,7 +33,7 @@ Examples:
 		Flags: clientFlags(
 			&cli.StringFlag{Name: "to", Usage: "target `NODE` (name or id, see 'wasmesh nodes')", Required: true},
 			&cli.BoolFlag{Name: "no-identity", Usage: "do not ship the daemon key; the target must have it registered"},
-			&cli.DurationFlag{Name: "timeout", Value: 0, Usage: "abort if not done within `DURATION` (default 2m)"},
+			&cli.DurationFlag{Name: "timeout", Value: 0, DefaultText: "2m", Usage: "abort if not done within `DURATION`"},
 			jsonFlag(),
 		),
 		Action: func(c *cli.Context) error {

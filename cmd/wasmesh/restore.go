@@ -14,7 +14,8 @@ func restoreCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Description: `Sends a snapshot to the node, which continues the daemon from it (replacing
 the running one, if any). Snapshots carry the daemon's public key, never its
-private key, so the node must be the one that ran the daemon. --kind names the
+private key, so --node must be the node that holds the daemon's key: the one it
+runs on, or last ran on (after a migration, the new node). --kind names the
 kind to restore as; it must be the module the snapshot was taken of.
 
 Examples:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -158,6 +159,15 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return err
 		}
 		return fmt.Errorf("%w: request body: %v", node.ErrBadRequest, err)
+	}
+	// Decode stops after the first value; anything but white space after it
+	// (a second object, garbage) is refused rather than silently dropped.
+	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return fmt.Errorf("%w: request body: data after the JSON value", node.ErrBadRequest)
 	}
 	return nil
 }
@@ -313,6 +323,12 @@ func (s *server) migrate(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.To == "" {
 		writeError(w, fmt.Errorf("%w: \"to\" (a node name or id) is required", node.ErrBadRequest))
+		return
+	}
+	// timeout_ms * 1ms must not overflow time.Duration: a huge value would
+	// wrap to a tiny or negative timeout. Negative values mean nothing.
+	if body.TimeoutMs < 0 || body.TimeoutMs > math.MaxInt64/int64(time.Millisecond) {
+		writeError(w, fmt.Errorf("%w: timeout_ms %d out of range", node.ErrBadRequest, body.TimeoutMs))
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")

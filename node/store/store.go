@@ -118,15 +118,30 @@ func nameFree(b *bolt.Bucket, name string, self uint64) error {
 		return nil
 	}
 	return b.ForEach(func(k, v []byte) error {
-		var o Record
-		if err := json.Unmarshal(v, &o); err != nil {
-			return fmt.Errorf("%w: %x: %v", ErrCorrupt, k, err)
+		o, err := decodeRecord(k, v)
+		if err != nil {
+			return err
 		}
 		if !o.Stopped && o.Name == name && o.Origin != self {
 			return fmt.Errorf("%w: %q is daemon %016x", ErrNameTaken, name, o.Origin)
 		}
 		return nil
 	})
+}
+
+// decodeRecord decodes the record stored under k. The origin inside must be
+// the key's: a record that names another daemon than the one it is filed
+// under would be listed (and restored) as that daemon, yet Get, Update and
+// Delete of its origin could not find it.
+func decodeRecord(k, v []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return Record{}, fmt.Errorf("%w: %x: %v", ErrCorrupt, k, err)
+	}
+	if len(k) != 8 || binary.BigEndian.Uint64(k) != r.Origin {
+		return Record{}, fmt.Errorf("%w: %x: record of daemon %016x", ErrCorrupt, k, r.Origin)
+	}
+	return r, nil
 }
 
 func put(b *bolt.Bucket, r Record) error {
@@ -146,9 +161,9 @@ func (s *Store) Update(origin uint64, fn func(*Record) error) error {
 		if v == nil {
 			return fmt.Errorf("%w: daemon %016x", ErrNotFound, origin)
 		}
-		var r Record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("%w: %016x: %v", ErrCorrupt, origin, err)
+		r, err := decodeRecord(key(origin), v)
+		if err != nil {
+			return err
 		}
 		wasStopped := r.Stopped
 		if err := fn(&r); err != nil {
@@ -172,10 +187,9 @@ func (s *Store) Get(origin uint64) (Record, error) {
 		if v == nil {
 			return fmt.Errorf("%w: daemon %016x", ErrNotFound, origin)
 		}
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("%w: %016x: %v", ErrCorrupt, origin, err)
-		}
-		return nil
+		var err error
+		r, err = decodeRecord(key(origin), v)
+		return err
 	})
 	return r, err
 }
@@ -185,9 +199,9 @@ func (s *Store) Records() ([]Record, error) {
 	var out []Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDaemons).ForEach(func(k, v []byte) error {
-			var r Record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("%w: %x: %v", ErrCorrupt, k, err)
+			r, err := decodeRecord(k, v)
+			if err != nil {
+				return err
 			}
 			out = append(out, r)
 			return nil

@@ -1,0 +1,140 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/node"
+)
+
+// recorder is the fake backend, remembering what reached it.
+type recorder struct {
+	fake
+	spawn   *node.SpawnRequest
+	payload []byte
+	sent    bool
+	migrate *node.MigrateRequest
+}
+
+func (r *recorder) Spawn(ctx context.Context, req node.SpawnRequest) (node.DaemonInfo, error) {
+	r.spawn = &req
+	return r.fake.Spawn(ctx, req)
+}
+
+func (r *recorder) Send(ctx context.Context, ref string, p []byte) (node.Delivery, error) {
+	r.sent, r.payload = true, p
+	return r.fake.Send(ctx, ref, p)
+}
+
+func (r *recorder) Migrate(ctx context.Context, req node.MigrateRequest, progress func(node.MigrateProgress)) (node.MigrateResult, error) {
+	r.migrate = &req
+	return r.fake.Migrate(ctx, req, progress)
+}
+
+// strictOne decodes body as exactly one JSON value of v's type, with no
+// unknown fields and nothing but white space after it.
+func strictOne(body []byte, v any) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if dec.Decode(v) != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
+// Request bodies of the admin API come from operators' tools (and, with a
+// token, from the network). Whatever reaches the backend must be a single,
+// strictly decoded JSON value, carried over unchanged.
+func FuzzRequestBodies(f *testing.F) {
+	for _, s := range []string{
+		`{"kind":"counter","name":"c2","config":"AAE=","on":"b"}`,
+		`{"payload":"/wA="}`,
+		`{"to":"b","no_identity":true,"timeout_ms":1500}`,
+		`{"kind":"counter"} {"kind":"x"}`,
+		`{"payload":"aGk="}garbage`,
+		`{"to":"b","timeout_ms":9223372036854775}`,
+		`{"to":"b","timeout_ms":-5}`,
+		`{"kind":"counter","bogus":1}`,
+		`null`,
+		``,
+	} {
+		for path := range uint8(3) {
+			f.Add(path, []byte(s))
+		}
+	}
+	paths := []string{"/v1/daemons", "/v1/daemons/c1/events", "/v1/daemons/c1/migrate"}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		rec := &recorder{}
+		h := Handler(rec, Options{MaxEvent: 4096})
+		path := paths[int(which)%len(paths)]
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", path, bytes.NewReader(body)))
+		switch {
+		case rec.spawn != nil:
+			var want SpawnRequest
+			if !strictOne(body, &want) {
+				t.Fatalf("spawn accepted %q, which is not one strict JSON value", body)
+			}
+			got := node.SpawnRequest{Kind: want.Kind, Name: want.Name, Config: want.Config, On: want.On}
+			if got.Kind != rec.spawn.Kind || got.Name != rec.spawn.Name || got.On != rec.spawn.On || !bytes.Equal(got.Config, rec.spawn.Config) {
+				t.Fatalf("spawn request changed on the way: %+v, want %+v", rec.spawn, got)
+			}
+		case rec.sent:
+			var want SendRequest
+			if !strictOne(body, &want) {
+				t.Fatalf("send accepted %q, which is not one strict JSON value", body)
+			}
+			if !bytes.Equal(want.Payload, rec.payload) {
+				t.Fatalf("payload changed on the way: %x, want %x", rec.payload, want.Payload)
+			}
+		case rec.migrate != nil:
+			var want MigrateBody
+			if !strictOne(body, &want) {
+				t.Fatalf("migrate accepted %q, which is not one strict JSON value", body)
+			}
+			if rec.migrate.To != want.To || rec.migrate.To == "" || rec.migrate.NoIdentity != want.NoIdentity {
+				t.Fatalf("migrate request changed on the way: %+v, want %+v", rec.migrate, want)
+			}
+			if rec.migrate.Timeout < 0 || rec.migrate.Timeout.Milliseconds() != want.TimeoutMs || rec.migrate.Timeout%time.Millisecond != 0 {
+				t.Fatalf("timeout_ms %d became %v", want.TimeoutMs, rec.migrate.Timeout)
+			}
+		default:
+			if w.Code < 400 {
+				t.Fatalf("status %d but the backend was not called", w.Code)
+			}
+		}
+	})
+}
+
+// TestRequestBodyStrictness: found by FuzzRequestBodies. Data after the JSON
+// value used to be ignored, and timeout_ms used to overflow time.Duration
+// (9223372036854775 ms became -808µs) or pass through negative.
+func TestRequestBodyStrictness(t *testing.T) {
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/daemons", `{"kind":"counter"} {"kind":"x"}`},
+		{"/v1/daemons/c1/events", `{"payload":"aGk="}garbage`},
+		{"/v1/daemons/c1/migrate", `{"to":"b"}]`},
+		{"/v1/daemons/c1/migrate", `{"to":"b","timeout_ms":9223372036854775}`},
+		{"/v1/daemons/c1/migrate", `{"to":"b","timeout_ms":-5}`},
+	} {
+		rec := &recorder{}
+		w := httptest.NewRecorder()
+		Handler(rec, Options{}).ServeHTTP(w, httptest.NewRequest("POST", tc.path, bytes.NewReader([]byte(tc.body))))
+		if w.Code != 400 || rec.spawn != nil || rec.sent || rec.migrate != nil {
+			t.Errorf("POST %s %s: status %d, backend reached: %v", tc.path, tc.body, w.Code, rec.spawn != nil || rec.sent || rec.migrate != nil)
+		}
+	}
+	rec := &recorder{}
+	w := httptest.NewRecorder()
+	Handler(rec, Options{}).ServeHTTP(w, httptest.NewRequest("POST", "/v1/daemons/c1/migrate",
+		bytes.NewReader([]byte("{\"to\":\"b\",\"timeout_ms\":9223372036854}\r\n"))))
+	if w.Code != 200 || rec.migrate == nil || rec.migrate.Timeout != 9223372036854*time.Millisecond {
+		t.Fatalf("largest timeout: status %d, %+v", w.Code, rec.migrate)
+	}
+}
