@@ -151,12 +151,20 @@ func New(cfg Config) (*Migrator, error) {
 	if cfg.Timing.PeerTimeout == 0 {
 		cfg.Timing.PeerTimeout = 10 * time.Second
 	}
+	// Pre-copied bases are bounded like the protocol's own reassembly.
+	lim := migration.DefaultLimits()
+	if cfg.Limits.MaxSnapshotBytes > 0 {
+		lim.MaxSnapshotBytes = cfg.Limits.MaxSnapshotBytes
+	}
+	if cfg.Limits.MaxReassemblyBytes > 0 {
+		lim.MaxReassemblyBytes = cfg.Limits.MaxReassemblyBytes
+	}
 	pk, err := newPacker()
 	if err != nil {
 		return nil, err
 	}
 	m := &Migrator{pack: pk, staged: make(map[uint64]*staged), precopyAcks: make(map[uint64]chan error),
-		precopyAsm: migration.NewReassembler(1<<30, 1<<30),
+		precopyAsm: migration.NewReassembler(lim.MaxSnapshotBytes, lim.MaxReassemblyBytes),
 		cfg:        cfg, self: cfg.Mesh.Self(),
 		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
 		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),

@@ -185,6 +185,9 @@ func (m *Migrator) encodeDelta(removed []uint32, encoded []byte) []byte {
 }
 
 func (m *Migrator) decodeDelta(b []byte) ([]uint32, []byte, error) {
+	if len(b) == 0 || b[0] != packDelta {
+		return nil, nil, fmt.Errorf("%w: not a delta snapshot", ErrBadFrame)
+	}
 	rd := reader{b: b[1:]}
 	n := rd.u32()
 	if rd.err == nil && uint64(n)*4 > uint64(len(rd.b)) {
