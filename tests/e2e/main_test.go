@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,9 +153,13 @@ func (s *syncBuffer) String() string {
 // count).
 func startNode(t *testing.T, name, data string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"node", "--dev", "--data", data, "--name", name,
+	args := []string{"node", "--data", data, "--name", name,
 		"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--checkpoint-interval", "200ms"}, extra...)
+		"--checkpoint-interval", "200ms"}
+	if !slices.Contains(extra, "--cluster-secret-file") {
+		args = append(args, "--dev")
+	}
+	args = append(args, extra...)
 	p := &proc{t: t, data: data, log: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binPath(), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
