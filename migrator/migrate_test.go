@@ -439,3 +439,71 @@ func TestRequireExpected(t *testing.T) {
 		t.Fatalf("expected daemon: %v", err)
 	}
 }
+
+// TestLostOutputsDoNotHangSenders: when the outputs of replayed events never
+// come back from the target, their senders get ErrOutputsLost after the
+// grace instead of waiting forever; the events were applied exactly once.
+func TestLostOutputsDoNotHangSenders(t *testing.T) {
+	c := migratortest.NewWith(t, 2, migrator.Config{Timing: fastTiming, OutputsGrace: 300 * time.Millisecond})
+	a, b := c.Nodes[0], c.Nodes[1]
+	d, _ := spawnCounter(t, a)
+	origin := d.Origin()
+	var delayed atomic.Bool
+	c.SetDrop(func(from, to migrator.NodeID, frame []byte) bool {
+		if from != b.ID || len(frame) == 0 {
+			return false
+		}
+		if frame[0] == 2 { // outputs reports: lost
+			return true
+		}
+		// Hold the target's RestoreComplete back so that events pile up
+		// in the source's buffer meanwhile.
+		if m, err := wire.Decode(frame[1:]); err == nil && m.Kind() == wire.KindRestoreComplete && !delayed.Swap(true) {
+			time.Sleep(300 * time.Millisecond)
+		}
+		return false
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent, lost atomic.Int32
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := 1; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := send(ctx, a, origin, host.Event{Sender: uint64(10 + i), Seq: uint64(j), Payload: []byte("x")})
+				cancel()
+				sent.Add(1)
+				switch {
+				case err == nil:
+				case errors.Is(err, migrator.ErrOutputsLost):
+					lost.Add(1)
+				default:
+					t.Errorf("send: %v", err)
+					return
+				}
+			}
+		}(i)
+	}
+	time.Sleep(20 * time.Millisecond)
+	h, _ := a.Mig.StartMigration(context.Background(), origin, a.ID, b.ID)
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	c.SetDrop(nil)
+	if lost.Load() == 0 || h.Stats().EventsBuffered == 0 {
+		t.Fatalf("no sender saw lost outputs (buffered %d): the test did not exercise the path", h.Stats().EventsBuffered)
+	}
+	if got := get(t, b, origin); got != int(sent.Load()) {
+		t.Fatalf("count %d after %d events (%d with lost outputs)", got, sent.Load(), lost.Load())
+	}
+}

@@ -69,6 +69,12 @@ type Config struct {
 	// Linger keeps a finished migration's machines so retried messages
 	// are still answered (SPEC R-M12).
 	Linger time.Duration
+	// OutputsGrace is how long after the handover the source still waits
+	// for the outputs of replayed events before answering their senders
+	// ErrOutputsLost. The outputs travel ahead of the target's ActivateAck
+	// on the same stream, so they are normally already there; the grace
+	// covers a Complete from a third-node orchestrator overtaking them.
+	OutputsGrace time.Duration
 	// RequireExpected makes this node a target only for daemons announced
 	// with ExpectMigration or RegisterMigrationTargetIdentity; by default
 	// any authenticated member may move a daemon here.
@@ -147,6 +153,9 @@ func New(cfg Config) (*Migrator, error) {
 	}
 	if cfg.Linger <= 0 {
 		cfg.Linger = 30 * time.Second
+	}
+	if cfg.OutputsGrace <= 0 {
+		cfg.OutputsGrace = 5 * time.Second
 	}
 	if cfg.Timing.PeerTimeout == 0 {
 		cfg.Timing.PeerTimeout = 10 * time.Second

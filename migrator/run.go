@@ -367,6 +367,9 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 			// already run; make sure nothing stays intercepted.
 			r.daemon.SetInterceptor(nil)
 		}
+		if who == roleSource && e.Err == nil {
+			m.expireWaiters(r)
+		}
 	}
 }
 
@@ -671,4 +674,22 @@ func (m *Migrator) applyEvent(r *run, e migration.ApplyEvent, held bool) {
 		rep.Err = err.Error()
 	}
 	m.peer(r.tgtPlan.Source).push(encodeReport(rep))
+}
+
+// expireWaiters answers senders whose replayed event's outputs never came
+// back with ErrOutputsLost (the event was applied on the target), so no
+// sender waits forever. Caller holds m.mu.
+func (m *Migrator) expireWaiters(r *run) {
+	if len(r.bySeq) == 0 {
+		return
+	}
+	time.AfterFunc(m.cfg.OutputsGrace, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for seq, w := range r.bySeq {
+			delete(r.bySeq, seq)
+			r.forget(w)
+			w.resolve(nil, ErrOutputsLost)
+		}
+	})
 }

@@ -32,6 +32,10 @@ type Node struct {
 
 // Cluster is a set of nodes that know each other's addresses and keys.
 type Cluster struct {
+	// Drop, when set, swallows migration frames for fault tests: it sees
+	// the sending node, the receiver and the frame.
+	Drop func(from, to migrator.NodeID, frame []byte) bool
+
 	Nodes []*Node
 	mu    sync.Mutex
 	keys  map[migrator.NodeID]*ecdh.PublicKey
@@ -94,11 +98,12 @@ func (c *Cluster) start(t testing.TB, ca *nodekey.ClusterCA, i int, cfg migrator
 	nd := &Node{RT: rt, EP: ep, ID: migrator.NodeID(ep.ID().String())}
 	ep.ServeLocalOps(localOps{nd})
 	nd.qm = &migrator.QUICMesh{EP: ep, StaticKeyOf: c.staticKey}
+	mesh := &faultyMesh{QUICMesh: nd.qm, c: c}
 	logger := slog.New(slog.DiscardHandler)
 	if os.Getenv("MIGRATOR_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 	}
-	cfg.Runtime, cfg.Mesh, cfg.StaticKey, cfg.Logger = rt, nd.qm, static, logger
+	cfg.Runtime, cfg.Mesh, cfg.StaticKey, cfg.Logger = rt, mesh, static, logger
 	nd.Mig, err = migrator.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -182,4 +187,27 @@ func (o localOps) ModuleBytes(_ context.Context, digest string) ([]byte, error) 
 		return nil, err
 	}
 	return k.Bytes(), nil
+}
+
+// faultyMesh lets a test drop frames on their way out.
+type faultyMesh struct {
+	*migrator.QUICMesh
+	c *Cluster
+}
+
+func (f *faultyMesh) Send(ctx context.Context, to migrator.NodeID, frame []byte) error {
+	f.c.mu.Lock()
+	drop := f.c.Drop
+	f.c.mu.Unlock()
+	if drop != nil && drop(f.Self(), to, frame) {
+		return nil
+	}
+	return f.QUICMesh.Send(ctx, to, frame)
+}
+
+// SetDrop installs a frame filter (nil removes it).
+func (c *Cluster) SetDrop(f func(from, to migrator.NodeID, frame []byte) bool) {
+	c.mu.Lock()
+	c.Drop = f
+	c.mu.Unlock()
 }
