@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/cluster"
 	"slices"
 	"strings"
 	"time"
@@ -57,6 +58,10 @@ type SpawnRequest struct {
 	Name   string
 	Config []byte
 	On     string // node name or id; "" for this node
+	// Require places the daemon on a node whose capabilities match the
+	// filter (cluster.ParseFilter syntax: "gpu,zone=eu-1,memory_gb>=32"):
+	// this node if it matches, else the least loaded (SPEC R-P1).
+	Require string
 }
 
 // LogLine is one guest log line.
@@ -120,6 +125,20 @@ func (n *Node) ensureKind(ctx context.Context, kindOrDigest string, from *peerRe
 
 // Spawn starts a daemon here, or on req.On through the mesh.
 func (n *Node) Spawn(ctx context.Context, req SpawnRequest) (DaemonInfo, error) {
+	if req.Require != "" {
+		if req.On != "" {
+			return DaemonInfo{}, fmt.Errorf("%w: --on and --require are exclusive", ErrBadRequest)
+		}
+		f, err := cluster.ParseFilter(req.Require)
+		if err != nil {
+			return DaemonInfo{}, fmt.Errorf("%w: --require: %w", ErrBadRequest, err)
+		}
+		id, err := cluster.Schedule(f, n.mem.Candidates(), n.id.String())
+		if err != nil {
+			return DaemonInfo{}, fmt.Errorf("%w: %w", ErrUnknownNode, err)
+		}
+		req.On = id
+	}
 	if req.On != "" {
 		target, err := n.resolveNode(req.On)
 		if err != nil {

@@ -16,15 +16,19 @@ func spawnCommand() *cli.Command {
 		Description: `Starts a daemon with a fresh identity and prints its id (the origin hash, 16
 hex digits). By default it runs on the node you talk to; --on NODE (a member
 name or id from 'wasmesh nodes') places it elsewhere, and that node fetches
-the module from this one if it does not have it. Names are unique per node.
+the module from this one if it does not have it. --require FILTER lets the
+cluster choose: a node whose tags match (this one if it does, else the least
+loaded; see 'wasmesh nodes' for tags). Names are unique per node.
 
 Examples:
    wasmesh spawn counter --name c1
-   wasmesh spawn sha256:0f3a... --on node-b --config 'start=10'`,
+   wasmesh spawn sha256:0f3a... --on node-b --config 'start=10'
+   wasmesh spawn counter --require 'gpu,zone=eu-1,memory_gb>=32'`,
 		Flags: clientFlags(
 			&cli.StringFlag{Name: "name", Usage: "daemon `NAME` (unique on its node)"},
 			&cli.StringFlag{Name: "config", Usage: "`STRING` passed to the daemon's wasmesh_init"},
 			&cli.StringFlag{Name: "on", Usage: "`NODE` to run on (name or id)"},
+			&cli.StringFlag{Name: "require", Usage: "place on a node matching `FILTER` (tags, key=value, key>=number)"},
 			jsonFlag(),
 		),
 		Action: func(c *cli.Context) error {
@@ -35,7 +39,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			req := admin.SpawnRequest{Kind: c.Args().First(), Name: c.String("name"), On: c.String("on")}
+			req := admin.SpawnRequest{Kind: c.Args().First(), Name: c.String("name"), On: c.String("on"), Require: c.String("require")}
 			if c.IsSet("config") {
 				req.Config = []byte(c.String("config"))
 			}

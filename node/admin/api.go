@@ -54,6 +54,8 @@ type SpawnRequest struct {
 	Name   string `json:"name,omitempty"`
 	Config []byte `json:"config,omitempty"` // base64 in JSON
 	On     string `json:"on,omitempty"`
+	// Require is a placement filter, e.g. "gpu,zone=eu-1,memory_gb>=32".
+	Require string `json:"require,omitempty"`
 }
 
 // SendRequest is one event; JSON carries the payload as base64.

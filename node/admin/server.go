@@ -196,7 +196,7 @@ func (s *server) spawn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info, err := s.b.Spawn(r.Context(), node.SpawnRequest{Kind: req.Kind, Name: req.Name, Config: req.Config, On: req.On})
+	info, err := s.b.Spawn(r.Context(), node.SpawnRequest{Kind: req.Kind, Name: req.Name, Config: req.Config, On: req.On, Require: req.Require})
 	if err != nil {
 		writeError(w, err)
 		return
