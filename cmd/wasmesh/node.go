@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/units"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -52,6 +54,8 @@ Examples:
 			&cli.StringFlag{Name: "ca", Usage: "`DIR` with the cluster CA (ca.crt, ca.key) to issue this node's certificate"},
 			&cli.BoolFlag{Name: "dev", Usage: "INSECURE built-in dev cluster credentials (local experiments only)"},
 			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` with a bearer token the admin API requires"},
+			&cli.StringFlag{Name: "max-memory", Value: units.FormatSize(host.DefaultMaxMemoryBytes), Usage: "linear memory cap of each daemon, e.g. 64MiB"},
+			&cli.DurationFlag{Name: "event-timeout", Value: host.DefaultEventTimeout, Usage: "CPU budget of each event, e.g. 200ms"},
 			&cli.DurationFlag{Name: "checkpoint-interval", Value: node.DefaultCheckpointInterval, Usage: "how often changed daemons are checkpointed (negative: only at shutdown)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
@@ -88,6 +92,14 @@ func nodeConfig(c *cli.Context, log *slog.Logger) (node.Config, error) {
 		Join: c.StringSlice("join"), Tags: tags, Dev: c.Bool("dev"), CADir: c.String("ca"),
 		CheckpointInterval: c.Duration("checkpoint-interval"), Logger: log, Version: "dev",
 	}
+	maxMem, err := units.ParseSize(c.String("max-memory"))
+	if err != nil || maxMem < 65536 {
+		return cfg, fail(2, "--max-memory: want a size of at least 64KiB, e.g. 64MiB (got %q)", c.String("max-memory"))
+	}
+	if c.Duration("event-timeout") <= 0 {
+		return cfg, fail(2, "--event-timeout must be positive, got %s", c.Duration("event-timeout"))
+	}
+	cfg.Limits = host.Limits{MaxMemoryBytes: maxMem, EventTimeout: c.Duration("event-timeout")}
 	if cfg.CheckpointInterval == 0 {
 		return cfg, fail(2, "--checkpoint-interval must not be 0 (negative disables periodic checkpoints)")
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/wasmesh/wasmesh/node"
@@ -25,4 +26,21 @@ func TestPlacementByCapabilities(t *testing.T) {
 	if err := json.Unmarshal([]byte(ok(t, "ps", "--json", "--node", a.url())), &ps); err != nil || len(ps) != 1 {
 		t.Fatalf("ps after refused placements: %+v %v", ps, err)
 	}
+}
+
+// TestNodeLimits: a node's --max-memory and --event-timeout box in every
+// daemon it runs.
+func TestNodeLimits(t *testing.T) {
+	a := startNode(t, "boxed", t.TempDir(), "--max-memory", "128KiB", "--event-timeout", "100ms")
+	ok(t, "deploy", repoPath("plugins/examples/testdata/grow.wasm"), "--kind", "grow", "--node", a.url())
+	ok(t, "spawn", "grow", "--name", "g", "--node", a.url())
+	if got := ok(t, "send", "g", "x", "--node", a.url()); got != "2\n" {
+		t.Fatalf("memory.size under a 128KiB cap = %q, want 2 pages", got)
+	}
+	ok(t, "deploy", repoPath("plugins/examples/testdata/loop.wasm"), "--kind", "loop", "--node", a.url())
+	ok(t, "spawn", "loop", "--name", "l", "--node", a.url())
+	if r := cli(t, "", "send", "l", "go", "--node", a.url()); r.code != 1 || !strings.Contains(r.stderr, "CPU budget: budget 100ms") {
+		t.Fatalf("runaway loop under a 100ms budget: %s", r)
+	}
+	failsWith(t, 2, "max-memory", "node", "--dev", "--data", t.TempDir(), "--max-memory", "1KiB")
 }
