@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
+	"github.com/wasmesh/wasmesh/cluster"
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
@@ -30,8 +31,11 @@ const SubMigrate = "wasmesh/node/migrate/1"
 
 // MigrateRequest moves a daemon (id or name) to another node (name or id).
 type MigrateRequest struct {
-	Ref        string        `json:"daemon"`
-	To         string        `json:"to"`
+	Ref string `json:"daemon"`
+	To  string `json:"to"`
+	// Require, instead of To, lets the scheduler pick the target: a node
+	// that matches the filter, supports migration and is not the source.
+	Require    string        `json:"require,omitempty"`
 	NoIdentity bool          `json:"no_identity,omitempty"`
 	Timeout    time.Duration `json:"timeout,omitempty"`
 }
@@ -105,8 +109,8 @@ func (n *Node) staticKeyOf(node migrator.NodeID) (*ecdh.PublicKey, error) {
 // Migrate moves a daemon; progress (may be nil) sees the phases when this
 // node hosts the daemon, otherwise the hosting node orchestrates.
 func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(MigrateProgress)) (MigrateResult, error) {
-	if req.To == "" {
-		return MigrateResult{}, fmt.Errorf("%w: --to NODE is required", ErrBadRequest)
+	if (req.To == "") == (req.Require == "") {
+		return MigrateResult{}, fmt.Errorf("%w: give exactly one of --to NODE and --require FILTER", ErrBadRequest)
 	}
 	if d, ok := n.findLocal(req.Ref); ok {
 		return n.migrateLocal(ctx, d.Origin(), req, progress)
@@ -123,6 +127,19 @@ func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(Mi
 }
 
 func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateRequest, progress func(MigrateProgress)) (MigrateResult, error) {
+	if req.Require != "" {
+		spec := req.Require
+		if spec == "*" { // any node that takes migrations
+			spec = ""
+		}
+		f, err := cluster.ParseFilter(spec)
+		if err != nil {
+			return MigrateResult{}, fmt.Errorf("%w: --require: %w", ErrBadRequest, err)
+		}
+		if req.To, err = cluster.MigrationTarget(f, n.mem.Candidates(), n.id.String()); err != nil {
+			return MigrateResult{}, fmt.Errorf("%w: %w", ErrUnknownNode, err)
+		}
+	}
 	target, err := n.resolveNode(req.To)
 	if err != nil {
 		return MigrateResult{}, err

@@ -29,9 +29,11 @@ command exits 1 with the reason.
 Examples:
    wasmesh migrate c1 --to node-b
    wasmesh migrate 3f9c0e2a7d1b4c55 --to node-c --timeout 30s --json
-   wasmesh migrate c1 --to node-b --no-identity   # the target must hold the key already`,
+   wasmesh migrate c1 --to node-b --no-identity   # the target must hold the key already
+   wasmesh migrate c1 --require zone=eu-1         # the scheduler picks a matching node`,
 		Flags: clientFlags(
-			&cli.StringFlag{Name: "to", Usage: "target `NODE` (name or id, see 'wasmesh nodes')", Required: true},
+			&cli.StringFlag{Name: "to", Usage: "target `NODE` (name or id, see 'wasmesh nodes')"},
+			&cli.StringFlag{Name: "require", Usage: "let the scheduler pick a target matching `FILTER` (e.g. 'zone=eu-1'; '' is any)"},
 			&cli.BoolFlag{Name: "no-identity", Usage: "do not ship the daemon key; the target must have it registered"},
 			&cli.DurationFlag{Name: "timeout", Value: 0, DefaultText: "2m", Usage: "abort if not done within `DURATION`"},
 			jsonFlag(),
@@ -39,6 +41,9 @@ Examples:
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
 				return err
+			}
+			if c.IsSet("to") == c.IsSet("require") {
+				return fail(2, "give exactly one of --to NODE and --require FILTER")
 			}
 			if c.Duration("timeout") < 0 {
 				return fail(2, "--timeout must not be negative")
@@ -55,7 +60,7 @@ Examples:
 				show, done = migrateProgress(w)
 			}
 			res, err := cl.Migrate(c.Context, c.Args().First(), admin.MigrateBody{
-				To: c.String("to"), NoIdentity: c.Bool("no-identity"), TimeoutMs: c.Duration("timeout").Milliseconds(),
+				To: c.String("to"), Require: requireOrAny(c), NoIdentity: c.Bool("no-identity"), TimeoutMs: c.Duration("timeout").Milliseconds(),
 			}, show)
 			if done != nil {
 				done()
@@ -115,4 +120,13 @@ func migrateProgress(w io.Writer) (func(admin.MigrateProgress), func()) {
 			fmt.Fprintf(w, "phase %-9s attempt %d\n", p.Phase, p.Attempt)
 		}
 	}, nil
+}
+
+// requireOrAny turns an explicitly empty --require into a filter that any
+// node satisfies (a "*" the API reads as "no constraint").
+func requireOrAny(c *cli.Context) string {
+	if c.IsSet("require") && c.String("require") == "" {
+		return "*"
+	}
+	return c.String("require")
 }

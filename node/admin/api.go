@@ -34,7 +34,8 @@ type (
 
 // MigrateBody is the body of POST /v1/daemons/{ref}/migrate.
 type MigrateBody struct {
-	To         string `json:"to"`
+	To         string `json:"to,omitempty"`
+	Require    string `json:"require,omitempty"`
 	NoIdentity bool   `json:"no_identity,omitempty"`
 	TimeoutMs  int64  `json:"timeout_ms,omitempty"`
 }

@@ -321,8 +321,8 @@ func (s *server) migrate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if body.To == "" {
-		writeError(w, fmt.Errorf("%w: \"to\" (a node name or id) is required", node.ErrBadRequest))
+	if (body.To == "") == (body.Require == "") {
+		writeError(w, fmt.Errorf("%w: give exactly one of \"to\" (a node name or id) and \"require\" (a placement filter)", node.ErrBadRequest))
 		return
 	}
 	// timeout_ms * 1ms must not overflow time.Duration: a huge value would
@@ -341,7 +341,7 @@ func (s *server) migrate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	last := ""
-	req := node.MigrateRequest{Ref: r.PathValue("ref"), To: body.To, NoIdentity: body.NoIdentity, Timeout: time.Duration(body.TimeoutMs) * time.Millisecond}
+	req := node.MigrateRequest{Ref: r.PathValue("ref"), To: body.To, Require: body.Require, NoIdentity: body.NoIdentity, Timeout: time.Duration(body.TimeoutMs) * time.Millisecond}
 	res, err := s.b.Migrate(r.Context(), req, func(p node.MigrateProgress) {
 		key := fmt.Sprintf("%s/%d/%d", p.Phase, p.Attempt, p.BytesSent)
 		if key != last {

@@ -44,3 +44,28 @@ func TestNodeLimits(t *testing.T) {
 	}
 	failsWith(t, 2, "max-memory", "node", "--dev", "--data", t.TempDir(), "--max-memory", "1KiB")
 }
+
+// TestMigrateByRequirement: migrate --require lets the scheduler pick the
+// target among nodes that match and are not the source.
+func TestMigrateByRequirement(t *testing.T) {
+	a, b := twoNodes(t) // beta announces zone=test and gpu
+	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", a.url())
+	ok(t, "spawn", "counter", "--name", "m", "--node", a.url())
+	ok(t, "send", "m", "x", "--node", a.url())
+	out := ok(t, "migrate", "m", "--require", "zone=test", "--json", "--node", a.url())
+	var res node.MigrateResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.To != "beta" {
+		t.Fatalf("migrate --require: %+v %v", res, err)
+	}
+	if got := ok(t, "send", "m", "get", "--node", b.url()); got != "1\n" {
+		t.Fatalf("count after the move = %q", got)
+	}
+	// Back with "any node": the only other one is alpha.
+	out = ok(t, "migrate", "m", "--require", "", "--json", "--node", b.url())
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.To != "alpha" {
+		t.Fatalf("migrate --require '': %+v %v", res, err)
+	}
+	failsWith(t, 1, "no", "migrate", "m", "--require", "zone=mars", "--node", a.url())
+	failsWith(t, 2, "exactly one", "migrate", "m", "--node", a.url())
+	failsWith(t, 2, "exactly one", "migrate", "m", "--to", "beta", "--require", "gpu", "--node", a.url())
+}
