@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -66,14 +65,16 @@ type instance struct {
 func (rt *Runtime) instantiate(ctx context.Context, d *Daemon, v *variant) (*instance, error) {
 	in := &instance{rt: rt, d: d, meta: v.meta}
 	in.callCtx = context.WithValue(context.Background(), instKey{}, in)
-	cfg := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions(). // _initialize is called explicitly, and only when needed
-		WithStdout(&logWriter{in: in, level: abi.LogInfo}).
-		WithStderr(&logWriter{in: in, level: abi.LogWarn}).
-		WithWalltime(in.walltime, 1).
-		WithNanotime(in.nanotime, 1).
-		WithRandSource(randReader{in})
+	// The random source is always set: without one wazero seeds a fresh
+	// one per instance, which costs more than the rest of instantiation.
+	cfg := rt.moduleConfig.WithRandSource(randReader{in})
+	if d.kind.Info.UsesWASI {
+		// Only WASI reads these; building them costs a config clone each.
+		cfg = cfg.WithStdout(&logWriter{in: in, level: abi.LogInfo}).
+			WithStderr(&logWriter{in: in, level: abi.LogWarn}).
+			WithWalltime(in.walltime, 1).
+			WithNanotime(in.nanotime, 1)
+	}
 	rt.watchdog.track(in)
 	in.rec = &recorder{}
 	mod, err := rt.wz.InstantiateModule(in.callCtx, v.compiled, cfg)

@@ -84,6 +84,8 @@ type Runtime struct {
 	modules  *moduleStore
 	watchdog *watchdog
 	zeroPage []byte
+	// moduleConfig is the per-instance config's immutable base.
+	moduleConfig wazero.ModuleConfig
 
 	mu       sync.RWMutex
 	state    State
@@ -139,8 +141,10 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cache:    cache,
 		modules:  newModuleStore(),
 		zeroPage: make([]byte, snapshot.PageSize),
-		daemons:  make(map[uint64]*Daemon),
-		failures: make(map[uint64]error),
+		// _initialize is called explicitly, and only when needed.
+		moduleConfig: wazero.NewModuleConfig().WithName("").WithStartFunctions(),
+		daemons:      make(map[uint64]*Daemon),
+		failures:     make(map[uint64]error),
 	}
 	rt.watchdog = newWatchdog(cfg.WatchdogTick, rt.nanotime)
 	return rt, nil
