@@ -141,7 +141,11 @@ func (d *Daemon) Limits() Limits { return d.limits }
 
 // Identity returns the daemon's identity. Only the runtime's owner (the node,
 // migration) may use it; it never leaves the process unsealed.
-func (d *Daemon) Identity() identity.Identity { return d.id }
+func (d *Daemon) Identity() identity.Identity {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.id.Clone()
+}
 
 // Stats is a daemon's counters (SPEC R-D5).
 type Stats struct {
@@ -223,8 +227,7 @@ func (d *Daemon) DeliverInto(ctx context.Context, ev Event, out *Outputs) error 
 	return d.deliver(ctx, ev, out, true)
 }
 
-func (d *Daemon) intercepted(ctx context.Context, ev Event, out *Outputs) error {
-	f := d.intercept.Load()
+func (d *Daemon) intercepted(ctx context.Context, f *Interceptor, ev Event, out *Outputs) error {
 	items, err := (*f)(ctx, ev)
 	out.Items = append(out.Items, items...)
 	return err
@@ -235,14 +238,21 @@ func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, intercepta
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if interceptable && d.intercept.Load() != nil {
-		return d.intercepted(ctx, ev, out)
+	// Each check loads the interceptor once: another goroutine may remove
+	// it at any moment (a migration going live or resuming).
+	if interceptable {
+		if f := d.intercept.Load(); f != nil {
+			return d.intercepted(ctx, f, ev, out)
+		}
 	}
 	d.mu.Lock()
-	// Re-check under the lock: a freeze may have happened while we waited.
-	if interceptable && d.intercept.Load() != nil {
-		d.mu.Unlock()
-		return d.intercepted(ctx, ev, out)
+	// Re-check under the lock: a freeze installs the interceptor under
+	// d.mu, so an event that passes here is ordered before the snapshot.
+	if interceptable {
+		if f := d.intercept.Load(); f != nil {
+			d.mu.Unlock()
+			return d.intercepted(ctx, f, ev, out)
+		}
 	}
 	if err := d.usableLocked(); err != nil {
 		d.mu.Unlock()
@@ -431,7 +441,7 @@ func (d *Daemon) EncodeSnapshot(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return snapshot.Encode(s, d.id)
+	return snapshot.Encode(s, d.Identity())
 }
 
 func (d *Daemon) metaSnapshotLocked() *snapshot.Snapshot {

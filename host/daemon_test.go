@@ -445,3 +445,32 @@ func TestObservers(t *testing.T) {
 		t.Fatalf("observer saw %q", seen)
 	}
 }
+
+// TestInterceptorToggleRace: removing an interceptor while events arrive
+// must never crash a delivery (a migration going live does exactly this).
+func TestInterceptorToggleRace(t *testing.T) {
+	rt := readyRuntime(t, map[string][]byte{"counter": example(t, "counter-wat", "counter-wat.wasm")})
+	d := spawn(t, rt, "counter", host.SpawnOptions{})
+	f := func(context.Context, host.Event) ([]host.Output, error) { return nil, nil }
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				d.SetInterceptor(f)
+				d.SetInterceptor(nil)
+			}
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		if _, err := d.Deliver(context.Background(), host.Event{Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+}

@@ -64,6 +64,12 @@ func (id Identity) Origin() uint64 { return abi.OriginHash(id.EntityID()) }
 // Sign signs msg with the daemon key.
 func (id Identity) Sign(msg []byte) []byte { return ed25519.Sign(id.priv, msg) }
 
+// Clone returns an identity with its own copy of the key, so wiping one
+// does not zero the other under a concurrent reader.
+func (id Identity) Clone() Identity {
+	return Identity{priv: append(ed25519.PrivateKey(nil), id.priv...)}
+}
+
 // Wipe zeroes the private key in place; the identity is unusable afterwards.
 func (id *Identity) Wipe() {
 	for i := range id.priv {
