@@ -507,3 +507,64 @@ func TestLostOutputsDoNotHangSenders(t *testing.T) {
 		t.Fatalf("count %d after %d events (%d with lost outputs)", got, sent.Load(), lost.Load())
 	}
 }
+
+// TestAbortAfterFlipPairsOutputsWithSenders: the target never receives
+// Activate, so it gives up after the flip and the source takes the daemon
+// back with every event it kept. Each sender must get the outputs of its
+// own event: the counts a single sequential sender sees stay consecutive.
+func TestAbortAfterFlipPairsOutputsWithSenders(t *testing.T) {
+	c := newCluster(t, 2, fastTiming)
+	a, b := c.Nodes[0], c.Nodes[1]
+	d, _ := spawnCounter(t, a)
+	origin := d.Origin()
+	c.SetDrop(func(from, to migrator.NodeID, frame []byte) bool {
+		if from != a.ID || len(frame) == 0 || frame[0] != 1 {
+			return false
+		}
+		m, err := wire.Decode(frame[1:])
+		return err == nil && m.Kind() == wire.KindActivate
+	})
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	var counts []int
+	go func() {
+		for i := uint64(1); ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			outs, err := send(ctx, a, origin, host.Event{Sender: 3, Seq: i, Payload: []byte("x")})
+			cancel()
+			if err != nil {
+				done <- err
+				return
+			}
+			n, _ := strconv.Atoi(string(outs[0].Payload))
+			counts = append(counts, n)
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	h, _ := a.Mig.StartMigration(context.Background(), origin, a.ID, b.ID)
+	if err := h.WaitTimeout(30 * time.Second); err == nil {
+		t.Fatal("the migration succeeded although Activate never arrived")
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("sender: %v", err)
+	}
+	for i, n := range counts {
+		if n != i+1 {
+			t.Fatalf("send %d got count %d: outputs went to the wrong sender (%v...)", i+1, n, counts[max(0, i-3):min(len(counts), i+3)])
+		}
+	}
+	if got := get(t, a, origin); got != len(counts) {
+		t.Fatalf("source count %d after %d events", got, len(counts))
+	}
+	if _, err := b.RT.Daemon(origin); err == nil {
+		t.Fatal("the target kept a copy")
+	}
+}

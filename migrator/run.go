@@ -39,6 +39,10 @@ type run struct {
 	bySeq   map[uint64]*waiter
 	order   []*waiter // unresolved, in arrival order
 	current *waiter   // the event being handed to the source machine now
+	// kept and fwdKept mirror the events the source machine keeps (its
+	// buffer, then what it forwarded after the flip), in its order, so a
+	// ResumeLocal's events pair with their senders exactly.
+	kept, fwdKept []*waiter
 
 	// Target side.
 	tgtPlan  wire.Plan
@@ -383,6 +387,7 @@ func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 		return
 	}
 	r.daemon = d
+	r.kept, r.fwdKept = nil, nil
 	r.stats.FrozenAt = time.Now()
 	if r.base != nil {
 		delta, err := d.FreezeAndSnapshotDelta(context.Background(), r.base, m.sourceInterceptor(r, d))
@@ -466,10 +471,14 @@ func (m *Migrator) sourceInterceptor(r *run, d *host.Daemon) host.Interceptor {
 		}
 		if forwarded {
 			r.stats.EventsForward++
+			if len(r.fwdKept) < m.maxBuffered() {
+				r.fwdKept = append(r.fwdKept, w)
+			}
 		} else {
 			r.bySeq[r.nextSeq] = w
 			r.nextSeq++
 			r.stats.EventsBuffered++
+			r.kept = append(r.kept, w)
 		}
 		m.apply(r, roleSource, out)
 		r.current = nil
@@ -524,19 +533,23 @@ func (m *Migrator) resumeLocal(r *run, e migration.ResumeLocal) {
 	if d == nil {
 		return
 	}
-	pending := r.order
-	r.order = nil
-	r.bySeq = make(map[uint64]*waiter)
+	// e.Events is the machine's kept list: buffered events, then those it
+	// forwarded after the flip; kept+fwdKept are their senders in the
+	// same order (resolving twice is harmless).
+	senders := append(append([]*waiter(nil), r.kept...), r.fwdKept...)
 	for i, ev := range e.Events {
 		outs, err := d.Apply(context.Background(), host.Event{Sender: ev.Sender, Seq: ev.SenderSeq, Payload: ev.Payload})
-		if i < len(pending) {
-			pending[i].resolve(outs, err)
+		if i < len(senders) {
+			senders[i].resolve(outs, err)
 		}
 	}
-	for _, w := range pending[min(len(e.Events), len(pending)):] {
-		outs, err := d.Apply(context.Background(), w.ev)
-		w.resolve(outs, err)
+	// Anyone still waiting sent an event the machine did not keep: it
+	// cannot be applied here without risking a second application.
+	for _, w := range r.order {
+		w.resolve(nil, fmt.Errorf("migration of %016x aborted while the event was in flight; it may not have been applied", d.Origin()))
 	}
+	r.order, r.kept, r.fwdKept = nil, nil, nil
+	r.bySeq = make(map[uint64]*waiter)
 	d.SetInterceptor(nil)
 }
 
