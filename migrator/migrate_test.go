@@ -568,3 +568,55 @@ func TestAbortAfterFlipPairsOutputsWithSenders(t *testing.T) {
 		t.Fatal("the target kept a copy")
 	}
 }
+
+// TestAbortDuringRestoreLeavesNoCopy: the migration is cancelled while the
+// target is still registering the restored daemon; the target must not keep
+// a copy (it would hold the daemon's key and answer as the daemon).
+func TestAbortDuringRestoreLeavesNoCopy(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	c := migratortest.NewOpts(t, 2, migratortest.Options{
+		Migrator: migrator.Config{Timing: fastTiming},
+		Hooks: func(i int) *host.TestHooks {
+			if i != 1 {
+				return nil
+			}
+			return &host.TestHooks{SpawnStall: func() {
+				once.Do(func() { close(entered); <-release })
+			}}
+		},
+	})
+	a, b := c.Nodes[0], c.Nodes[1]
+	d, _ := spawnCounter(t, a)
+	h, err := a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	if err := h.Cancel(); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if err := h.WaitTimeout(10 * time.Second); migration.AsFailure(err) == nil {
+		t.Fatalf("cancelled migration: %v", err)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := b.RT.Daemon(d.Origin()); errors.Is(err, host.ErrDaemonNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the target kept the restored daemon after the migration was aborted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// It stays gone, and the source still serves.
+	time.Sleep(200 * time.Millisecond)
+	if _, err := b.RT.Daemon(d.Origin()); err == nil {
+		t.Fatal("the restored copy reappeared on the target")
+	}
+	if got := get(t, a, d.Origin()); got != 0 {
+		t.Fatalf("source count %d", got)
+	}
+}

@@ -632,6 +632,14 @@ func (m *Migrator) restore(r *run, e migration.RestoreSnapshot) {
 			return res
 		}
 		m.mu.Lock()
+		if done, _ := r.tgt.Result(); done || r.tgt.Attempt() != e.Attempt {
+			// Aborted (or superseded) while restoring: Discard already ran
+			// and found nothing, so this copy must not stay registered.
+			m.mu.Unlock()
+			_ = m.cfg.Runtime.Stop(ctx, d.Origin())
+			res.Err = &migration.Failure{Reason: wire.ReasonStateFailed, Text: "restore finished after the attempt ended"}
+			return res
+		}
 		r.restored = d
 		m.mu.Unlock()
 		res.InputSeq = snap.InputSeq

@@ -52,13 +52,31 @@ func New(t testing.TB, n int, timing migration.Timing) *Cluster {
 // StaticKey and Logger are filled per node).
 func NewWith(t testing.TB, n int, tmpl migrator.Config) *Cluster {
 	t.Helper()
+	return NewOpts(t, n, Options{Migrator: tmpl})
+}
+
+// Options configure a test cluster.
+type Options struct {
+	Migrator migrator.Config // template for every node's migrator
+	// Hooks, when set, gives node i's runtime its test hooks.
+	Hooks func(i int) *host.TestHooks
+}
+
+// NewOpts starts n nodes configured by o.
+func NewOpts(t testing.TB, n int, o Options) *Cluster {
+	t.Helper()
+	tmpl := o.Migrator
 	ca, err := nodekey.DevCA("migratortest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &Cluster{keys: map[migrator.NodeID]*ecdh.PublicKey{}}
 	for i := 0; i < n; i++ {
-		c.Nodes = append(c.Nodes, c.start(t, ca, i, tmpl))
+		var hooks *host.TestHooks
+		if o.Hooks != nil {
+			hooks = o.Hooks(i)
+		}
+		c.Nodes = append(c.Nodes, c.start(t, ca, i, tmpl, hooks))
 	}
 	for _, a := range c.Nodes {
 		for _, b := range c.Nodes {
@@ -70,9 +88,9 @@ func NewWith(t testing.TB, n int, tmpl migrator.Config) *Cluster {
 	return c
 }
 
-func (c *Cluster) start(t testing.TB, ca *nodekey.ClusterCA, i int, cfg migrator.Config) *Node {
+func (c *Cluster) start(t testing.TB, ca *nodekey.ClusterCA, i int, cfg migrator.Config, hooks *host.TestHooks) *Node {
 	ctx := context.Background()
-	rt, err := host.New(ctx, host.Config{})
+	rt, err := host.New(ctx, host.Config{Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
