@@ -109,6 +109,9 @@ var (
 	ErrNoSuchDaemon     = errors.New("migrator: daemon not on the source node")
 	ErrOutputsLost      = errors.New("migrator: the event was applied on the target but its outputs were not reported back")
 	ErrAlreadyMigrating = errors.New("migrator: daemon already migrating")
+	// ErrNotDelivered marks a Mesh.Forward failure where the event surely
+	// did not reach the peer (no connection), so sending again is safe.
+	ErrNotDelivered = errors.New("migrator: not delivered")
 )
 
 // Migrator runs the migrations a node takes part in.

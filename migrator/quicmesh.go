@@ -3,6 +3,7 @@ package migrator
 import (
 	"context"
 	"crypto/ecdh"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -130,6 +131,9 @@ func (q *QUICMesh) Forward(ctx context.Context, to NodeID, origin uint64, ev hos
 		return nil, err
 	}
 	resp, err := q.EP.RemoteDeliver(ctx, id, meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload}})
+	if errors.Is(err, meshquic.ErrPeerUnavailable) || errors.Is(err, meshquic.ErrUnknownPeer) {
+		return nil, fmt.Errorf("%w: %w", ErrNotDelivered, err)
+	}
 	if err != nil {
 		return nil, err
 	}

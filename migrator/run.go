@@ -93,10 +93,11 @@ func (r *run) allDone() bool {
 
 // waiter is a sender blocked until its event has been applied somewhere.
 type waiter struct {
-	ev   host.Event
-	outs []host.Output
-	err  error
-	done chan struct{}
+	ev    host.Event
+	refwd bool // its forward failed before the handover
+	outs  []host.Output
+	err   error
+	done  chan struct{}
 }
 
 func newWaiter(ev host.Event) *waiter {
@@ -372,6 +373,7 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 			r.daemon.SetInterceptor(nil)
 		}
 		if who == roleSource && e.Err == nil {
+			m.reforward(r)
 			m.expireWaiters(r)
 		}
 	}
@@ -503,29 +505,45 @@ func (m *Migrator) forward(r *run, to NodeID, w *waiter) {
 	m.forwarder(to).forward(func() {
 		var outs []host.Output
 		var err error
+		// Retry only what surely did not arrive: a delivery that timed out
+		// may be held by the target and would be applied twice.
 		for try := 0; try < 3; try++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			outs, err = m.cfg.Mesh.Forward(ctx, to, origin, w.ev)
 			cancel()
-			if err == nil {
+			if err == nil || !errors.Is(err, ErrNotDelivered) {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if err != nil {
-			// The source still holds a copy until the target is live; if the
-			// migration aborts, ResumeLocal applies it here.
-			if done, ferr := r.src.Result(); done && ferr == nil {
-				r.forget(w)
-				w.resolve(nil, err)
-			}
+		if err == nil {
+			r.forget(w)
+			w.resolve(outs, nil)
 			return
 		}
-		r.forget(w)
-		w.resolve(outs, nil)
+		if done, ferr := r.src.Result(); done && ferr == nil {
+			r.forget(w)
+			w.resolve(nil, err)
+			return
+		}
+		// Not handed over yet: the source machine keeps a copy, so an
+		// abort applies it here (ResumeLocal); a handover sends it again.
+		w.refwd = true
 	})
+}
+
+// reforward sends again, after the handover, the events whose forward
+// failed before it: the target is live now, and the source machine no
+// longer keeps them. Caller holds m.mu.
+func (m *Migrator) reforward(r *run) {
+	for _, w := range r.order {
+		if w.refwd {
+			w.refwd = false
+			m.forward(r, r.srcPlan.Target, w)
+		}
+	}
 }
 
 func (m *Migrator) resumeLocal(r *run, e migration.ResumeLocal) {
