@@ -451,9 +451,10 @@ func (m *Migrator) finishSnapshot(r *run, e migration.TakeSnapshot, d *host.Daem
 func (m *Migrator) sourceInterceptor(r *run, d *host.Daemon) host.Interceptor {
 	return func(ctx context.Context, ev host.Event) ([]host.Output, error) {
 		m.mu.Lock()
-		if done, _ := r.src.Result(); done {
+		if done, serr := r.src.Result(); done {
+			handedOver, target := serr == nil, r.srcPlan.Target
 			m.mu.Unlock()
-			return m.afterSource(ctx, r, d, ev)
+			return m.afterSource(ctx, d, ev, handedOver, target)
 		}
 		w := newWaiter(ev)
 		r.order = append(r.order, w)
@@ -490,14 +491,14 @@ func (m *Migrator) sourceInterceptor(r *run, d *host.Daemon) host.Interceptor {
 }
 
 // afterSource handles an event that reached the interceptor after the
-// source machine finished: handed over → forward; otherwise apply here.
-func (m *Migrator) afterSource(ctx context.Context, r *run, d *host.Daemon, ev host.Event) ([]host.Output, error) {
-	if _, err := r.src.Result(); err == nil && r.srcPlan.Target != "" {
-		if _, alive := m.cfg.Runtime.Daemon(d.Origin()); alive != nil {
-			return m.cfg.Mesh.Forward(ctx, r.srcPlan.Target, d.Origin(), ev)
-		}
+// source machine finished (state read under the lock by the caller):
+// handed over → forward to the new home; otherwise deliver here again,
+// interceptably, so a newer freeze still sees it.
+func (m *Migrator) afterSource(ctx context.Context, d *host.Daemon, ev host.Event, handedOver bool, target NodeID) ([]host.Output, error) {
+	if handedOver {
+		return m.cfg.Mesh.Forward(ctx, target, d.Origin(), ev)
 	}
-	return d.Apply(ctx, ev)
+	return d.Deliver(ctx, ev)
 }
 
 func (m *Migrator) forward(r *run, to NodeID, w *waiter) {
