@@ -84,7 +84,11 @@ func (h *Handle) WaitTimeout(d time.Duration) error {
 	defer cancel()
 	err := h.Wait(ctx)
 	if errors.Is(err, context.DeadlineExceeded) && !h.finished() {
-		h.Cancel()
+		if cerr := h.Cancel(); cerr != nil {
+			// Past cutover nothing can be undone: the handover may still
+			// complete, so this is not a failure to report as final.
+			return fmt.Errorf("%w after %s, and it cannot be aborted: %w", ErrWaitTimeout, d, cerr)
+		}
 		return fmt.Errorf("%w after %s", ErrWaitTimeout, d)
 	}
 	return err

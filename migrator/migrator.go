@@ -347,6 +347,12 @@ func (m *Migrator) Receive(from NodeID, frame []byte) error {
 	if len(frame) == 0 {
 		return ErrBadFrame
 	}
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	switch frame[0] {
 	case frameMessage:
 		msg, err := wire.Decode(frame[1:])

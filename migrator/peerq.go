@@ -21,6 +21,9 @@ type peerQueue struct {
 
 // peer returns the queue of a peer; caller holds m.mu.
 func (m *Migrator) peer(to NodeID) *peerQueue {
+	if m.closed {
+		return closedQueue()
+	}
 	p := m.peers[to]
 	if p == nil {
 		p = &peerQueue{m: m, to: to, done: make(chan struct{})}
@@ -35,6 +38,9 @@ func (m *Migrator) peer(to NodeID) *peerQueue {
 // order. It is separate from the frame queue: a forwarded delivery waits
 // until the target is live, which needs frames to keep flowing.
 func (m *Migrator) forwarder(to NodeID) *peerQueue {
+	if m.closed {
+		return closedQueue()
+	}
 	key := to + "\x00forward"
 	p := m.peers[key]
 	if p == nil {
@@ -98,4 +104,11 @@ func (p *peerQueue) close() {
 	p.cond.Signal()
 	p.mu.Unlock()
 	<-p.done
+}
+
+// closedQueue drops everything: after Close nothing is sent.
+func closedQueue() *peerQueue {
+	p := &peerQueue{shut: true, done: make(chan struct{})}
+	close(p.done)
+	return p
 }

@@ -176,8 +176,13 @@ wait:
 			werr = h.Wait(ctx)
 			break wait
 		case <-ctx.Done():
-			h.Cancel()
-			<-h.Done()
+			if h.Cancel() == nil {
+				// Aborted: wait (briefly) for the source to take it back.
+				select {
+				case <-h.Done():
+				case <-time.After(10 * time.Second):
+				}
+			}
 			werr = ctx.Err()
 			break wait
 		case <-deadline.C:
@@ -196,6 +201,11 @@ wait:
 		TotalMillis: ms(h.Duration()), PauseMillis: ms(st.Pause), SnapshotBytes: st.SnapshotBytes,
 		EventsBuffered: st.EventsBuffered, EventsForwarded: st.EventsForward, Attempts: h.Attempt(),
 		PreCopied: st.PreCopied,
+	}
+	if errors.Is(werr, migration.ErrPastCutover) {
+		// Not a failure: the handover is under way and may complete.
+		n.log.Warn("migration past cutover did not confirm in time", "daemon", res.Daemon, "to", res.To)
+		return res, fmt.Errorf("%w: past the point of no return and not yet confirmed; check 'wasmesh ps' shortly: %w", ErrMigration, werr)
 	}
 	if werr != nil {
 		outcome := MigrationFailed
