@@ -620,3 +620,46 @@ func TestAbortDuringRestoreLeavesNoCopy(t *testing.T) {
 		t.Fatalf("source count %d", got)
 	}
 }
+
+// TestSecondOrchestratorRefused: while a daemon migrates, a Start for it
+// from another orchestrator is answered AlreadyMigrating and the first
+// migration completes; the daemon never runs twice.
+func TestSecondOrchestratorRefused(t *testing.T) {
+	c := newCluster(t, 3, fastTiming)
+	a, b, o := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	d, _ := spawnCounter(t, a)
+	// Hold the first migration in its snapshot/transfer phase.
+	var held atomic.Bool
+	c.SetDrop(func(from, to migrator.NodeID, frame []byte) bool {
+		if from == b.ID && len(frame) > 0 && frame[0] == 1 {
+			if m, err := wire.Decode(frame[1:]); err == nil && m.Kind() == wire.KindRestoreComplete && !held.Swap(true) {
+				time.Sleep(400 * time.Millisecond)
+			}
+		}
+		return false
+	})
+	h1, err := a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	h2, err := o.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, o.ID, migrator.Options{
+		TransportIdentity: true, KindDigest: string(d.Kind().Digest),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h2.WaitTimeout(20 * time.Second)
+	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonAlreadyMigrating {
+		t.Fatalf("second orchestrator: %v", err)
+	}
+	if err := h1.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("first migration: %v", err)
+	}
+	if _, err := o.RT.Daemon(d.Origin()); err == nil {
+		t.Fatal("the second target got a copy")
+	}
+	if _, err := b.RT.Daemon(d.Origin()); err != nil {
+		t.Fatalf("the first target lacks the daemon: %v", err)
+	}
+}

@@ -165,6 +165,19 @@ func (m *Migrator) dispatch(from NodeID, msg wire.Message) {
 	r := m.runs[id]
 	switch msg.Kind() {
 	case wire.KindStart:
+		st := msg.(wire.Start)
+		if (r == nil || r.src == nil) && st.Plan.Source == m.self && m.busySource(st.Plan.Origin, id) {
+			// Another migration of this daemon is under way here (started
+			// by another orchestrator): refuse, never freeze it twice.
+			abort := wire.Abort{Header: st.Header, Phase: wire.PhaseSnapshot, Reason: wire.ReasonAlreadyMigrating,
+				Text: fmt.Sprintf("daemon %016x is already migrating from this node", st.Plan.Origin)}
+			if frame, err := encodeMessage(abort); err == nil && from != m.self {
+				m.peer(from).push(frame)
+			} else if from == m.self {
+				m.dispatch(m.self, abort)
+			}
+			return
+		}
 		if (r == nil || r.src == nil) && msg.(wire.Start).Plan.Source == m.self {
 			s, err := migration.NewSource(migration.SourceConfig{Self: m.self, Limits: m.cfg.Limits, Timing: m.cfg.Timing})
 			if err != nil {
@@ -203,6 +216,20 @@ func (m *Migrator) dispatch(from NodeID, msg wire.Message) {
 		m.logErr(r, "target", err)
 		m.apply(r, roleTarget, out)
 	}
+}
+
+// busySource reports whether a source machine of another migration id is
+// still running for origin on this node. Caller holds m.mu.
+func (m *Migrator) busySource(origin, id uint64) bool {
+	for rid, r := range m.runs {
+		if rid == id || r.src == nil || r.srcPlan.Origin != origin {
+			continue
+		}
+		if done, _ := r.src.Result(); !done {
+			return true
+		}
+	}
+	return false
 }
 
 // apply sends a machine's messages and performs its effects, in order.
