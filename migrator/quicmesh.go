@@ -29,22 +29,38 @@ type QUICMesh struct {
 	OnFlip func(origin uint64, to NodeID)
 	OnLive func(origin uint64)
 
-	mu      sync.Mutex
-	streams map[NodeID]*meshquic.Stream
-	epoch   uint64
+	mu      sync.Mutex // guards streams, life and cancel, never held over I/O
+	streams map[NodeID]*peerStream
 	life    context.Context // streams live until Close, not per send
 	cancel  context.CancelFunc
+	closed  bool
+
+	epochMu sync.Mutex
+	epoch   uint64
+}
+
+// peerStream serialises the frames to one peer; its lock is held over the
+// network write, so a slow peer delays only its own frames.
+type peerStream struct {
+	mu sync.Mutex
+	s  *meshquic.Stream
 }
 
 // Close ends the migration streams this side opened.
 func (q *QUICMesh) Close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.closed = true
 	if q.cancel != nil {
 		q.cancel()
 	}
-	for _, s := range q.streams {
-		s.Abort()
+	for _, ps := range q.streams {
+		ps.mu.Lock()
+		if ps.s != nil {
+			ps.s.Abort()
+			ps.s = nil
+		}
+		ps.mu.Unlock()
 	}
 	q.streams = nil
 }
@@ -78,30 +94,40 @@ func (q *QUICMesh) Send(ctx context.Context, to NodeID, frame []byte) error {
 		return err
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
 	if q.streams == nil {
-		q.streams = make(map[NodeID]*meshquic.Stream)
+		q.streams = make(map[NodeID]*peerStream)
 		q.life, q.cancel = context.WithCancel(context.Background())
 	}
-	s := q.streams[to]
-	if s == nil {
-		// The stream outlives this send; ctx only bounds the dial.
-		stop := context.AfterFunc(ctx, func() {})
-		s, err = q.EP.OpenStream(q.life, meshquic.PeerID(id), SubMigration)
-		stop()
+	ps := q.streams[to]
+	if ps == nil {
+		ps = &peerStream{}
+		q.streams[to] = ps
+	}
+	life := q.life
+	q.mu.Unlock()
+
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.s == nil {
+		// The stream outlives this send: it is bound to the mesh's life.
+		ps.s, err = q.EP.OpenStream(life, meshquic.PeerID(id), SubMigration)
 		if err != nil {
+			ps.s = nil
 			return err
 		}
-		q.streams[to] = s
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
+		_ = ps.s.SetDeadline(dl)
 	}
-	err = s.SendBytes(frame)
-	_ = s.SetDeadline(time.Time{})
+	err = ps.s.SendBytes(frame)
+	_ = ps.s.SetDeadline(time.Time{})
 	if err != nil {
-		s.Abort()
-		delete(q.streams, to)
+		ps.s.Abort()
+		ps.s = nil
 		return err
 	}
 	return nil
@@ -178,8 +204,8 @@ func (q *QUICMesh) GoLive(origin uint64) {
 }
 
 func (q *QUICMesh) nextEpoch(r *meshquic.Routes, origin uint64) uint64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
+	q.epochMu.Lock()
+	defer q.epochMu.Unlock()
 	ep := q.epoch + 1
 	if cur, ok := r.Lookup(origin); ok && cur.Epoch >= ep {
 		ep = cur.Epoch + 1
