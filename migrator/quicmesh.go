@@ -25,7 +25,7 @@ type QUICMesh struct {
 	// StaticKeyOf returns a peer's X25519 key (from membership, verified).
 	StaticKeyOf func(node NodeID) (*ecdh.PublicKey, error)
 	// OnFlip and OnLive update the node's routing; nil means only the
-	// transport's route table is updated. OnLive runs on its own goroutine.
+	// transport's route table is updated.
 	OnFlip func(origin uint64, to NodeID)
 	OnLive func(origin uint64)
 
@@ -199,9 +199,7 @@ func (q *QUICMesh) GoLive(origin uint64) {
 	r.Set(origin, q.EP.ID(), q.nextEpoch(r, origin))
 	r.ClearMoved(origin)
 	if q.OnLive != nil {
-		// The node persists the arrival (a snapshot and a store write):
-		// slow work that must not hold up the migration's lock.
-		go q.OnLive(origin)
+		q.OnLive(origin)
 	}
 }
 
