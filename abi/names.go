@@ -7,6 +7,8 @@
 // the host all build against this one package.
 package abi
 
+import "github.com/wasmesh/wasmesh/abi/wasmbin"
+
 // Version is the ABI version this package describes.
 const Version = 1
 
@@ -65,39 +67,20 @@ func LogLevelName(level int) string {
 	return "info"
 }
 
-// ValType is a core wasm value type, as its binary encoding.
-type ValType byte
+// ValType is a core wasm value type, as its binary encoding; defined once,
+// by the parser.
+type ValType = wasmbin.ValType
 
 // Core wasm value types.
 const (
-	I32       ValType = 0x7f
-	I64       ValType = 0x7e
-	F32       ValType = 0x7d
-	F64       ValType = 0x7c
-	V128      ValType = 0x7b
-	FuncRef   ValType = 0x70
-	ExternRef ValType = 0x6f
+	I32       = wasmbin.I32
+	I64       = wasmbin.I64
+	F32       = wasmbin.F32
+	F64       = wasmbin.F64
+	V128      = wasmbin.V128
+	FuncRef   = wasmbin.FuncRef
+	ExternRef = wasmbin.ExternRef
 )
-
-func (t ValType) String() string {
-	switch t {
-	case I32:
-		return "i32"
-	case I64:
-		return "i64"
-	case F32:
-		return "f32"
-	case F64:
-		return "f64"
-	case V128:
-		return "v128"
-	case FuncRef:
-		return "funcref"
-	case ExternRef:
-		return "externref"
-	}
-	return "unknown"
-}
 
 // Signature is a function type.
 type Signature struct {

@@ -76,8 +76,7 @@ func sectionRank(id byte) int {
 	return 0
 }
 
-// ValType is a value type as its binary encoding. The constants equal
-// abi.ValType's, so conversion is a plain cast.
+// ValType is a value type as its binary encoding (abi.ValType is an alias).
 type ValType byte
 
 // Value types.
@@ -102,6 +101,26 @@ func ValidValType(t ValType) bool {
 
 // IsRef reports whether t is a reference type.
 func (t ValType) IsRef() bool { return t == FuncRef || t == ExternRef }
+
+func (t ValType) String() string {
+	switch t {
+	case I32:
+		return "i32"
+	case I64:
+		return "i64"
+	case F32:
+		return "f32"
+	case F64:
+		return "f64"
+	case V128:
+		return "v128"
+	case FuncRef:
+		return "funcref"
+	case ExternRef:
+		return "externref"
+	}
+	return "unknown"
+}
 
 // FuncType is a function signature.
 type FuncType struct {
