@@ -89,3 +89,16 @@ func isEventFailure(err error) bool {
 	var ae *admin.APIError
 	return errors.As(err, &ae) && ae.Code == admin.CodeEventFailed
 }
+
+// daemonClient is the preamble of every verb about one DAEMON: exactly one
+// argument, and a client for --node.
+func daemonClient(c *cli.Context) (*admin.Client, string, error) {
+	if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
+		return nil, "", err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return nil, "", err
+	}
+	return cl, c.Args().First(), nil
+}

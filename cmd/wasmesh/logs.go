@@ -20,14 +20,11 @@ Examples:
    wasmesh logs c1 --json`,
 		Flags: clientFlags(jsonFlag()),
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
-				return err
-			}
-			cl, err := newClient(c)
+			cl, daemon, err := daemonClient(c)
 			if err != nil {
 				return err
 			}
-			lines, err := cl.Logs(c.Context, c.Args().First())
+			lines, err := cl.Logs(c.Context, daemon)
 			if err != nil {
 				return apiFail(err)
 			}

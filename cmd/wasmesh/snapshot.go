@@ -21,14 +21,11 @@ Examples:
    wasmesh snapshot c1 -o c1.snap`,
 		Flags: clientFlags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`FILE` to write", Required: true}),
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
-				return err
-			}
-			cl, err := newClient(c)
+			cl, daemon, err := daemonClient(c)
 			if err != nil {
 				return err
 			}
-			data, err := cl.Snapshot(c.Context, c.Args().First())
+			data, err := cl.Snapshot(c.Context, daemon)
 			if err != nil {
 				return apiFail(err)
 			}

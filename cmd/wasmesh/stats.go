@@ -21,14 +21,11 @@ Examples:
    wasmesh stats 3f2a9c0d11e2b7a4 --json`,
 		Flags: clientFlags(jsonFlag()),
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
-				return err
-			}
-			cl, err := newClient(c)
+			cl, daemon, err := daemonClient(c)
 			if err != nil {
 				return err
 			}
-			d, err := cl.Stats(c.Context, c.Args().First())
+			d, err := cl.Stats(c.Context, daemon)
 			if err != nil {
 				return apiFail(err)
 			}

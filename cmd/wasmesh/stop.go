@@ -18,14 +18,11 @@ Examples:
    wasmesh stop c1`,
 		Flags: clientFlags(),
 		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "exactly one DAEMON"); err != nil {
-				return err
-			}
-			cl, err := newClient(c)
+			cl, daemon, err := daemonClient(c)
 			if err != nil {
 				return err
 			}
-			d, err := cl.Stop(c.Context, c.Args().First())
+			d, err := cl.Stop(c.Context, daemon)
 			if err != nil {
 				return apiFail(err)
 			}
