@@ -41,6 +41,8 @@ type Daemon struct {
 	snapSeq  uint64
 	ledger   []snapshot.Subscription
 	journal  journal
+	// incarnation names this history in the runtime's InputJournal.
+	incarnation uint64
 
 	scratch Outputs // replay outputs
 
@@ -324,6 +326,7 @@ func (d *Daemon) commitLocked(ev *Event, out *Outputs, rec []byte) {
 		out.Items[i].Link = link
 	}
 	d.journal.append(ev, rec, len(out.Items), sum, headBefore, hhBefore, hz)
+	d.journalLocked(ev, rec)
 	if d.journal.due() {
 		d.checkpointLocked()
 	}

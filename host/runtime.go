@@ -62,6 +62,9 @@ type Config struct {
 	// (the node installs its migration handler here); the returned undo
 	// runs if Start loses a race to Shutdown, and at Shutdown.
 	OnStart func() (undo func())
+	// Journal, when set, receives every committed event so the embedder
+	// can make inputs durable before it acknowledges them (see Daemon.Redo).
+	Journal InputJournal
 	// Hooks are for tests only.
 	Hooks *TestHooks
 }
@@ -423,6 +426,9 @@ func (rt *Runtime) register(ctx context.Context, d *Daemon) error {
 		d.stop(ctx)
 		return fmt.Errorf("%w: %016x", ErrDuplicateOrigin, d.origin)
 	}
+	// Under rt.mu, after the duplicate check: a Begin for an origin that
+	// already runs would supersede the running daemon's journal.
+	d.beginJournal()
 	rt.daemons[d.origin] = d
 	rt.mu.Unlock()
 	return nil

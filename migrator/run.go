@@ -238,7 +238,30 @@ func (m *Migrator) apply(r *run, who role, out migration.Output) {
 	if len(out.Messages)+len(out.Effects) > 0 {
 		m.cfg.Logger.Debug("migration step", "migration", r.id, "role", who, "messages", len(out.Messages), "effects", fmt.Sprintf("%T", out.Effects))
 	}
-	for _, ob := range out.Messages {
+	// A target going live runs its effects first: the replayed events'
+	// outputs then travel ahead of the ActivateAck, and the node's adoption
+	// (record, module, checkpoint on disk) is durable before the source can
+	// learn of the handover and wipe its copy.
+	if who == roleTarget && goesLive(out.Effects) {
+		m.applyEffects(r, who, out.Effects)
+		m.sendMessages(r, out.Messages)
+		return
+	}
+	m.sendMessages(r, out.Messages)
+	m.applyEffects(r, who, out.Effects)
+}
+
+func goesLive(effects []migration.Effect) bool {
+	for _, e := range effects {
+		if _, ok := e.(migration.GoLive); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Migrator) sendMessages(r *run, msgs []migration.Outbound) {
+	for _, ob := range msgs {
 		if ob.To == m.self {
 			m.dispatch(m.self, ob.Msg)
 			continue
@@ -253,6 +276,10 @@ func (m *Migrator) apply(r *run, who role, out migration.Output) {
 		}
 		m.peer(ob.To).push(frame)
 	}
+}
+
+func (m *Migrator) applyEffects(r *run, who role, effects []migration.Effect) {
+	out := migration.Output{Effects: effects}
 	heldFrom := -1
 	if who == roleTarget && len(r.held) > 0 {
 		n := 0

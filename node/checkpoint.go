@@ -10,6 +10,7 @@ import (
 	"github.com/wasmesh/wasmesh/host/identity"
 	"github.com/wasmesh/wasmesh/host/snapshot"
 	"github.com/wasmesh/wasmesh/node/store"
+	"github.com/wasmesh/wasmesh/node/wal"
 )
 
 // loadModules registers every module in the data dir, with its kind names.
@@ -46,8 +47,9 @@ func (n *Node) loadModules(ctx context.Context) error {
 }
 
 // recover brings back every daemon the store says was running, from its
-// latest checkpoint, under its own identity.
-func (n *Node) recover(ctx context.Context) error {
+// latest checkpoint, under its own identity, then redoes the events the
+// journal holds after that checkpoint.
+func (n *Node) recover(ctx context.Context, journaled *wal.Recovered) error {
 	recs, err := n.store.Records()
 	if err != nil {
 		return err
@@ -62,12 +64,63 @@ func (n *Node) recover(ctx context.Context) error {
 			continue
 		}
 		n.recovered++
+		// The checkpoint's sequence: the redone events are not in the store
+		// yet, so the next checkpoint round writes them.
+		n.lastCkpt.Store(d.Origin(), d.Stats().InputSeq)
+		redone := n.redo(ctx, d, journaled.Histories[rec.Origin])
 		st := d.Stats()
-		n.lastCkpt.Store(d.Origin(), st.InputSeq)
 		n.log.Info("daemon recovered", "daemon", d.ID(), "name", rec.Name, "digest", rec.Digest,
-			"checkpoint_seq", seq, "input_seq", st.InputSeq)
+			"checkpoint_seq", seq, "journal_events", redone, "input_seq", st.InputSeq)
 	}
 	return nil
+}
+
+// redo re-applies the journaled events after d's checkpoint, in order, and
+// returns how many it applied. A gap or a diverging event stops it: the
+// events after it cannot be applied to any state the daemon had.
+func (n *Node) redo(ctx context.Context, d *host.Daemon, events []wal.Record) int {
+	done := 0
+	next := d.Stats().InputSeq + 1
+	for _, r := range events {
+		if r.InputSeq < next {
+			continue // covered by the checkpoint
+		}
+		if r.InputSeq != next {
+			n.log.Error("journal has a gap; later events of the daemon are lost", "daemon", d.ID(),
+				"want_input_seq", next, "found", r.InputSeq)
+			break
+		}
+		ev := host.Event{Sender: r.Sender, Seq: r.SenderSeq, Payload: r.Payload}
+		if _, err := d.Redo(ctx, ev, r.Readings); err != nil {
+			n.log.Error("journaled event could not be redone; the daemon stays at the state before it",
+				"daemon", d.ID(), "input_seq", r.InputSeq, "lost_events", len(events)-done, "err", err)
+			break
+		}
+		done++
+		next++
+	}
+	return done
+}
+
+// finishJournalRecovery makes the redone events durable again: re-journaled
+// under DurabilitySync, checkpointed (and the journal closed) under
+// DurabilityInterval. Only then may the old segments go.
+func (n *Node) finishJournalRecovery(ctx context.Context, j *wal.Journal) error {
+	if n.wal != nil {
+		if err := j.Sync(ctx); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		j.Done()
+		return nil
+	}
+	for _, d := range n.rt.Daemons() {
+		if err := n.checkpoint(ctx, d, false); err != nil {
+			n.log.Error("checkpoint after journal recovery failed; the journal is kept", "daemon", d.ID(), "err", err)
+			return j.Close()
+		}
+	}
+	j.Done()
+	return j.Close()
 }
 
 func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*host.Daemon, uint64, error) {
@@ -109,6 +162,7 @@ func (n *Node) checkpoint(ctx context.Context, d *host.Daemon, force bool) error
 			return nil
 		}
 	}
+	inc := d.Incarnation()
 	snap, err := d.Snapshot(ctx)
 	if err != nil {
 		return err
@@ -120,10 +174,19 @@ func (n *Node) checkpoint(ctx context.Context, d *host.Daemon, force bool) error
 	if _, err := n.store.PutSnapshot(d.Origin(), time.Now(), data); err != nil {
 		return err
 	}
+	n.journalCovered(d, inc, snap.InputSeq)
 	n.lastCkpt.Store(d.Origin(), snap.InputSeq)
 	n.metrics.snapshotBytes.Add(float64(len(data)))
 	n.metrics.checkpoints.Inc()
 	return nil
+}
+
+// journalCovered tells the journal a durable checkpoint covers d's events
+// up to inputSeq.
+func (n *Node) journalCovered(d *host.Daemon, inc, inputSeq uint64) {
+	if n.wal != nil {
+		n.wal.Checkpointed(d.Origin(), inc, inputSeq)
+	}
 }
 
 // checkpointAll checkpoints every local daemon and returns how many it
@@ -162,3 +225,10 @@ func (n *Node) checkpointLoop() {
 // CheckpointNow checkpoints every daemon that changed (for tests and the
 // admin API).
 func (n *Node) CheckpointNow(ctx context.Context) int { return n.checkpointAll(ctx, false) }
+
+// journalForget tells the journal origin's events are no longer needed.
+func (n *Node) journalForget(origin uint64) {
+	if n.wal != nil {
+		n.wal.Forget(origin)
+	}
+}

@@ -39,14 +39,42 @@ type Config struct {
 	// checkpointed into the store; 0 means DefaultCheckpointInterval, a
 	// negative value disables periodic checkpoints (shutdown still does one).
 	CheckpointInterval time.Duration
-	Limits             host.Limits
-	Timing             cluster.Timing // zero: FastTiming when Dev, else memberlist LAN defaults
-	Logger             *slog.Logger
-	Version            string
+	// Durability says when an event is acknowledged: DurabilitySync (the
+	// default) once it is in the fsynced journal, DurabilityInterval as
+	// soon as it ran (a crash loses up to one checkpoint interval).
+	Durability Durability
+	Limits     host.Limits
+	Timing     cluster.Timing // zero: FastTiming when Dev, else memberlist LAN defaults
+	Logger     *slog.Logger
+	Version    string
 }
 
-// DefaultCheckpointInterval bounds what a crash can lose.
+// DefaultCheckpointInterval bounds how much journal a restart replays
+// (and, with DurabilityInterval, what a crash can lose).
 const DefaultCheckpointInterval = 2 * time.Second
+
+// Durability is when a node acknowledges an event.
+type Durability string
+
+const (
+	// DurabilitySync acknowledges an event once it is in the node's
+	// write-ahead journal on disk (group commit: one fdatasync covers every
+	// event that arrived meanwhile). A kill -9 loses nothing acknowledged.
+	DurabilitySync Durability = "sync"
+	// DurabilityInterval acknowledges an event as soon as it ran; the state
+	// reaches the disk with the next checkpoint, so a crash loses up to one
+	// --checkpoint-interval of acknowledged events.
+	DurabilityInterval Durability = "interval"
+)
+
+// ParseDurability reads a --durability value.
+func ParseDurability(s string) (Durability, error) {
+	switch d := Durability(s); d {
+	case DurabilitySync, DurabilityInterval:
+		return d, nil
+	}
+	return "", fmt.Errorf("%w: durability %q: want sync or interval", ErrBadConfig, s)
+}
 
 func (c Config) withDefaults() (Config, error) {
 	if c.DataDir == "" {
@@ -63,6 +91,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.Durability == "" {
+		c.Durability = DurabilitySync
+	}
+	if _, err := ParseDurability(string(c.Durability)); err != nil {
+		return c, err
 	}
 	if c.Timing == (cluster.Timing{}) && c.Dev {
 		c.Timing = cluster.FastTiming()

@@ -321,6 +321,7 @@ func (n *Node) stopLocal(ctx context.Context, d *host.Daemon) (DaemonInfo, error
 		n.log.Warn("could not mark record stopped", "daemon", d.ID(), "err", err)
 	}
 	n.lastCkpt.Delete(d.Origin())
+	n.journalForget(d.Origin())
 	n.log.Info("daemon stopped", "daemon", d.ID(), "name", d.Name())
 	n.kickMeta()
 	return info, nil
@@ -344,14 +345,20 @@ func (n *Node) Snapshot(ctx context.Context, ref string) ([]byte, DaemonInfo, er
 func (n *Node) snapshotLocal(ctx context.Context, d *host.Daemon) ([]byte, error) {
 	n.ckptMu.Lock()
 	defer n.ckptMu.Unlock()
-	data, err := d.EncodeSnapshot(ctx)
+	inc := d.Incarnation()
+	snap, err := d.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", d.ID(), err)
+	}
+	data, err := snapshot.Encode(snap, d.Identity())
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", d.ID(), err)
 	}
 	if _, err := n.store.PutSnapshot(d.Origin(), time.Now(), data); err != nil {
 		n.log.Warn("could not store snapshot", "daemon", d.ID(), "err", err)
 	} else {
-		n.lastCkpt.Store(d.Origin(), d.Stats().InputSeq)
+		n.journalCovered(d, inc, snap.InputSeq)
+		n.lastCkpt.Store(d.Origin(), snap.InputSeq)
 	}
 	n.metrics.snapshotBytes.Add(float64(len(data)))
 	return data, nil

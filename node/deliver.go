@@ -79,9 +79,24 @@ func (n *Node) sendRemote(ctx context.Context, origin uint64, p peerRef, payload
 }
 
 // deliverLocal runs one event on a local daemon and records its metrics.
+// Under DurabilitySync it returns only once the event is in the journal on
+// disk: outputs are never acknowledged for an event a crash could lose.
 func (n *Node) deliverLocal(ctx context.Context, d *host.Daemon, ev host.Event) ([]host.Output, error) {
+	if n.wal != nil {
+		if err := n.wal.Err(); err != nil {
+			return nil, fmt.Errorf("%w: this node cannot make events durable: %w", ErrUnavailable, err)
+		}
+	}
 	start := time.Now()
 	outs, err := d.Deliver(ctx, ev)
+	if err == nil && n.wal != nil {
+		// Group commit: this waits for the fsync that covers the event,
+		// shared with every event that arrived meanwhile.
+		if serr := n.wal.Sync(ctx); serr != nil {
+			n.metrics.eventLatency.Observe(time.Since(start).Seconds())
+			return nil, fmt.Errorf("%w: event ran but is not durable (its outputs are withheld): %w", ErrUnavailable, serr)
+		}
+	}
 	n.metrics.eventLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.metrics.eventsFailed.Inc()

@@ -268,6 +268,7 @@ func (n *Node) forgetMigrated(origin uint64) {
 		n.log.Warn("moved daemon's record not deleted", "daemon", abi.FormatOrigin(origin), "err", err)
 	}
 	n.lastCkpt.Delete(origin)
+	n.journalForget(origin)
 	n.kickMeta()
 }
 

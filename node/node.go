@@ -25,6 +25,7 @@ import (
 	"github.com/wasmesh/wasmesh/cluster"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/node/store"
+	"github.com/wasmesh/wasmesh/node/wal"
 	meshquic "github.com/wasmesh/wasmesh/transport/quic"
 	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
@@ -45,6 +46,9 @@ type Node struct {
 	meta    cluster.NodeMeta // template; Load is filled at publish time
 	mig     *migrator.Migrator
 	qmesh   *migrator.QUICMesh
+	// wal is the write-ahead journal of inputs (nil with DurabilityInterval
+	// once recovery is over): an event is acknowledged after it is durable.
+	wal *wal.Journal
 
 	// mu serialises changes to the set of daemons (spawn, stop, restore)
 	// so name uniqueness and record state stay consistent with the runtime.
@@ -114,7 +118,19 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	cleanup = append(cleanup, func() { n.store.Close() })
 	n.metrics = newMetrics(n)
 
-	n.rt, err = host.New(ctx, host.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits})
+	// The journal is read even with DurabilityInterval: events a previous
+	// run acknowledged under DurabilitySync must not be lost by a switch.
+	journal, journaled, err := wal.Open(n.layout.journal(), wal.Options{Logger: n.log.With("component", "journal")})
+	if err != nil {
+		return nil, fmt.Errorf("%w: journal: %w", ErrBadConfig, err)
+	}
+	cleanup = append(cleanup, func() { journal.Close() })
+	hcfg := host.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits}
+	if cfg.Durability == DurabilitySync {
+		n.wal = journal
+		hcfg.Journal = journal
+	}
+	n.rt, err = host.New(ctx, hcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +141,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.rt.Start(ctx); err != nil {
 		return nil, err
 	}
-	if err := n.recover(ctx); err != nil {
+	if err := n.recover(ctx, journaled); err != nil {
+		return nil, err
+	}
+	if err := n.finishJournalRecovery(ctx, journal); err != nil {
 		return nil, err
 	}
 
@@ -285,7 +304,11 @@ func (n *Node) Close(ctx context.Context) error {
 	n.qmesh.Close()
 	n.mig.Close()
 	var errs []error
-	errs = append(errs, n.mem.Shutdown(), n.ep.Close(), n.rt.Close(ctx), n.store.Close())
+	errs = append(errs, n.mem.Shutdown(), n.ep.Close(), n.rt.Close(ctx))
+	if n.wal != nil {
+		errs = append(errs, n.wal.Close())
+	}
+	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)
 }
 

@@ -27,9 +27,15 @@ func nodeCommand() *cli.Command {
 		Description: `Runs a node until SIGINT/SIGTERM. The data dir keeps the node key, deployed
 modules, wazero's compilation cache and an embedded store of daemon records
 (including each daemon's private key seed, file mode 0600) and their latest
-checkpoints. Daemons are checkpointed every --checkpoint-interval and on a
-clean shutdown; a node restarted on the same data dir brings them back with
-their identities and state and logs each one ("daemon recovered").
+checkpoints, plus the journal of acknowledged events (journal/). With
+--durability sync (the default) an event's outputs go back only once the
+event is in the journal on disk, so a node killed at any moment (kill -9,
+power loss) comes back with every acknowledged event; --durability interval
+acknowledges at once and loses up to one --checkpoint-interval on a crash.
+Daemons are checkpointed every --checkpoint-interval and on a clean
+shutdown; a node restarted on the same data dir brings them back with their
+identities and state (last checkpoint + journal) and logs each one
+("daemon recovered").
 
 --listen is the QUIC mesh address, --gossip the membership address, --join the
 gossip address of any member. The admin API (--admin) stays on loopback unless
@@ -57,6 +63,7 @@ Examples:
 			&cli.StringFlag{Name: "max-memory", Value: units.FormatSize(host.DefaultMaxMemoryBytes), Usage: "linear memory cap of each daemon, e.g. 64MiB"},
 			&cli.DurationFlag{Name: "event-timeout", Value: host.DefaultEventTimeout, Usage: "CPU budget of each event, e.g. 200ms"},
 			&cli.DurationFlag{Name: "checkpoint-interval", Value: node.DefaultCheckpointInterval, Usage: "how often changed daemons are checkpointed (negative: only at shutdown)"},
+			&cli.StringFlag{Name: "durability", Value: string(node.DurabilitySync), Usage: "when an event is acknowledged: sync (once it is in the fsynced journal: a kill -9 loses nothing acknowledged) or interval (as soon as it ran: a crash loses up to one --checkpoint-interval)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		},
@@ -103,6 +110,11 @@ func nodeConfig(c *cli.Context, log *slog.Logger) (node.Config, error) {
 	if cfg.CheckpointInterval == 0 {
 		return cfg, fail(2, "--checkpoint-interval must not be 0 (negative disables periodic checkpoints)")
 	}
+	dur, err := node.ParseDurability(c.String("durability"))
+	if err != nil {
+		return cfg, fail(2, "--durability: want sync or interval (got %q)", c.String("durability"))
+	}
+	cfg.Durability = dur
 	secretFile := c.String("cluster-secret-file")
 	switch {
 	case cfg.Dev && secretFile != "":
