@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/node"
 )
 
 // durStream runs `wasmesh send DAEMON --stdin` against url, feeding one
@@ -173,4 +176,55 @@ func TestKill9WhileStreaming(t *testing.T) {
 			t.Logf("acknowledged %d, recovered %d", acked, got)
 		})
 	}
+}
+
+// TestKill9SourceDuringMigration kills the node a daemon is moving away
+// from at a random moment of the move, while a sender streams to it by name
+// through a third node. Wherever the daemon ends up, exactly one node has
+// it and it holds every acknowledged event (plus at most the one in flight).
+func TestKill9SourceDuringMigration(t *testing.T) {
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	t.Logf("seed %d", seed)
+	d1 := t.TempDir()
+	n1 := startNode(t, "n1", d1, "--checkpoint-interval", "1s")
+	n2 := startNode(t, "n2", t.TempDir(), "--join", n1.info.Gossip)
+	n3 := startNode(t, "n3", t.TempDir(), "--join", n1.info.Gossip)
+	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", n3.url())
+	ok(t, "spawn", "counter", "--name", "c1", "--on", "n1", "--node", n3.url())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := durStartStream(t, ctx, n3.url(), "c1")
+	durWaitAcks(t, s, 200+rng.IntN(300))
+	mig := exec.Command(binPath(), "migrate", "c1", "--to", "n2", "--node", n1.url())
+	if err := mig.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+	n1.kill()
+	_ = mig.Wait()
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		// The daemon had already moved: the sender goes on through n3.
+	}
+	cancel()
+	<-s.done
+	acked := s.last
+	n1b := startNode(t, "n1", d1, "--join", n2.info.Gossip, "--checkpoint-interval", "1s")
+	// A name on two nodes is refused as ambiguous: a by-name send that
+	// works means exactly one node has c1.
+	eventually(t, 20*time.Second, "exactly one node hosts c1", func() (bool, string) {
+		r := cli(t, "", "send", "c1", "get", "--node", n3.url())
+		return r.code == 0, r.String()
+	})
+	var where node.DaemonInfo
+	if err := json.Unmarshal([]byte(ok(t, "stats", "c1", "--json", "--node", n3.url())), &where); err != nil {
+		t.Fatal(err)
+	}
+	got := durCount(t, n3.url(), "c1")
+	if got < acked || got > acked+1 {
+		t.Fatalf("count %d, acknowledged %d (at most one more may have been in flight)\nn1 restarted:\n%s", got, acked, n1b.log.String())
+	}
+	t.Logf("acknowledged %d, count %d, c1 on %s", acked, got, where.Node)
 }
