@@ -200,7 +200,9 @@ func TestKill9SourceDuringMigration(t *testing.T) {
 	if err := mig.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+	// The CLI starts, asks n1, and the move itself takes tens of
+	// milliseconds: this window covers before, during and after it.
+	time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
 	n1.kill()
 	_ = mig.Wait()
 	select {
