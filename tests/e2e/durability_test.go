@@ -116,8 +116,20 @@ func TestKill9KeepsAcknowledgedEvents(t *testing.T) {
 	if res.code != 0 || strings.Count(res.stdout, "\n") != 200 || !strings.HasSuffix(res.stdout, "200\n") {
 		t.Fatalf("send of 200 events: %s", res)
 	}
+	// A daemon whose state depends on the clock and randomness it read:
+	// the redo must feed back exactly what each event consumed.
+	ok(t, "deploy", repoPath("plugins/examples/testdata/entropy.wasm"), "--kind", "entropy", "--node", a.url())
+	ok(t, "spawn", "entropy", "--name", "e1", "--node", a.url())
+	ticks := cli(t, strings.Repeat("tick\n", 50), "send", "e1", "--stdin", "--output-format", "hex", "--node", a.url())
+	lines := strings.Fields(ticks.stdout)
+	if ticks.code != 0 || len(lines) != 50 {
+		t.Fatalf("50 ticks: %s", ticks)
+	}
 	a.kill()
 	b := startNode(t, "solo", data, "--checkpoint-interval", "1h")
+	if got := strings.TrimSpace(ok(t, "send", "e1", "get", "--output-format", "hex", "--node", b.url())); got != lines[49] {
+		t.Fatalf("entropy daemon after kill -9: state %s, acknowledged %s", got, lines[49])
+	}
 	if got := durCount(t, b.url(), "c1"); got != 200 {
 		t.Fatalf("after kill -9 and restart c1 counts %d, want the 200 acknowledged events\n%s", got, b.log.String())
 	}
