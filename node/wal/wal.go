@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/wasmesh/wasmesh/host"
@@ -82,6 +83,7 @@ type Journal struct {
 	oldSegs  uint64             // segments with index below this predate Open
 	openInc  uint64             // incarnations up to this one predate Open
 	failed   error
+	broken   atomic.Bool // failed != nil, readable without mu on the hot path
 	closed   bool
 
 	file     *os.File // only the writer goroutine touches it after Open
@@ -334,6 +336,9 @@ func (j *Journal) Sync(ctx context.Context) error {
 
 // Err is the sticky write failure, if any: a node must stop acknowledging.
 func (j *Journal) Err() error {
+	if !j.broken.Load() {
+		return nil
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.failed
@@ -461,6 +466,7 @@ func (j *Journal) writer() {
 				j.log.Error("journal write failed: the node stops acknowledging events", "err", err)
 			}
 			j.failed = err
+			j.broken.Store(true)
 		} else {
 			j.durable = target
 			j.fsyncs++
@@ -481,6 +487,7 @@ func (j *Journal) writer() {
 			if err := j.startSegment(next); err != nil {
 				j.mu.Lock()
 				j.failed = err
+				j.broken.Store(true)
 				j.mu.Unlock()
 				j.log.Error("journal segment not started", "err", err)
 			}

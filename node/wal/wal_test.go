@@ -252,3 +252,25 @@ func TestSyncAfterCloseAndCancel(t *testing.T) {
 		t.Fatalf("sync after close with nothing pending: %v", err)
 	}
 }
+
+func TestWriteFailureIsStickyAndReported(t *testing.T) {
+	j, _ := open(t, t.TempDir(), Options{})
+	inc := j.Begin(1, 0)
+	record(j, inc, 1, 1, "ok")
+	if err := j.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The disk goes away under the writer.
+	j.file.Close()
+	record(j, inc, 1, 2, "lost")
+	if err := j.Sync(context.Background()); !errors.Is(err, ErrFailed) {
+		t.Fatalf("sync after a failed write: %v", err)
+	}
+	if !errors.Is(j.Err(), ErrFailed) {
+		t.Fatalf("Err() = %v", j.Err())
+	}
+	record(j, inc, 1, 3, "also lost")
+	if err := j.Sync(context.Background()); !errors.Is(err, ErrFailed) {
+		t.Fatalf("a later sync succeeded after the journal failed: %v", err)
+	}
+}
