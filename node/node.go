@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.finishJournalRecovery(ctx, journal); err != nil {
 		return nil, err
 	}
+	n.registerJournalMetrics()
 
 	n.ep, err = meshquic.Listen(n.ctx, meshquic.Config{Addr: cfg.ListenAddr, Credentials: creds, Logger: n.log.With("component", "mesh")})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -143,6 +144,39 @@ func TestKill9KeepsAcknowledgedEvents(t *testing.T) {
 	if got := durCount(t, c.url(), "c1"); got != 201 {
 		t.Fatalf("after a second kill -9: %d, want 201", got)
 	}
+	body := httpGet(t, c.url()+"/metrics")
+	if !strings.Contains(body, "wasmesh_journal_fsyncs_total") || !strings.Contains(body, "wasmesh_journal_failed 0") {
+		t.Errorf("metrics lack the journal series:\n%s", body)
+	}
+
+	// Switching to --durability interval after a crash keeps what the
+	// journal holds: the node redoes it, checkpoints, and only then lets go.
+	ok(t, "send", "c1", "y", "--node", c.url())
+	c.kill()
+	d := startNode(t, "solo", data, "--checkpoint-interval", "1h", "--durability", "interval")
+	if got := durCount(t, d.url(), "c1"); got != 202 {
+		t.Fatalf("after kill -9 and a restart with --durability interval: %d, want 202", got)
+	}
+	d.kill()
+	e := startNode(t, "solo", data, "--checkpoint-interval", "1h", "--durability", "interval")
+	if got := durCount(t, e.url(), "c1"); got != 202 {
+		t.Fatalf("the journal was let go before its events were checkpointed: %d, want 202", got)
+	}
+	failsWith(t, 2, "--durability", "node", "--data", t.TempDir(), "--durability", "fast", "--dev")
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestKill9WhileStreaming kills the hosting node at a random moment while a
