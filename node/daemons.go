@@ -135,7 +135,7 @@ func (n *Node) Spawn(ctx context.Context, req SpawnRequest) (DaemonInfo, error) 
 		}
 		id, err := cluster.Schedule(f, n.mem.Candidates(), n.id.String())
 		if err != nil {
-			return DaemonInfo{}, fmt.Errorf("%w: %w", ErrUnknownNode, err)
+			return DaemonInfo{}, noMatch(req.Require, err)
 		}
 		req.On = id
 	}
