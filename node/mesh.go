@@ -289,15 +289,41 @@ func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, e
 }
 
 // listPeers collects every peer's daemons; peers that do not answer are
-// named in missing.
+// named in missing. A member that is dead, suspect, left, or does not
+// answer still has its daemons listed, from its last listing, marked
+// unreachable (offline when it left cleanly), and a row with no id when
+// nothing is known: a listing never leaves a node out silently.
 func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []string) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
 	defer cancel()
+	type absent struct {
+		ref    peerRef
+		status string
+	}
 	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		gone []absent
 	)
-	for _, p := range n.peers() {
+	members := map[nodekey.NodeID]bool{}
+	for _, m := range n.mem.Members() {
+		if m.Local || m.MetaErr != nil {
+			continue
+		}
+		id, err := nodekey.ParseNodeID(m.Meta.NodeID)
+		if err != nil || id == n.id {
+			continue
+		}
+		members[id] = true
+		p := peerRef{id: id, name: m.Name}
+		if m.State != cluster.StateAlive || m.Meta.QUICAddr == "" {
+			status := StatusUnreachable
+			if m.State == cluster.StateLeft {
+				status = StatusOffline
+			}
+			gone = append(gone, absent{ref: p, status: status})
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -306,13 +332,26 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				missing = append(missing, p.String())
+				gone = append(gone, absent{ref: p, status: StatusUnreachable})
 				return
 			}
-			all = append(all, resp.Daemons...)
+			n.listings.put(id, resp.Daemons, time.Now())
+			all = append(all, withStatus(resp.Daemons)...)
 		}()
 	}
 	wg.Wait()
+	n.listings.keepOnly(members)
+	live := map[string]bool{}
+	for _, d := range n.LocalDaemons() {
+		live[d.ID] = true
+	}
+	for _, d := range all {
+		live[d.ID] = true
+	}
+	for _, g := range gone {
+		missing = append(missing, g.ref.String())
+		all = append(all, n.lastKnown(g.ref.id, g.ref.String(), g.status, live)...)
+	}
 	slices.Sort(missing)
 	return all, missing
 }
