@@ -341,12 +341,16 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 	}
 	wg.Wait()
 	n.listings.keepOnly(members)
+	// A daemon that moved away from a node before it went silent is
+	// listed where it runs now, not twice.
 	live := map[string]bool{}
-	for _, d := range n.LocalDaemons() {
-		live[d.ID] = true
-	}
-	for _, d := range all {
-		live[d.ID] = true
+	if len(gone) > 0 {
+		for _, d := range n.rt.Daemons() {
+			live[abi.FormatOrigin(d.Origin())] = true
+		}
+		for _, d := range all {
+			live[d.ID] = true
+		}
 	}
 	for _, g := range gone {
 		missing = append(missing, g.ref.String())
@@ -470,11 +474,12 @@ func toWire(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrDaemonNotFound) {
+	c := ClassOf(err)
+	switch {
+	case c.Sentinel == ErrDaemonNotFound:
 		// The transport answers "moved" instead when it knows where to.
 		return &notHosted{err: err}
-	}
-	if c := ClassOf(err); c.ownsWire(err) {
+	case c.ownsWire(err):
 		return coded(c.Code, err)
 	}
 	return err

@@ -73,7 +73,9 @@ type SendResponse struct {
 	Links [][]byte `json:"links,omitempty"`
 }
 
-// PsResponse lists daemons; Unreachable names members that did not answer.
+// PsResponse lists daemons; Unreachable names members that did not answer
+// (dead, suspect, left, or the call failed). Their daemons are in Daemons
+// all the same, with Status unreachable or offline (node.Status*).
 type PsResponse struct {
 	Daemons     []DaemonInfo `json:"daemons"`
 	Unreachable []string     `json:"unreachable,omitempty"`
