@@ -50,6 +50,9 @@ type DaemonInfo struct {
 	// CheckpointInputSeq is the input sequence the last checkpoint covers:
 	// a crash now loses the events after it.
 	CheckpointInputSeq uint64 `json:"checkpoint_input_seq"`
+	// Status is set in cluster listings (ps): running, failed, or, when
+	// the node did not answer, unreachable or offline (see Status*).
+	Status string `json:"status,omitempty"`
 }
 
 // SpawnRequest asks for a new daemon.
@@ -135,7 +138,7 @@ func (n *Node) Spawn(ctx context.Context, req SpawnRequest) (DaemonInfo, error) 
 		}
 		id, err := cluster.Schedule(f, n.mem.Candidates(), n.id.String())
 		if err != nil {
-			return DaemonInfo{}, fmt.Errorf("%w: %w", ErrUnknownNode, err)
+			return DaemonInfo{}, noMatch(req.Require, err)
 		}
 		req.On = id
 	}
@@ -272,7 +275,7 @@ func sortInfos(v []DaemonInfo) {
 // Daemons lists every daemon in the cluster; unreachable peers are
 // reported in the second result rather than failing the listing.
 func (n *Node) Daemons(ctx context.Context) ([]DaemonInfo, []string) {
-	out := n.LocalDaemons()
+	out := withStatus(n.LocalDaemons())
 	more, missing := n.listPeers(ctx)
 	out = append(out, more...)
 	sortInfos(out)

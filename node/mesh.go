@@ -289,15 +289,41 @@ func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, e
 }
 
 // listPeers collects every peer's daemons; peers that do not answer are
-// named in missing.
+// named in missing. A member that is dead, suspect, left, or does not
+// answer still has its daemons listed, from its last listing, marked
+// unreachable (offline when it left cleanly), and a row with no id when
+// nothing is known: a listing never leaves a node out silently.
 func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []string) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
 	defer cancel()
+	type absent struct {
+		ref    peerRef
+		status string
+	}
 	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		gone []absent
 	)
-	for _, p := range n.peers() {
+	members := map[nodekey.NodeID]bool{}
+	for _, m := range n.mem.Members() {
+		if m.Local || m.MetaErr != nil {
+			continue
+		}
+		id, err := nodekey.ParseNodeID(m.Meta.NodeID)
+		if err != nil || id == n.id {
+			continue
+		}
+		members[id] = true
+		p := peerRef{id: id, name: m.Name}
+		if m.State != cluster.StateAlive || m.Meta.QUICAddr == "" {
+			status := StatusUnreachable
+			if m.State == cluster.StateLeft {
+				status = StatusOffline
+			}
+			gone = append(gone, absent{ref: p, status: status})
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -306,13 +332,30 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				missing = append(missing, p.String())
+				gone = append(gone, absent{ref: p, status: StatusUnreachable})
 				return
 			}
-			all = append(all, resp.Daemons...)
+			n.listings.put(id, resp.Daemons, time.Now())
+			all = append(all, withStatus(resp.Daemons)...)
 		}()
 	}
 	wg.Wait()
+	n.listings.keepOnly(members)
+	// A daemon that moved away from a node before it went silent is
+	// listed where it runs now, not twice.
+	live := map[string]bool{}
+	if len(gone) > 0 {
+		for _, d := range n.rt.Daemons() {
+			live[abi.FormatOrigin(d.Origin())] = true
+		}
+		for _, d := range all {
+			live[d.ID] = true
+		}
+	}
+	for _, g := range gone {
+		missing = append(missing, g.ref.String())
+		all = append(all, n.lastKnown(g.ref.id, g.ref.String(), g.status, live)...)
+	}
 	slices.Sort(missing)
 	return all, missing
 }
@@ -385,7 +428,7 @@ func (n *Node) remoteLogs(ctx context.Context, loc location) ([]LogLine, error) 
 }
 
 // remoteError is a peer's failure mapped back to this package's sentinels,
-// keeping the peer's message.
+// keeping the peer's message (its reason, said once).
 type remoteError struct {
 	sentinel error
 	msg      string
@@ -394,20 +437,21 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
 
-// fromRemote maps a transport error to the node's vocabulary.
+// fromRemote maps a transport error to the node's vocabulary through the
+// error table, so a failure keeps its class however many nodes relay it.
 func fromRemote(err error, peer string) error {
 	var re *meshquic.RemoteError
 	if errors.As(err, &re) {
-		sentinel := map[string]error{
-			codeEventFailed: ErrEventFailed, codeRefused: ErrRefused, codeUnknownKind: ErrUnknownKind,
-			codeNameTaken: ErrNameTaken, codeBadRequest: ErrBadRequest,
-			meshquic.CodeNotHosted: ErrDaemonNotFound, meshquic.CodeNotFound: ErrDaemonNotFound,
-			meshquic.CodeUnavailable: ErrUnavailable,
-		}[re.Code]
-		if sentinel == nil {
-			sentinel = meshquic.ErrRemote
+		sentinel := meshquic.ErrRemote
+		if c, ok := ClassByCode(re.Code); ok && c.Sentinel != nil {
+			sentinel = c.Sentinel
 		}
-		return &remoteError{sentinel: sentinel, msg: fmt.Sprintf("%s (on node %s)", re.Message, peer)}
+		msg := re.Message
+		if !strings.Contains(msg, "(on node ") {
+			// Relayed messages already name the node that failed.
+			msg = fmt.Sprintf("%s (on node %s)", msg, peer)
+		}
+		return &remoteError{sentinel: sentinel, msg: msg}
 	}
 	if errors.Is(err, meshquic.ErrPeerUnavailable) || errors.Is(err, meshquic.ErrUnknownPeer) || errors.Is(err, meshquic.ErrTimeout) {
 		return fmt.Errorf("%w: node %s: %w", ErrUnavailable, peer, err)
@@ -415,23 +459,28 @@ func fromRemote(err error, peer string) error {
 	return err
 }
 
-// toWire gives a local error the code its remote caller maps back.
+// notHosted is a local "daemon not found" as the transport must see it
+// (ErrNotHosted), without prefixing the transport's words to the reason.
+type notHosted struct{ err error }
+
+func (e *notHosted) Error() string        { return e.err.Error() }
+func (e *notHosted) Unwrap() error        { return e.err }
+func (e *notHosted) Is(target error) bool { return target == meshquic.ErrNotHosted }
+
+// toWire gives a local error the code of its row in the error table, which
+// the remote caller's fromRemote maps back. Errors the transport has its
+// own code for are left to it.
 func toWire(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.Is(err, ErrDaemonNotFound):
-		return fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
-	case errors.Is(err, ErrEventFailed):
-		return coded(codeEventFailed, err)
-	case errors.Is(err, ErrRefused):
-		return coded(codeRefused, err)
-	case errors.Is(err, ErrUnknownKind):
-		return coded(codeUnknownKind, err)
-	case errors.Is(err, ErrNameTaken):
-		return coded(codeNameTaken, err)
-	case errors.Is(err, ErrBadRequest):
-		return coded(codeBadRequest, err)
+	}
+	c := ClassOf(err)
+	switch {
+	case c.Sentinel == ErrDaemonNotFound:
+		// The transport answers "moved" instead when it knows where to.
+		return &notHosted{err: err}
+	case c.ownsWire(err):
+		return coded(c.Code, err)
 	}
 	return err
 }

@@ -137,7 +137,7 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 			return MigrateResult{}, fmt.Errorf("%w: --require: %w", ErrBadRequest, err)
 		}
 		if req.To, err = cluster.MigrationTarget(f, n.mem.Candidates(), n.id.String()); err != nil {
-			return MigrateResult{}, fmt.Errorf("%w: %w", ErrUnknownNode, err)
+			return MigrateResult{}, noMatch(req.Require, err)
 		}
 	}
 	target, err := n.resolveNode(req.To)

@@ -61,6 +61,8 @@ type Node struct {
 
 	eventSeq atomic.Uint64
 	metaKick chan struct{}
+	// listings is each peer's last listing, for when it stops answering.
+	listings peerListings
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -195,6 +197,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	go n.watchMembers()
 	go n.publishMeta()
 	go n.checkpointLoop()
+	n.wg.Add(1)
+	go n.refreshListings()
 	if cfg.Dev {
 		n.log.Warn("INSECURE: --dev cluster credentials are derived from a public string; anyone can join this cluster. Use only on a trusted machine.")
 	}

@@ -41,16 +41,13 @@ func newClient(c *cli.Context) (*admin.Client, error) {
 	return cl, nil
 }
 
-// apiFail turns a client error into a one-line message and an exit status:
-// 2 when the node refused the input itself, 1 otherwise.
+// apiFail turns a client error into a one-line message and the exit status
+// the node's error table gives its code: 2 when the node refused the input
+// itself, 1 otherwise.
 func apiFail(err error) error {
 	var ae *admin.APIError
 	if errors.As(err, &ae) {
-		switch ae.Code {
-		case admin.CodeBadRequest, admin.CodeRefused, admin.CodeTooLarge, admin.CodeUnauthorized:
-			return fail(2, "%s", ae.Message)
-		}
-		return fail(1, "%s", ae.Message)
+		return &exitError{code: ae.ExitCode(), err: ae}
 	}
 	return fail(1, "%v", err)
 }

@@ -2,21 +2,37 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/wasmesh/wasmesh/node"
+	"github.com/wasmesh/wasmesh/node/admin"
 )
 
 func psCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ps",
 		Usage: "list the daemons of the whole cluster",
-		Description: `Lists every daemon on every alive node: id, name, kind, digest, node, events
-processed and memory. Nodes that did not answer are named on stderr.
+		Description: `Lists every daemon on every node: id, name, kind, digest, node, status,
+events processed and memory. STATUS is running or failed for daemons their
+node listed just now. A node that does not answer is never left out: its
+daemons are listed from the last listing this node got from it, with STATUS
+unreachable (the node is dead, suspect or cut off; its daemons may have
+changed) or offline (it left the cluster cleanly: they are checkpointed on its
+disk and come back when it restarts); a row with no id stands for a node whose
+daemons are not known. Each such node is named in a warning on stderr.
+
+Exit status: 0 when the listing is complete (offline daemons included: their
+state is known); 1 when a node did not answer, so the listing is partial,
+after printing it all. --json has the same rows, each with a "status" field.
 
 Examples:
    wasmesh ps
-   wasmesh ps --json | jq '.[] | select(.node == "node-b") | .id'`,
+   wasmesh ps --json | jq '.[] | select(.node == "node-b") | .id'
+   wasmesh ps --json | jq '.[] | select(.status == "unreachable")'`,
 		Flags: clientFlags(jsonFlag()),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 0, "no arguments"); err != nil {
@@ -30,20 +46,60 @@ Examples:
 			if err != nil {
 				return apiFail(err)
 			}
-			for _, u := range res.Unreachable {
-				fmt.Fprintf(c.App.ErrWriter, "warning: node %s did not answer; its daemons are not listed\n", u)
-			}
+			partial := psWarnings(c.App.ErrWriter, res)
 			if c.Bool("json") {
-				return printJSON(c.App.Writer, res.Daemons)
+				if err := printJSON(c.App.Writer, res.Daemons); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tKIND\tDIGEST\tNODE\tSTATUS\tEVENTS\tMEMORY")
+				for _, d := range res.Daemons {
+					events, memory := strconv.FormatUint(d.EventsProcessed, 10), humanBytes(d.MemoryBytes)
+					if d.ID == "" {
+						events, memory = "-", "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(d.ID), dash(d.Name), dash(d.Kind), dash(shortDigest(d.Digest)), d.Node, dash(d.Status), events, memory)
+				}
+				if err := tw.Flush(); err != nil {
+					return fail(1, "%v", err)
+				}
 			}
-			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tKIND\tDIGEST\tNODE\tEVENTS\tMEMORY")
-			for _, d := range res.Daemons {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, dash(d.Name), dash(d.Kind), shortDigest(d.Digest), d.Node, d.EventsProcessed, humanBytes(d.MemoryBytes))
+			if partial {
+				// Already said on stderr, node by node.
+				return &exitError{code: 1, err: fmt.Errorf("")}
 			}
-			return tw.Flush()
+			return nil
 		},
 	}
+}
+
+// psWarnings names on w every node that did not answer and what is shown
+// of its daemons; it reports whether the listing is partial.
+func psWarnings(w io.Writer, res admin.PsResponse) (partial bool) {
+	for _, name := range res.Unreachable {
+		known, status := 0, node.StatusUnreachable
+		for _, d := range res.Daemons {
+			if d.Node != name || (d.Status != node.StatusUnreachable && d.Status != node.StatusOffline) {
+				continue
+			}
+			status = d.Status
+			if d.ID != "" {
+				known++
+			}
+		}
+		switch {
+		case status == node.StatusOffline:
+			fmt.Fprintf(w, "warning: node %s left the cluster; its %d known daemon(s) are listed as offline (checkpointed on its disk)\n", name, known)
+		case known > 0:
+			partial = true
+			fmt.Fprintf(w, "warning: node %s did not answer; its %d daemon(s) from its last listing are shown as unreachable and may have changed\n", name, known)
+		default:
+			partial = true
+			fmt.Fprintf(w, "warning: node %s did not answer, and nothing is known about its daemons\n", name)
+		}
+	}
+	return partial
 }
 
 func dash(s string) string {

@@ -73,7 +73,9 @@ type SendResponse struct {
 	Links [][]byte `json:"links,omitempty"`
 }
 
-// PsResponse lists daemons; Unreachable names members that did not answer.
+// PsResponse lists daemons; Unreachable names members that did not answer
+// (dead, suspect, left, or the call failed). Their daemons are in Daemons
+// all the same, with Status unreachable or offline (node.Status*).
 type PsResponse struct {
 	Daemons     []DaemonInfo `json:"daemons"`
 	Unreachable []string     `json:"unreachable,omitempty"`
@@ -85,17 +87,25 @@ type Error struct {
 	Code    string `json:"code"`
 }
 
-// Error codes.
+// Error codes: the node's error table (node.ErrorClasses), which maps
+// each to its HTTP status and sentinel; APIError matches the sentinel.
 const (
-	CodeBadRequest   = "bad_request"
-	CodeNotFound     = "not_found"
-	CodeAmbiguous    = "ambiguous"
-	CodeConflict     = "conflict"
-	CodeRefused      = "refused"
-	CodeEventFailed  = "event_failed"
-	CodeUnavailable  = "unavailable"
-	CodeUnauthorized = "unauthorized"
-	CodeTooLarge     = "too_large"
-	CodeInternal     = "internal"
-	CodeMigration    = "migration_failed"
+	CodeBadRequest   = node.CodeBadRequest
+	CodeNotFound     = node.CodeNotFound
+	CodeUnknownKind  = node.CodeUnknownKind
+	CodeUnknownNode  = node.CodeUnknownNode
+	CodeNoMatch      = node.CodeNoMatch
+	CodeNoIdentity   = node.CodeNoIdentity
+	CodeAmbiguous    = node.CodeAmbiguous
+	CodeNameTaken    = node.CodeNameTaken
+	CodeRefused      = node.CodeRefused
+	CodeEventFailed  = node.CodeEventFailed
+	CodeShuttingDown = node.CodeShuttingDown
+	CodeUnavailable  = node.CodeUnavailable
+	CodeUnauthorized = node.CodeUnauthorized
+	CodeTooLarge     = node.CodeTooLarge
+	CodeInternal     = node.CodeInternal
+	CodeMigration    = node.CodeMigration
+	// CodeConflict is the old name of CodeNameTaken.
+	CodeConflict = CodeNameTaken
 )

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/wasmesh/wasmesh/node"
 )
 
 // APIError is an error response from a node.
@@ -20,6 +22,27 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string { return e.Message }
+
+// Is matches the node sentinel of e's code (node.ErrorClasses), so
+// errors.Is(err, node.ErrMigration) holds on the client as on the node.
+func (e *APIError) Is(target error) bool {
+	c, ok := node.ClassByCode(e.Code)
+	return ok && c.Sentinel != nil && c.Sentinel == target
+}
+
+// ExitCode is the CLI's exit status for e: 2 when the node refused the
+// input, 1 when the work failed.
+func (e *APIError) ExitCode() int {
+	if c, ok := node.ClassByCode(e.Code); ok {
+		return c.Exit
+	}
+	return 1
+}
+
+// apiError builds the client's error from a response's status and body.
+func apiError(status int, e Error) *APIError {
+	return &APIError{Status: status, Code: e.Code, Message: e.Message}
+}
 
 // ErrUnreachable wraps a failure to talk to the node at all.
 var ErrUnreachable = errors.New("cannot reach the node")
@@ -65,7 +88,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 		if json.Unmarshal(b, &e) != nil || e.Message == "" {
 			e = Error{Message: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b))), Code: CodeInternal}
 		}
-		return nil, &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message}
+		return nil, apiError(resp.StatusCode, e)
 	}
 	return resp, nil
 }
@@ -221,7 +244,13 @@ func (c *Client) Migrate(ctx context.Context, daemon string, body MigrateBody, p
 			if l.Result != nil {
 				res = *l.Result
 			}
-			return res, &APIError{Status: http.StatusConflict, Code: l.Error.Code, Message: l.Error.Message}
+			// The stream had already answered 200: the status is the
+			// one the error's code has everywhere else.
+			status := http.StatusInternalServerError
+			if c, ok := node.ClassByCode(l.Error.Code); ok {
+				status = c.HTTP
+			}
+			return res, apiError(status, *l.Error)
 		case l.Result != nil:
 			return *l.Result, nil
 		case l.Progress != nil && progress != nil:

@@ -8,31 +8,15 @@ import (
 	"github.com/wasmesh/wasmesh/node"
 )
 
-// classify maps a node error to an HTTP status and code.
+// classify maps a node error to its HTTP status and code through the
+// node's error table (node.ErrorClasses), the one the mesh uses too.
 func classify(err error) (int, string) {
 	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
+	if errors.As(err, &mbe) {
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
-	case errors.Is(err, node.ErrBadRequest):
-		return http.StatusBadRequest, CodeBadRequest
-	case errors.Is(err, node.ErrDaemonNotFound), errors.Is(err, node.ErrUnknownKind), errors.Is(err, node.ErrUnknownNode),
-		errors.Is(err, node.ErrNoIdentity):
-		return http.StatusNotFound, CodeNotFound
-	case errors.Is(err, node.ErrAmbiguous):
-		return http.StatusConflict, CodeAmbiguous
-	case errors.Is(err, node.ErrNameTaken):
-		return http.StatusConflict, CodeConflict
-	case errors.Is(err, node.ErrRefused):
-		return http.StatusUnprocessableEntity, CodeRefused
-	case errors.Is(err, node.ErrEventFailed):
-		return http.StatusUnprocessableEntity, CodeEventFailed
-	case errors.Is(err, node.ErrMigration):
-		return http.StatusConflict, CodeMigration
-	case errors.Is(err, node.ErrUnavailable), errors.Is(err, node.ErrShuttingDown):
-		return http.StatusServiceUnavailable, CodeUnavailable
 	}
-	return http.StatusInternalServerError, CodeInternal
+	c := node.ClassOf(err)
+	return c.HTTP, c.Code
 }
 
 func writeError(w http.ResponseWriter, err error) {

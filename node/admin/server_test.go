@@ -129,9 +129,9 @@ func TestHandlersThroughClient(t *testing.T) {
 		t.Fatalf("spawn = %+v, %v", d, err)
 	}
 	_, err = c.Spawn(ctx, SpawnRequest{Kind: "nope"})
-	wantAPIError(t, err, http.StatusNotFound, CodeNotFound)
+	wantAPIError(t, err, http.StatusNotFound, CodeUnknownKind)
 	_, err = c.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "c1"})
-	wantAPIError(t, err, http.StatusConflict, CodeConflict)
+	wantAPIError(t, err, http.StatusConflict, CodeNameTaken)
 
 	res, err := c.Send(ctx, "c1", []byte{0xff, 0})
 	if err != nil || len(res.Outputs) != 2 || string(res.Outputs[0]) != "1" || !bytes.Equal(res.Outputs[1], []byte{0, 1}) {

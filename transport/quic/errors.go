@@ -102,8 +102,10 @@ type RemoteError struct {
 	Message string
 }
 
+// Error is the peer's own message: it already says the reason (the code is
+// for machines), so repeating the code would say it twice.
 func (e *RemoteError) Error() string {
-	return fmt.Sprintf("meshquic: peer %s: %s: %s", e.Peer, e.Code, e.Message)
+	return fmt.Sprintf("meshquic: peer %s: %s", e.Peer, e.Message)
 }
 
 // Is matches ErrRemote and the sentinel of e's code.
@@ -151,14 +153,17 @@ func toWire(err error) wireError {
 	if errors.As(err, &me) {
 		return wireError{Code: CodeMoved, Message: me.Error(), Origin: me.Origin, To: me.To[:], Epoch: me.Epoch}
 	}
+	var c Coder
+	if errors.As(err, &c) {
+		// Before a relayed RemoteError: a handler that classified its
+		// failure (say "unknown kind" because a fetch from a third node
+		// failed) means its class, not the third node's.
+		return wireError{Code: c.WireCode(), Message: err.Error()}
+	}
 	var re *RemoteError
 	if errors.As(err, &re) {
 		// A handler relaying a peer's error keeps its code.
 		return wireError{Code: re.Code, Message: re.Message}
-	}
-	var c Coder
-	if errors.As(err, &c) {
-		return wireError{Code: c.WireCode(), Message: err.Error()}
 	}
 	for _, cs := range codeSentinels {
 		if errors.Is(err, cs.err) {
