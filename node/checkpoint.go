@@ -53,7 +53,7 @@ func (n *Node) recover(ctx context.Context) error {
 		return err
 	}
 	for _, rec := range recs {
-		if rec.Stopped {
+		if rec.Stopped || n.setAsideIfModuleMissing(rec) {
 			continue
 		}
 		d, seq, err := n.recoverOne(ctx, rec)

@@ -64,6 +64,7 @@ type Node struct {
 	closeMu   sync.Mutex
 	closed    bool
 	recovered int
+	missing   missingModules // records waiting for their module (modules_missing.go)
 }
 
 // New starts a node: data dir, store, runtime with recovered daemons, mesh
@@ -175,6 +176,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	go n.watchMembers()
 	go n.publishMeta()
 	go n.checkpointLoop()
+	n.startModuleFetch()
 	if cfg.Dev {
 		n.log.Warn("INSECURE: --dev cluster credentials are derived from a public string; anyone can join this cluster. Use only on a trusted machine.")
 	}
