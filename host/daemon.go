@@ -27,6 +27,13 @@ type Daemon struct {
 	name    string
 	limits  Limits
 	created time.Time
+	// kindName is the kind name the daemon was spawned as (under mu); it
+	// travels in its snapshots so a target that knows the module only by
+	// digest still shows it.
+	kindName string
+	// carried is the name and kind name the snapshot it was built from
+	// carried; the node decides whether the name is free here.
+	carried Carried
 
 	mu      sync.Mutex // serialises events, snapshots and state changes
 	inst    *instance
@@ -138,6 +145,35 @@ func (d *Daemon) SetName(name string) {
 	d.mu.Unlock()
 }
 
+// KindName is the kind name the daemon runs as ("" if only a digest).
+func (d *Daemon) KindName() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.kindName
+}
+
+// SetKindName records the kind name (a node that learns it later).
+func (d *Daemon) SetKindName(kind string) {
+	d.mu.Lock()
+	d.kindName = kind
+	d.mu.Unlock()
+}
+
+// Carried is the name and kind name a snapshot brought along.
+type Carried struct {
+	Name     string
+	KindName string
+}
+
+// Carried returns what the snapshot the daemon was built from (or, after a
+// pre-copy, its final delta) named it; zero for a fresh spawn or a
+// snapshot without annotations.
+func (d *Daemon) Carried() Carried {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.carried
+}
+
 // Limits are the daemon's effective limits.
 func (d *Daemon) Limits() Limits { return d.limits }
 
@@ -153,6 +189,7 @@ func (d *Daemon) Identity() identity.Identity {
 type Stats struct {
 	Origin          uint64
 	Kind            Digest
+	KindName        string
 	Name            string
 	EventsProcessed uint64
 	EventsEmitted   uint64
@@ -189,6 +226,7 @@ func (d *Daemon) Stats() Stats {
 		s.MemoryBytes = uint64(d.inst.mem.Size())
 	}
 	s.Name = d.name
+	s.KindName = d.kindName
 	s.InputSeq = d.inputSeq
 	s.ChainSequence = d.head.Sequence
 	s.Failed = d.state == daemonFailed
@@ -434,7 +472,7 @@ func (d *Daemon) Snapshot(ctx context.Context) (*snapshot.Snapshot, error) {
 	}
 	d.snapSeq++
 	s.Sequence = d.snapSeq
-	d.snapshots.Add(1)
+	s.Annotations.Counters.Snapshots = d.snapshots.Add(1)
 	return s, nil
 }
 
@@ -457,6 +495,72 @@ func (d *Daemon) metaSnapshotLocked() *snapshot.Snapshot {
 		Horizon:      d.horizon.Entries(),
 		InputSeq:     d.inputSeq,
 		Ledger:       append([]snapshot.Subscription(nil), d.ledger...),
+		Annotations:  d.annotationsLocked(),
+	}
+}
+
+// annotationsLocked is what travels with the daemon besides its state
+// (FORMAT.md, "Annotations"): a checkpoint or migration that carries it
+// brings back the name, kind name, counters and recent log lines. The
+// counters are read atomically, not under one lock with the state, so an
+// event finishing at this instant may be counted on either side.
+func (d *Daemon) annotationsLocked() *snapshot.Annotations {
+	a := &snapshot.Annotations{
+		Name:     truncateName(d.name),
+		KindName: truncateName(d.kindName),
+		Counters: snapshot.Counters{
+			EventsProcessed: d.processed.Load(),
+			EventsEmitted:   d.emitted.Load(),
+			Errors:          d.errs.Load(),
+			Snapshots:       d.snapshots.Load(),
+			CPUNanos:        uint64(max(d.cpuNanos.Load(), 0)),
+			LogsDropped:     d.logsDropped.Load(),
+		},
+	}
+	lines := d.logs.last(snapshot.MaxLogLines)
+	if len(lines) > 0 {
+		conv := make([]snapshot.LogLine, len(lines))
+		for i, l := range lines {
+			lv := l.Level
+			if lv < abi.LogDebug || lv > abi.LogError {
+				lv = abi.LogInfo // as the host reads an unknown level
+			}
+			conv[i] = snapshot.LogLine{UnixNano: l.Time.UnixNano(), Level: uint8(lv), Text: l.Text}
+		}
+		a.Logs = snapshot.TrimLogs(conv)
+	}
+	return a
+}
+
+func truncateName(s string) string {
+	if len(s) > snapshot.MaxAnnotationName {
+		return s[:snapshot.MaxAnnotationName]
+	}
+	return s
+}
+
+// restoreAnnotationsLocked takes back what a snapshot carried: counters
+// and log lines continue where they were; name and kind name are offered
+// through Carried (the kind name is also taken when none was given).
+func (d *Daemon) restoreAnnotationsLocked(a *snapshot.Annotations) {
+	if a == nil {
+		return
+	}
+	c := a.Counters
+	d.processed.Store(c.EventsProcessed)
+	d.emitted.Store(c.EventsEmitted)
+	d.errs.Store(c.Errors)
+	d.snapshots.Store(c.Snapshots)
+	d.cpuNanos.Store(int64(min(c.CPUNanos, 1<<63-1)))
+	d.logsDropped.Store(c.LogsDropped)
+	lines := make([]LogLine, len(a.Logs))
+	for i, l := range a.Logs {
+		lines[i] = LogLine{Time: time.Unix(0, l.UnixNano), Level: int(l.Level), Text: l.Text}
+	}
+	d.logs.restore(lines)
+	d.carried = Carried{Name: a.Name, KindName: a.KindName}
+	if d.kindName == "" {
+		d.kindName = a.KindName
 	}
 }
 
@@ -556,6 +660,37 @@ func (r *logRing) firstLocked() uint64 {
 		return r.total - logRingSize
 	}
 	return 0
+}
+
+// last returns up to n of the newest lines, oldest first.
+func (r *logRing) last(n int) []LogLine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	from := r.firstLocked()
+	if r.total-from > uint64(n) {
+		from = r.total - uint64(n)
+	}
+	out := make([]LogLine, 0, r.total-from)
+	for i := from; i < r.total; i++ {
+		out = append(out, r.lines[i%logRingSize])
+	}
+	return out
+}
+
+// restore replaces the ring's contents with lines (oldest first), as a
+// daemon continued from a snapshot had them.
+func (r *logRing) restore(lines []LogLine) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(lines) > logRingSize {
+		lines = lines[len(lines)-logRingSize:]
+	}
+	r.lines, r.total = nil, 0
+	if len(lines) == 0 {
+		return
+	}
+	r.lines = make([]LogLine, logRingSize)
+	r.total = uint64(copy(r.lines, lines))
 }
 
 func (r *logRing) snapshot() []LogLine {

@@ -77,7 +77,7 @@ func (d *Daemon) FreezeAndSnapshotDelta(ctx context.Context, base *snapshot.Snap
 	}
 	d.snapSeq++
 	s.Sequence = d.snapSeq
-	d.snapshots.Add(1)
+	s.Annotations.Counters.Snapshots = d.snapshots.Add(1)
 	return delta, nil
 }
 
@@ -129,6 +129,8 @@ func (s *Staged) Commit(ctx context.Context, id identity.Identity, delta *Delta,
 		d.horizon = horizonOf(ds)
 		d.inputSeq, d.snapSeq = ds.InputSeq, ds.Sequence
 		d.ledger = append([]snapshot.Subscription(nil), ds.Ledger...)
+		// The delta is newer than the base the daemon was staged from.
+		d.restoreAnnotationsLocked(ds.Annotations)
 	}
 	d.mu.Unlock()
 	if err != nil {

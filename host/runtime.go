@@ -297,6 +297,9 @@ type SpawnOptions struct {
 	// Interceptor, when set, is installed before the daemon becomes visible
 	// (a migration target holds events until the daemon goes live).
 	Interceptor Interceptor
+	// KindName is the kind name shown for the daemon; it travels in its
+	// snapshots. Empty takes the one a snapshot carries, if any.
+	KindName string
 }
 
 // Grants are the optional host capabilities a daemon may use (SPEC R-T1).
@@ -399,7 +402,7 @@ func (rt *Runtime) build(ctx context.Context, kindOrDigest string, entity [abi.E
 	}
 	d := &Daemon{
 		rt: rt, kind: k, variant: v, entity: entity, origin: origin,
-		name: opts.Name, limits: lim, created: rt.cfg.Clock(),
+		name: opts.Name, kindName: opts.KindName, limits: lim, created: rt.cfg.Clock(),
 		head: chain.Genesis(origin), headHash: chain.GenesisHash(origin), horizon: chain.NewHorizon(),
 	}
 	if err := d.boot(ctx, opts.Config, snap); err != nil {
@@ -476,6 +479,7 @@ func (d *Daemon) boot(ctx context.Context, config []byte, snap *snapshot.Snapsho
 		d.inputSeq = snap.InputSeq
 		d.snapSeq = snap.Sequence
 		d.ledger = append([]snapshot.Subscription(nil), snap.Ledger...)
+		d.restoreAnnotationsLocked(snap.Annotations)
 	}
 	d.inst = in
 	if snap != nil && snap.Mode == snapshot.Transparent && !in.tablesMutated() {

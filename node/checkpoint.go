@@ -55,7 +55,7 @@ func (n *Node) recover(ctx context.Context, journaled *wal.Recovered) error {
 		return err
 	}
 	for _, rec := range recs {
-		if rec.Stopped {
+		if rec.Stopped || n.setAsideIfModuleMissing(rec) {
 			continue
 		}
 		d, seq, err := n.recoverOne(ctx, rec)

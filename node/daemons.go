@@ -183,7 +183,7 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 		}
 		return DaemonInfo{}, err
 	}
-	d, err := n.rt.Spawn(ctx, string(k.Digest), id, host.SpawnOptions{Name: req.Name, Config: req.Config})
+	d, err := n.rt.Spawn(ctx, string(k.Digest), id, host.SpawnOptions{Name: req.Name, Config: req.Config, KindName: n.kindNameOf(k, req.Kind)})
 	if err != nil {
 		_ = n.store.Delete(rec.Origin)
 		return DaemonInfo{}, fmt.Errorf("spawn %s: %w", k.Digest, err)
@@ -211,8 +211,8 @@ func validName(name string) error {
 
 func (n *Node) localInfo(d *host.Daemon) DaemonInfo {
 	s := d.Stats()
-	kind := ""
-	if al := n.rt.KindAliases(s.Kind); len(al) > 0 {
+	kind := s.KindName
+	if al := n.rt.KindAliases(s.Kind); kind == "" && len(al) > 0 {
 		slices.Sort(al)
 		kind = al[0]
 	}
@@ -256,6 +256,7 @@ func (n *Node) LocalDaemons() []DaemonInfo {
 	for _, d := range ds {
 		out = append(out, n.localInfo(d))
 	}
+	out = append(out, n.missingInfos()...)
 	sortInfos(out)
 	return out
 }
@@ -286,6 +287,9 @@ func (n *Node) Daemons(ctx context.Context) ([]DaemonInfo, []string) {
 func (n *Node) Daemon(ctx context.Context, ref string) (DaemonInfo, error) {
 	if d, ok := n.findLocal(ref); ok {
 		return n.localInfo(d), nil
+	}
+	if info, ok := n.findMissing(ref); ok {
+		return info, nil
 	}
 	loc, err := n.locate(ctx, ref)
 	if err != nil {

@@ -77,7 +77,7 @@ func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
 	n.mig = m
 	n.qmesh.Serve(m)
 	n.ep.Handle(SubRename, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req renameRequest) (struct{}, error) {
-		return struct{}{}, toWire(n.adoptName(req.Origin, req.Name))
+		return struct{}{}, toWire(n.adoptName(ctx, req.Origin, req.Name))
 	}))
 	n.ep.Handle(SubMigrate, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req MigrateRequest) (MigrateResult, error) {
 		d, ok := n.findLocal(req.Ref)
@@ -240,12 +240,21 @@ func (n *Node) adoptMigrated(origin uint64) {
 		return
 	}
 	n.mu.Lock()
+	n.takeCarriedNameLocked(d)
+	n.mu.Unlock()
+	// Module and kind name before the record: the record must never be on
+	// disk without the module a restart needs to bring the daemon back.
+	if err := n.keepArrivedKind(n.ctx, d); err != nil {
+		n.log.Error("migrated daemon's module not stored; a restart would have to fetch it from peers",
+			"daemon", d.ID(), "digest", d.Kind().Digest, "err", err)
+	}
+	n.mu.Lock()
 	rec := store.Record{
 		Origin: origin, Digest: string(d.Kind().Digest), Aliases: n.rt.KindAliases(d.Kind().Digest),
 		Seed: d.Identity().Seed(), Epoch: uint64(time.Now().UnixNano()), Created: time.Now().UTC(),
 	}
 	_ = n.store.Delete(origin) // a daemon that once lived here and came back
-	err = n.store.Create(rec)
+	rec, err = n.createArrivedLocked(d, rec)
 	n.mu.Unlock()
 	if err != nil {
 		n.log.Warn("migrated daemon not recorded", "daemon", d.ID(), "err", err)
@@ -254,7 +263,7 @@ func (n *Node) adoptMigrated(origin uint64) {
 	if err := n.checkpoint(n.ctx, d, true); err != nil {
 		n.log.Warn("first checkpoint of migrated daemon failed", "daemon", d.ID(), "err", err)
 	}
-	n.log.Info("daemon arrived by migration", "daemon", d.ID())
+	n.log.Info("daemon arrived by migration", "daemon", d.ID(), "name", rec.Name, "kind", d.KindName())
 	n.kickMeta()
 }
 
@@ -273,8 +282,12 @@ func (n *Node) forgetMigrated(origin uint64) {
 }
 
 // adoptName gives a daemon that migrated here the name it had, unless a
-// daemon here already uses it.
-func (n *Node) adoptName(origin uint64, name string) error {
+// daemon here already uses it. The name normally came with the daemon's
+// snapshot already; this is the older, after-the-move hand-over, kept for
+// sources that still send it. It answers once the adoption has recorded
+// the daemon (the source may ask before the target's cutover effects ran),
+// so that when the source's migrate returns the record exists here.
+func (n *Node) adoptName(ctx context.Context, origin uint64, name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
@@ -282,14 +295,32 @@ func (n *Node) adoptName(origin uint64, name string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDaemonNotFound, err)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if other, ok := n.findLocal(name); ok && other.Origin() != origin {
-		return fmt.Errorf("%w: %q is used by daemon %s here", ErrNameTaken, name, other.ID())
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		n.mu.Lock()
+		if other, ok := n.findLocal(name); ok && other.Origin() != origin {
+			n.mu.Unlock()
+			return fmt.Errorf("%w: %q is used by daemon %s here", ErrNameTaken, name, other.ID())
+		}
+		err := n.store.Update(origin, func(r *store.Record) error { r.Name = name; return nil })
+		if err == nil || !errors.Is(err, store.ErrNotFound) {
+			if err == nil {
+				d.SetName(name)
+			}
+			n.mu.Unlock()
+			return err
+		}
+		n.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			// Not recorded in time: name it in memory; the adoption, when
+			// it gets there, records the name the daemon has.
+			n.mu.Lock()
+			d.SetName(name)
+			n.mu.Unlock()
+			return nil
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
-	if err := n.store.Update(origin, func(r *store.Record) error { r.Name = name; return nil }); err != nil {
-		return err
-	}
-	d.SetName(name)
-	return nil
 }

@@ -70,6 +70,7 @@ type Node struct {
 	closeMu   sync.Mutex
 	closed    bool
 	recovered int
+	missing   missingModules // records waiting for their module (modules_missing.go)
 }
 
 // New starts a node: data dir, store, runtime with recovered daemons, mesh
@@ -199,6 +200,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	go n.checkpointLoop()
 	n.wg.Add(1)
 	go n.refreshListings()
+	n.startModuleFetch()
 	if cfg.Dev {
 		n.log.Warn("INSECURE: --dev cluster credentials are derived from a public string; anyone can join this cluster. Use only on a trusted machine.")
 	}

@@ -50,8 +50,9 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 	if len(b) <= offVersion {
 		return nil, malformed("truncated before version")
 	}
-	if v := b[offVersion]; v != Version {
-		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrUnsupportedVersion, v, Version)
+	version := b[offVersion]
+	if version != Version && version != VersionAnnotated {
+		return nil, fmt.Errorf("%w: %d (this build reads %d and %d)", ErrUnsupportedVersion, version, Version, VersionAnnotated)
 	}
 	if len(b) < headerSize+sigSize {
 		return nil, malformed("truncated: %d bytes, header and signature alone need %d", len(b), headerSize+sigSize)
@@ -107,6 +108,9 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		uint64(nGlobals)*globalEntrySize +
 		uint64(nPages)*(4+PageSize) +
 		uint64(stateLen) + uint64(envLen)
+	if version == VersionAnnotated {
+		need += 4 + annotationsFixed
+	}
 	if need > uint64(len(b)) {
 		return nil, malformed("truncated: counts need at least %d bytes, have %d", need, len(b))
 	}
@@ -182,6 +186,24 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 	if envLen > 0 {
 		s.Envelope = b[off : off+int(envLen) : off+int(envLen)]
 		off += int(envLen)
+	}
+	if version == VersionAnnotated {
+		// The length is read only now: everything before it has been
+		// accounted for, so the section may use only what remains.
+		al := uint64(le.Uint32(b[off:]))
+		off += 4
+		if al > MaxAnnotationsBytes {
+			return nil, tooLarge("annotations bytes", al, MaxAnnotationsBytes)
+		}
+		if al+sigSize > uint64(len(b)-off) {
+			return nil, malformed("truncated in the annotations")
+		}
+		a, err := decodeAnnotations(b[off : off+int(al)])
+		if err != nil {
+			return nil, err
+		}
+		s.Annotations = a
+		off += int(al)
 	}
 	if rest := len(b) - off; rest != sigSize {
 		return nil, malformed("%d bytes after the body, want a %d-byte signature", rest, sigSize)

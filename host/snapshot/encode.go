@@ -17,8 +17,12 @@ import (
 const (
 	// Magic starts every snapshot.
 	Magic = "WMSNAP"
-	// Version is the only format version this package reads and writes.
+	// Version is the format of a snapshot without annotations; it is what
+	// every earlier build wrote, and an unannotated snapshot still encodes
+	// as it, byte for byte.
 	Version = 1
+	// VersionAnnotated is Version plus the trailing annotations section.
+	VersionAnnotated = 2
 	// SignatureDomain separates snapshot signatures from every other use of
 	// the daemon key: the key signs SignatureDomain || 0x00 || SHA-256(body).
 	SignatureDomain = "wasmesh/snapshot/v1"
@@ -56,10 +60,11 @@ type plan struct {
 	pages    []Page // non-zero pages only
 	state    []byte
 	envelope []byte
+	ann      []byte // version 2 only: u32 length || annotations
 }
 
 func (p *plan) bodySize() int {
-	return len(p.prefix) + len(p.pages)*PageSize + len(p.state) + len(p.envelope)
+	return len(p.prefix) + len(p.pages)*PageSize + len(p.state) + len(p.envelope) + len(p.ann)
 }
 
 // each hands every body piece, in order, to f.
@@ -75,7 +80,10 @@ func (p *plan) each(f func([]byte) error) error {
 	if err := f(p.state); err != nil {
 		return err
 	}
-	return f(p.envelope)
+	if err := f(p.envelope); err != nil {
+		return err
+	}
+	return f(p.ann)
 }
 
 func invalid(format string, args ...any) error {
@@ -134,6 +142,11 @@ func (s *Snapshot) Validate() error {
 	for i, sub := range s.Ledger {
 		if len(sub.Publisher) > math.MaxUint16 || len(sub.Channel) > math.MaxUint16 || uint64(len(sub.Token)) > math.MaxUint32 {
 			return invalid("ledger entry %d: publisher, channel or token too long", i)
+		}
+	}
+	if s.Annotations != nil {
+		if err := s.Annotations.validate(); err != nil {
+			return err
 		}
 	}
 	for _, n := range []int{len(s.Horizon), len(s.Ledger), len(s.Globals), len(s.Pages), len(s.State), len(s.Envelope)} {
@@ -198,7 +211,11 @@ func makePlan(s *Snapshot) (*plan, error) {
 	b := make([]byte, 0, n)
 	le := binary.LittleEndian
 	b = append(b, Magic...)
-	b = append(b, Version, byte(s.Mode))
+	version := byte(Version)
+	if s.Annotations != nil {
+		version = VersionAnnotated
+	}
+	b = append(b, version, byte(s.Mode))
 	b = append(b, s.ModuleDigest[:]...)
 	b = append(b, s.EntityID[:]...)
 	b = le.AppendUint64(b, s.Sequence)
@@ -232,7 +249,12 @@ func makePlan(s *Snapshot) (*plan, error) {
 	for _, p := range pages {
 		b = le.AppendUint32(b, p.Index)
 	}
-	return &plan{prefix: b, pages: pages, state: s.State, envelope: s.Envelope}, nil
+	var ann []byte
+	if s.Annotations != nil {
+		n := s.Annotations.encodedSize()
+		ann = appendAnnotations(le.AppendUint32(make([]byte, 0, 4+n), uint32(n)), s.Annotations)
+	}
+	return &plan{prefix: b, pages: pages, state: s.State, envelope: s.Envelope, ann: ann}, nil
 }
 
 // signedMessage is what the daemon key signs: the domain, a zero byte and

@@ -76,6 +76,7 @@ func MaxEncodedSize(lim Limits) int64 {
 	n += uint64(lim.MaxGlobals) * globalEntrySize
 	n += uint64(lim.MaxMemoryPages) * (4 + PageSize)
 	n += uint64(lim.MaxStateBytes) + uint64(lim.MaxEnvelopeBytes)
+	n += 4 + MaxAnnotationsBytes
 	if n > math.MaxInt64 {
 		return math.MaxInt64
 	}

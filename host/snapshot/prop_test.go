@@ -71,6 +71,20 @@ func genSnapshot(t *rapid.T, id identity.Identity) *Snapshot {
 	case Cooperative:
 		s.State = rapid.SliceOfN(rapid.Byte(), 0, 300).Draw(t, "state")
 	}
+	if rapid.Bool().Draw(t, "annotated") {
+		a := &Annotations{
+			Name:     rapid.StringN(0, 20, MaxAnnotationName).Draw(t, "name"),
+			KindName: rapid.StringN(0, 20, MaxAnnotationName).Draw(t, "kindName"),
+			Counters: Counters{EventsProcessed: rapid.Uint64().Draw(t, "processed"), EventsEmitted: rapid.Uint64().Draw(t, "emitted"),
+				Errors: rapid.Uint64().Draw(t, "errors"), Snapshots: rapid.Uint64().Draw(t, "snapshots"),
+				CPUNanos: rapid.Uint64().Draw(t, "cpu"), LogsDropped: rapid.Uint64().Draw(t, "dropped")},
+		}
+		a.Logs = rapid.SliceOfN(rapid.Custom(func(t *rapid.T) LogLine {
+			return LogLine{UnixNano: rapid.Int64().Draw(t, "at"), Level: rapid.Uint8Range(0, maxLogLevel).Draw(t, "level"),
+				Text: rapid.StringN(0, 40, -1).Draw(t, "text")}
+		}), 0, 8).Draw(t, "logs")
+		s.Annotations = a
+	}
 	return s
 }
 
@@ -103,7 +117,8 @@ func TestPropertyRoundTrip(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	id := testID(f, 1)
-	for _, s := range []*Snapshot{cooperativeSnapshot(id), transparentSnapshot(id, 2), baseSnapshot(id, Transparent)} {
+	for _, s := range []*Snapshot{cooperativeSnapshot(id), transparentSnapshot(id, 2), baseSnapshot(id, Transparent),
+		annotated(cooperativeSnapshot(id)), annotated(transparentSnapshot(id, 1))} {
 		b, err := Encode(s, id)
 		if err != nil {
 			f.Fatal(err)

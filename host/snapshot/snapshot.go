@@ -88,6 +88,10 @@ type Snapshot struct {
 	// Envelope optionally carries the daemon seed sealed to a target node.
 	Envelope []byte
 
+	// Annotations, when set, travel in a version 2 snapshot: name, kind
+	// name, counters and recent log lines. Nil encodes as version 1.
+	Annotations *Annotations
+
 	// Signature is the daemon's ed25519 signature; set by Encode, checked
 	// by Decode against EntityID.
 	Signature []byte
@@ -146,6 +150,7 @@ func (s *Snapshot) Clone() *Snapshot {
 	}
 	c.State = cloneBytes(s.State)
 	c.Envelope = cloneBytes(s.Envelope)
+	c.Annotations = s.Annotations.Clone()
 	c.Signature = cloneBytes(s.Signature)
 	return &c
 }

@@ -1,0 +1,90 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/node/store"
+)
+
+// kindNameOf is the kind name a daemon spawned as ref runs under: ref
+// itself when it is a name, else the first name this node gives its digest.
+func (n *Node) kindNameOf(k *host.Kind, ref string) string {
+	if ref != "" && !strings.HasPrefix(ref, "sha256:") {
+		return ref
+	}
+	al := n.rt.KindAliases(k.Digest)
+	slices.Sort(al)
+	if len(al) > 0 {
+		return al[0]
+	}
+	return ""
+}
+
+// keepArrivedKind makes a daemon that arrived by migration recoverable
+// from this data dir: its module's bytes go to disk (the migration fetched
+// them into memory only) and the kind name it carried becomes a kind name
+// here unless this node already uses that name for another module. It runs
+// before the daemon's record is written, so no record here ever names a
+// module this node could not load after a crash.
+func (n *Node) keepArrivedKind(ctx context.Context, d *host.Daemon) error {
+	k := d.Kind()
+	if _, err := n.layout.saveModule(k.Bytes()); err != nil {
+		return fmt.Errorf("store module %s: %w", k.Digest, err)
+	}
+	kind := d.KindName()
+	if kind == "" {
+		return nil
+	}
+	switch other, err := n.rt.Kind(kind); {
+	case err == nil && other.Digest == k.Digest:
+		return nil
+	case err == nil:
+		n.log.Warn("arrived daemon's kind name is another module here; it keeps the name for display only",
+			"daemon", d.ID(), "kind", kind, "digest", k.Digest, "here", other.Digest)
+		return nil
+	}
+	if err := n.store.SetAlias(kind, string(k.Digest)); err != nil {
+		return fmt.Errorf("store kind name %q: %w", kind, err)
+	}
+	if _, err := n.rt.RegisterModule(ctx, k.Bytes(), kind); err != nil {
+		return fmt.Errorf("register kind name %q: %w", kind, err)
+	}
+	return nil
+}
+
+// takeCarriedNameLocked gives a daemon that just arrived by migration the
+// name its snapshot carried, in memory and at once, so that the name
+// resolves here from the cutover on (the record follows in
+// createArrivedLocked). When a daemon here already has that name it keeps
+// only its id here, as before names travelled. Caller holds n.mu.
+func (n *Node) takeCarriedNameLocked(d *host.Daemon) {
+	name := d.Carried().Name
+	if name == "" || d.Name() != "" || validName(name) != nil {
+		return
+	}
+	if other, ok := n.findLocal(name); ok && other.Origin() != d.Origin() {
+		n.log.Warn("migrated daemon's name is taken here; it keeps only its id", "daemon", d.ID(), "name", name, "taken_by", other.ID())
+		return
+	}
+	d.SetName(name)
+}
+
+// createArrivedLocked writes the record of a daemon that arrived by
+// migration, under the name it has here. Caller holds n.mu.
+func (n *Node) createArrivedLocked(d *host.Daemon, rec store.Record) (store.Record, error) {
+	rec.Name = d.Name()
+	err := n.store.Create(rec)
+	if errors.Is(err, store.ErrNameTaken) && rec.Name != "" {
+		// A stopped or waiting record here holds the name.
+		n.log.Warn("migrated daemon's name is taken here; it keeps only its id", "daemon", d.ID(), "name", rec.Name, "err", err)
+		d.SetName("")
+		rec.Name = ""
+		err = n.store.Create(rec)
+	}
+	return rec, err
+}
