@@ -57,6 +57,10 @@ type Node struct {
 
 	eventSeq atomic.Uint64
 	metaKick chan struct{}
+	// moved keeps the names of daemons that migrated away (addressing.go);
+	// adminURL is the admin API's URL once it serves, for the gossip meta.
+	moved    movedNames
+	adminURL atomic.Pointer[string]
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -239,6 +243,7 @@ type ReadyInfo struct {
 
 // Ready records that the node serves its admin API at adminURL.
 func (n *Node) Ready(adminURL string) error {
+	n.announceAdmin(adminURL)
 	info := ReadyInfo{NodeID: n.id.String(), Name: n.name, QUIC: n.QUICAddr(), Gossip: n.GossipAddr(), AdminURL: adminURL, PID: os.Getpid()}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	tmp := n.layout.readyFile() + ".tmp"
