@@ -64,10 +64,10 @@ type SpawnRequest struct {
 	// filter (cluster.ParseFilter syntax: "gpu,zone=eu-1,memory_gb>=32"):
 	// this node if it matches, else the least loaded (SPEC R-P1).
 	Require string
-	// Seed, when set, is the daemon's ed25519 seed (an operator-held key,
-	// so other nodes can be prepared for a --no-identity migration); by
-	// default the node generates one.
-	Seed []byte
+	// Key, when set, is the daemon's identity key file (identity.Save
+	// format): an operator-held key, so that other nodes can be prepared
+	// for a --no-identity migration. By default the node generates one.
+	Key []byte
 }
 
 // LogLine is one guest log line.
@@ -146,7 +146,7 @@ func (n *Node) Spawn(ctx context.Context, req SpawnRequest) (DaemonInfo, error) 
 			return DaemonInfo{}, err
 		}
 		if target != n.id {
-			if req.Seed != nil {
+			if req.Key != nil {
 				// Keys go straight to the node that runs the daemon, never
 				// relayed through another.
 				return DaemonInfo{}, fmt.Errorf("%w: a daemon key is given only to the node that runs it: spawn against %s", ErrBadRequest, aimHint(n.nodeInfoOf(target)))
@@ -169,8 +169,8 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 		return DaemonInfo{}, err
 	}
 	var id identity.Identity
-	if req.Seed != nil {
-		id, err = identity.FromSeed(req.Seed)
+	if req.Key != nil {
+		id, err = identity.Parse(req.Key)
 		if err != nil {
 			return DaemonInfo{}, fmt.Errorf("%w: daemon key: %w", ErrBadRequest, err)
 		}

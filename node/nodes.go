@@ -14,7 +14,7 @@ import (
 type NodeInfo struct {
 	ID      string   `json:"id"`
 	Name    string   `json:"name"`
-	Address string   `json:"address"` // QUIC
+	Address string   `json:"address"`         // QUIC
 	Admin   string   `json:"admin,omitempty"` // admin API URL, as the node announces it
 	Gossip  string   `json:"gossip"`
 	State   string   `json:"state"`
