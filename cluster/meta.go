@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
@@ -29,6 +30,7 @@ const (
 	MaxVersionLen   = 64
 	X25519KeySize   = 32
 	MaxSignatureLen = 128
+	MaxAdminURLLen  = 128
 )
 
 var (
@@ -71,6 +73,9 @@ type NodeMeta struct {
 	Load               int // daemons currently hosted
 	MigrationSupported bool
 	Version            string // software version, for operators and compatibility checks
+	// AdminURL is where the node serves its admin API (http(s)://host:port),
+	// so operators and the CLI can aim at the right node; "" when unknown.
+	AdminURL string
 }
 
 // Validate checks every field against its limits. It does not check the
@@ -105,7 +110,26 @@ func (m NodeMeta) Validate() error {
 	if err := printable(m.Version, MaxVersionLen); err != nil {
 		return fmt.Errorf("%w: version: %w", ErrInvalidMeta, err)
 	}
+	if m.AdminURL != "" {
+		if err := validAdminURL(m.AdminURL); err != nil {
+			return fmt.Errorf("%w: admin url %q: %w", ErrInvalidMeta, m.AdminURL, err)
+		}
+	}
 	return nil
+}
+
+// validAdminURL accepts exactly scheme://host:port with scheme http or https.
+func validAdminURL(s string) error {
+	if err := printable(s, MaxAdminURLLen); err != nil {
+		return err
+	}
+	rest, ok := strings.CutPrefix(s, "http://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(s, "https://"); !ok {
+			return errors.New("want http:// or https://")
+		}
+	}
+	return validHostPort(rest)
 }
 
 func printable(s string, maxLen int) error {
@@ -147,6 +171,7 @@ const (
 	keyLoad      = "l"
 	keyMigration = "m"
 	keyVersion   = "v"
+	keyAdmin     = "a"
 	// keyLeaving is internal: set by Leave so peers can tell a graceful
 	// departure from a failure (memberlist itself does not tell its
 	// delegates which one it was).
@@ -168,7 +193,7 @@ func encodeMeta(m NodeMeta, leaving bool) ([]byte, error) {
 
 	n := 1 // node id is always present
 	for _, present := range []bool{m.QUICAddr != "", len(m.X25519Public) > 0, len(m.X25519Signature) > 0, len(m.NodeKey) > 0,
-		len(caps.Tags) > 0, len(caps.Values) > 0, m.Load != 0, m.MigrationSupported, m.Version != "", leaving} {
+		len(caps.Tags) > 0, len(caps.Values) > 0, m.Load != 0, m.MigrationSupported, m.Version != "", m.AdminURL != "", leaving} {
 		if present {
 			n++
 		}
@@ -222,6 +247,10 @@ func encodeMeta(m NodeMeta, leaving bool) ([]byte, error) {
 	if m.Version != "" {
 		put(enc.EncodeString(keyVersion))
 		put(enc.EncodeString(m.Version))
+	}
+	if m.AdminURL != "" {
+		put(enc.EncodeString(keyAdmin))
+		put(enc.EncodeString(m.AdminURL))
 	}
 	if leaving {
 		put(enc.EncodeString(keyLeaving))
@@ -315,6 +344,8 @@ func decodeMetaBody(body []byte) (m NodeMeta, leaving bool, err error) {
 			m.MigrationSupported, err = mr.d.DecodeBool()
 		case keyVersion:
 			m.Version, err = mr.str(MaxVersionLen)
+		case keyAdmin:
+			m.AdminURL, err = mr.str(MaxAdminURLLen)
 		case keyLeaving:
 			leaving, err = mr.d.DecodeBool()
 		default:

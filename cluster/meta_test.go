@@ -21,6 +21,7 @@ func sampleMeta() NodeMeta {
 		Load:               3,
 		MigrationSupported: true,
 		Version:            "0.1.0",
+		AdminURL:           "http://127.0.0.1:7401",
 	}
 }
 
@@ -83,6 +84,11 @@ func TestMetaValidate(t *testing.T) {
 		func(m *NodeMeta) { m.Load = -1 },
 		func(m *NodeMeta) { m.Version = "1.0\n" },
 		func(m *NodeMeta) { m.Capabilities.Tags = []string{"bad tag"} },
+		func(m *NodeMeta) { m.AdminURL = "127.0.0.1:7401" },
+		func(m *NodeMeta) { m.AdminURL = "ftp://127.0.0.1:7401" },
+		func(m *NodeMeta) { m.AdminURL = "http://127.0.0.1" },
+		func(m *NodeMeta) { m.AdminURL = "http://h:1/" + strings.Repeat("x", MaxAdminURLLen) },
+		func(m *NodeMeta) { m.AdminURL = "http://h :1" },
 	}
 	for i, mut := range bad {
 		m := sampleMeta()
@@ -128,6 +134,8 @@ func TestDecodeMetaStrict(t *testing.T) {
 		"huge bytes":      {metaFormatV1, 0x81, 0xa2, 'x', 'k', 0xc6, 0x7f, 0xff, 0xff, 0xff},
 		"oversize":        append([]byte{metaFormatV1}, make([]byte, MetaMaxSize)...),
 		"repeated key":    {metaFormatV1, 0x82, 0xa2, 'i', 'd', 0xa1, 'n', 0xa2, 'i', 'd', 0xa1, 'm'},
+		"bad admin url":   rawMeta(t, map[string]any{"id": "n", "a": "javascript:x"}),
+		"admin not str":   rawMeta(t, map[string]any{"id": "n", "a": 7}),
 		"huge tags claim": {metaFormatV1, 0x82, 0xa2, 'i', 'd', 0xa1, 'n', 0xa1, 't', 0xdd, 0x7f, 0xff, 0xff, 0xff},
 	}
 	for name, b := range cases {
@@ -149,6 +157,7 @@ func TestPropMetaRoundTrip(t *testing.T) {
 			Load:               rapid.IntRange(0, 1<<31-1).Draw(t, "load"),
 			MigrationSupported: rapid.Bool().Draw(t, "mig"),
 			Version:            rapid.StringMatching(`[0-9.a-z-]{0,20}`).Draw(t, "ver"),
+			AdminURL:           rapid.SampledFrom([]string{"", "http://127.0.0.1:7401", "https://[::1]:443", "http://admin.example:65535"}).Draw(t, "admin"),
 		}
 		if rapid.Bool().Draw(t, "hasKey") {
 			m.X25519Public = rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "pub")
@@ -180,6 +189,7 @@ func FuzzDecodeMeta(f *testing.F) {
 	minimal, _ := EncodeMeta(NodeMeta{NodeID: "n"})
 	f.Add(minimal)
 	f.Add([]byte{metaFormatV1, 0xdf, 0x7f, 0xff, 0xff, 0xff})
+	f.Add([]byte{metaFormatV1, 0x82, 0xa2, 'i', 'd', 0xa1, 'n', 0xa1, 'a', 0xa8, 'h', 't', 't', 'p', ':', '/', '/', 'h'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMeta(b)
 		if err != nil {
@@ -197,8 +207,37 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("re-encoded meta does not decode: %v", err)
 		}
 		if m.NodeID != m2.NodeID || m.Load != m2.Load || !m.Capabilities.Equal(m2.Capabilities) ||
-			!bytes.Equal(m.X25519Public, m2.X25519Public) || m.QUICAddr != m2.QUICAddr {
+			!bytes.Equal(m.X25519Public, m2.X25519Public) || m.QUICAddr != m2.QUICAddr || m.AdminURL != m2.AdminURL {
 			t.Fatalf("re-encoding changed the meta: %+v vs %+v", m, m2)
 		}
 	})
+}
+
+// The admin URL shares the 512-byte budget: a node with the longest fixed
+// fields (keys, signature, version, a maximal admin URL) and a few
+// capabilities still fits, and the URL costs only its own length.
+func TestMetaAdminURLFitsBudget(t *testing.T) {
+	m := sampleMeta()
+	m.NodeID = strings.Repeat("f", 64)
+	m.NodeKey = bytes.Repeat([]byte{1}, NodeKeySize)
+	m.Version = strings.Repeat("v", MaxVersionLen)
+	m.QUICAddr = "[2001:db8::1234:5678:9abc:def0]:65535"
+	m.AdminURL = "https://" + strings.Repeat("a", MaxAdminURLLen-len("https://")-len(":65535")) + ":65535"
+	b, err := EncodeMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeMeta(b)
+	if err != nil || got.AdminURL != m.AdminURL {
+		t.Fatalf("decode: %v, admin %q", err, got.AdminURL)
+	}
+	m.AdminURL = ""
+	without, err := EncodeMeta(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key and a string header: the URL costs its length plus 4 bytes.
+	if cost := len(b) - len(without); cost > MaxAdminURLLen+4 {
+		t.Fatalf("a %d-byte admin url costs %d bytes of the budget", MaxAdminURLLen, cost)
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/wasmesh/wasmesh/host/identity"
 	"github.com/wasmesh/wasmesh/host/snapshot"
 	"github.com/wasmesh/wasmesh/node/store"
+	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
 
 // KindInfo describes a deployed module.
@@ -65,6 +67,10 @@ type SpawnRequest struct {
 	// filter (cluster.ParseFilter syntax: "gpu,zone=eu-1,memory_gb>=32"):
 	// this node if it matches, else the least loaded (SPEC R-P1).
 	Require string
+	// Key, when set, is the daemon's identity key file (identity.Save
+	// format): an operator-held key, so that other nodes can be prepared
+	// for a --no-identity migration. By default the node generates one.
+	Key []byte
 }
 
 // LogLine is one guest log line.
@@ -105,25 +111,20 @@ func (n *Node) kindInfo(k *host.Kind) KindInfo {
 	return KindInfo{Digest: string(k.Digest), Aliases: al, Size: len(k.Bytes()), Mode: k.Info.Mode}
 }
 
-// ensureKind resolves a kind, fetching the module by digest from peer when
-// this node lacks it (a remote spawn of a module deployed elsewhere).
+// ensureKind resolves a kind name or digest to a module here, fetching it
+// by digest from peer (or any other peer) when this node lacks it, and
+// learning kind names other nodes were given (the name is registered too).
 func (n *Node) ensureKind(ctx context.Context, kindOrDigest string, from *peerRef) (*host.Kind, error) {
-	k, err := n.rt.Kind(kindOrDigest)
-	if err == nil {
-		return k, nil
-	}
-	if !strings.HasPrefix(kindOrDigest, "sha256:") || from == nil {
-		return nil, wrap(ErrUnknownKind, fmt.Errorf("%w (deploy it first: wasmesh deploy MODULE.wasm --kind NAME)", err))
-	}
-	mod, ferr := n.ep.FetchModule(ctx, from.peer(), kindOrDigest)
-	if ferr != nil {
-		return nil, wrap(ErrUnknownKind, fmt.Errorf("fetch module %s from %s: %w", kindOrDigest, from.id, ferr))
-	}
-	n.log.Info("fetched module from peer", "digest", kindOrDigest, "peer", from.id.String(), "bytes", len(mod))
-	if _, err := n.Deploy(ctx, mod, ""); err != nil {
+	k, alias, err := n.kindForSpawn(ctx, kindOrDigest, from)
+	if err != nil {
 		return nil, err
 	}
-	return n.rt.Kind(kindOrDigest)
+	if alias != "" {
+		if _, err := n.Deploy(ctx, k.Bytes(), alias); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
 }
 
 // Spawn starts a daemon here, or on req.On through the mesh.
@@ -148,6 +149,11 @@ func (n *Node) Spawn(ctx context.Context, req SpawnRequest) (DaemonInfo, error) 
 			return DaemonInfo{}, err
 		}
 		if target != n.id {
+			if req.Key != nil {
+				// Keys go straight to the node that runs the daemon, never
+				// relayed through another.
+				return DaemonInfo{}, fmt.Errorf("%w: a daemon key is given only to the node that runs it: spawn against %s", ErrBadRequest, aimHint(n.nodeInfoOf(target)))
+			}
 			return n.remoteSpawn(ctx, target, req)
 		}
 	}
@@ -161,14 +167,31 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 	if err := validName(req.Name); err != nil {
 		return DaemonInfo{}, err
 	}
-	k, err := n.ensureKind(ctx, req.Kind, from)
+	k, alias, err := n.kindForSpawn(ctx, req.Kind, from)
 	if err != nil {
 		return DaemonInfo{}, err
 	}
-	id, err := identity.Generate()
+	var id identity.Identity
+	if req.Key != nil {
+		id, err = identity.Parse(req.Key)
+		if err != nil {
+			return DaemonInfo{}, fmt.Errorf("%w: daemon key: %w", ErrBadRequest, err)
+		}
+		if _, err := n.store.Get(id.Origin()); err == nil {
+			return DaemonInfo{}, fmt.Errorf("%w: a daemon with this key (%s) already has a record here", ErrNameTaken, abi.FormatOrigin(id.Origin()))
+		}
+	} else if id, err = identity.Generate(); err != nil {
+		return DaemonInfo{}, err
+	}
+	d, err := n.spawnWith(ctx, req, k, id)
 	if err != nil {
 		return DaemonInfo{}, err
 	}
+	n.keepAlias(ctx, alias, k, d.Origin())
+	return n.localInfo(d), nil
+}
+
+func (n *Node) spawnWith(ctx context.Context, req SpawnRequest, k *host.Kind, id identity.Identity) (*host.Daemon, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rec := store.Record{
@@ -179,21 +202,21 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 	// code runs, and so that a crash right after spawn still knows the key.
 	if err := n.store.Create(rec); err != nil {
 		if errors.Is(err, store.ErrNameTaken) {
-			return DaemonInfo{}, wrap(ErrNameTaken, err)
+			return nil, wrap(ErrNameTaken, err)
 		}
-		return DaemonInfo{}, err
+		return nil, err
 	}
 	d, err := n.rt.Spawn(ctx, string(k.Digest), id, host.SpawnOptions{Name: req.Name, Config: req.Config, KindName: n.kindNameOf(k, req.Kind)})
 	if err != nil {
 		_ = n.store.Delete(rec.Origin)
-		return DaemonInfo{}, fmt.Errorf("spawn %s: %w", k.Digest, err)
+		return nil, fmt.Errorf("spawn %s: %w", k.Digest, err)
 	}
 	if err := n.checkpoint(ctx, d, true); err != nil {
 		n.log.Warn("first checkpoint failed", "daemon", d.ID(), "err", err)
 	}
 	n.log.Info("daemon spawned", "daemon", d.ID(), "name", req.Name, "digest", k.Digest)
 	n.kickMeta()
-	return n.localInfo(d), nil
+	return d, nil
 }
 
 func validName(name string) error {
@@ -371,31 +394,88 @@ func (n *Node) snapshotLocal(ctx context.Context, d *host.Daemon) ([]byte, error
 	return data, nil
 }
 
-// Restore continues a daemon from signed snapshot bytes. This node must
-// hold the daemon's identity (it ran it before): snapshots carry the public
-// key, never the private one. A running daemon is replaced.
+// Restore continues a daemon from signed snapshot bytes on the node that
+// holds the daemon's identity (snapshots carry the public key, never the
+// private one): this node if it has the daemon's record, else the one peer
+// that does. A running daemon is replaced.
 func (n *Node) Restore(ctx context.Context, data []byte, kind string) (DaemonInfo, error) {
+	return n.RestoreOn(ctx, data, kind, "")
+}
+
+// RestoreOn is Restore on the node named on ("" finds the key's holder).
+func (n *Node) RestoreOn(ctx context.Context, data []byte, kind, on string) (DaemonInfo, error) {
+	snap, err := snapshot.Decode(data, snapshot.DefaultLimits())
+	if err != nil {
+		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
+	}
+	origin := abi.OriginHash(snap.EntityID)
+	var target nodekey.NodeID
+	if on != "" {
+		if target, err = n.resolveNode(on); err != nil {
+			return DaemonInfo{}, err
+		}
+	} else if _, err := n.store.Get(origin); err == nil {
+		target = n.id
+	} else {
+		holder, err := n.KeyHolder(ctx, origin)
+		if err != nil {
+			return DaemonInfo{}, err
+		}
+		if target, err = nodekey.ParseNodeID(holder.ID); err != nil {
+			return DaemonInfo{}, err
+		}
+	}
+	if target == n.id {
+		return n.restoreLocal(ctx, data, kind)
+	}
+	p := peerRef{id: target, name: n.peerName(target)}
+	var info DaemonInfo
+	if err := n.ep.Call(ctx, p.peer(), SubRestore, restoreRequest{Snapshot: data, Kind: kind}, &info); err != nil {
+		if errors.Is(err, meshquic.ErrFrameTooLarge) {
+			return DaemonInfo{}, fmt.Errorf("%w: the snapshot is too large to relay; restore it directly on %s", ErrBadRequest, aimHint(n.nodeInfoOf(target)))
+		}
+		return DaemonInfo{}, fromRemote(err, p.String())
+	}
+	return info, nil
+}
+
+func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string) (DaemonInfo, error) {
 	snap, err := snapshot.Decode(data, snapshot.DefaultLimits())
 	if err != nil {
 		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
 	}
 	origin := abi.OriginHash(snap.EntityID)
 	digest := string(host.DigestFromBytes(snap.ModuleDigest))
+	if _, err := n.store.Get(origin); errors.Is(err, store.ErrNotFound) {
+		if holder, herr := n.KeyHolder(ctx, origin); herr == nil && holder.ID != n.id.String() {
+			return DaemonInfo{}, fmt.Errorf("%w: daemon %016x has no record on %s; its key is on %s", ErrNoIdentity, origin, n.name, aimHint(holder))
+		}
+		return DaemonInfo{}, fmt.Errorf("%w: daemon %016x never ran on %s and no alive node holds its key", ErrNoIdentity, origin, n.name)
+	}
 	if kind == "" {
 		kind = digest
 	}
-	k, err := n.rt.Kind(kind)
+	k, alias, err := n.kindForSpawn(ctx, kind, nil)
 	if err != nil {
-		return DaemonInfo{}, wrap(ErrUnknownKind, fmt.Errorf("%w (the snapshot is of module %s; deploy it first)", err, digest))
+		return DaemonInfo{}, wrap(ErrUnknownKind, fmt.Errorf("%w (the snapshot is of module %s)", err, digest))
 	}
 	if string(k.Digest) != digest {
 		return DaemonInfo{}, fmt.Errorf("%w: snapshot is of module %s, kind %q is %s", ErrBadRequest, digest, kind, k.Digest)
 	}
+	info, err := n.restoreWith(ctx, snap, k, origin)
+	if err != nil {
+		return DaemonInfo{}, err
+	}
+	n.keepAlias(ctx, alias, k, origin)
+	return info, nil
+}
+
+func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host.Kind, origin uint64) (DaemonInfo, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rec, err := n.store.Get(origin)
 	if errors.Is(err, store.ErrNotFound) {
-		return DaemonInfo{}, fmt.Errorf("%w: daemon %016x never ran on this node (restore it on the node that spawned it)", ErrNoIdentity, origin)
+		return DaemonInfo{}, fmt.Errorf("%w: daemon %016x has no record on %s", ErrNoIdentity, origin, n.name)
 	}
 	if err != nil {
 		return DaemonInfo{}, err

@@ -23,19 +23,11 @@ type Delivery struct {
 
 // Send delivers one event from an external client to a daemon (id or name)
 // wherever it lives: locally, along the cached route, or wherever a lookup
-// finds it.
+// finds it (following "moved" answers, so a name keeps working while the
+// daemon migrates).
 func (n *Node) Send(ctx context.Context, ref string, payload []byte) (Delivery, error) {
 	if d, ok := n.findLocal(ref); ok {
-		outs, err := n.deliverLocal(ctx, d, host.Event{Sender: 0, Seq: n.eventSeq.Add(1), Payload: payload})
-		if err != nil {
-			return Delivery{}, err
-		}
-		res := Delivery{Daemon: d.ID(), Node: n.name, Outputs: make([][]byte, len(outs)), Links: make([][]byte, len(outs))}
-		for i, o := range outs {
-			res.Outputs[i] = o.Payload
-			res.Links[i] = o.Link.AppendBinary(nil)
-		}
-		return res, nil
+		return n.sendLocal(ctx, d, payload)
 	}
 	if o, err := abi.ParseOrigin(ref); err == nil {
 		if r, ok := n.ep.Routes().Lookup(o); ok && r.Node != n.id {
@@ -54,7 +46,28 @@ func (n *Node) Send(ctx context.Context, ref string, payload []byte) (Delivery, 
 	if err != nil {
 		return Delivery{}, err
 	}
+	if loc.node.id == n.id {
+		// It moved here (its name may not have followed yet).
+		d, err := n.rt.Daemon(o)
+		if err != nil {
+			return Delivery{}, wrap(ErrDaemonNotFound, err)
+		}
+		return n.sendLocal(ctx, d, payload)
+	}
 	return n.sendRemote(ctx, o, loc.node, payload)
+}
+
+func (n *Node) sendLocal(ctx context.Context, d *host.Daemon, payload []byte) (Delivery, error) {
+	outs, err := n.deliverLocal(ctx, d, host.Event{Sender: 0, Seq: n.eventSeq.Add(1), Payload: payload})
+	if err != nil {
+		return Delivery{}, err
+	}
+	res := Delivery{Daemon: d.ID(), Node: n.name, Outputs: make([][]byte, len(outs)), Links: make([][]byte, len(outs))}
+	for i, o := range outs {
+		res.Outputs[i] = o.Payload
+		res.Links[i] = o.Link.AppendBinary(nil)
+	}
+	return res, nil
 }
 
 func (n *Node) sendRemote(ctx context.Context, origin uint64, p peerRef, payload []byte) (Delivery, error) {

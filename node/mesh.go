@@ -43,6 +43,14 @@ type lookupResponse struct {
 	Found bool       `msgpack:"f"`
 	Epoch uint64     `msgpack:"e"`
 	Info  DaemonInfo `msgpack:"i"`
+	// Owner is the hosting node's record epoch, 0 while the daemon is only
+	// restored by a migration that has not gone live: of two nodes that
+	// answer for one daemon, the higher Owner is the live one.
+	Owner uint64 `msgpack:"w,omitempty"`
+	// MovedTo (a node id) and Origin answer for a daemon (id or name) that
+	// migrated away from the node asked.
+	MovedTo string `msgpack:"mt,omitempty"`
+	Origin  uint64 `msgpack:"o,omitempty"`
 }
 
 type listRequest struct{}
@@ -83,22 +91,16 @@ func (p peerRef) String() string {
 type location struct {
 	node  peerRef
 	epoch uint64
+	owner uint64 // see lookupResponse.Owner
 	info  DaemonInfo
 }
 
 func (n *Node) serveMesh() {
 	n.ep.ServeLocalOps((*meshOps)(n))
 	n.ep.Handle(SubLookup, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req lookupRequest) (lookupResponse, error) {
-		d, ok := n.findLocal(req.Ref)
-		if !ok {
-			return lookupResponse{}, nil
-		}
-		epoch := uint64(1)
-		if rec, err := n.store.Get(d.Origin()); err == nil {
-			epoch = rec.Epoch
-		}
-		return lookupResponse{Found: true, Epoch: epoch, Info: n.localInfo(d)}, nil
+		return n.answerLookup(req.Ref), nil
 	}))
+	n.serveAddressing()
 	n.ep.Handle(SubList, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, _ listRequest) (listResponse, error) {
 		return listResponse{Daemons: n.LocalDaemons()}, nil
 	}))
@@ -188,6 +190,7 @@ func (n *Node) publishMeta() {
 		}
 		meta := n.meta
 		meta.Load = len(n.rt.Daemons())
+		meta.AdminURL = n.AdminURL()
 		ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
 		if err := n.mem.UpdateMeta(ctx, meta); err != nil && !errors.Is(err, cluster.ErrAnnounceUnconfirmed) && n.ctx.Err() == nil {
 			n.log.Warn("announce failed", "err", err)
@@ -220,7 +223,11 @@ func (n *Node) resolveNode(ref string) (nodekey.NodeID, error) {
 }
 
 // locate finds a daemon that is not local: through the cached route when
-// the reference is an id, else by asking every alive peer.
+// the reference is an id, through this node's own "moved" tombstone, else
+// by asking every alive peer. "Moved" answers are followed to the daemon's
+// new node, and a daemon found on both sides of a move in flight resolves
+// to its live owner, so a name stays usable through every phase of a
+// migration. The result may be this node (a daemon that just moved here).
 func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	if ref == "" {
 		return location{}, fmt.Errorf("%w: empty daemon reference", ErrBadRequest)
@@ -228,11 +235,16 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	if o, err := abi.ParseOrigin(ref); err == nil {
 		if r, ok := n.ep.Routes().Lookup(o); ok && r.Node != n.id {
 			p := peerRef{id: r.Node, name: n.peerName(r.Node)}
-			if loc, err := n.lookupAt(ctx, p, ref); err == nil {
+			if loc, err := n.follow(ctx, p, ref); err == nil {
 				return loc, nil
 			}
 			// Stale or unreachable: forget it and search.
 			n.ep.Routes().Delete(o, r.Epoch)
+		}
+	}
+	if o, r, ok := n.movedRef(ref); ok && r.Node != n.id {
+		if loc, err := n.follow(ctx, peerRef{id: r.Node, name: n.peerName(r.Node)}, abi.FormatOrigin(o)); err == nil {
+			return n.cacheRoute(loc), nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
@@ -247,7 +259,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			loc, err := n.lookupAt(ctx, p, ref)
+			loc, err := n.follow(ctx, p, ref)
 			if err != nil {
 				return
 			}
@@ -257,15 +269,12 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 		}()
 	}
 	wg.Wait()
+	found = pickLocations(found)
 	switch len(found) {
 	case 0:
 		return location{}, fmt.Errorf("%w: %q is not on any of the %d alive node(s)", ErrDaemonNotFound, ref, len(peers)+1)
 	case 1:
-		loc := found[0]
-		if o, err := abi.ParseOrigin(loc.info.ID); err == nil {
-			n.ep.Routes().Set(o, loc.node.id, loc.epoch)
-		}
-		return loc, nil
+		return n.cacheRoute(found[0]), nil
 	}
 	var where []string
 	for _, l := range found {
@@ -275,17 +284,33 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	return location{}, fmt.Errorf("%w: %q names %d daemons (%s); use the id", ErrAmbiguous, ref, len(found), strings.Join(where, ", "))
 }
 
+func (n *Node) cacheRoute(loc location) location {
+	if loc.node.id == n.id {
+		return loc
+	}
+	if o, err := abi.ParseOrigin(loc.info.ID); err == nil {
+		n.ep.Routes().Set(o, loc.node.id, loc.epoch)
+	}
+	return loc
+}
+
 var errNotThere = errors.New("not hosted there")
 
+// lookupAt asks p for ref; a "moved" answer is a *movedAnswer error.
 func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, error) {
 	var resp lookupResponse
 	if err := n.ep.Call(ctx, p.peer(), SubLookup, lookupRequest{Ref: ref}, &resp); err != nil {
 		return location{}, err
 	}
 	if !resp.Found {
+		if resp.MovedTo != "" {
+			if to, err := nodekey.ParseNodeID(resp.MovedTo); err == nil {
+				return location{}, &movedAnswer{origin: resp.Origin, to: to, epoch: resp.Epoch}
+			}
+		}
 		return location{}, errNotThere
 	}
-	return location{node: p, epoch: resp.Epoch, info: resp.Info}, nil
+	return location{node: p, epoch: resp.Epoch, owner: resp.Owner, info: resp.Info}, nil
 }
 
 // listPeers collects every peer's daemons; peers that do not answer are
@@ -369,7 +394,12 @@ func (n *Node) remoteSpawn(ctx context.Context, target nodekey.NodeID, req Spawn
 			alias = req.Kind
 		}
 	} else if !strings.HasPrefix(req.Kind, "sha256:") {
-		return DaemonInfo{}, wrap(ErrUnknownKind, fmt.Errorf("%w (deploy it to this node first; the target fetches it from here)", err))
+		// Deployed elsewhere: the target fetches the module from whichever
+		// peer has it, and keeps the kind name once the daemon runs.
+		if digest, err = n.ResolveKind(ctx, req.Kind); err != nil {
+			return DaemonInfo{}, err
+		}
+		alias = req.Kind
 	}
 	var labels map[string]string
 	if req.Name != "" {

@@ -270,6 +270,7 @@ func (n *Node) adoptMigrated(origin uint64) {
 // forgetMigrated drops the record of a daemon that moved away, so a restart
 // does not resurrect a twin.
 func (n *Node) forgetMigrated(origin uint64) {
+	n.tombstoneName(origin)
 	n.mu.Lock()
 	err := n.store.Delete(origin)
 	n.mu.Unlock()

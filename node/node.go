@@ -63,6 +63,10 @@ type Node struct {
 	metaKick chan struct{}
 	// listings is each peer's last listing, for when it stops answering.
 	listings peerListings
+	// moved keeps the names of daemons that migrated away (addressing.go);
+	// adminURL is the admin API's URL once it serves, for the gossip meta.
+	moved    movedNames
+	adminURL atomic.Pointer[string]
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -265,6 +269,7 @@ type ReadyInfo struct {
 
 // Ready records that the node serves its admin API at adminURL.
 func (n *Node) Ready(adminURL string) error {
+	n.announceAdmin(adminURL)
 	info := ReadyInfo{NodeID: n.id.String(), Name: n.name, QUIC: n.QUICAddr(), Gossip: n.GossipAddr(), AdminURL: adminURL, PID: os.Getpid()}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	tmp := n.layout.readyFile() + ".tmp"

@@ -1,15 +1,21 @@
 package node
 
 import (
+	"net"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/wasmesh/wasmesh/cluster"
 )
 
 // NodeInfo is one cluster member as operators see it.
 type NodeInfo struct {
 	ID      string   `json:"id"`
 	Name    string   `json:"name"`
-	Address string   `json:"address"` // QUIC
+	Address string   `json:"address"`         // QUIC
+	Admin   string   `json:"admin,omitempty"` // admin API URL, as the node announces it
 	Gossip  string   `json:"gossip"`
 	State   string   `json:"state"`
 	Tags    []string `json:"tags"`
@@ -25,7 +31,7 @@ func (n *Node) Nodes() []NodeInfo {
 	for _, m := range n.mem.Members() {
 		ni := NodeInfo{
 			ID: m.Meta.NodeID, Name: m.Name, Address: m.Meta.QUICAddr, Gossip: m.Addr.String(), State: m.State.String(),
-			Tags: []string{}, Load: m.Meta.Load, Local: m.Local, Version: m.Meta.Version,
+			Tags: []string{}, Load: m.Meta.Load, Local: m.Local, Version: m.Meta.Version, Admin: m.Meta.AdminURL,
 		}
 		if m.Leaving && m.State.String() == "alive" {
 			ni.State = "leaving"
@@ -38,6 +44,7 @@ func (n *Node) Nodes() []NodeInfo {
 		}
 		if m.Local {
 			ni.Load = len(n.rt.Daemons())
+			ni.Admin = n.AdminURL()
 		}
 		out = append(out, ni)
 	}
@@ -53,4 +60,37 @@ func (n *Node) Kinds() []KindInfo {
 	}
 	slices.SortFunc(out, func(a, b KindInfo) int { return strings.Compare(a.Digest, b.Digest) })
 	return out
+}
+
+// AdminURL is the admin API's URL as announced to peers ("" before Ready).
+func (n *Node) AdminURL() string {
+	if p := n.adminURL.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// announceAdmin makes the admin URL peers can dial out of the one the API
+// is bound to: an unspecified host becomes the advertised QUIC host.
+func (n *Node) announceAdmin(adminURL string) {
+	u, err := url.Parse(adminURL)
+	if err != nil || u.Host == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		if qh, _, err := net.SplitHostPort(n.QUICAddr()); err == nil {
+			u.Host = net.JoinHostPort(qh, port)
+		}
+	}
+	s := u.Scheme + "://" + u.Host
+	if (cluster.NodeMeta{NodeID: "x", AdminURL: s}).Validate() != nil {
+		n.log.Warn("admin url not announced: it does not fit the gossip metadata", "url", s)
+		return
+	}
+	n.adminURL.Store(&s)
+	n.kickMeta()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/host"
 	meshquic "github.com/wasmesh/wasmesh/transport/quic"
 )
@@ -45,22 +46,19 @@ func (o *meshOps) Spawn(ctx context.Context, req meshquic.SpawnRequest) (meshqui
 		return meshquic.SpawnResponse{}, fmt.Errorf("%w: no authenticated peer", meshquic.ErrForbidden)
 	}
 	from := &peerRef{id: peer, name: n.peerName(peer)}
-	k, err := n.ensureKind(ctx, req.Digest, from)
+	k, _, err := n.kindForSpawn(ctx, req.Digest, from)
 	if err != nil {
 		return meshquic.SpawnResponse{}, toWire(err)
-	}
-	if req.Kind != "" {
-		// Keep the caller's kind name here too, unless it already means
-		// something else on this node.
-		if _, err := n.rt.Kind(req.Kind); err != nil {
-			if _, err := n.Deploy(ctx, k.Bytes(), req.Kind); err != nil {
-				n.log.Debug("kind name not kept", "kind", req.Kind, "err", err)
-			}
-		}
 	}
 	info, err := n.spawnLocal(ctx, SpawnRequest{Kind: string(k.Digest), Name: req.Labels["name"], Config: req.Config}, from)
 	if err != nil {
+		// The caller's kind name is kept only with a daemon that runs.
 		return meshquic.SpawnResponse{}, toWire(err)
+	}
+	if req.Kind != "" {
+		if o, err := abi.ParseOrigin(info.ID); err == nil {
+			n.keepAlias(ctx, req.Kind, k, o)
+		}
 	}
 	d, ok := n.findLocal(info.ID)
 	if !ok {

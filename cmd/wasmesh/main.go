@@ -53,6 +53,7 @@ Start here:
 			statsCommand(),
 			stopCommand(),
 			migrateCommand(),
+			expectCommand(),
 			clusterCommand(),
 			snapshotCommand(),
 			restoreCommand(),

@@ -30,11 +30,13 @@ Examples:
    wasmesh migrate c1 --to node-b
    wasmesh migrate 3f9c0e2a7d1b4c55 --to node-c --timeout 30s --json
    wasmesh migrate c1 --to node-b --no-identity   # the target must hold the key already
+   wasmesh migrate c1 --to node-b --no-identity --key c1.key   # give it the key first (see expect)
    wasmesh migrate c1 --require zone=eu-1         # the scheduler picks a matching node`,
 		Flags: clientFlags(
 			&cli.StringFlag{Name: "to", Usage: "target `NODE` (name or id, see 'wasmesh nodes')"},
 			&cli.StringFlag{Name: "require", Usage: "let the scheduler pick a target matching `FILTER` (e.g. 'zone=eu-1'; '' is any)"},
-			&cli.BoolFlag{Name: "no-identity", Usage: "do not ship the daemon key; the target must have it registered"},
+			&cli.BoolFlag{Name: "no-identity", Usage: "do not ship the daemon key; the target must have it registered (see wasmesh expect)"},
+			&cli.StringFlag{Name: "key", Usage: "first register the daemon key `FILE` (from spawn --key) on the --to node, as 'wasmesh expect' does"},
 			&cli.DurationFlag{Name: "timeout", Value: 0, DefaultText: "2m", Usage: "abort if not done within `DURATION`"},
 			jsonFlag(),
 		),
@@ -51,6 +53,14 @@ Examples:
 			cl, err := newClient(c)
 			if err != nil {
 				return err
+			}
+			if key := c.String("key"); key != "" {
+				if !c.IsSet("to") {
+					return fail(2, "--key needs --to NODE (the node to give the key to)")
+				}
+				if _, err := expectOn(c, cl, c.Args().First(), c.String("to"), key); err != nil {
+					return err
+				}
 			}
 			w := c.App.ErrWriter
 			asJSON := c.Bool("json")

@@ -12,9 +12,9 @@ func nodesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "nodes",
 		Usage: "list cluster members",
-		Description: `Lists the members the node knows: id, name, QUIC address, state (alive,
-leaving, dead, left), tags and load (daemons hosted). "*" marks the node you
-asked.
+		Description: `Lists the members the node knows: id, name, QUIC address, admin API URL
+(what --node takes to talk to that node), state (alive, leaving, dead, left),
+tags and load (daemons hosted). "*" marks the node you asked.
 
 Examples:
    wasmesh nodes
@@ -36,13 +36,13 @@ Examples:
 				return printJSON(c.App.Writer, ns)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tADDRESS\tSTATE\tLOAD\tTAGS")
+			fmt.Fprintln(tw, "ID\tNAME\tADDRESS\tADMIN\tSTATE\tLOAD\tTAGS")
 			for _, n := range ns {
 				name := n.Name
 				if n.Local {
 					name += " *"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", n.ID, name, dash(n.Address), n.State, n.Load, dash(strings.Join(n.Tags, ",")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.ID, name, dash(n.Address), dash(n.Admin), n.State, n.Load, dash(strings.Join(n.Tags, ",")))
 			}
 			return tw.Flush()
 		},

@@ -12,16 +12,22 @@ func restoreCommand() *cli.Command {
 		Name:      "restore",
 		Usage:     "continue a daemon from a snapshot file",
 		ArgsUsage: "FILE",
-		Description: `Sends a snapshot to the node, which continues the daemon from it (replacing
-the running one, if any). Snapshots carry the daemon's public key, never its
-private key, so --node must be the node that holds the daemon's key: the one it
-runs on, or last ran on (after a migration, the new node). --kind names the
-kind to restore as; it must be the module the snapshot was taken of.
+		Description: `Continues a daemon from a snapshot (replacing the running one, if any).
+Snapshots carry the daemon's public key, never its private key, so the daemon
+continues on the node that holds its key: the one it runs on, or last ran on
+(after a migration, the new node). Any node finds that node itself (it asks
+its peers which one has the daemon's record); --on NODE chooses it. --kind
+names the kind to restore as; it must be the module the snapshot was taken of.
 
 Examples:
    wasmesh restore c1.snap
+   wasmesh restore c1.snap --on node-b
    wasmesh restore c1.snap --kind counter --node http://127.0.0.1:7411`,
-		Flags: clientFlags(&cli.StringFlag{Name: "kind", Usage: "kind `NAME` or digest to restore as"}, jsonFlag()),
+		Flags: clientFlags(
+			&cli.StringFlag{Name: "kind", Usage: "kind `NAME` or digest to restore as"},
+			&cli.StringFlag{Name: "on", Usage: "`NODE` (name or id) to restore on; default the node holding the daemon's key"},
+			jsonFlag(),
+		),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "exactly one snapshot FILE"); err != nil {
 				return err
@@ -34,7 +40,7 @@ Examples:
 			if err != nil {
 				return fail(2, "read snapshot: %v", err)
 			}
-			d, err := cl.Restore(c.Context, data, c.String("kind"))
+			d, err := cl.RestoreOn(c.Context, data, c.String("kind"), c.String("on"))
 			if err != nil {
 				return apiFail(err)
 			}

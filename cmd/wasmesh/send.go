@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,6 +20,13 @@ event. Every output is printed on its own line, in order. DAEMON is an id or a
 name; any node finds it, wherever in the cluster it runs. A failing event
 prints "error: event N: ..." and sending goes on; the exit status is then 1.
 
+While a daemon migrates, its name (and id) keep working through any node. If
+the node answers that the daemon is not found after this command already
+reached it, the event was not delivered, so it is sent again, for up to
+--retry-for; an error that does not say "not delivered" is never retried
+(the event may have been applied): it is reported for that event and the
+next one goes on.
+
 Examples:
    wasmesh send c1 a b get
    printf 'a\nb\n' | wasmesh send 3f2a9c0d11e2b7a4 --stdin
@@ -27,6 +35,7 @@ Examples:
 			&cli.BoolFlag{Name: "stdin", Usage: "read one event per line from standard input"},
 			&cli.StringFlag{Name: "input-format", Value: "text", Usage: "payload encoding: text, hex or base64"},
 			&cli.StringFlag{Name: "output-format", Value: "text", Usage: "output encoding: text, hex or base64"},
+			&cli.DurationFlag{Name: "retry-for", Value: 15 * time.Second, Usage: "resend an undelivered event (daemon not found mid-stream) for up to `DURATION`"},
 		),
 		Action: sendAction,
 	}
@@ -66,11 +75,15 @@ func sendAction(c *cli.Context) error {
 	w := bufio.NewWriter(c.App.Writer)
 	defer w.Flush()
 	failed := 0
+	if c.Duration("retry-for") < 0 {
+		return fail(2, "--retry-for must not be negative")
+	}
+	rs := resender{cl: cl, daemon: daemon, retryFor: c.Duration("retry-for")}
 	send := func(n int, p []byte) error {
-		res, err := cl.Send(c.Context, daemon, p)
+		res, err := rs.send(c.Context, p)
 		if err != nil {
 			w.Flush()
-			if isEventFailure(err) {
+			if eventOnly(err) {
 				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %v\n", n, err)
 				failed++
 				return nil

@@ -10,7 +10,8 @@
 //	POST   /v1/daemons/{ref}/events     SendRequest             → SendResponse
 //	GET    /v1/daemons/{ref}/snapshot                           → signed snapshot bytes
 //	GET    /v1/daemons/{ref}/logs                               → []LogLine
-//	POST   /v1/restore?kind=NAME        body: snapshot bytes    → DaemonInfo
+//	POST   /v1/restore?kind=NAME&on=NODE body: snapshot bytes   → DaemonInfo (on: default the key's holder)
+//	POST   /v1/expect                   ExpectRequest            → ExpectResult
 //	GET    /v1/nodes                                            → []NodeInfo
 //
 // {ref} is a daemon id (16 hex digits) or name. Errors are JSON
@@ -30,6 +31,8 @@ type (
 
 	MigrateProgress = node.MigrateProgress
 	MigrateResult   = node.MigrateResult
+	ExpectRequest   = node.ExpectRequest
+	ExpectResult    = node.ExpectResult
 )
 
 // MigrateBody is the body of POST /v1/daemons/{ref}/migrate.
@@ -57,6 +60,9 @@ type SpawnRequest struct {
 	On     string `json:"on,omitempty"`
 	// Require is a placement filter, e.g. "gpu,zone=eu-1,memory_gb>=32".
 	Require string `json:"require,omitempty"`
+	// Key is the daemon's identity key file (base64 in JSON); see
+	// node.SpawnRequest.Key.
+	Key []byte `json:"key,omitempty"`
 }
 
 // SendRequest is one event; JSON carries the payload as base64.

@@ -119,6 +119,7 @@ func Handler(b Backend, opts Options) http.Handler {
 	route("POST /v1/restore", s.restore)
 	route("POST /v1/daemons/{ref}/migrate", s.migrate)
 	route("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Nodes())) })
+	s.addressingRoutes(route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -196,7 +197,7 @@ func (s *server) spawn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info, err := s.b.Spawn(r.Context(), node.SpawnRequest{Kind: req.Kind, Name: req.Name, Config: req.Config, On: req.On, Require: req.Require})
+	info, err := s.b.Spawn(r.Context(), node.SpawnRequest{Kind: req.Kind, Name: req.Name, Config: req.Config, On: req.On, Require: req.Require, Key: req.Key})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -269,7 +270,7 @@ func (s *server) restore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info, err := s.b.Restore(r.Context(), data, r.URL.Query().Get("kind"))
+	info, err := s.restoreOn(r.Context(), data, r.URL.Query().Get("kind"), r.URL.Query().Get("on"))
 	if err != nil {
 		writeError(w, err)
 		return
