@@ -11,9 +11,10 @@
 //     tables no longer match what instantiation builds;
 //   - caps the memory maximum at the host's limit.
 //
-// The derived module appends globals, one type, one function, one local per
-// function and exports; it adds no import, so no existing index shifts and
-// every call, branch, element segment and export stays valid. The daemon
+// The derived module appends globals, one type, functions ($yield and one
+// $reenter per function), one local per function and exports; it adds no
+// import, so no existing index shifts and every call, branch, element
+// segment, export and the name section stay valid. The daemon
 // kind's identity is the digest of the original bytes, never of the derived
 // ones.
 //
@@ -31,15 +32,21 @@
 // So the derived module counts instead, and leaves native code now and then:
 //
 //	function entry:  $fuel = $fuel_g + 1; $fuel_g = $fuel
-//	                 if ($fuel & YieldMask) == 0 { call $yield }
+//	                 if ($fuel & YieldMask) == 0 { return_call $reenter_f(params) }
 //	loop header:     $fuel = $fuel + 1
 //	                 if ($fuel & YieldMask) == 0 { call $yield }
+//	$reenter_f:      call $yield; return_call $f(params)
 //	$yield:          if $stop { unreachable }
 //	                 memory.grow 0 (drop)
 //
 // $fuel is a new local of each function (kept in a register, so a loop
 // header costs an add, an and and a well-predicted branch), $fuel_g a new
-// global carrying the count across calls. memory.grow is implemented in Go
+// global carrying the count across calls. The entry check leaves by a tail
+// call and comes back by one, so nothing in the function's frame lives
+// across a call the original did not make: the frame, and so the recursion
+// depth the guest reaches, stays the original's (see rewriteCode). A tail
+// call runs the callee's entry check like any call, so endless tail
+// recursion is stopped too. memory.grow is implemented in Go
 // by wazero's compiler, so every YieldMask+1 loop iterations or calls the
 // goroutine passes through Go code where the scheduler can stop it for a
 // collection or hand the processor to another goroutine. A module without
@@ -198,7 +205,11 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		return nil, err
 	}
 	codes = append(codes, wasmbin.Code{Body: yieldBody(ix)})
-	funcs := append(append([]uint32(nil), m.Funcs...), ix.yieldType)
+	funcs := append(append(make([]uint32, 0, 2*len(m.Funcs)+1), m.Funcs...), ix.yieldType)
+	for i := range m.Codes {
+		codes = append(codes, wasmbin.Code{Body: reenterBody(m, ix, i)})
+		funcs = append(funcs, m.Funcs[i])
+	}
 	sections = wasmbin.SetSection(sections, wasmbin.FunctionSection(funcs))
 	sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
 
@@ -298,14 +309,36 @@ func yieldBody(ix indices) []byte {
 	return b
 }
 
+// reenterBody is $reenter_i, the out-of-line half of function i's entry
+// check: it has function i's type, yields, and tail-calls function i with the
+// same arguments. Function i's entry then counts once more, so it does not
+// come back here.
+func reenterBody(m *wasmbin.Module, ix indices, i int) []byte {
+	b := wasmbin.AppendU32([]byte{wasmbin.OpCall}, ix.yield)
+	for p := range m.Types[m.Funcs[i]].Params {
+		b = wasmbin.AppendU32(append(b, wasmbin.OpLocalGet), uint32(p))
+	}
+	b = wasmbin.AppendU32(append(b, wasmbin.OpReturnCall), m.ImportedFuncs+uint32(i))
+	return append(b, wasmbin.OpEnd)
+}
+
 // rewriteCode adds the fuel local to every function, the counting
 // sequences at its entry and at every loop header, and the dirty mark before
 // every table mutation.
+//
+// The entry check leaves through a tail call (return_call $reenter_i) rather
+// than calling $yield in place: a call that returns into the prologue makes
+// the compiler keep its context registers and every parameter alive across
+// it, which costs stack slots in every frame of every function (half the
+// reachable recursion depth for the smallest frame under wazero's compiler).
+// A tail call returns nowhere, so nothing is live across it and the frame is
+// the original's.
 func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
-	// tail: if (fuel & YieldMask) == 0 { call $yield }, with fuel on the stack.
-	tail := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
-	tail = append(tail, 0x71 /* i32.and */, 0x45 /* i32.eqz */, wasmbin.OpIf, 0x40)
-	tail = append(wasmbin.AppendU32(append(tail, wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
+	// check: (fuel & YieldMask) == 0, with fuel on the stack.
+	check := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
+	check = append(check, 0x71 /* i32.and */, 0x45 /* i32.eqz */, wasmbin.OpIf, 0x40)
+	// tail: if check { call $yield } (loop headers).
+	tail := append(wasmbin.AppendU32(append(append([]byte(nil), check...), wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
 	mark := append([]byte{wasmbin.OpI32Const, 1}, wasmbin.AppendU32([]byte{wasmbin.OpGlobalSet}, ix.dirty)...)
 
 	usesTables := false
@@ -326,7 +359,12 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
-		entry = append(entry, tail...)
+		entry = append(entry, check...)
+		for p := range m.Types[m.Funcs[i]].Params {
+			entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
+		}
+		entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.yield+1+uint32(i))
+		entry = append(entry, wasmbin.OpEnd)
 		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
 		loop = wasmbin.AppendU32(append(loop[:0], wasmbin.OpLocalGet), fuel)
 		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
