@@ -227,11 +227,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
 	sections = wasmbin.SetSection(sections, wasmbin.ExportSection(exports))
-	// The name section describes the original module; drop it rather than
-	// keep a description of code that changed.
-	sections = wasmbin.RemoveSection(sections, func(s wasmbin.Section) bool {
-		return s.ID == wasmbin.SectionCustom && s.Name == "name"
-	})
+	sections = keepNames(m, sections)
 	res.Module = wasmbin.Encode(sections)
 	return res, nil
 }
@@ -397,4 +393,101 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		codes[i] = wasmbin.Code{Locals: locals, Body: out}
 	}
 	return codes, usesTables, nil
+}
+
+// keepNames carries the original's name section over, so traps and
+// profiles name the guest's functions. No original index moved, so the
+// names stay true; what the instrumenter appended gets names of its own
+// (reserved prefix, never one the guest used). Names of indices the original
+// did not have would land on appended functions or locals, so they go; label
+// names go because the entry and loop checks add blocks, which renumbers
+// labels. A name section wazero could not decode goes entirely: it would
+// fail compilation, and names are only for people.
+func keepNames(m *wasmbin.Module, sections []wasmbin.Section) []wasmbin.Section {
+	isNames := func(s wasmbin.Section) bool { return s.ID == wasmbin.SectionCustom && s.Name == "name" }
+	var data []byte
+	count := 0
+	for _, c := range m.Customs {
+		if c.Name == "name" {
+			data = c.Data
+			count++
+		}
+	}
+	if count == 0 {
+		return sections
+	}
+	names, err := wasmbin.DecodeNames(data)
+	if err != nil || count > 1 {
+		return wasmbin.RemoveSection(sections, isNames)
+	}
+	nf := m.NumFuncs()
+	used := make(map[string]bool, len(names.Funcs))
+	funcs := make([]wasmbin.NameAssoc, 0, len(names.Funcs)+1+len(m.Codes))
+	orig := make(map[uint32]string, len(names.Funcs))
+	for _, a := range names.Funcs {
+		if a.Index < nf {
+			funcs = append(funcs, a)
+			used[a.Name] = true
+			orig[a.Index] = a.Name
+		}
+	}
+	unique := func(name string) string {
+		for used[name] {
+			name += "_"
+		}
+		used[name] = true
+		return name
+	}
+	funcs = append(funcs, wasmbin.NameAssoc{Index: nf, Name: unique(abi.ReservedExportPrefix + "yield")})
+	for i := range m.Codes {
+		idx := m.ImportedFuncs + uint32(i)
+		of := orig[idx]
+		if of == "" {
+			of = strconv.FormatUint(uint64(idx), 10)
+		}
+		funcs = append(funcs, wasmbin.NameAssoc{Index: nf + 1 + uint32(i), Name: unique(abi.ReservedExportPrefix + "reenter_" + of)})
+	}
+	names.Funcs = funcs
+
+	var locals []wasmbin.IndirectNameAssoc
+	for _, l := range names.Locals {
+		if l.Index < m.ImportedFuncs || l.Index >= nf {
+			continue
+		}
+		n := numLocals(m, l.Index-m.ImportedFuncs)
+		kept := l.Names[:0:0]
+		for _, a := range l.Names {
+			if uint64(a.Index) < n {
+				kept = append(kept, a)
+			}
+		}
+		locals = append(locals, wasmbin.IndirectNameAssoc{Index: l.Index, Names: kept})
+	}
+	if names.Locals != nil {
+		names.Locals = locals
+	}
+	other := names.Other[:0:0]
+	for _, o := range names.Other {
+		if o.ID != wasmbin.NameLabels {
+			other = append(other, o)
+		}
+	}
+	names.Other = other
+	out := append([]wasmbin.Section(nil), sections...)
+	for i, s := range out {
+		if isNames(s) {
+			out[i] = wasmbin.CustomSection("name", names.Encode())
+		}
+	}
+	return out
+}
+
+// numLocals is the number of parameters and locals of defined function i in
+// the original module.
+func numLocals(m *wasmbin.Module, i uint32) uint64 {
+	n := uint64(len(m.Types[m.Funcs[i]].Params))
+	for _, l := range m.Codes[i].Locals {
+		n += uint64(l.Count)
+	}
+	return n
 }
