@@ -20,6 +20,7 @@ import (
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/host/chain"
 	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/host/instrument"
 	"github.com/wasmesh/wasmesh/host/snapshot"
 )
 
@@ -128,6 +129,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	wz := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).
+		WithCoreFeatures(instrument.CoreFeatures).
 		WithCloseOnContextDone(false))
 	if _, err := hostModule(wz).Instantiate(ctx); err != nil {
 		_ = wz.Close(ctx)

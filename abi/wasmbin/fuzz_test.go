@@ -45,3 +45,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeNames: DecodeNames never panics, and what it accepts encodes to
+// bytes it decodes to the same names.
+func FuzzDecodeNames(f *testing.F) {
+	f.Add((&Names{Module: "m", HasModule: true, Funcs: []NameAssoc{{0, "f"}, {3, "g"}},
+		Locals: []IndirectNameAssoc{{0, []NameAssoc{{1, "x"}}}}, Other: []NameSubsection{{7, []byte{1, 0, 1, 'g'}}}}).Encode())
+	f.Add([]byte{1, 3, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := DecodeNames(b)
+		if err != nil {
+			return
+		}
+		again, err := DecodeNames(n.Encode())
+		if err != nil {
+			t.Fatalf("re-encoded names do not decode: %v", err)
+		}
+		if !bytes.Equal(again.Encode(), n.Encode()) {
+			t.Fatal("names changed through a round trip")
+		}
+	})
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 )
 
 // BenchmarkLoopOverhead runs three guest workloads three ways in the same
@@ -27,7 +26,7 @@ func BenchmarkLoopOverhead(b *testing.B) {
 	orig := readFile(b, "testdata/spin.wasm")
 	res := mustInstrument(b, orig, Options{})
 	load := func(cfg wazero.RuntimeConfig, bin []byte) api.Module {
-		r := wazero.NewRuntimeWithConfig(ctx, cfg.WithCoreFeatures(api.CoreFeaturesV2|experimental.CoreFeaturesTailCall))
+		r := wazero.NewRuntimeWithConfig(ctx, cfg.WithCoreFeatures(CoreFeatures))
 		b.Cleanup(func() { r.Close(ctx) })
 		m, err := r.Instantiate(ctx, bin)
 		if err != nil {

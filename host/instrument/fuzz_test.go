@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmesh/wasmesh/abi/wasmbin"
 )
@@ -29,7 +27,7 @@ func FuzzInstrument(f *testing.F) {
 	f.Add(wasmbin.Encode(nil), uint32(1))
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
-		WithCoreFeatures(api.CoreFeaturesV2|experimental.CoreFeaturesTailCall))
+		WithCoreFeatures(CoreFeatures))
 	defer r.Close(ctx)
 	f.Fuzz(func(t *testing.T, b []byte, maxPages uint32) {
 		if _, err := wasmbin.Parse(b); err != nil {

@@ -139,7 +139,7 @@ func BenchmarkGoGuestOverhead(b *testing.B) {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	load := func(name string, cfg wazero.RuntimeConfig, bin []byte, callCtx context.Context) *variant {
-		r := wazero.NewRuntimeWithConfig(ctx, cfg)
+		r := wazero.NewRuntimeWithConfig(ctx, cfg.WithCoreFeatures(CoreFeatures))
 		b.Cleanup(func() { r.Close(ctx) })
 		wasi_snapshot_preview1.MustInstantiate(ctx, r)
 		_, err := r.NewHostModuleBuilder("wasmesh").NewFunctionBuilder().

@@ -11,9 +11,10 @@
 //     tables no longer match what instantiation builds;
 //   - caps the memory maximum at the host's limit.
 //
-// The derived module appends globals, one type, one function, one local per
-// function and exports; it adds no import, so no existing index shifts and
-// every call, branch, element segment and export stays valid. The daemon
+// The derived module appends globals, one type, functions ($yield and one
+// $reenter per function), one local per function and exports; it adds no
+// import, so no existing index shifts and every call, branch, element
+// segment, export and the name section stay valid. The daemon
 // kind's identity is the digest of the original bytes, never of the derived
 // ones.
 //
@@ -31,15 +32,21 @@
 // So the derived module counts instead, and leaves native code now and then:
 //
 //	function entry:  $fuel = $fuel_g + 1; $fuel_g = $fuel
-//	                 if ($fuel & YieldMask) == 0 { call $yield }
+//	                 if ($fuel & YieldMask) == 0 { return_call $reenter_f(params) }
 //	loop header:     $fuel = $fuel + 1
 //	                 if ($fuel & YieldMask) == 0 { call $yield }
+//	$reenter_f:      call $yield; return_call $f(params)
 //	$yield:          if $stop { unreachable }
 //	                 memory.grow 0 (drop)
 //
 // $fuel is a new local of each function (kept in a register, so a loop
 // header costs an add, an and and a well-predicted branch), $fuel_g a new
-// global carrying the count across calls. memory.grow is implemented in Go
+// global carrying the count across calls. The entry check leaves by a tail
+// call and comes back by one, so nothing in the function's frame lives
+// across a call the original did not make: the frame, and so the recursion
+// depth the guest reaches, stays the original's (see rewriteCode). A tail
+// call runs the callee's entry check like any call, so endless tail
+// recursion is stopped too. memory.grow is implemented in Go
 // by wazero's compiler, so every YieldMask+1 loop iterations or calls the
 // goroutine passes through Go code where the scheduler can stop it for a
 // collection or hand the processor to another goroutine. A module without
@@ -198,7 +205,11 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		return nil, err
 	}
 	codes = append(codes, wasmbin.Code{Body: yieldBody(ix)})
-	funcs := append(append([]uint32(nil), m.Funcs...), ix.yieldType)
+	funcs := append(append(make([]uint32, 0, 2*len(m.Funcs)+1), m.Funcs...), ix.yieldType)
+	for i := range m.Codes {
+		codes = append(codes, wasmbin.Code{Body: reenterBody(m, ix, i)})
+		funcs = append(funcs, m.Funcs[i])
+	}
 	sections = wasmbin.SetSection(sections, wasmbin.FunctionSection(funcs))
 	sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
 
@@ -216,11 +227,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
 	sections = wasmbin.SetSection(sections, wasmbin.ExportSection(exports))
-	// The name section describes the original module; drop it rather than
-	// keep a description of code that changed.
-	sections = wasmbin.RemoveSection(sections, func(s wasmbin.Section) bool {
-		return s.ID == wasmbin.SectionCustom && s.Name == "name"
-	})
+	sections = keepNames(m, sections)
 	res.Module = wasmbin.Encode(sections)
 	return res, nil
 }
@@ -298,14 +305,36 @@ func yieldBody(ix indices) []byte {
 	return b
 }
 
+// reenterBody is $reenter_i, the out-of-line half of function i's entry
+// check: it has function i's type, yields, and tail-calls function i with the
+// same arguments. Function i's entry then counts once more, so it does not
+// come back here.
+func reenterBody(m *wasmbin.Module, ix indices, i int) []byte {
+	b := wasmbin.AppendU32([]byte{wasmbin.OpCall}, ix.yield)
+	for p := range m.Types[m.Funcs[i]].Params {
+		b = wasmbin.AppendU32(append(b, wasmbin.OpLocalGet), uint32(p))
+	}
+	b = wasmbin.AppendU32(append(b, wasmbin.OpReturnCall), m.ImportedFuncs+uint32(i))
+	return append(b, wasmbin.OpEnd)
+}
+
 // rewriteCode adds the fuel local to every function, the counting
 // sequences at its entry and at every loop header, and the dirty mark before
 // every table mutation.
+//
+// The entry check leaves through a tail call (return_call $reenter_i) rather
+// than calling $yield in place: a call that returns into the prologue makes
+// the compiler keep its context registers and every parameter alive across
+// it, which costs stack slots in every frame of every function (half the
+// reachable recursion depth for the smallest frame under wazero's compiler).
+// A tail call returns nowhere, so nothing is live across it and the frame is
+// the original's.
 func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
-	// tail: if (fuel & YieldMask) == 0 { call $yield }, with fuel on the stack.
-	tail := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
-	tail = append(tail, 0x71 /* i32.and */, 0x45 /* i32.eqz */, wasmbin.OpIf, 0x40)
-	tail = append(wasmbin.AppendU32(append(tail, wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
+	// check: (fuel & YieldMask) == 0, with fuel on the stack.
+	check := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
+	check = append(check, 0x71 /* i32.and */, 0x45 /* i32.eqz */, wasmbin.OpIf, 0x40)
+	// tail: if check { call $yield } (loop headers).
+	tail := append(wasmbin.AppendU32(append(append([]byte(nil), check...), wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
 	mark := append([]byte{wasmbin.OpI32Const, 1}, wasmbin.AppendU32([]byte{wasmbin.OpGlobalSet}, ix.dirty)...)
 
 	usesTables := false
@@ -326,7 +355,12 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
-		entry = append(entry, tail...)
+		entry = append(entry, check...)
+		for p := range m.Types[m.Funcs[i]].Params {
+			entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
+		}
+		entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.yield+1+uint32(i))
+		entry = append(entry, wasmbin.OpEnd)
 		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
 		loop = wasmbin.AppendU32(append(loop[:0], wasmbin.OpLocalGet), fuel)
 		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
@@ -359,4 +393,101 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		codes[i] = wasmbin.Code{Locals: locals, Body: out}
 	}
 	return codes, usesTables, nil
+}
+
+// keepNames carries the original's name section over, so traps and
+// profiles name the guest's functions. No original index moved, so the
+// names stay true; what the instrumenter appended gets names of its own
+// (reserved prefix, never one the guest used). Names of indices the original
+// did not have would land on appended functions or locals, so they go; label
+// names go because the entry and loop checks add blocks, which renumbers
+// labels. A name section wazero could not decode goes entirely: it would
+// fail compilation, and names are only for people.
+func keepNames(m *wasmbin.Module, sections []wasmbin.Section) []wasmbin.Section {
+	isNames := func(s wasmbin.Section) bool { return s.ID == wasmbin.SectionCustom && s.Name == "name" }
+	var data []byte
+	count := 0
+	for _, c := range m.Customs {
+		if c.Name == "name" {
+			data = c.Data
+			count++
+		}
+	}
+	if count == 0 {
+		return sections
+	}
+	names, err := wasmbin.DecodeNames(data)
+	if err != nil || count > 1 {
+		return wasmbin.RemoveSection(sections, isNames)
+	}
+	nf := m.NumFuncs()
+	used := make(map[string]bool, len(names.Funcs))
+	funcs := make([]wasmbin.NameAssoc, 0, len(names.Funcs)+1+len(m.Codes))
+	orig := make(map[uint32]string, len(names.Funcs))
+	for _, a := range names.Funcs {
+		if a.Index < nf {
+			funcs = append(funcs, a)
+			used[a.Name] = true
+			orig[a.Index] = a.Name
+		}
+	}
+	unique := func(name string) string {
+		for used[name] {
+			name += "_"
+		}
+		used[name] = true
+		return name
+	}
+	funcs = append(funcs, wasmbin.NameAssoc{Index: nf, Name: unique(abi.ReservedExportPrefix + "yield")})
+	for i := range m.Codes {
+		idx := m.ImportedFuncs + uint32(i)
+		of := orig[idx]
+		if of == "" {
+			of = strconv.FormatUint(uint64(idx), 10)
+		}
+		funcs = append(funcs, wasmbin.NameAssoc{Index: nf + 1 + uint32(i), Name: unique(abi.ReservedExportPrefix + "reenter_" + of)})
+	}
+	names.Funcs = funcs
+
+	var locals []wasmbin.IndirectNameAssoc
+	for _, l := range names.Locals {
+		if l.Index < m.ImportedFuncs || l.Index >= nf {
+			continue
+		}
+		n := numLocals(m, l.Index-m.ImportedFuncs)
+		kept := l.Names[:0:0]
+		for _, a := range l.Names {
+			if uint64(a.Index) < n {
+				kept = append(kept, a)
+			}
+		}
+		locals = append(locals, wasmbin.IndirectNameAssoc{Index: l.Index, Names: kept})
+	}
+	if names.Locals != nil {
+		names.Locals = locals
+	}
+	other := names.Other[:0:0]
+	for _, o := range names.Other {
+		if o.ID != wasmbin.NameLabels {
+			other = append(other, o)
+		}
+	}
+	names.Other = other
+	out := append([]wasmbin.Section(nil), sections...)
+	for i, s := range out {
+		if isNames(s) {
+			out[i] = wasmbin.CustomSection("name", names.Encode())
+		}
+	}
+	return out
+}
+
+// numLocals is the number of parameters and locals of defined function i in
+// the original module.
+func numLocals(m *wasmbin.Module, i uint32) uint64 {
+	n := uint64(len(m.Types[m.Funcs[i]].Params))
+	for _, l := range m.Codes[i].Locals {
+		n += uint64(l.Count)
+	}
+	return n
 }

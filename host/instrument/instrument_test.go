@@ -13,7 +13,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/abi/wasmbin"
@@ -52,7 +51,7 @@ var engines = []struct {
 func newRuntime(t testing.TB, cfg wazero.RuntimeConfig) wazero.Runtime {
 	t.Helper()
 	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, cfg.WithCoreFeatures(api.CoreFeaturesV2|experimental.CoreFeaturesTailCall))
+	r := wazero.NewRuntimeWithConfig(ctx, cfg.WithCoreFeatures(CoreFeatures))
 	t.Cleanup(func() { r.Close(ctx) })
 	return r
 }
@@ -429,7 +428,8 @@ func TestCustomSections(t *testing.T) {
 	for _, c := range m.Customs {
 		names = append(names, c.Name)
 	}
-	if strings.Join(names, ",") != "producers,other" {
+	// The name section stays (see TestNameSectionKept).
+	if strings.Join(names, ",") != "producers,name,other" {
 		t.Errorf("custom sections kept: %v", names)
 	}
 }
@@ -477,12 +477,13 @@ func TestEveryTestModule(t *testing.T) {
 				t.Errorf("%s: export %q changed", f, e.Name)
 			}
 		}
-		if len(inst.Codes) != len(orig.Codes)+1 {
-			t.Errorf("%s: %d functions, want %d + $yield", f, len(inst.Codes), len(orig.Codes))
+		if len(inst.Codes) != 2*len(orig.Codes)+1 {
+			t.Errorf("%s: %d functions, want %d + $yield + one $reenter each", f, len(inst.Codes), len(orig.Codes))
+			continue
 		}
 		yield, dirty := orig.NumFuncs(), orig.NumGlobals()+2
 		for i, c := range inst.Codes[:len(orig.Codes)] {
-			loops, calls := 0, 0
+			loops, calls, reenters := 0, 0, 0
 			var prev wasmbin.Instr
 			for off := 0; off < len(c.Body); {
 				in, _ := wasmbin.DecodeInstr(c.Body, off)
@@ -492,14 +493,23 @@ func TestEveryTestModule(t *testing.T) {
 				if in.Op == wasmbin.OpCall && in.Index == yield {
 					calls++
 				}
+				if in.Op == wasmbin.OpReturnCall && in.Index == yield+1+uint32(i) {
+					reenters++
+				}
 				if in.IsTableMutation() && !(prev.Op == wasmbin.OpGlobalSet && prev.Index == dirty) {
 					t.Errorf("%s: function %d: table mutation without the dirty mark", f, i)
 				}
 				prev = in
 				off = in.End
 			}
-			if calls != loops+1 {
-				t.Errorf("%s: function %d: %d yield points for %d loops", f, i, calls, loops)
+			if calls != loops || reenters != 1 {
+				t.Errorf("%s: function %d: %d yield points for %d loops, %d entry checks", f, i, calls, loops, reenters)
+			}
+			// $reenter_i yields and tail-calls function i.
+			re := inst.Codes[len(orig.Codes)+1+i].Body
+			first, _ := wasmbin.DecodeInstr(re, 0)
+			if first.Op != wasmbin.OpCall || first.Index != yield || inst.Funcs[len(orig.Funcs)+1+i] != orig.Funcs[i] {
+				t.Errorf("%s: $reenter of function %d does not start with call $yield or has another type", f, i)
 			}
 		}
 	}
