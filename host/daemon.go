@@ -298,6 +298,10 @@ func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, intercepta
 		d.mu.Unlock()
 		return err
 	}
+	if err := d.duplicateLocked(&ev); err != nil {
+		d.mu.Unlock()
+		return err
+	}
 	if len(ev.Payload) > d.limits.MaxInputBytes {
 		d.mu.Unlock()
 		return d.eventFailed(&EventError{Origin: d.origin, InputSeq: d.inputSeq + 1, Cause: ErrInputTooLarge,

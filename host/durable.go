@@ -30,6 +30,29 @@ type InputJournal interface {
 // event.
 var ErrRedoDiverged = errors.New("host: redo of a journaled event diverged")
 
+// ErrDuplicateEvent: an exactly-once event (Event.Once) whose sender
+// sequence the daemon already applied; nothing ran. For the sender this is
+// an acknowledgement: the event is applied, once.
+var ErrDuplicateEvent = errors.New("host: event already applied")
+
+// ErrBadEvent: an event the host cannot take as given (an exactly-once
+// event without a sender).
+var ErrBadEvent = errors.New("host: malformed event")
+
+// duplicateLocked refuses an exactly-once event the horizon already holds.
+func (d *Daemon) duplicateLocked(ev *Event) error {
+	if !ev.Once {
+		return nil
+	}
+	if ev.Sender == 0 {
+		return fmt.Errorf("%w: an exactly-once event needs a non-zero sender", ErrBadEvent)
+	}
+	if last, ok := d.horizon.Get(ev.Sender); ok && ev.Seq <= last {
+		return fmt.Errorf("%w: sender %016x event %d (latest applied %d)", ErrDuplicateEvent, ev.Sender, ev.Seq, last)
+	}
+	return nil
+}
+
 // Incarnation is the journal incarnation the daemon's history runs under
 // (0 without a journal).
 func (d *Daemon) Incarnation() uint64 {

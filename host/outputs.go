@@ -7,6 +7,11 @@ type Event struct {
 	Sender  uint64 // sender's origin hash (0 for an operator/CLI)
 	Seq     uint64 // sender's sequence number
 	Payload []byte
+	// Once asks for exactly-once: the event is refused with
+	// ErrDuplicateEvent when the daemon's horizon already holds Seq (or a
+	// later one) from Sender, so a sender that retries after a crash or a
+	// lost answer never has an event applied twice. Sender must not be 0.
+	Once bool
 }
 
 // Output is one payload a daemon emitted, wrapped in its causal link.

@@ -207,6 +207,7 @@ type EventArrived struct {
 	Sender    uint64
 	SenderSeq uint64
 	Payload   []byte
+	Once      bool // exactly-once (host.Event.Once): the target deduplicates it too
 }
 
 // PeerDown (to source): membership has declared Node permanently gone. Only

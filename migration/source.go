@@ -396,7 +396,7 @@ func (s *Source) inputAttempt(a uint32, in Input) error {
 
 func (s *Source) event(in EventArrived, now time.Time) (Output, error) {
 	var out Output
-	ev := Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload}
+	ev := Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload, Once: in.Once}
 	switch {
 	case !s.started:
 		return out, &PhaseError{Role: RoleSource, What: "EventArrived"}

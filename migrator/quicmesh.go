@@ -156,12 +156,15 @@ func (q *QUICMesh) Forward(ctx context.Context, to NodeID, origin uint64, ev hos
 	if err != nil {
 		return nil, err
 	}
-	resp, err := q.EP.RemoteDeliver(ctx, id, meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload}})
+	resp, err := q.EP.RemoteDeliver(ctx, id, meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload, Once: ev.Once}})
 	if errors.Is(err, meshquic.ErrPeerUnavailable) || errors.Is(err, meshquic.ErrUnknownPeer) {
 		return nil, fmt.Errorf("%w: %w", ErrNotDelivered, err)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if resp.Duplicate {
+		return nil, fmt.Errorf("%w: answered by %s", host.ErrDuplicateEvent, to)
 	}
 	return OutputsFromWire(resp.Outputs)
 }

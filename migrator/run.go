@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
@@ -141,7 +142,10 @@ func (r *run) resolveSeq(rep report) {
 	delete(r.bySeq, rep.Seq)
 	r.forget(w)
 	var err error
-	if rep.Err != "" {
+	if rest, dup := strings.CutPrefix(rep.Err, host.ErrDuplicateEvent.Error()); dup {
+		// Keep it typed: for the sender a duplicate is an acknowledgement.
+		err = fmt.Errorf("%w%s", host.ErrDuplicateEvent, rest)
+	} else if rep.Err != "" {
 		err = errors.New(rep.Err)
 	}
 	w.resolve(rep.Outputs, err)
@@ -360,7 +364,7 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 		w := r.current
 		r.current = nil
 		if w == nil {
-			w = newWaiter(host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload})
+			w = newWaiter(host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload, Once: e.Event.Once})
 		}
 		m.forward(r, e.To, w)
 	case migration.ResumeLocal:
@@ -513,7 +517,7 @@ func (m *Migrator) sourceInterceptor(r *run, d *host.Daemon) host.Interceptor {
 		w := newWaiter(ev)
 		r.order = append(r.order, w)
 		r.current = w
-		out, err := r.src.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload}, time.Now())
+		out, err := r.src.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload, Once: ev.Once}, time.Now())
 		if err != nil {
 			r.forget(w)
 			r.current = nil
@@ -755,7 +759,7 @@ func (m *Migrator) applyEvent(r *run, e migration.ApplyEvent, held bool) {
 	if d == nil {
 		err = host.ErrDaemonNotFound
 	} else {
-		outs, err = d.Apply(context.Background(), host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload})
+		outs, err = d.Apply(context.Background(), host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload, Once: e.Event.Once})
 	}
 	if held && len(r.held) > 0 {
 		w := r.held[0]

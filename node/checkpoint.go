@@ -55,7 +55,7 @@ func (n *Node) recover(ctx context.Context, journaled *wal.Recovered) error {
 		return err
 	}
 	for _, rec := range recs {
-		if rec.Stopped || n.setAsideIfModuleMissing(rec) {
+		if rec.Stopped || n.setAsideIfModuleMissing(rec, journaled.Histories[rec.Origin]) {
 			continue
 		}
 		d, seq, err := n.recoverOne(ctx, rec)
@@ -102,25 +102,52 @@ func (n *Node) redo(ctx context.Context, d *host.Daemon, events []wal.Record) in
 	return done
 }
 
-// finishJournalRecovery makes the redone events durable again: re-journaled
-// under DurabilitySync, checkpointed (and the journal closed) under
-// DurabilityInterval. Only then may the old segments go.
+// finishJournalRecovery makes the redone events durable again (under
+// DurabilitySync they were journaled anew). The journal from before the
+// restart is released once every daemon it holds events of is back: a
+// daemon still waiting for its module keeps it (releaseRecoveryJournal).
 func (n *Node) finishJournalRecovery(ctx context.Context, j *wal.Journal) error {
+	n.recoveryJournal = j
 	if n.wal != nil {
 		if err := j.Sync(ctx); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
+	}
+	n.missing.mu.Lock()
+	waiting := len(n.missing.pending)
+	n.missing.mu.Unlock()
+	if waiting == 0 {
+		n.releaseRecoveryJournal(ctx)
+	}
+	return nil
+}
+
+// releaseRecoveryJournal lets the journal drop what it held from before the
+// restart: under DurabilitySync the redone events are journaled anew; under
+// DurabilityInterval they are checkpointed first, then the journal closes.
+func (n *Node) releaseRecoveryJournal(ctx context.Context) {
+	n.ckptMu.Lock()
+	j := n.recoveryJournal
+	n.recoveryJournal = nil
+	n.ckptMu.Unlock()
+	if j == nil {
+		return
+	}
+	if n.wal != nil {
 		j.Done()
-		return nil
+		return
 	}
 	for _, d := range n.rt.Daemons() {
 		if err := n.checkpoint(ctx, d, false); err != nil {
-			n.log.Error("checkpoint after journal recovery failed; the journal is kept", "daemon", d.ID(), "err", err)
-			return j.Close()
+			n.log.Error("checkpoint after journal recovery failed; the journal is kept for the next start", "daemon", d.ID(), "err", err)
+			j.Close()
+			return
 		}
 	}
 	j.Done()
-	return j.Close()
+	if err := j.Close(); err != nil {
+		n.log.Warn("journal not closed cleanly", "err", err)
+	}
 }
 
 func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*host.Daemon, uint64, error) {

@@ -19,6 +19,26 @@ type Delivery struct {
 	// Links are the outputs' causal links (56-byte chain.Link encodings),
 	// parallel to Outputs, so a client can verify the daemon's chain.
 	Links [][]byte
+	// Duplicate: the event carried a client event id the daemon had
+	// already applied (SendOnce); it was not applied again, and its
+	// outputs went to the first attempt.
+	Duplicate bool
+}
+
+// input is one client event on its way to a daemon.
+type input struct {
+	payload     []byte
+	sender, seq uint64 // a client's id and event id; 0 for anonymous sends
+	once        bool
+}
+
+// event is the host event for in; anonymous sends get a node-assigned
+// sequence number.
+func (n *Node) event(in input) host.Event {
+	if !in.once {
+		return host.Event{Sender: 0, Seq: n.eventSeq.Add(1), Payload: in.payload}
+	}
+	return host.Event{Sender: in.sender, Seq: in.seq, Payload: in.payload, Once: true}
 }
 
 // Send delivers one event from an external client to a daemon (id or name)
@@ -26,12 +46,33 @@ type Delivery struct {
 // finds it (following "moved" answers, so a name keeps working while the
 // daemon migrates).
 func (n *Node) Send(ctx context.Context, ref string, payload []byte) (Delivery, error) {
+	return n.send(ctx, ref, input{payload: payload})
+}
+
+// SendOnce is Send with a client event id: the daemon applies the event at
+// most once per (client, eventID), across retries, migrations and crashes
+// of the hosting node, so a client that resends an event it got no answer
+// for never has it applied twice (a resend of an applied one answers
+// Duplicate). A client numbers its events 1, 2, 3 ... in the order it sends
+// them; an id at or below one already applied counts as applied.
+func (n *Node) SendOnce(ctx context.Context, ref, client string, eventID uint64, payload []byte) (Delivery, error) {
+	sender, err := ClientSender(client)
+	if err != nil {
+		return Delivery{}, err
+	}
+	if eventID == 0 {
+		return Delivery{}, fmt.Errorf("%w: client event ids start at 1", ErrBadRequest)
+	}
+	return n.send(ctx, ref, input{payload: payload, sender: sender, seq: eventID, once: true})
+}
+
+func (n *Node) send(ctx context.Context, ref string, in input) (Delivery, error) {
 	if d, ok := n.findLocal(ref); ok {
-		return n.sendLocal(ctx, d, payload)
+		return n.sendLocal(ctx, d, in)
 	}
 	if o, err := abi.ParseOrigin(ref); err == nil {
 		if r, ok := n.ep.Routes().Lookup(o); ok && r.Node != n.id {
-			res, err := n.sendRemote(ctx, o, peerRef{id: r.Node, name: n.peerName(r.Node)}, payload)
+			res, err := n.sendRemote(ctx, o, peerRef{id: r.Node, name: n.peerName(r.Node)}, in)
 			if !errors.Is(err, ErrDaemonNotFound) && !errors.Is(err, ErrUnavailable) {
 				return res, err
 			}
@@ -52,13 +93,16 @@ func (n *Node) Send(ctx context.Context, ref string, payload []byte) (Delivery, 
 		if err != nil {
 			return Delivery{}, wrap(ErrDaemonNotFound, err)
 		}
-		return n.sendLocal(ctx, d, payload)
+		return n.sendLocal(ctx, d, in)
 	}
-	return n.sendRemote(ctx, o, loc.node, payload)
+	return n.sendRemote(ctx, o, loc.node, in)
 }
 
-func (n *Node) sendLocal(ctx context.Context, d *host.Daemon, payload []byte) (Delivery, error) {
-	outs, err := n.deliverLocal(ctx, d, host.Event{Sender: 0, Seq: n.eventSeq.Add(1), Payload: payload})
+func (n *Node) sendLocal(ctx context.Context, d *host.Daemon, in input) (Delivery, error) {
+	outs, err := n.deliverLocal(ctx, d, n.event(in))
+	if errors.Is(err, host.ErrDuplicateEvent) {
+		return Delivery{Daemon: d.ID(), Node: n.name, Duplicate: true}, nil
+	}
 	if err != nil {
 		return Delivery{}, err
 	}
@@ -70,20 +114,21 @@ func (n *Node) sendLocal(ctx context.Context, d *host.Daemon, payload []byte) (D
 	return res, nil
 }
 
-func (n *Node) sendRemote(ctx context.Context, origin uint64, p peerRef, payload []byte) (Delivery, error) {
-	req := meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: 0, Seq: n.eventSeq.Add(1), Payload: payload}}
+func (n *Node) sendRemote(ctx context.Context, origin uint64, p peerRef, in input) (Delivery, error) {
+	ev := n.event(in)
+	req := meshquic.DeliverRequest{Event: meshquic.Event{Target: origin, Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload, Once: ev.Once}}
 	resp, err := n.ep.RemoteDeliver(ctx, p.id, req)
 	var me *meshquic.MovedError
 	if errors.As(err, &me) && me.To == n.id {
 		// It moved here while we were asking.
 		if d, derr := n.rt.Daemon(origin); derr == nil {
-			return n.Send(ctx, d.ID(), payload)
+			return n.send(ctx, d.ID(), in)
 		}
 	}
 	if err != nil {
 		return Delivery{}, fromRemote(err, p.String())
 	}
-	res := Delivery{Daemon: abi.FormatOrigin(origin), Node: p.String(), Outputs: make([][]byte, len(resp.Outputs)), Links: make([][]byte, len(resp.Outputs))}
+	res := Delivery{Daemon: abi.FormatOrigin(origin), Node: p.String(), Outputs: make([][]byte, len(resp.Outputs)), Links: make([][]byte, len(resp.Outputs)), Duplicate: resp.Duplicate}
 	for i, o := range resp.Outputs {
 		res.Outputs[i] = o.Payload
 		res.Links[i] = o.Link
@@ -102,6 +147,12 @@ func (n *Node) deliverLocal(ctx context.Context, d *host.Daemon, ev host.Event) 
 	}
 	start := time.Now()
 	outs, err := d.Deliver(ctx, ev)
+	dup := errors.Is(err, host.ErrDuplicateEvent)
+	if dup {
+		// Applied by an earlier attempt, which may still be waiting for its
+		// fsync: answer "applied" only once that is durable too.
+		err = nil
+	}
 	if err == nil && n.wal != nil {
 		// Group commit: this waits for the fsync that covers the event,
 		// shared with every event that arrived meanwhile.
@@ -121,6 +172,9 @@ func (n *Node) deliverLocal(ctx context.Context, d *host.Daemon, ev host.Event) 
 			return nil, wrap(ErrDaemonNotFound, err)
 		}
 		return nil, fmt.Errorf("deliver to %s: %w", d.ID(), err)
+	}
+	if dup {
+		return nil, fmt.Errorf("deliver to %s: %w", d.ID(), host.ErrDuplicateEvent)
 	}
 	n.metrics.eventsProcessed.Inc()
 	return outs, nil

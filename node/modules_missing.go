@@ -10,6 +10,7 @@ import (
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/node/store"
+	"github.com/wasmesh/wasmesh/node/wal"
 )
 
 // A daemon whose record survived but whose module did not (a data dir
@@ -35,6 +36,7 @@ type missingModules struct {
 
 type missingDaemon struct {
 	rec      store.Record
+	journal  []wal.Record // events to redo after its checkpoint
 	attempts int
 	lastErr  string
 }
@@ -43,7 +45,7 @@ type missingDaemon struct {
 // then it keeps rec for the background fetch instead of recovering it now
 // (the mesh is not up during recovery). recover calls it first for every
 // record it would bring back.
-func (n *Node) setAsideIfModuleMissing(rec store.Record) bool {
+func (n *Node) setAsideIfModuleMissing(rec store.Record, journal []wal.Record) bool {
 	if _, err := n.rt.Kind(rec.Digest); err == nil {
 		return false
 	}
@@ -55,7 +57,7 @@ func (n *Node) setAsideIfModuleMissing(rec store.Record) bool {
 	if m.pending == nil {
 		m.pending = make(map[uint64]*missingDaemon)
 	}
-	m.pending[rec.Origin] = &missingDaemon{rec: rec, lastErr: "not fetched yet: the node is joining the cluster"}
+	m.pending[rec.Origin] = &missingDaemon{rec: rec, journal: journal, lastErr: "not fetched yet: the node is joining the cluster"}
 	return true
 }
 
@@ -82,6 +84,7 @@ func (n *Node) fetchMissingLoop() {
 		case <-time.After(wait):
 		}
 		if n.fetchMissingOnce(n.ctx) == 0 {
+			n.releaseRecoveryJournal(n.ctx)
 			return
 		}
 		wait = min(2*wait, maxModuleRetry)
@@ -100,7 +103,7 @@ func (n *Node) fetchMissingOnce(ctx context.Context) int {
 	m.mu.Unlock()
 	left := 0
 	for _, p := range todo {
-		err := n.bringBack(ctx, p.rec)
+		err := n.bringBack(ctx, p.rec, p.journal)
 		m.mu.Lock()
 		if err == nil {
 			delete(m.pending, p.rec.Origin)
@@ -120,7 +123,7 @@ func (n *Node) fetchMissingOnce(ctx context.Context) int {
 
 // bringBack fetches rec's module (unless another path brought it in the
 // meantime) and recovers the daemon from its checkpoint.
-func (n *Node) bringBack(ctx context.Context, rec store.Record) error {
+func (n *Node) bringBack(ctx context.Context, rec store.Record, journal []wal.Record) error {
 	if _, err := n.rt.Kind(rec.Digest); err != nil {
 		mod, err := n.fetchFromPeers(ctx, rec.Digest)
 		if err != nil {
@@ -155,10 +158,16 @@ func (n *Node) bringBack(ctx context.Context, rec store.Record) error {
 	if err != nil {
 		return fmt.Errorf("recover after fetching the module: %w", err)
 	}
+	n.lastCkpt.Store(d.Origin(), d.Stats().InputSeq)
+	redone := n.redo(ctx, d, journal)
+	if n.wal != nil {
+		if err := n.wal.Sync(ctx); err != nil {
+			n.log.Error("redone events not journaled again", "daemon", d.ID(), "err", err)
+		}
+	}
 	st := d.Stats()
-	n.lastCkpt.Store(d.Origin(), st.InputSeq)
 	n.log.Info("daemon recovered", "daemon", d.ID(), "name", cur.Name, "digest", cur.Digest,
-		"checkpoint_seq", seq, "input_seq", st.InputSeq, "module", "fetched from a peer")
+		"checkpoint_seq", seq, "journal_events", redone, "input_seq", st.InputSeq, "module", "fetched from a peer")
 	n.kickMeta()
 	return nil
 }

@@ -49,6 +49,9 @@ type Node struct {
 	// wal is the write-ahead journal of inputs (nil with DurabilityInterval
 	// once recovery is over): an event is acknowledged after it is durable.
 	wal *wal.Journal
+	// recoveryJournal is the journal as opened at startup until what it
+	// held from before the restart is redone (see releaseRecoveryJournal).
+	recoveryJournal *wal.Journal
 
 	// mu serialises changes to the set of daemons (spawn, stop, restore)
 	// so name uniqueness and record state stay consistent with the runtime.
@@ -319,6 +322,8 @@ func (n *Node) Close(ctx context.Context) error {
 	errs = append(errs, n.mem.Shutdown(), n.ep.Close(), n.rt.Close(ctx))
 	if n.wal != nil {
 		errs = append(errs, n.wal.Close())
+	} else if j := n.recoveryJournal; j != nil {
+		errs = append(errs, j.Close()) // still held for a daemon awaiting its module
 	}
 	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)

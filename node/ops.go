@@ -27,7 +27,10 @@ func (o *meshOps) Deliver(ctx context.Context, req meshquic.DeliverRequest) (mes
 		}
 		return meshquic.DeliverResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}
-	outs, err := n.deliverLocal(ctx, d, host.Event{Sender: req.Event.Sender, Seq: req.Event.Seq, Payload: req.Event.Payload})
+	outs, err := n.deliverLocal(ctx, d, host.Event{Sender: req.Event.Sender, Seq: req.Event.Seq, Payload: req.Event.Payload, Once: req.Event.Once})
+	if errors.Is(err, host.ErrDuplicateEvent) {
+		return meshquic.DeliverResponse{Duplicate: true}, nil
+	}
 	if err != nil {
 		return meshquic.DeliverResponse{}, toWire(err)
 	}

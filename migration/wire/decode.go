@@ -90,6 +90,7 @@ func decodeBody(k Kind, h Header, r *reader) Message {
 				Sender:    r.uint(math.MaxUint64),
 				SenderSeq: r.uint(math.MaxUint64),
 				Payload:   r.bytes(r.lim.MaxEventPayload),
+				Once:      r.bool(),
 			})
 		}
 		return ReplayBatch{Header: h, Events: evs}

@@ -36,8 +36,8 @@ func fieldCount(k Kind) int {
 
 const planFields = 6
 
-// eventFields: seq, sender, sender seq, payload.
-const eventFields = 4
+// eventFields: seq, sender, sender seq, payload, once.
+const eventFields = 5
 
 // Encode validates m against DefaultLimits and encodes it.
 func Encode(m Message) ([]byte, error) { return EncodeWithLimits(m, DefaultLimits()) }
@@ -90,6 +90,7 @@ func EncodeWithLimits(m Message, lim Limits) ([]byte, error) {
 			w.uint(ev.Sender)
 			w.uint(ev.SenderSeq)
 			w.bytes(ev.Payload)
+			w.bool(ev.Once)
 		}
 	case ReplayAck:
 		w.uint(m.UpTo)

@@ -90,6 +90,7 @@ type Event struct {
 	Sender    uint64 // sender origin hash
 	SenderSeq uint64
 	Payload   []byte
+	Once      bool // exactly-once: applied only if the horizon lacks SenderSeq
 }
 
 // ReplayBatch carries buffered events in input-sequence order (source → target).

@@ -7,7 +7,7 @@
 //	GET    /v1/daemons                                          → PsResponse (whole cluster)
 //	GET    /v1/daemons/{ref}                                    → DaemonInfo
 //	DELETE /v1/daemons/{ref}                                    → DaemonInfo
-//	POST   /v1/daemons/{ref}/events     SendRequest             → SendResponse
+//	POST   /v1/daemons/{ref}/events     SendRequest             → SendResponse (client + event_id: exactly once)
 //	GET    /v1/daemons/{ref}/snapshot                           → signed snapshot bytes
 //	GET    /v1/daemons/{ref}/logs                               → []LogLine
 //	POST   /v1/restore?kind=NAME&on=NODE body: snapshot bytes   → DaemonInfo (on: default the key's holder)
@@ -68,6 +68,11 @@ type SpawnRequest struct {
 // SendRequest is one event; JSON carries the payload as base64.
 type SendRequest struct {
 	Payload []byte `json:"payload"`
+	// Client and EventID make the send exactly-once (Node.SendOnce): a
+	// client numbers its events from 1 and may resend any it got no answer
+	// for. EventID is a decimal string, so no JSON reader rounds it.
+	Client  string `json:"client,omitempty"`
+	EventID uint64 `json:"event_id,string,omitempty"`
 }
 
 // SendResponse carries the event's outputs in order.
@@ -77,6 +82,9 @@ type SendResponse struct {
 	Outputs [][]byte `json:"outputs"`
 	// Links are the outputs' causal links (chain.Link encodings, base64).
 	Links [][]byte `json:"links,omitempty"`
+	// Duplicate: the daemon had already applied this client event id; its
+	// outputs went to the earlier attempt.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // PsResponse lists daemons; Unreachable names members that did not answer

@@ -159,6 +159,14 @@ func (c *Client) Send(ctx context.Context, daemon string, payload []byte) (SendR
 	return out, err
 }
 
+// SendOnce sends an event exactly once under a client event id (see
+// node.Node.SendOnce); resending after an error is always safe.
+func (c *Client) SendOnce(ctx context.Context, daemon, client string, eventID uint64, payload []byte) (SendResponse, error) {
+	var out SendResponse
+	err := c.json(ctx, http.MethodPost, "/v1/daemons/"+ref(daemon)+"/events", SendRequest{Payload: payload, Client: client, EventID: eventID}, &out)
+	return out, err
+}
+
 // Ps lists the cluster's daemons.
 func (c *Client) Ps(ctx context.Context) (PsResponse, error) {
 	var out PsResponse

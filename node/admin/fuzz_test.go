@@ -31,6 +31,11 @@ func (r *recorder) Send(ctx context.Context, ref string, p []byte) (node.Deliver
 	return r.fake.Send(ctx, ref, p)
 }
 
+func (r *recorder) SendOnce(ctx context.Context, ref, client string, id uint64, p []byte) (node.Delivery, error) {
+	r.sent, r.payload = true, p
+	return r.fake.SendOnce(ctx, ref, client, id, p)
+}
+
 func (r *recorder) Migrate(ctx context.Context, req node.MigrateRequest, progress func(node.MigrateProgress)) (node.MigrateResult, error) {
 	r.migrate = &req
 	return r.fake.Migrate(ctx, req, progress)

@@ -31,6 +31,7 @@ type Backend interface {
 	Daemon(ctx context.Context, ref string) (node.DaemonInfo, error)
 	Stop(ctx context.Context, ref string) (node.DaemonInfo, error)
 	Send(ctx context.Context, ref string, payload []byte) (node.Delivery, error)
+	SendOnce(ctx context.Context, ref, client string, eventID uint64, payload []byte) (node.Delivery, error)
 	Snapshot(ctx context.Context, ref string) ([]byte, node.DaemonInfo, error)
 	Logs(ctx context.Context, ref string) ([]node.LogLine, error)
 	Restore(ctx context.Context, data []byte, kind string) (node.DaemonInfo, error)
@@ -235,12 +236,21 @@ func (s *server) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, err := s.b.Send(r.Context(), r.PathValue("ref"), req.Payload)
+	var res node.Delivery
+	var err error
+	switch {
+	case req.Client != "":
+		res, err = s.b.SendOnce(r.Context(), r.PathValue("ref"), req.Client, req.EventID, req.Payload)
+	case req.EventID != 0:
+		err = fmt.Errorf("%w: event_id needs a client", node.ErrBadRequest)
+	default:
+		res, err = s.b.Send(r.Context(), r.PathValue("ref"), req.Payload)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, SendResponse{Daemon: res.Daemon, Node: res.Node, Outputs: nonNil(res.Outputs), Links: res.Links})
+	writeJSON(w, SendResponse{Daemon: res.Daemon, Node: res.Node, Outputs: nonNil(res.Outputs), Links: res.Links, Duplicate: res.Duplicate})
 }
 
 func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {

@@ -19,10 +19,11 @@ import (
 
 // fake is a Backend with one daemon "c1" (id 00000000000000aa).
 type fake struct {
-	count  int
-	kinds  map[string]string
-	sent   [][]byte
-	stopAt string
+	onceSeen map[string]uint64
+	count    int
+	kinds    map[string]string
+	sent     [][]byte
+	stopAt   string
 }
 
 func (f *fake) Deploy(_ context.Context, mod []byte, kind string) (node.KindInfo, error) {
@@ -72,6 +73,16 @@ func (f *fake) Send(_ context.Context, ref string, p []byte) (node.Delivery, err
 	f.sent = append(f.sent, p)
 	f.count++
 	return node.Delivery{Daemon: "00000000000000aa", Node: "local", Outputs: [][]byte{[]byte(fmt.Sprint(f.count)), {0, 1}}}, nil
+}
+func (f *fake) SendOnce(ctx context.Context, ref, client string, id uint64, p []byte) (node.Delivery, error) {
+	if f.onceSeen == nil {
+		f.onceSeen = map[string]uint64{}
+	}
+	if id <= f.onceSeen[client] {
+		return node.Delivery{Daemon: "00000000000000aa", Node: "local", Duplicate: true}, nil
+	}
+	f.onceSeen[client] = id
+	return f.Send(ctx, ref, p)
 }
 func (f *fake) Snapshot(_ context.Context, ref string) ([]byte, node.DaemonInfo, error) {
 	d, err := f.find(ref)
@@ -306,5 +317,40 @@ func TestMigrateStream(t *testing.T) {
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Code != CodeNotFound {
 		t.Fatalf("unknown daemon: %v", err)
+	}
+}
+
+func TestSendOnceThroughClient(t *testing.T) {
+	f, c := serve(t, Options{})
+	ctx := context.Background()
+	res, err := c.SendOnce(ctx, "c1", "loader-1", 1, []byte("x"))
+	if err != nil || res.Duplicate || len(res.Outputs) != 2 {
+		t.Fatalf("first send = %+v, %v", res, err)
+	}
+	res, err = c.SendOnce(ctx, "c1", "loader-1", 1, []byte("x"))
+	if err != nil || !res.Duplicate || len(res.Outputs) != 0 {
+		t.Fatalf("resend = %+v, %v", res, err)
+	}
+	if f.count != 1 {
+		t.Fatalf("applied %d times", f.count)
+	}
+	// The wire form: event_id is a decimal string (no JSON reader rounds it).
+	body := `{"payload":"eA==","client":"loader-1","event_id":"18446744073709551615"}`
+	resp, err := http.Post(c.Base+"/v1/daemons/c1/events", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || f.onceSeen["loader-1"] != 1<<64-1 {
+		t.Fatalf("status %d, last id %d", resp.StatusCode, f.onceSeen["loader-1"])
+	}
+	// An event id without a client is refused, not silently anonymous.
+	resp, err = http.Post(c.Base+"/v1/daemons/c1/events", "application/json", strings.NewReader(`{"payload":"eA==","event_id":"3"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("event_id without client: status %d", resp.StatusCode)
 	}
 }

@@ -27,6 +27,8 @@ type Event struct {
 	// Seq is the sender's sequence number for this event.
 	Seq     uint64 `msgpack:"q"`
 	Payload []byte `msgpack:"p"`
+	// Once asks for exactly-once delivery (host.Event.Once).
+	Once bool `msgpack:"once,omitempty"`
 }
 
 // Output is one output of a daemon with its causal link.
@@ -44,6 +46,9 @@ type DeliverRequest struct {
 // DeliverResponse carries the outputs the event produced.
 type DeliverResponse struct {
 	Outputs []Output `msgpack:"o"`
+	// Duplicate: an exactly-once event the daemon had already applied;
+	// nothing ran and Outputs is empty.
+	Duplicate bool `msgpack:"dup,omitempty"`
 }
 
 // SpawnRequest asks a node to start a daemon from a module it has or will
