@@ -27,15 +27,29 @@ reached it, the event was not delivered, so it is sent again, for up to
 (the event may have been applied): it is reported for that event and the
 next one goes on.
 
+With --client-id, every event is exactly-once: events are numbered from
+--first-event-id under that client id, and an event whose answer is lost
+(the node crashed, restarted, or the connection broke) is resent for up to
+--retry-for; the daemon applies each (client id, event id) once, wherever
+it runs, across migrations and crashes. A resend of an event that had been
+applied prints "event N: already applied" on stderr instead of outputs.
+To continue after this command itself died, run it again with the same
+--client-id and the events from the first unacknowledged one (with
+--first-event-id set to its number), or from the start: what was applied is
+answered as already applied.
+
 Examples:
    wasmesh send c1 a b get
    printf 'a\nb\n' | wasmesh send 3f2a9c0d11e2b7a4 --stdin
-   wasmesh send c1 00ff --input-format hex --output-format base64`,
+   wasmesh send c1 00ff --input-format hex --output-format base64
+   seq 1 1000 | wasmesh send c1 --stdin --client-id loader-7 --retry-for 1m`,
 		Flags: clientFlags(
 			&cli.BoolFlag{Name: "stdin", Usage: "read one event per line from standard input"},
 			&cli.StringFlag{Name: "input-format", Value: "text", Usage: "payload encoding: text, hex or base64"},
 			&cli.StringFlag{Name: "output-format", Value: "text", Usage: "output encoding: text, hex or base64"},
-			&cli.DurationFlag{Name: "retry-for", Value: 15 * time.Second, Usage: "resend an undelivered event (daemon not found mid-stream) for up to `DURATION`"},
+			&cli.DurationFlag{Name: "retry-for", Value: 15 * time.Second, Usage: "resend an undelivered event (daemon not found mid-stream; with --client-id any event whose answer was lost) for up to `DURATION`"},
+			&cli.StringFlag{Name: "client-id", Usage: "exactly-once sends: number the events under this client `ID` (1-64 printable characters)"},
+			&cli.Uint64Flag{Name: "first-event-id", Value: 1, Usage: "with --client-id, the id of the first event (ids go up by one per event)"},
 		),
 		Action: sendAction,
 	}
@@ -78,7 +92,13 @@ func sendAction(c *cli.Context) error {
 	if c.Duration("retry-for") < 0 {
 		return fail(2, "--retry-for must not be negative")
 	}
-	rs := resender{cl: cl, daemon: daemon, retryFor: c.Duration("retry-for")}
+	rs := resender{cl: cl, daemon: daemon, retryFor: c.Duration("retry-for"), client: c.String("client-id"), next: c.Uint64("first-event-id")}
+	if rs.client == "" && c.IsSet("first-event-id") {
+		return fail(2, "--first-event-id needs --client-id")
+	}
+	if rs.client != "" && rs.next == 0 {
+		return fail(2, "--first-event-id: client event ids start at 1")
+	}
 	send := func(n int, p []byte) error {
 		res, err := rs.send(c.Context, p)
 		if err != nil {
@@ -89,6 +109,10 @@ func sendAction(c *cli.Context) error {
 				return nil
 			}
 			return apiFail(err)
+		}
+		if res.Duplicate {
+			w.Flush()
+			fmt.Fprintf(c.App.ErrWriter, "event %d: already applied (client %s, event id %d)\n", n, rs.client, rs.next-1)
 		}
 		for _, o := range res.Outputs {
 			w.WriteString(outFmt.Encode(o))

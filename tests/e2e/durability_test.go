@@ -276,3 +276,57 @@ func TestKill9SourceDuringMigration(t *testing.T) {
 	}
 	t.Logf("acknowledged %d, count %d, c1 on %s", acked, got, where.Node)
 }
+
+// TestKill9WithClientEventIDs: a sender with a client id streams a fixed
+// number of events by name through n1 to c1 on n2; n2 is killed -9 at a
+// random moment and restarted while the sender keeps resending what got
+// no answer. At the end the count is exactly the number of events: every
+// event applied once, none lost, none twice.
+func TestKill9WithClientEventIDs(t *testing.T) {
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 2))
+	t.Logf("seed %d", seed)
+	const events = 1500
+	n1 := startNode(t, "n1", t.TempDir())
+	d2 := t.TempDir()
+	n2 := startNode(t, "n2", d2, "--join", n1.info.Gossip, "--checkpoint-interval", "1s")
+	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", n1.url())
+	ok(t, "spawn", "counter", "--name", "c1", "--on", "n2", "--node", n1.url())
+
+	cmd := exec.Command(binPath(), "send", "c1", "--stdin", "--client-id", "loader-1", "--retry-for", "60s", "--node", n1.url())
+	var in strings.Builder
+	for i := 1; i <= events; i++ {
+		fmt.Fprintf(&in, "e%d\n", i)
+	}
+	cmd.Stdin = strings.NewReader(in.String())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killAt := 100 + rng.IntN(events-400)
+	lines := 0
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		lines++
+		if lines == killAt {
+			n2.kill()
+			n2 = startNode(t, "n2", d2, "--join", n1.info.Gossip, "--checkpoint-interval", "1s")
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sender: %v\n%s", err, stderr.String())
+	}
+	dups := strings.Count(stderr.String(), "already applied")
+	if lines+dups != events {
+		t.Fatalf("%d outputs and %d duplicates for %d events\n%s", lines, dups, events, stderr.String())
+	}
+	if got := durCount(t, n1.url(), "c1"); got != events {
+		t.Fatalf("count %d after %d exactly-once events across a kill -9 at event %d", got, events, killAt)
+	}
+	t.Logf("killed at output %d; %d resends answered as already applied", killAt, dups)
+}
