@@ -74,6 +74,9 @@ type ErrorClass struct {
 	// transport gives them its own wire codes (decoded back through
 	// aliases), so toWire leaves them alone.
 	transport []error
+	// echoes are transport sentinels whose words repeat the class's, left
+	// out of its messages like the twins'.
+	echoes []error
 	// aliases are the transport's own codes decoded into this class.
 	aliases []string
 }
@@ -108,6 +111,7 @@ func ErrorClasses() []ErrorClass {
 			twins: []error{host.ErrShuttingDown}},
 		{Sentinel: ErrUnavailable, Code: CodeUnavailable, HTTP: http.StatusServiceUnavailable, Exit: 1,
 			transport: []error{meshquic.ErrPeerUnavailable, meshquic.ErrUnknownPeer, meshquic.ErrTimeout},
+			echoes:    []error{meshquic.ErrPeerUnavailable},
 			aliases:   []string{meshquic.CodeUnavailable, meshquic.CodeTimeout}},
 		internalClass(),
 	}
@@ -194,21 +198,30 @@ func wrap(sentinel, err error) error {
 	if err == nil || errors.Is(err, sentinel) {
 		return err
 	}
+	return classed(sentinel, err, "")
+}
+
+// classed puts err in sentinel's class with the message "sentinel: where:
+// detail", where detail is err's message without the words of a twin that
+// err matches.
+func classed(sentinel, err error, where string) error {
 	detail := err.Error()
 	for _, c := range ErrorClasses() {
 		if c.Sentinel != sentinel {
 			continue
 		}
-		for _, t := range c.twins {
+		for _, t := range slices.Concat(c.twins, c.echoes) {
 			if rest, ok := strings.CutPrefix(detail, t.Error()); ok && errors.Is(err, t) {
-				detail = strings.TrimPrefix(rest, ": ")
+				detail = strings.TrimLeft(rest, ": ")
 				break
 			}
 		}
 	}
 	msg := sentinel.Error()
-	if detail != "" {
-		msg += ": " + detail
+	for _, part := range []string{where, detail} {
+		if part != "" {
+			msg += ": " + part
+		}
 	}
 	return &classError{class: sentinel, cause: err, msg: msg}
 }
@@ -223,7 +236,7 @@ func noMatch(spec string, err error) error {
 	if spec == "" {
 		spec = "*"
 	}
-	msg := fmt.Sprintf("%s %q: ", ErrNoMatch.Error()[len("node: "):], spec)
+	msg := fmt.Sprintf("%v %q: ", ErrNoMatch, spec)
 	if nm.Candidates == 0 {
 		msg += "no candidate nodes"
 	} else {
@@ -240,5 +253,5 @@ func noMatch(spec string, err error) error {
 		}
 		msg += fmt.Sprintf("%s (of %d candidate(s))", strings.Join(parts, ", "), nm.Candidates)
 	}
-	return &classError{class: ErrNoMatch, cause: err, msg: "node: " + msg}
+	return &classError{class: ErrNoMatch, cause: err, msg: msg}
 }

@@ -78,7 +78,7 @@ func startPair(t *testing.T) (a, b *node.Node) {
 	a = start("a")
 	b = start("b", a.GossipAddr())
 	deadline := time.Now().Add(10 * time.Second)
-	for node.Peers(a) != 1 || node.Peers(b) != 1 {
+	for !node.Knows(a, b) || !node.Knows(b, a) {
 		if time.Now().After(deadline) {
 			t.Fatal("a and b do not see each other")
 		}

@@ -22,5 +22,9 @@ func RelayFailure(a, b *Node, sub string, err error) func(context.Context) error
 	}
 }
 
-// Peers is how many alive peers n can reach.
-func Peers(n *Node) int { return len(n.peers()) }
+// Knows reports whether a's transport has an address for b (membership
+// can list b a moment before).
+func Knows(a, b *Node) bool {
+	_, ok := a.ep.PeerAddrOf(b.id)
+	return ok
+}

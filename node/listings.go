@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wasmesh/wasmesh/cluster"
 	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
 
@@ -108,15 +109,27 @@ func (n *Node) lastKnown(id nodekey.NodeID, name, status string, live map[string
 	return out
 }
 
-// refreshListings keeps the peers' listings fresh in the background.
+// refreshListings keeps the peers' listings fresh in the background: on a
+// timer, when a peer joins, and when a peer announces it is leaving (its
+// daemons are checkpointed by then, so the listing taken now is the one
+// that stays true while it is away).
 func (n *Node) refreshListings() {
 	defer n.wg.Done()
 	t := time.NewTicker(listingRefresh)
 	defer t.Stop()
+	events := n.mem.Subscribe(n.ctx)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			m := ev.Member
+			if m.Local || m.State != cluster.StateAlive || (ev.Type != cluster.EventJoin && !(ev.Type == cluster.EventUpdate && m.Leaving)) {
+				continue
+			}
 		case <-t.C:
 		}
 		n.listPeers(n.ctx)

@@ -20,6 +20,11 @@ func TestListingOfALeftNode(t *testing.T) {
 	b := startTest(t, "b", t.TempDir(), a.GossipAddr())
 	waitPeers(t, a, 1)
 	waitPeers(t, b, 1)
+	for deadline := time.Now().Add(10 * time.Second); !Knows(a, b) || !Knows(b, a); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a and b have no address for each other")
+		}
+	}
 	if _, err := a.Deploy(ctx, examples.CounterWAT(), "counter"); err != nil {
 		t.Fatal(err)
 	}

@@ -484,7 +484,7 @@ func fromRemote(err error, peer string) error {
 		return &remoteError{sentinel: sentinel, msg: msg}
 	}
 	if errors.Is(err, meshquic.ErrPeerUnavailable) || errors.Is(err, meshquic.ErrUnknownPeer) || errors.Is(err, meshquic.ErrTimeout) {
-		return fmt.Errorf("%w: node %s: %w", ErrUnavailable, peer, err)
+		return classed(ErrUnavailable, err, "node "+peer)
 	}
 	return err
 }

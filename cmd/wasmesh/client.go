@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/node/admin"
 )
 
@@ -83,8 +84,7 @@ func humanBytes(n uint64) string {
 // isEventFailure reports whether the node said the event itself failed
 // (the daemon is fine and later events may succeed).
 func isEventFailure(err error) bool {
-	var ae *admin.APIError
-	return errors.As(err, &ae) && ae.Code == admin.CodeEventFailed
+	return errors.Is(err, node.ErrEventFailed)
 }
 
 // daemonClient is the preamble of every verb about one DAEMON: exactly one

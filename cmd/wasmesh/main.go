@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/wasmesh/wasmesh/node/admin"
 )
 
 // exitError carries an exit status through urfave/cli without printing twice.
@@ -80,7 +82,8 @@ func main() {
 }
 
 // run executes the CLI and maps errors to exit statuses: 1 for a failure
-// of the work, 2 for bad usage or refused input.
+// of the work, 2 for bad usage or refused input; a node's answer gets the
+// status of its class in the node's error table (node.ErrorClasses).
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
 	err := app.Run(interspersed(app, args))
@@ -95,5 +98,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "wasmesh: %v\n", err)
+	var ae *admin.APIError
+	if errors.As(err, &ae) {
+		// A node's answer: the exit status of its class in the node's
+		// error table, as apiFail gives it.
+		return ae.ExitCode()
+	}
 	return 2
 }
