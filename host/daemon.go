@@ -34,6 +34,11 @@ type Daemon struct {
 	// carried is the name and kind name the snapshot it was built from
 	// carried; the node decides whether the name is free here.
 	carried Carried
+	// Events processed and outputs emitted are read off the input sequence
+	// and the chain head, which move under mu with every committed event,
+	// plus these offsets (under mu; zero unless a snapshot said otherwise).
+	// So a snapshot's counters always match its state exactly.
+	processedOff, emittedOff uint64
 
 	mu      sync.Mutex // serialises events, snapshots and state changes
 	inst    *instance
@@ -225,6 +230,7 @@ func (d *Daemon) Stats() Stats {
 	if d.inst != nil && d.state != daemonStopped {
 		s.MemoryBytes = uint64(d.inst.mem.Size())
 	}
+	s.EventsProcessed, s.EventsEmitted = d.countsLocked()
 	s.Name = d.name
 	s.KindName = d.kindName
 	s.InputSeq = d.inputSeq
@@ -503,18 +509,24 @@ func (d *Daemon) metaSnapshotLocked() *snapshot.Snapshot {
 	}
 }
 
+// countsLocked is events processed and outputs emitted. Every committed
+// event advances the input sequence by one and the chain by one link per
+// output, under mu, so these agree with the state they are read with.
+func (d *Daemon) countsLocked() (processed, emitted uint64) {
+	return d.inputSeq + d.processedOff, d.head.Sequence + d.emittedOff
+}
+
 // annotationsLocked is what travels with the daemon besides its state
 // (FORMAT.md, "Annotations"): a checkpoint or migration that carries it
-// brings back the name, kind name, counters and recent log lines. The
-// counters are read atomically, not under one lock with the state, so an
-// event finishing at this instant may be counted on either side.
+// brings back the name, kind name, counters and recent log lines.
 func (d *Daemon) annotationsLocked() *snapshot.Annotations {
+	processed, emitted := d.countsLocked()
 	a := &snapshot.Annotations{
 		Name:     truncateName(d.name),
 		KindName: truncateName(d.kindName),
 		Counters: snapshot.Counters{
-			EventsProcessed: d.processed.Load(),
-			EventsEmitted:   d.emitted.Load(),
+			EventsProcessed: processed,
+			EventsEmitted:   emitted,
 			Errors:          d.errs.Load(),
 			Snapshots:       d.snapshots.Load(),
 			CPUNanos:        uint64(max(d.cpuNanos.Load(), 0)),
@@ -545,12 +557,20 @@ func truncateName(s string) string {
 
 // restoreAnnotationsLocked takes back what a snapshot carried: counters
 // and log lines continue where they were; name and kind name are offered
-// through Carried (the kind name is also taken when none was given).
+// through Carried (the kind name is also taken when none was given). It
+// runs after the input sequence and chain head are set from the snapshot;
+// without annotations (an older build's snapshot) the counts are the
+// input sequence and chain sequence, which is what they were.
 func (d *Daemon) restoreAnnotationsLocked(a *snapshot.Annotations) {
+	d.processedOff, d.emittedOff = 0, 0
 	if a == nil {
 		return
 	}
 	c := a.Counters
+	// Modular arithmetic: the offsets are whatever makes the counts come
+	// out as the snapshot says (normally zero).
+	d.processedOff = c.EventsProcessed - d.inputSeq
+	d.emittedOff = c.EventsEmitted - d.head.Sequence
 	d.processed.Store(c.EventsProcessed)
 	d.emitted.Store(c.EventsEmitted)
 	d.errs.Store(c.Errors)

@@ -336,6 +336,9 @@ func (rt *Runtime) Spawn(ctx context.Context, kindOrDigest string, id identity.I
 // SpawnFromSnapshot continues a daemon from a snapshot. The snapshot's
 // entity id is checked against id before any side effect, then its module
 // digest against the kind (SPEC R-L5). wasmesh_init is not called. The
+// counters and log lines the snapshot's annotations carry are restored; its
+// name and kind name are offered through Daemon.Carried (the node decides
+// on the name; the kind name is taken unless opts gives one). The
 // daemon keeps the snapshot's page buffers as its first rollback point: the
 // caller must not modify them afterwards.
 func (rt *Runtime) SpawnFromSnapshot(ctx context.Context, kindOrDigest string, id identity.Identity, snap *snapshot.Snapshot, opts SpawnOptions) (*Daemon, error) {

@@ -13,7 +13,8 @@ func logsCommand() *cli.Command {
 		Usage:     "print a daemon's log lines",
 		ArgsUsage: "DAEMON",
 		Description: `Prints the lines the guest logged (the last 1000), oldest first, wherever
-the daemon runs.
+the daemon runs. The last 100 (at most 64 KiB) move with the daemon in a
+migration and survive a restart of its node.
 
 Examples:
    wasmesh logs c1
