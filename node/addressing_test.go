@@ -234,3 +234,46 @@ func TestExpectThenMigrateWithoutIdentity(t *testing.T) {
 		t.Fatalf("expect without a key: %+v %v", res, err)
 	}
 }
+
+func TestPickLocationsWeakHitsYield(t *testing.T) {
+	moved := location{node: peerRef{name: "n2"}, owner: 5, weak: true, info: DaemonInfo{ID: "00000000000000aa"}}
+	named := location{node: peerRef{name: "n2"}, owner: 1, info: DaemonInfo{ID: "00000000000000bb", Name: "d"}}
+	if got := pickLocations([]location{moved, named}); len(got) != 1 || got[0].info.ID != named.info.ID {
+		t.Fatalf("%+v, want the daemon that has the name", got)
+	}
+	if got := pickLocations([]location{moved}); len(got) != 1 || got[0].info.ID != moved.info.ID {
+		t.Fatalf("%+v, want the moved daemon while its name is on its way", got)
+	}
+}
+
+// A daemon whose name stayed behind (its new node already has a daemon of
+// that name) does not capture the name through the old node's tombstone.
+func TestMovedNameDoesNotShadowAnother(t *testing.T) {
+	ctx := context.Background()
+	a := startTest(t, "a", t.TempDir())
+	b := startTest(t, "b", t.TempDir(), a.GossipAddr())
+	waitPeers(t, a, 1)
+	waitPeers(t, b, 1)
+	if _, err := a.Deploy(ctx, examples.CounterWAT(), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	moving, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "d", On: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, moving.ID, "x")
+	send(t, a, moving.ID, "x")
+	if _, err := a.Migrate(ctx, MigrateRequest{Ref: moving.ID, To: "b"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(t, a, "d", "x"); got != "1" {
+		t.Fatalf("name through the old node reached the moved daemon (count %s), not %s", got, native.ID)
+	}
+	if got := send(t, a, moving.ID, "get"); got != "2" {
+		t.Fatalf("moved daemon by id: %s", got)
+	}
+}

@@ -92,6 +92,7 @@ type location struct {
 	node  peerRef
 	epoch uint64
 	owner uint64 // see lookupResponse.Owner
+	weak  bool   // found by following a name to a daemon without it (see follow)
 	info  DaemonInfo
 }
 
@@ -242,19 +243,27 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			n.ep.Routes().Delete(o, r.Epoch)
 		}
 	}
-	if o, r, ok := n.movedRef(ref); ok && r.Node != n.id {
-		if loc, err := n.follow(ctx, peerRef{id: r.Node, name: n.peerName(r.Node)}, abi.FormatOrigin(o)); err == nil {
-			return n.cacheRoute(loc), nil
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
-	defer cancel()
-	peers := n.peers()
 	var (
 		mu    sync.Mutex
 		found []location
 		wg    sync.WaitGroup
 	)
+	if o, r, ok := n.movedRef(ref); ok && r.Node != n.id {
+		// This node gave the daemon away: straight to it, if the name went
+		// along; else it is a weak hit (the cluster may have another daemon
+		// of that name, or the name is still on its way).
+		if loc, err := n.follow(ctx, peerRef{id: r.Node, name: n.peerName(r.Node)}, abi.FormatOrigin(o)); err == nil {
+			_, isID := abi.ParseOrigin(ref)
+			if isID == nil || loc.info.Name == ref {
+				return n.cacheRoute(loc), nil
+			}
+			loc.weak = true
+			found = append(found, loc)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+	defer cancel()
+	peers := n.peers()
 	for _, p := range peers {
 		wg.Add(1)
 		go func() {
