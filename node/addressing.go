@@ -434,3 +434,17 @@ func aimHint(ni NodeInfo) string {
 	}
 	return fmt.Sprintf("node %s (--on %s)", ni.Name, ni.Name)
 }
+
+// localAt returns the local daemon when locate resolved to this node (a
+// daemon that moved here before its name did).
+func (n *Node) localAt(loc location) (*host.Daemon, bool) {
+	if loc.node.id != n.id {
+		return nil, false
+	}
+	o, err := abi.ParseOrigin(loc.info.ID)
+	if err != nil {
+		return nil, false
+	}
+	d, err := n.rt.Daemon(o)
+	return d, err == nil
+}

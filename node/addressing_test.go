@@ -85,6 +85,18 @@ func TestNameResolvesBeforeTheTargetHasIt(t *testing.T) {
 	if err != nil || info.ID != c.ID {
 		t.Fatalf("stats by name on the target: %+v %v", info, err)
 	}
+	if _, err := b.Logs(ctx, "c"); err != nil {
+		t.Fatalf("logs by name on the target: %v", err)
+	}
+	if _, _, err := b.Snapshot(ctx, "c"); err != nil {
+		t.Fatalf("snapshot by name on the target: %v", err)
+	}
+	if res, err := b.Migrate(ctx, MigrateRequest{Ref: "c", To: "a"}, nil); err != nil || res.To != "a" {
+		t.Fatalf("migrate by name from the target: %+v %v", res, err)
+	}
+	if got := send(t, b, "c", "get"); got != "3" {
+		t.Fatalf("after moving back: %s", got)
+	}
 	if _, err := a.Send(ctx, "nosuch", []byte("x")); !errors.Is(err, ErrDaemonNotFound) {
 		t.Fatalf("unknown name: %v", err)
 	}

@@ -46,12 +46,8 @@ func (n *Node) Send(ctx context.Context, ref string, payload []byte) (Delivery, 
 	if err != nil {
 		return Delivery{}, err
 	}
-	if loc.node.id == n.id {
+	if d, ok := n.localAt(loc); ok {
 		// It moved here (its name may not have followed yet).
-		d, err := n.rt.Daemon(o)
-		if err != nil {
-			return Delivery{}, wrap(ErrDaemonNotFound, err)
-		}
 		return n.sendLocal(ctx, d, payload)
 	}
 	return n.sendRemote(ctx, o, loc.node, payload)

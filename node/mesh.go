@@ -388,6 +388,10 @@ func (n *Node) remoteStop(ctx context.Context, loc location) error {
 	if err != nil {
 		return err
 	}
+	if d, ok := n.localAt(loc); ok {
+		_, err := n.stopLocal(ctx, d)
+		return err
+	}
 	if err := n.ep.RemoteStop(ctx, loc.node.id, meshquic.StopRequest{Origin: o}); err != nil {
 		return fromRemote(err, loc.node.String())
 	}
@@ -400,6 +404,9 @@ func (n *Node) remoteSnapshot(ctx context.Context, loc location) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
+	if d, ok := n.localAt(loc); ok {
+		return n.snapshotLocal(ctx, d)
+	}
 	resp, err := n.ep.RemoteSnapshot(ctx, loc.node.id, meshquic.SnapshotRequest{Origin: o})
 	if err != nil {
 		return nil, fromRemote(err, loc.node.String())
@@ -411,6 +418,9 @@ func (n *Node) remoteLogs(ctx context.Context, loc location) ([]LogLine, error) 
 	o, err := abi.ParseOrigin(loc.info.ID)
 	if err != nil {
 		return nil, err
+	}
+	if d, ok := n.localAt(loc); ok {
+		return convertLogs(d.Logs()), nil
 	}
 	var resp logsResponse
 	if err := n.ep.Call(ctx, loc.node.peer(), SubLogs, logsRequest{Origin: o}, &resp); err != nil {
