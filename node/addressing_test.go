@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/wasmesh/wasmesh/cluster"
 	"github.com/wasmesh/wasmesh/host/identity"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
@@ -287,5 +289,23 @@ func TestMovedNameDoesNotShadowAnother(t *testing.T) {
 	}
 	if got := send(t, a, moving.ID, "get"); got != "2" {
 		t.Fatalf("moved daemon by id: %s", got)
+	}
+}
+
+func TestAnnounceAdmin(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"http://127.0.0.1:7401", "http://127.0.0.1:7401"},
+		{"http://0.0.0.0:7401", "http://10.0.0.5:7401"},
+		{"https://[::]:443", "https://10.0.0.5:443"},
+		{"http://localhost:7401", "http://localhost:7401"},
+		{"not a url", ""},
+		{"http://h:1/" + strings.Repeat("x", 200), "http://h:1"},
+		{"http://" + strings.Repeat("h", 200) + ":1", ""},
+	} {
+		n := &Node{meta: cluster.NodeMeta{QUICAddr: "10.0.0.5:7402"}, log: slog.New(slog.DiscardHandler), metaKick: make(chan struct{}, 1)}
+		n.announceAdmin(tc.in)
+		if got := n.AdminURL(); got != tc.want {
+			t.Errorf("announceAdmin(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
