@@ -222,6 +222,9 @@ func TestExpectThenMigrateWithoutIdentity(t *testing.T) {
 	if _, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Key: key, On: "b"}); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("a key relayed to another node: %v", err)
 	}
+	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Key: key}); !errors.Is(err, ErrNameTaken) || !strings.Contains(err.Error(), "on a") {
+		t.Fatalf("a second daemon with the same key: %v", err)
+	}
 	send(t, a, "c", "x")
 	if _, err := a.Migrate(ctx, MigrateRequest{Ref: "c", To: "b", NoIdentity: true}, nil); !errors.Is(err, ErrMigration) {
 		t.Fatalf("--no-identity to an unprepared target: %v", err)
