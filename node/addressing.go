@@ -140,20 +140,34 @@ func (m *movedAnswer) Error() string {
 }
 
 // follow looks ref up at p and follows "moved" answers to the daemon's
-// current node; a move to this node resolves to the local daemon.
+// current node; a move to this node resolves to the local daemon. A name
+// followed to a daemon that does not carry it (yet: the name may still be
+// on its way, or stayed behind because the new node has another daemon of
+// that name) is a weak hit: locate prefers any daemon that has the name.
 func (n *Node) follow(ctx context.Context, p peerRef, ref string) (location, error) {
+	name := ""
+	if _, err := abi.ParseOrigin(ref); err != nil {
+		name = ref
+	}
+	weak := func(loc location) location {
+		loc.weak = name != "" && loc.info.Name != name
+		return loc
+	}
 	for hop := 0; ; hop++ {
 		loc, err := n.lookupAt(ctx, p, ref)
 		var mv *movedAnswer
 		if !errors.As(err, &mv) {
-			return loc, err
+			if err != nil || hop == 0 {
+				return loc, err
+			}
+			return weak(loc), nil
 		}
 		if mv.to == n.id {
 			d, derr := n.rt.Daemon(mv.origin)
 			if derr != nil {
 				return location{}, errNotThere
 			}
-			return location{node: peerRef{id: n.id, name: n.name}, epoch: mv.epoch, owner: ^uint64(0), info: n.localInfo(d)}, nil
+			return weak(location{node: peerRef{id: n.id, name: n.name}, epoch: mv.epoch, owner: ^uint64(0), info: n.localInfo(d)}), nil
 		}
 		if hop >= maxFollow {
 			return location{}, errNotThere
@@ -164,9 +178,14 @@ func (n *Node) follow(ctx context.Context, p peerRef, ref string) (location, err
 
 // pickLocations reduces lookup hits to one per daemon: while a migration
 // is in flight the same daemon answers from its source and its target, and
-// the live owner (the highest record epoch) is the one to talk to. Distinct
-// daemons under one name stay distinct (ambiguous).
+// the live owner (the highest record epoch) is the one to talk to. Weak
+// hits count only when no daemon carries the name itself. Distinct daemons
+// under one name stay distinct (ambiguous).
 func pickLocations(found []location) []location {
+	strong := slices.DeleteFunc(slices.Clone(found), func(l location) bool { return l.weak })
+	if len(strong) > 0 {
+		found = strong
+	}
 	best := map[string]location{}
 	for _, l := range found {
 		cur, ok := best[l.info.ID]
@@ -414,4 +433,18 @@ func aimHint(ni NodeInfo) string {
 		return fmt.Sprintf("node %s (admin %s: --on %s or --node %s)", ni.Name, ni.Admin, ni.Name, ni.Admin)
 	}
 	return fmt.Sprintf("node %s (--on %s)", ni.Name, ni.Name)
+}
+
+// localAt returns the local daemon when locate resolved to this node (a
+// daemon that moved here before its name did).
+func (n *Node) localAt(loc location) (*host.Daemon, bool) {
+	if loc.node.id != n.id {
+		return nil, false
+	}
+	o, err := abi.ParseOrigin(loc.info.ID)
+	if err != nil {
+		return nil, false
+	}
+	d, err := n.rt.Daemon(o)
+	return d, err == nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/wasmesh/wasmesh/cluster"
 	"github.com/wasmesh/wasmesh/host/identity"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
@@ -84,6 +86,18 @@ func TestNameResolvesBeforeTheTargetHasIt(t *testing.T) {
 	info, err := b.Daemon(ctx, "c")
 	if err != nil || info.ID != c.ID {
 		t.Fatalf("stats by name on the target: %+v %v", info, err)
+	}
+	if _, err := b.Logs(ctx, "c"); err != nil {
+		t.Fatalf("logs by name on the target: %v", err)
+	}
+	if _, _, err := b.Snapshot(ctx, "c"); err != nil {
+		t.Fatalf("snapshot by name on the target: %v", err)
+	}
+	if res, err := b.Migrate(ctx, MigrateRequest{Ref: "c", To: "a"}, nil); err != nil || res.To != "a" {
+		t.Fatalf("migrate by name from the target: %+v %v", res, err)
+	}
+	if got := send(t, b, "c", "get"); got != "3" {
+		t.Fatalf("after moving back: %s", got)
 	}
 	if _, err := a.Send(ctx, "nosuch", []byte("x")); !errors.Is(err, ErrDaemonNotFound) {
 		t.Fatalf("unknown name: %v", err)
@@ -208,6 +222,9 @@ func TestExpectThenMigrateWithoutIdentity(t *testing.T) {
 	if _, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Key: key, On: "b"}); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("a key relayed to another node: %v", err)
 	}
+	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Key: key}); !errors.Is(err, ErrNameTaken) || !strings.Contains(err.Error(), "on a") {
+		t.Fatalf("a second daemon with the same key: %v", err)
+	}
 	send(t, a, "c", "x")
 	if _, err := a.Migrate(ctx, MigrateRequest{Ref: "c", To: "b", NoIdentity: true}, nil); !errors.Is(err, ErrMigration) {
 		t.Fatalf("--no-identity to an unprepared target: %v", err)
@@ -232,5 +249,66 @@ func TestExpectThenMigrateWithoutIdentity(t *testing.T) {
 	res, err = a.Expect(ctx, ExpectRequest{Daemon: "c"})
 	if err != nil || res.Identity || res.Node != "a" {
 		t.Fatalf("expect without a key: %+v %v", res, err)
+	}
+}
+
+func TestPickLocationsWeakHitsYield(t *testing.T) {
+	moved := location{node: peerRef{name: "n2"}, owner: 5, weak: true, info: DaemonInfo{ID: "00000000000000aa"}}
+	named := location{node: peerRef{name: "n2"}, owner: 1, info: DaemonInfo{ID: "00000000000000bb", Name: "d"}}
+	if got := pickLocations([]location{moved, named}); len(got) != 1 || got[0].info.ID != named.info.ID {
+		t.Fatalf("%+v, want the daemon that has the name", got)
+	}
+	if got := pickLocations([]location{moved}); len(got) != 1 || got[0].info.ID != moved.info.ID {
+		t.Fatalf("%+v, want the moved daemon while its name is on its way", got)
+	}
+}
+
+// A daemon whose name stayed behind (its new node already has a daemon of
+// that name) does not capture the name through the old node's tombstone.
+func TestMovedNameDoesNotShadowAnother(t *testing.T) {
+	ctx := context.Background()
+	a := startTest(t, "a", t.TempDir())
+	b := startTest(t, "b", t.TempDir(), a.GossipAddr())
+	waitPeers(t, a, 1)
+	waitPeers(t, b, 1)
+	if _, err := a.Deploy(ctx, examples.CounterWAT(), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	moving, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "d", On: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, moving.ID, "x")
+	send(t, a, moving.ID, "x")
+	if _, err := a.Migrate(ctx, MigrateRequest{Ref: moving.ID, To: "b"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(t, a, "d", "x"); got != "1" {
+		t.Fatalf("name through the old node reached the moved daemon (count %s), not %s", got, native.ID)
+	}
+	if got := send(t, a, moving.ID, "get"); got != "2" {
+		t.Fatalf("moved daemon by id: %s", got)
+	}
+}
+
+func TestAnnounceAdmin(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"http://127.0.0.1:7401", "http://127.0.0.1:7401"},
+		{"http://0.0.0.0:7401", "http://10.0.0.5:7401"},
+		{"https://[::]:443", "https://10.0.0.5:443"},
+		{"http://localhost:7401", "http://localhost:7401"},
+		{"not a url", ""},
+		{"http://h:1/" + strings.Repeat("x", 200), "http://h:1"},
+		{"http://" + strings.Repeat("h", 200) + ":1", ""},
+	} {
+		n := &Node{meta: cluster.NodeMeta{QUICAddr: "10.0.0.5:7402"}, log: slog.New(slog.DiscardHandler), metaKick: make(chan struct{}, 1)}
+		n.announceAdmin(tc.in)
+		if got := n.AdminURL(); got != tc.want {
+			t.Errorf("announceAdmin(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

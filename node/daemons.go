@@ -177,8 +177,13 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 		if err != nil {
 			return DaemonInfo{}, fmt.Errorf("%w: daemon key: %w", ErrBadRequest, err)
 		}
+		// One key, one daemon in the whole cluster: two daemons with one
+		// identity would fork its chain.
 		if _, err := n.store.Get(id.Origin()); err == nil {
-			return DaemonInfo{}, fmt.Errorf("%w: a daemon with this key (%s) already has a record here", ErrNameTaken, abi.FormatOrigin(id.Origin()))
+			return DaemonInfo{}, fmt.Errorf("%w: daemon %s (this key) already has a record on %s", ErrNameTaken, abi.FormatOrigin(id.Origin()), n.name)
+		}
+		if hs := n.recordHolders(ctx, id.Origin()); len(hs) > 0 {
+			return DaemonInfo{}, fmt.Errorf("%w: daemon %s (this key) already has a record on %s", ErrNameTaken, abi.FormatOrigin(id.Origin()), hs[0])
 		}
 	} else if id, err = identity.Generate(); err != nil {
 		return DaemonInfo{}, err

@@ -87,12 +87,8 @@ func (n *Node) send(ctx context.Context, ref string, in input) (Delivery, error)
 	if err != nil {
 		return Delivery{}, err
 	}
-	if loc.node.id == n.id {
+	if d, ok := n.localAt(loc); ok {
 		// It moved here (its name may not have followed yet).
-		d, err := n.rt.Daemon(o)
-		if err != nil {
-			return Delivery{}, wrap(ErrDaemonNotFound, err)
-		}
 		return n.sendLocal(ctx, d, in)
 	}
 	return n.sendRemote(ctx, o, loc.node, in)

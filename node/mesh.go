@@ -92,6 +92,7 @@ type location struct {
 	node  peerRef
 	epoch uint64
 	owner uint64 // see lookupResponse.Owner
+	weak  bool   // found by following a name to a daemon without it (see follow)
 	info  DaemonInfo
 }
 
@@ -242,19 +243,27 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			n.ep.Routes().Delete(o, r.Epoch)
 		}
 	}
-	if o, r, ok := n.movedRef(ref); ok && r.Node != n.id {
-		if loc, err := n.follow(ctx, peerRef{id: r.Node, name: n.peerName(r.Node)}, abi.FormatOrigin(o)); err == nil {
-			return n.cacheRoute(loc), nil
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
-	defer cancel()
-	peers := n.peers()
 	var (
 		mu    sync.Mutex
 		found []location
 		wg    sync.WaitGroup
 	)
+	if o, r, ok := n.movedRef(ref); ok && r.Node != n.id {
+		// This node gave the daemon away: straight to it, if the name went
+		// along; else it is a weak hit (the cluster may have another daemon
+		// of that name, or the name is still on its way).
+		if loc, err := n.follow(ctx, peerRef{id: r.Node, name: n.peerName(r.Node)}, abi.FormatOrigin(o)); err == nil {
+			_, isID := abi.ParseOrigin(ref)
+			if isID == nil || loc.info.Name == ref {
+				return n.cacheRoute(loc), nil
+			}
+			loc.weak = true
+			found = append(found, loc)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+	defer cancel()
+	peers := n.peers()
 	for _, p := range peers {
 		wg.Add(1)
 		go func() {
@@ -422,6 +431,10 @@ func (n *Node) remoteStop(ctx context.Context, loc location) error {
 	if err != nil {
 		return err
 	}
+	if d, ok := n.localAt(loc); ok {
+		_, err := n.stopLocal(ctx, d)
+		return err
+	}
 	if err := n.ep.RemoteStop(ctx, loc.node.id, meshquic.StopRequest{Origin: o}); err != nil {
 		return fromRemote(err, loc.node.String())
 	}
@@ -434,6 +447,9 @@ func (n *Node) remoteSnapshot(ctx context.Context, loc location) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
+	if d, ok := n.localAt(loc); ok {
+		return n.snapshotLocal(ctx, d)
+	}
 	resp, err := n.ep.RemoteSnapshot(ctx, loc.node.id, meshquic.SnapshotRequest{Origin: o})
 	if err != nil {
 		return nil, fromRemote(err, loc.node.String())
@@ -445,6 +461,9 @@ func (n *Node) remoteLogs(ctx context.Context, loc location) ([]LogLine, error) 
 	o, err := abi.ParseOrigin(loc.info.ID)
 	if err != nil {
 		return nil, err
+	}
+	if d, ok := n.localAt(loc); ok {
+		return convertLogs(d.Logs()), nil
 	}
 	var resp logsResponse
 	if err := n.ep.Call(ctx, loc.node.peer(), SubLogs, logsRequest{Origin: o}, &resp); err != nil {

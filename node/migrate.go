@@ -119,6 +119,9 @@ func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(Mi
 	if err != nil {
 		return MigrateResult{}, err
 	}
+	if d, ok := n.localAt(loc); ok {
+		return n.migrateLocal(ctx, d.Origin(), req, progress)
+	}
 	var res MigrateResult
 	if err := n.ep.Call(ctx, loc.node.peer(), SubMigrate, req, &res); err != nil {
 		return MigrateResult{}, fromRemote(err, loc.node.String())

@@ -72,7 +72,9 @@ func notDelivered(err error) bool {
 	if !errors.As(err, &ae) {
 		return false
 	}
-	if ae.Code == admin.CodeNotFound && strings.Contains(ae.Message, "daemon not found") {
+	// For a send, "not found" means no node ran the event: the daemon was
+	// not where the node looked, or it had stopped before the event began.
+	if ae.Code == admin.CodeNotFound {
 		return true
 	}
 	return strings.Contains(ae.Message, "migrator: not delivered")

@@ -123,8 +123,9 @@ func TestClusterOperatorFlow(t *testing.T) {
 	if got := ok(t, "send", "c1", "get", "--node", a.url()); got != "3\n" {
 		t.Fatalf("get after restore = %q, want 3", got)
 	}
-	// The snapshot file alone cannot be restored where the key is not.
-	failsWith(t, 1, "never ran on this node", "restore", snap, "--node", a.url())
+	// The snapshot file alone cannot be restored where the key is not; the
+	// error names the node that has it.
+	failsWith(t, 1, "its key is on node beta", "restore", snap, "--on", "alpha", "--node", a.url())
 
 	if out := ok(t, "stop", "c1", "--node", a.url()); !strings.Contains(out, id) {
 		t.Fatalf("stop printed %q", out)
