@@ -184,6 +184,19 @@ func init() {
 	oneByteImm[0xfe] = immUnsupported // threads
 }
 
+// proposalOf names the proposal an unsupported one-byte opcode belongs to.
+func proposalOf(op byte) string {
+	switch {
+	case op == 0x14 || op == 0x15 || op >= 0xd3 && op <= 0xd6:
+		return "typed function references"
+	case op == 0xfb:
+		return "GC"
+	case op == 0xfe:
+		return "threads"
+	}
+	return "exception handling"
+}
+
 // simdUnassigned lists the holes in the SIMD opcode space 0x00–0xff.
 var simdUnassigned = map[uint32]bool{
 	0x9a: true, 0xa2: true, 0xa5: true, 0xa6: true, 0xaf: true, 0xb0: true,
@@ -266,7 +279,7 @@ func decodeOneByte(r *reader, in *Instr, at int) error {
 	case immZero:
 		err = zeroByte(r)
 	case immUnsupported:
-		return unsupported(at, "opcode 0x%02x", in.Op)
+		return unsupported(at, "opcode 0x%02x (%s)", in.Op, proposalOf(in.Op))
 	default:
 		return malformed(at, "illegal opcode 0x%02x", in.Op)
 	}

@@ -3,6 +3,8 @@ package instrument
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -42,29 +44,30 @@ func TestFeatureAgreement(t *testing.T) {
 		feature string
 		module  []byte
 		want    bool
+		reason  string // what the refusal names
 	}{
-		{"mvp", featureModule([]byte{i32c0, 0, wasmbin.OpI32Const, 1, 0x36, 2, 0}), true},
-		{"sign extension", featureModule([]byte{i32c0, 0, 0xc0, wasmbin.OpDrop}), true},
-		{"saturating truncation", featureModule([]byte{wasmbin.OpF32Const, 0, 0, 0, 0, 0xfc, 0, wasmbin.OpDrop}), true},
-		{"multi-value", featureModule([]byte{i32c0, 1, wasmbin.OpBlock, 1, i32c0, 2, wasmbin.OpEnd, wasmbin.OpDrop, wasmbin.OpDrop}), true},
-		{"bulk memory", featureModule([]byte{i32c0, 0, i32c0, 0, i32c0, 0, 0xfc, 8, 0, 0, 0xfc, 9, 0, i32c0, 0, i32c0, 0, i32c0, 0, 0xfc, 11, 0}), true},
-		{"reference types", featureModule([]byte{wasmbin.OpRefNull, 0x70, wasmbin.OpRefIsNull, wasmbin.OpDrop, i32c0, 0, wasmbin.OpTableGet, 0, wasmbin.OpDrop}), true},
-		{"simd", featureModule(append(append([]byte{wasmbin.OpPrefixFD, 0x0c}, make([]byte, 16)...), wasmbin.OpDrop)), true},
-		{"tail calls", featureModule([]byte{wasmbin.OpReturnCall, 0}), true},
+		{"mvp", featureModule([]byte{i32c0, 0, wasmbin.OpI32Const, 1, 0x36, 2, 0}), true, ""},
+		{"sign extension", featureModule([]byte{i32c0, 0, 0xc0, wasmbin.OpDrop}), true, ""},
+		{"saturating truncation", featureModule([]byte{wasmbin.OpF32Const, 0, 0, 0, 0, 0xfc, 0, wasmbin.OpDrop}), true, ""},
+		{"multi-value", featureModule([]byte{i32c0, 1, wasmbin.OpBlock, 1, i32c0, 2, wasmbin.OpEnd, wasmbin.OpDrop, wasmbin.OpDrop}), true, ""},
+		{"bulk memory", featureModule([]byte{i32c0, 0, i32c0, 0, i32c0, 0, 0xfc, 8, 0, 0, 0xfc, 9, 0, i32c0, 0, i32c0, 0, i32c0, 0, 0xfc, 11, 0}), true, ""},
+		{"reference types", featureModule([]byte{wasmbin.OpRefNull, 0x70, wasmbin.OpRefIsNull, wasmbin.OpDrop, i32c0, 0, wasmbin.OpTableGet, 0, wasmbin.OpDrop}), true, ""},
+		{"simd", featureModule(append(append([]byte{wasmbin.OpPrefixFD, 0x0c}, make([]byte, 16)...), wasmbin.OpDrop)), true, ""},
+		{"tail calls", featureModule([]byte{wasmbin.OpReturnCall, 0}), true, ""},
 		{"extended const", featureModule(nil, wasmbin.GlobalSection([]wasmbin.Global{{Type: wasmbin.GlobalType{Type: wasmbin.I32},
-			Init: []byte{i32c0, 1, i32c0, 2, wasmbin.OpI32Add, wasmbin.OpEnd}}})), true},
+			Init: []byte{i32c0, 1, i32c0, 2, wasmbin.OpI32Add, wasmbin.OpEnd}}})), true, ""},
 
-		{"threads (atomics)", featureModule([]byte{i32c0, 0, wasmbin.OpPrefixFE, 0x10, 2, 0, wasmbin.OpDrop}), false},
-		{"threads (shared memory)", featureModule(nil, wasmbin.MemorySection([]wasmbin.Limits{{Min: 1, Max: 1, HasMax: true, Shared: true}})), false},
-		{"memory64", featureModule(nil, wasmbin.MemorySection([]wasmbin.Limits{{Min: 1, Memory64: true}})), false},
-		{"multi-memory (two memories)", featureModule(nil, wasmbin.MemorySection([]wasmbin.Limits{{Min: 1}, {Min: 1}})), false},
-		{"multi-memory (memarg index)", featureModule([]byte{i32c0, 0, 0x28, 0x42, 0, 0, wasmbin.OpDrop}), false},
-		{"exceptions", featureModule([]byte{0x06, 0x40, wasmbin.OpEnd}), false},
-		{"exception tags", featureModule(nil, wasmbin.Section{ID: wasmbin.SectionTag, Payload: []byte{0}, Offset: -1, PayloadOffset: -1}), false},
-		{"typed function references", featureModule([]byte{wasmbin.OpRefFunc, 0, 0x14, 0}), false},
-		{"gc", featureModule([]byte{0xfb, 0x1c, wasmbin.OpDrop}), false},
-		{"relaxed simd", featureModule([]byte{wasmbin.OpPrefixFD, 0x80, 0x02}), false},
-		{"table64", featureModule(nil, wasmbin.TableSection([]wasmbin.TableType{{Elem: wasmbin.FuncRef, Limits: wasmbin.Limits{Min: 1, Memory64: true}}})), false},
+		{"threads (atomics)", featureModule([]byte{i32c0, 0, wasmbin.OpPrefixFE, 0x10, 2, 0, wasmbin.OpDrop}), false, "threads"},
+		{"threads (shared memory)", featureModule(nil, wasmbin.MemorySection([]wasmbin.Limits{{Min: 1, Max: 1, HasMax: true, Shared: true}})), false, "shared memory"},
+		{"memory64", featureModule(nil, wasmbin.MemorySection([]wasmbin.Limits{{Min: 1, Memory64: true}})), false, "memory64"},
+		{"multi-memory (two memories)", featureModule(nil, wasmbin.MemorySection([]wasmbin.Limits{{Min: 1}, {Min: 1}})), false, "2 memories"},
+		{"multi-memory (memarg index)", featureModule([]byte{i32c0, 0, 0x28, 0x42, 0, 0, wasmbin.OpDrop}), false, "multi-memory"},
+		{"exceptions", featureModule([]byte{0x06, 0x40, wasmbin.OpEnd}), false, "exception handling"},
+		{"exception tags", featureModule(nil, wasmbin.Section{ID: wasmbin.SectionTag, Payload: []byte{0}, Offset: -1, PayloadOffset: -1}), false, "exception handling"},
+		{"typed function references", featureModule([]byte{wasmbin.OpRefFunc, 0, 0x14, 0}), false, "typed function references"},
+		{"gc", featureModule([]byte{0xfb, 0x1c, wasmbin.OpDrop}), false, "GC"},
+		{"relaxed simd", featureModule([]byte{wasmbin.OpPrefixFD, 0x80, 0x02}), false, "relaxed SIMD"},
+		{"table64", featureModule(nil, wasmbin.TableSection([]wasmbin.TableType{{Elem: wasmbin.FuncRef, Limits: wasmbin.Limits{Min: 1, Memory64: true}}})), false, "64-bit table"},
 	}
 	ctx := context.Background()
 	check := newRuntime(t, wazero.NewRuntimeConfigCompiler())
@@ -86,6 +89,10 @@ func TestFeatureAgreement(t *testing.T) {
 			if !accepted {
 				if parseErr != nil && !errors.Is(parseErr, wasmbin.ErrUnsupported) {
 					t.Errorf("refused as malformed, not unsupported: %v", parseErr)
+				}
+				why := fmt.Sprint(parseErr, problems)
+				if !strings.Contains(why, c.reason) {
+					t.Errorf("refusal %q does not name %q", why, c.reason)
 				}
 				if _, err := Instrument(c.module, Options{}); err == nil {
 					t.Error("Instrument accepts it")
