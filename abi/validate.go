@@ -225,28 +225,8 @@ func (v *validator) importedFunc(item string, im wasmbin.Import, got Signature) 
 }
 
 func (v *validator) memory() {
-	var mems []wasmbin.Limits
-	for _, im := range v.m.Imports {
-		if im.Kind == wasmbin.KindMemory {
-			mems = append(mems, im.Memory)
-		}
-	}
-	mems = append(mems, v.m.Memories...)
-	if len(mems) > 1 {
-		v.problem("memory", "the module has %d memories; ABI v1 allows exactly one", len(mems))
-	}
-	for i, l := range mems {
-		item := "memory"
-		if len(mems) > 1 {
-			item = fmt.Sprintf("memory %d", i)
-		}
-		if l.Memory64 {
-			v.problem(item, "64-bit memory (memory64) is not supported")
-		}
-		if l.Shared {
-			v.problem(item, "shared memory (threads) is not supported")
-		}
-	}
+	mems := memories(v.m)
+	v.info.Problems = append(v.info.Problems, FeatureProblems(v.m)...)
 	if len(mems) > 0 {
 		l := mems[0]
 		v.info.Memory = Memory{Min: clampPages(l.Min), Max: clampPages(l.Max), HasMax: l.HasMax}
@@ -338,4 +318,42 @@ func mustExportSig(name string) Signature {
 		panic("abi: no signature for export " + name)
 	}
 	return s
+}
+
+func memories(m *wasmbin.Module) []wasmbin.Limits {
+	var mems []wasmbin.Limits
+	for _, im := range m.Imports {
+		if im.Kind == wasmbin.KindMemory {
+			mems = append(mems, im.Memory)
+		}
+	}
+	return append(mems, m.Memories...)
+}
+
+// FeatureProblems lists the features of a parsed module that wasmesh does
+// not run although the parser reads them: several memories (multi-memory),
+// 64-bit memories and shared memories (threads). wasmbin.Parse refuses every
+// other feature outside WebAssembly 2.0, tail calls and extended constant
+// expressions itself (wasmbin.ErrUnsupported). A module that parses and has
+// no feature problem compiles under the wazero configuration the host uses
+// (host/instrument.CoreFeatures); the spec-suite test holds both sides to it.
+func FeatureProblems(m *wasmbin.Module) []Problem {
+	var out []Problem
+	mems := memories(m)
+	if len(mems) > 1 {
+		out = append(out, Problem{Item: "memory", Reason: fmt.Sprintf("the module has %d memories; ABI v1 allows exactly one", len(mems))})
+	}
+	for i, l := range mems {
+		item := "memory"
+		if len(mems) > 1 {
+			item = fmt.Sprintf("memory %d", i)
+		}
+		if l.Memory64 {
+			out = append(out, Problem{Item: item, Reason: "64-bit memory (memory64) is not supported"})
+		}
+		if l.Shared {
+			out = append(out, Problem{Item: item, Reason: "shared memory (threads) is not supported"})
+		}
+	}
+	return out
 }

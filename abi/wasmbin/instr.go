@@ -135,6 +135,7 @@ const (
 	immF32
 	immF64
 	immRefType
+	immZero        // a reserved 0x00 byte (a memory index under multi-memory)
 	immBad         // unassigned
 	immUnsupported // assigned to an unsupported proposal
 )
@@ -169,7 +170,7 @@ func init() {
 	oneByteImm[0x1f] = immUnsupported // try_table
 	set(0x20, 0x26, immIndex)
 	set(0x28, 0x3e, immMemarg)
-	set(0x3f, 0x40, immIndex)
+	set(0x3f, 0x40, immZero)
 	oneByteImm[0x41] = immI32
 	oneByteImm[0x42] = immI64
 	oneByteImm[0x43] = immF32
@@ -181,6 +182,19 @@ func init() {
 	set(0xd3, 0xd6, immUnsupported)   // typed function references
 	oneByteImm[0xfb] = immUnsupported // GC
 	oneByteImm[0xfe] = immUnsupported // threads
+}
+
+// proposalOf names the proposal an unsupported one-byte opcode belongs to.
+func proposalOf(op byte) string {
+	switch {
+	case op == 0x14 || op == 0x15 || op >= 0xd3 && op <= 0xd6:
+		return "typed function references"
+	case op == 0xfb:
+		return "GC"
+	case op == 0xfe:
+		return "threads"
+	}
+	return "exception handling"
 }
 
 // simdUnassigned lists the holes in the SIMD opcode space 0x00–0xff.
@@ -218,7 +232,7 @@ func decodeOneByte(r *reader, in *Instr, at int) error {
 	case immBlock:
 		in.BlockType, err = r.sleb(33)
 		if err == nil && in.BlockType < 0 && in.BlockType != BlockEmpty && !ValidValType(ValType(in.BlockType&0x7f)) {
-			err = malformed(at, "invalid block type 0x%02x", byte(in.BlockType&0x7f))
+			err = badType(at, "block type", byte(in.BlockType&0x7f))
 		}
 	case immIndex:
 		in.Index, err = r.u32()
@@ -236,7 +250,7 @@ func decodeOneByte(r *reader, in *Instr, at int) error {
 			in.Index2 = max(in.Index2, in.Index)
 		}
 	case immMemarg:
-		err = memarg(r, in)
+		err = memarg(r, in, naturalAlign[in.Op-0x28])
 	case immSelectT:
 		var n int
 		if n, err = r.count(1); err != nil {
@@ -247,7 +261,7 @@ func decodeOneByte(r *reader, in *Instr, at int) error {
 		}
 		var t byte
 		if t, err = r.byte(); err == nil && !ValidValType(ValType(t)) {
-			err = malformed(at, "invalid value type 0x%02x", t)
+			err = badType(at, "value type", t)
 		}
 	case immI32:
 		_, err = r.s32()
@@ -260,34 +274,68 @@ func decodeOneByte(r *reader, in *Instr, at int) error {
 	case immRefType:
 		var t byte
 		if t, err = r.byte(); err == nil && !ValType(t).IsRef() {
-			err = malformed(at, "invalid reference type 0x%02x", t)
+			err = badType(at, "reference type", t)
 		}
+	case immZero:
+		err = zeroByte(r)
 	case immUnsupported:
-		return unsupported(at, "opcode 0x%02x", in.Op)
+		return unsupported(at, "opcode 0x%02x (%s)", in.Op, proposalOf(in.Op))
 	default:
 		return malformed(at, "illegal opcode 0x%02x", in.Op)
 	}
 	return err
 }
 
-// memarg reads align, an optional memory index (multi-memory: bit 6 of the
-// align field), and the offset.
-func memarg(r *reader, in *Instr) error {
+// zeroByte reads the reserved byte of memory.size, memory.grow and the bulk
+// memory instructions: exactly 0x00 (not a LEB128 of 0; multi-memory, which
+// makes it a memory index, is not supported).
+func zeroByte(r *reader) error {
+	at := r.off()
+	c, err := r.byte()
+	if err == nil && c != 0 {
+		err = malformed(at, "zero byte expected")
+	}
+	return err
+}
+
+// naturalAlign is log2 of the access size of each load and store (0x28 to
+// 0x3e); a memarg may not promise more alignment than that.
+var naturalAlign = [...]uint32{2, 3, 2, 3, 0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 2, 3, 2, 3, 0, 1, 0, 1, 2}
+
+// simdAlign is the same for the SIMD memory instructions, by sub-opcode.
+var simdAlign = map[uint32]uint32{
+	0x00: 4, 0x01: 3, 0x02: 3, 0x03: 3, 0x04: 3, 0x05: 3, 0x06: 3, 0x07: 0, 0x08: 1, 0x09: 2, 0x0a: 3, 0x0b: 4,
+	0x5c: 2, 0x5d: 3, 0x54: 0, 0x55: 1, 0x56: 2, 0x57: 3, 0x58: 0, 0x59: 1, 0x5a: 2, 0x5b: 3,
+}
+
+// memarg reads align and offset, both u32 (a 32-bit memory: offsets of
+// memory64 are refused with it). Bit 6 of align would announce a memory
+// index (multi-memory), which is not supported; an alignment above the
+// access's natural one is invalid.
+func memarg(r *reader, in *Instr, natural uint32) error {
 	at := r.off()
 	align, err := r.u32()
 	if err != nil {
 		return err
 	}
 	if align&0x40 != 0 {
-		if in.Index, err = r.u32(); err != nil {
-			return err
-		}
-		align &^= 0x40
+		return unsupported(at, "memory index in a memarg (multi-memory)")
 	}
-	if align >= 32 {
-		return malformed(at, "alignment 2^%d too large", align)
+	if align > natural {
+		return malformed(at, "alignment 2^%d larger than natural (2^%d)", align, natural)
 	}
-	in.Offset64, err = r.u64()
+	off, err := r.u32()
+	in.Offset64 = uint64(off)
+	return err
+}
+
+// lane reads a lane index below n.
+func lane(r *reader, in *Instr, n byte) error {
+	at := r.off()
+	var err error
+	if in.Lane, err = r.byte(); err == nil && in.Lane >= n {
+		err = malformed(at, "lane index %d out of range (%d lanes)", in.Lane, n)
+	}
 	return err
 }
 
@@ -301,13 +349,25 @@ func decodeFC(r *reader, in *Instr) error {
 	switch {
 	case sub <= 7: // saturating truncation
 		return nil
-	case sub == FCMemoryInit, sub == FCTableInit, sub == FCMemoryCopy, sub == FCTableCopy:
+	case sub == FCMemoryInit: // data index, reserved byte
+		if in.Index, err = r.u32(); err != nil {
+			return err
+		}
+		return zeroByte(r)
+	case sub == FCMemoryCopy: // two reserved bytes
+		if err = zeroByte(r); err != nil {
+			return err
+		}
+		return zeroByte(r)
+	case sub == FCMemoryFill:
+		return zeroByte(r)
+	case sub == FCTableInit, sub == FCTableCopy:
 		if in.Index, err = r.u32(); err != nil {
 			return err
 		}
 		in.Index2, err = r.u32()
 		return err
-	case sub == FCDataDrop, sub == FCMemoryFill, sub == FCElemDrop,
+	case sub == FCDataDrop, sub == FCElemDrop,
 		sub == FCTableGrow, sub == FCTableSize, sub == FCTableFill:
 		in.Index, err = r.u32()
 		return err
@@ -324,7 +384,7 @@ func decodeFD(r *reader, in *Instr) error {
 	in.Sub = sub
 	switch {
 	case sub <= 0x0b || sub == 0x5c || sub == 0x5d: // loads, stores, load_zero
-		return memarg(r, in)
+		return memarg(r, in, simdAlign[sub])
 	case sub == FDV128Const:
 		_, err = r.bytes(16)
 		return err
@@ -340,14 +400,12 @@ func decodeFD(r *reader, in *Instr) error {
 		}
 		return nil
 	case sub >= 0x15 && sub <= 0x22: // extract_lane / replace_lane
-		in.Lane, err = r.byte()
-		return err
+		return lane(r, in, [...]byte{16, 16, 16, 8, 8, 8, 4, 4, 2, 2, 4, 4, 2, 2}[sub-0x15])
 	case sub >= 0x54 && sub <= 0x5b: // load*_lane / store*_lane
-		if err = memarg(r, in); err != nil {
+		if err = memarg(r, in, simdAlign[sub]); err != nil {
 			return err
 		}
-		in.Lane, err = r.byte()
-		return err
+		return lane(r, in, 16>>simdAlign[sub])
 	case sub <= 0xff && !simdUnassigned[sub]:
 		return nil
 	case sub >= 0x100 && sub <= 0x113:

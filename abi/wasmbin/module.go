@@ -4,8 +4,12 @@
 //
 // It checks the structure of a module — section order, LEB128 encodings,
 // vector counts against the bytes that remain, index bounds, constant
-// expressions, block nesting in every function body — but not the types of
-// instructions: the runtime (wazero) type-checks bodies when it compiles. Every
+// expressions, block nesting in every function body, reserved zero bytes,
+// memarg alignment and lane indices — but not the types of instructions:
+// the runtime (wazero) type-checks bodies when it compiles. It refuses every
+// binary the spec suite's assert_malformed cases hold (host/instrument's
+// TestSpecSuite checks it), and refuses as ErrUnsupported the constructs of
+// proposals wasmesh does not run. Every
 // allocation is bounded by the size of the input, so hostile bytes cost at
 // most time linear in their length.
 //
@@ -97,6 +101,22 @@ func ValidValType(t ValType) bool {
 		return true
 	}
 	return false
+}
+
+// badType is the error for a byte that is not a value type (of the kind
+// what names) at module offset at: unsupported when it is a type of a
+// proposal wasmesh does not run (typed function references, GC,
+// exceptions), else malformed.
+func badType(at int, what string, c byte) error {
+	switch {
+	case c == 0x63 || c == 0x64:
+		return unsupported(at, "%s 0x%02x (typed function references)", what, c)
+	case c == 0x69 || c == 0x74:
+		return unsupported(at, "%s 0x%02x (exception handling)", what, c)
+	case c >= 0x6a && c <= 0x6e || c >= 0x71 && c <= 0x73:
+		return unsupported(at, "%s 0x%02x (GC)", what, c)
+	}
+	return malformed(at, "invalid %s 0x%02x", what, c)
 }
 
 // IsRef reports whether t is a reference type.

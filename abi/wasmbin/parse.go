@@ -1,6 +1,9 @@
 package wasmbin
 
-import "bytes"
+import (
+	"bytes"
+	"fmt"
+)
 
 // Parse decodes and checks a core wasm module. The returned Module aliases b:
 // do not modify b while the Module is in use.
@@ -114,7 +117,7 @@ func (p *parser) valType(r *reader) (ValType, error) {
 		return 0, err
 	}
 	if !ValidValType(ValType(c)) {
-		return 0, malformed(at, "invalid value type 0x%02x", c)
+		return 0, badType(at, "value type", c)
 	}
 	return ValType(c), nil
 }
@@ -216,7 +219,7 @@ func (p *parser) tableType(r *reader) (TableType, error) {
 		return TableType{}, err
 	}
 	if !ValType(c).IsRef() {
-		return TableType{}, malformed(at, "invalid table element type 0x%02x", c)
+		return TableType{}, badType(at, "table element type", c)
 	}
 	l, err := p.limits(r, false)
 	return TableType{Elem: ValType(c), Limits: l}, err
@@ -475,7 +478,7 @@ func (p *parser) elements(r *reader) error {
 			}
 			if exprs {
 				if !ValType(k).IsRef() {
-					return malformed(kat, "element segment %d: invalid reference type 0x%02x", i, k)
+					return badType(kat, fmt.Sprintf("element segment %d: reference type", i), k)
 				}
 				e.Type = ValType(k)
 			} else if k != 0x00 {

@@ -345,6 +345,18 @@ func TestParseErrors(t *testing.T) {
 		{"elem.drop range", bodyMod(voidT, 0xfc, 13, 0), "element segment 0", ErrMalformed},
 		{"table.grow range", bodyMod(voidT, 0xfc, 15, 0), "table 0 out of range", ErrMalformed},
 		{"alignment", bodyMod(voidT, OpI32Const, 0, 0x28, 40, 0, OpDrop), "alignment", ErrMalformed},
+		{"alignment above natural", bodyMod(voidT, OpI32Const, 0, 0x2c, 1, 0, OpDrop), "larger than natural", ErrMalformed},
+		{"simd alignment above natural", bodyMod(voidT, OpI32Const, 0, 0xfd, 0, 5, 0, OpDrop), "larger than natural", ErrMalformed},
+		{"multi-memory memarg", bodyMod(voidT, OpI32Const, 0, 0x28, 0x42, 0, 0, OpDrop), "multi-memory", ErrUnsupported},
+		{"memarg offset above 2^32-1", bodyMod(voidT, OpI32Const, 0, 0x28, 2, 0x80, 0x80, 0x80, 0x80, 0x10, OpDrop), "too large", ErrMalformed},
+		{"memarg offset too long", bodyMod(voidT, OpI32Const, 0, 0x28, 2, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00, OpDrop), "too long", ErrMalformed},
+		{"memory.grow reserved LEB", bodyMod(voidT, OpI32Const, 0, OpMemoryGrow, 0x80, 0x00, OpDrop), "zero byte expected", ErrMalformed},
+		{"memory.size reserved 1", bodyMod(voidT, OpMemorySize, 1, OpDrop), "zero byte expected", ErrMalformed},
+		{"memory.fill reserved", bodyMod(voidT, 0xfc, 11, 1), "zero byte expected", ErrMalformed},
+		{"memory.copy reserved", bodyMod(voidT, 0xfc, 10, 0, 0x80), "zero byte expected", ErrMalformed},
+		{"memory.init reserved", bodyMod(voidT, 0xfc, 8, 0, 1), "zero byte expected", ErrMalformed},
+		{"lane range", bodyMod(voidT, 0xfd, 0x1b, 4), "lane index 4", ErrMalformed},
+		{"typed function reference", bodyMod(voidT, OpBlock, 0x64, 0, OpEnd), "typed function references", ErrUnsupported},
 		{"typed select arity", bodyMod(voidT, OpSelectT, 2, 0x7f, 0x7f), "exactly one type", ErrMalformed},
 		{"ref.null type", bodyMod(voidT, OpRefNull, 0x7f), "reference type", ErrMalformed},
 		{"too many locals", Encode([]Section{TypeSection([]FuncType{voidT}), FunctionSection([]uint32{0}), CodeSection([]Code{{Locals: []LocalDecl{{0xffffffff, I32}, {2, I32}}, Body: []byte{OpEnd}}})}), "too many locals", ErrMalformed},
@@ -386,7 +398,9 @@ func TestParseValidBodies(t *testing.T) {
 		small(FuncType{}, body(OpI32Const, 1, OpIf, 0x40, OpElse, OpEnd)),
 		small(FuncType{}, body(OpGlobalGet, 0, OpGlobalSet, 0)),
 		small(FuncType{Params: []ValType{I32}}, body(OpLocalGet, 0, OpBrTable, 1, 0, 0)),
-		small(FuncType{}, body(OpI32Const, 0, 0x28, 0x42, 0, 0, OpDrop)), // multi-memory memarg, memory 0
+		small(FuncType{}, body(OpI32Const, 0, 0x28, 2, 0xff, 0xff, 0xff, 0xff, 0x0f, OpDrop)), // offset 2^32-1
+		small(FuncType{}, body(OpI32Const, 0, 0x28, 0x82, 0x80, 0x80, 0x80, 0x00, 0, OpDrop)), // padded align
+		small(FuncType{}, body(OpI32Const, 0, OpMemoryGrow, 0, OpDrop, OpMemorySize, 0, OpDrop)),
 	}
 	for i, b := range ok {
 		if _, err := Parse(b); err != nil {
