@@ -67,8 +67,14 @@ type Config struct {
 	// Tick is how often timeouts and retransmissions are looked at.
 	Tick time.Duration
 	// Linger keeps a finished migration's machines so retried messages
-	// are still answered (SPEC R-M12).
+	// are still answered (SPEC R-M12); after it the migration is forgotten
+	// (MigrationPhase no longer knows it).
 	Linger time.Duration
+	// InboundBudget caps the memory all inbound migrations together hold
+	// on this node before their daemons are live (snapshot reassembly and
+	// staged pre-copy bases); 0 means DefaultInboundBudget. A migration
+	// past it is answered NotReady, and its source retries with backoff.
+	InboundBudget uint64
 	// OutputsGrace is how long after the handover the source still waits
 	// for the outputs of replayed events before answering their senders
 	// ErrOutputsLost. The outputs travel ahead of the target's ActivateAck
@@ -130,9 +136,10 @@ type Migrator struct {
 
 	// Pre-copy state: bases being received or staged here (target), and
 	// sources waiting for the target's acknowledgement.
-	precopyAsm  *migration.Reassembler
+	precopyIn   map[uint64]*precopyIn
 	staged      map[uint64]*staged
 	precopyAcks map[uint64]chan error
+	inbound     *inbound
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -163,21 +170,16 @@ func New(cfg Config) (*Migrator, error) {
 	if cfg.Timing.PeerTimeout == 0 {
 		cfg.Timing.PeerTimeout = 10 * time.Second
 	}
-	// Pre-copied bases are bounded like the protocol's own reassembly.
-	lim := migration.DefaultLimits()
-	if cfg.Limits.MaxSnapshotBytes > 0 {
-		lim.MaxSnapshotBytes = cfg.Limits.MaxSnapshotBytes
-	}
-	if cfg.Limits.MaxReassemblyBytes > 0 {
-		lim.MaxReassemblyBytes = cfg.Limits.MaxReassemblyBytes
+	if cfg.InboundBudget == 0 {
+		cfg.InboundBudget = DefaultInboundBudget
 	}
 	pk, err := newPacker()
 	if err != nil {
 		return nil, err
 	}
 	m := &Migrator{pack: pk, staged: make(map[uint64]*staged), precopyAcks: make(map[uint64]chan error),
-		precopyAsm: migration.NewReassembler(lim.MaxSnapshotBytes, lim.MaxReassemblyBytes),
-		cfg:        cfg, self: cfg.Mesh.Self(),
+		precopyIn: make(map[uint64]*precopyIn), inbound: newInbound(cfg.InboundBudget),
+		cfg: cfg, self: cfg.Mesh.Self(),
 		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
 		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),
 		peers: make(map[NodeID]*peerQueue), stop: make(chan struct{}),
@@ -414,18 +416,17 @@ func (m *Migrator) ticker() {
 				}
 				if r.finishedAt.IsZero() && r.allDone() {
 					r.finishedAt = now
+					m.finishRun(r)
 				}
 				if !r.finishedAt.IsZero() && now.Sub(r.finishedAt) > m.cfg.Linger {
-					delete(m.runs, id)
+					m.forgetRun(id, r)
 				}
 			}
-			for id, st := range m.staged {
-				if now.Sub(st.at) > m.cfg.Linger {
-					st.s.Discard(context.Background())
-					delete(m.staged, id)
-				}
-			}
+			drop := m.expirePrecopy(now)
 			m.mu.Unlock()
+			for _, st := range drop {
+				st.Discard(context.Background())
+			}
 		}
 	}
 }

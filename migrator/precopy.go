@@ -90,68 +90,179 @@ func (m *Migrator) chunkSize() int {
 	return migration.DefaultLimits().ChunkSize
 }
 
+// precopyIn is a base being received here.
+type precopyIn struct {
+	asm *migration.Reassembler
+	at  time.Time // last chunk: a source that stops sending is given up after stagedTTL
+}
+
+// stagedTTL is how long a base waits here for its migration (or for its
+// next chunk). Not the linger: a short linger (tests use 200 ms) must not
+// expire a base between its acknowledgement and the delta that needs it;
+// the source starts the migration as soon as it has the acknowledgement,
+// and gives up waiting for one after 30 s.
+const stagedTTL = time.Minute
+
 // receivePrecopy reassembles a base on the target and stages it; caller
-// holds m.mu.
+// holds m.mu. Every base is reserved against the node-wide inbound budget
+// when its first chunk arrives; past the budget the source is told at
+// once, and migrates without a base.
 func (m *Migrator) receivePrecopy(from NodeID, c wire.SnapshotChunk) error {
-	if len(m.staged) >= maxStaged {
-		return fmt.Errorf("%w: %d pre-copies already staged", ErrBadFrame, len(m.staged))
-	}
 	id := c.Header.ID
-	if err := m.precopyAsm.Begin(id, c.SnapshotSeq, c.Count, c.TotalBytes); err != nil {
+	if _, ok := m.staged[id]; ok {
+		return fmt.Errorf("%w: pre-copy %016x already staged", ErrBadFrame, id)
+	}
+	in := m.precopyIn[id]
+	if in == nil {
+		if c.Index != 0 {
+			// The rest of a base refused or given up: chunks of one base
+			// come in order, so a base starts with chunk 0.
+			return fmt.Errorf("%w: pre-copy %016x chunk %d without its start", ErrBadFrame, id, c.Index)
+		}
+		if len(m.staged)+len(m.precopyIn) >= maxStaged {
+			return m.refusePrecopy(from, c, fmt.Errorf("%w: %d pre-copies already staged", ErrBadFrame, maxStaged))
+		}
+		if !m.inbound.reserve(inboundKey{id: id, pre: true}, c.TotalBytes) {
+			return m.refusePrecopy(from, c, fmt.Errorf("%w: inbound migration budget in use (%d of %d bytes)", ErrBusy, m.inbound.used, m.inbound.limit))
+		}
+		lim := m.maxSnapshot()
+		in = &precopyIn{asm: migration.NewReassembler(lim, lim)}
+		m.precopyIn[id] = in
+	}
+	in.at = time.Now()
+	if err := in.asm.Begin(id, c.SnapshotSeq, c.Count, c.TotalBytes); err != nil {
+		m.dropPrecopyIn(id)
 		return err
 	}
-	packed, done, err := m.precopyAsm.Add(wire.SnapshotChunk{Header: c.Header, Origin: id, SnapshotSeq: c.SnapshotSeq,
+	packed, done, err := in.asm.Add(wire.SnapshotChunk{Header: c.Header, Origin: id, SnapshotSeq: c.SnapshotSeq,
 		Index: c.Index, Count: c.Count, TotalBytes: c.TotalBytes, Data: c.Data})
-	if err != nil || !done {
+	if err != nil {
+		m.dropPrecopyIn(id)
 		return err
 	}
+	if !done {
+		return nil
+	}
+	// The reservation stays with the base through staging and until its
+	// migration uses it or it expires.
+	delete(m.precopyIn, id)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		s, err := m.stage(ctx, from, packed)
+		s, size, err := m.stage(ctx, from, packed)
+		var old *host.Staged
 		m.mu.Lock()
+		if err == nil && !m.inbound.reserve(inboundKey{id: id, pre: true}, size) {
+			// Staged, the base holds its unpacked size, not what travelled.
+			old, s = s, nil
+			err = fmt.Errorf("%w: a staged base of %d bytes is over the inbound migration budget (%d of %d bytes in use)",
+				ErrBusy, size, m.inbound.used, m.inbound.limit)
+		}
 		if err == nil {
-			if old := m.staged[id]; old != nil {
-				old.s.Discard(ctx)
+			if o := m.staged[id]; o != nil {
+				old = o.s
 			}
 			m.staged[id] = &staged{from: from, s: s, at: time.Now()}
-		}
-		frame := binary.LittleEndian.AppendUint64([]byte{framePrecopyAck}, id)
-		if err != nil {
-			frame = append(append(frame, 0), err.Error()...)
 		} else {
-			frame = append(frame, 1)
+			m.inbound.release(inboundKey{id: id, pre: true})
 		}
-		m.peer(from).push(frame)
+		m.peer(from).push(precopyAck(id, err))
 		m.mu.Unlock()
+		if old != nil {
+			old.Discard(ctx)
+		}
 	}()
 	return nil
 }
 
+// ErrBusy refuses a pre-copy while the node's inbound budget is in use.
+var ErrBusy = errors.New("migrator: node busy with inbound migrations")
+
+// refusePrecopy answers the source once (on the first chunk; the rest of
+// the base is dropped as it comes) so it goes ahead without a base instead
+// of waiting for an acknowledgement. Caller holds m.mu.
+func (m *Migrator) refusePrecopy(from NodeID, c wire.SnapshotChunk, err error) error {
+	if c.Index == 0 {
+		m.peer(from).push(precopyAck(c.Header.ID, err))
+	}
+	return err
+}
+
+func precopyAck(id uint64, err error) []byte {
+	frame := binary.LittleEndian.AppendUint64([]byte{framePrecopyAck}, id)
+	if err != nil {
+		return append(append(frame, 0), err.Error()...)
+	}
+	return append(frame, 1)
+}
+
+func (m *Migrator) dropPrecopyIn(id uint64) {
+	delete(m.precopyIn, id)
+	m.inbound.release(inboundKey{id: id, pre: true})
+}
+
+// takeStaged hands the staged base of migration id to its restore and
+// releases its reservation: from here on it is the restore's memory.
+// Caller holds m.mu.
+func (m *Migrator) takeStaged(id uint64) *staged {
+	st := m.staged[id]
+	delete(m.staged, id)
+	m.inbound.release(inboundKey{id: id, pre: true})
+	return st
+}
+
+// expirePrecopy gives up bases whose source went quiet and staged bases
+// no migration used within stagedTTL; it returns the staged instances to
+// discard off the lock. Caller holds m.mu.
+func (m *Migrator) expirePrecopy(now time.Time) []*host.Staged {
+	for id, in := range m.precopyIn {
+		if now.Sub(in.at) > stagedTTL {
+			m.dropPrecopyIn(id)
+		}
+	}
+	var drop []*host.Staged
+	for id, st := range m.staged {
+		if now.Sub(st.at) > stagedTTL {
+			drop = append(drop, m.takeStaged(id).s)
+		}
+	}
+	return drop
+}
+
+func (m *Migrator) maxSnapshot() uint64 {
+	if n := m.cfg.Limits.MaxSnapshotBytes; n > 0 {
+		return n
+	}
+	return migration.DefaultLimits().MaxSnapshotBytes
+}
+
 const maxStaged = 8
 
-func (m *Migrator) stage(ctx context.Context, from NodeID, packed []byte) (*host.Staged, error) {
+// stage builds an instance from a base; it also returns the base's
+// unpacked size, which is what the staged instance holds.
+func (m *Migrator) stage(ctx context.Context, from NodeID, packed []byte) (*host.Staged, uint64, error) {
 	raw, err := m.pack.unpack(packed)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	base, err := snapshot.Decode(raw, snapshot.DefaultLimits())
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	digest := string(host.DigestFromBytes(base.ModuleDigest))
 	if _, err := m.cfg.Runtime.Kind(digest); err != nil {
 		b, err := m.cfg.Mesh.FetchModule(ctx, from, digest)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if _, err := m.cfg.Runtime.RegisterModule(ctx, b, ""); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return m.cfg.Runtime.Stage(ctx, digest, base, host.SpawnOptions{})
+	s, err := m.cfg.Runtime.Stage(ctx, digest, base, host.SpawnOptions{})
+	return s, uint64(len(raw)), err
 }
 
 func (m *Migrator) receivePrecopyAck(b []byte) error {

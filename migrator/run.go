@@ -46,9 +46,11 @@ type run struct {
 	kept, fwdKept []*waiter
 
 	// Target side.
-	tgtPlan  wire.Plan
-	restored *host.Daemon
-	held     []*waiter
+	tgtPlan    wire.Plan
+	tgtAttempt uint32 // latest Prepare's attempt, and its snapshot's size
+	tgtBytes   uint64
+	restored   *host.Daemon
+	held       []*waiter
 
 	finishedAt time.Time
 	stats      Stats
@@ -200,6 +202,10 @@ func (m *Migrator) dispatch(from NodeID, msg wire.Message) {
 			r = m.runFor(id)
 			r.tgt = t
 			r.tgtPlan = msg.(wire.Prepare).Plan
+		}
+		if p := msg.(wire.Prepare); r != nil && r.tgt != nil && p.Attempt >= r.tgtAttempt {
+			// What the attempt's Admit will reserve (see admit).
+			r.tgtAttempt, r.tgtBytes = p.Attempt, p.TotalBytes
 		}
 	}
 	if r == nil {
@@ -419,6 +425,9 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 		r.held = nil
 	// --- every role ---
 	case migration.Done:
+		if who == roleTarget {
+			m.inbound.release(inboundKey{id: r.id})
+		}
 		if who == roleOrch && r.handle != nil {
 			r.handle.finish(e.Err)
 			// The runtime keeps the last failure per daemon for
@@ -644,6 +653,9 @@ func (m *Migrator) admit(r *run, e migration.Admit) {
 		a.Err = &migration.Failure{Reason: wire.ReasonFactoryNotFound,
 			Text: fmt.Sprintf("node does not expect daemon %016x of %s (ExpectMigration)", e.Origin, e.KindDigest)}
 	}
+	if a.Ready && a.Err == nil {
+		a.Ready, a.Err = m.admitBytes(r.id, r.tgtBytes)
+	}
 	m.feed(r, roleTarget, a)
 }
 
@@ -688,8 +700,7 @@ func (m *Migrator) restore(r *run, e migration.RestoreSnapshot) {
 		}
 		m.mu.Lock()
 		icpt := m.targetInterceptor(r)
-		st := m.staged[e.MigrationID]
-		delete(m.staged, e.MigrationID)
+		st := m.takeStaged(e.MigrationID)
 		src := r.tgtPlan.Source
 		m.mu.Unlock()
 		var d *host.Daemon

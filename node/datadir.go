@@ -17,7 +17,8 @@ import (
 //	node.crt, ca.crt       cluster credentials (unless --dev)
 //	modules/sha256/<hex>   module bytes by digest
 //	cache/                 wazero's compilation cache
-//	store.db               bbolt: daemon records (with seeds, 0600) and snapshots
+//	store.db               bbolt: daemon records (with seeds, 0600) and small snapshots
+//	snapshots/             checkpoints above 256 KiB, one file each (node/store)
 //	node.json              the addresses this run bound (for scripts and tests)
 type layout struct{ root string }
 

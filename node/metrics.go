@@ -3,6 +3,8 @@ package node
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wasmesh/wasmesh/migrator"
 )
 
 // Migration outcomes for the migrations_total counter.
@@ -64,5 +66,38 @@ func newMetrics(n *Node) *Metrics {
 			}),
 		collectors.NewGoCollector(),
 	)
+	m.Registry.MustRegister(migratorGauges(n)...)
 	return m
+}
+
+// migratorGauges show what the migrator holds (migrator.Resources), so an
+// operator can see it return to zero after migrations.
+func migratorGauges(n *Node) []prometheus.Collector {
+	res := func(f func(migrator.Resources) float64) func() float64 {
+		return func() float64 {
+			if n.mig == nil {
+				return 0
+			}
+			return f(n.mig.Resources())
+		}
+	}
+	g := func(name, help string, f func(migrator.Resources) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, res(f))
+	}
+	return []prometheus.Collector{
+		g("wasmesh_migrator_runs", "Migrations with state on this node, running or lingering.",
+			func(r migrator.Resources) float64 { return float64(r.Runs) }),
+		g("wasmesh_migrator_handles", "Migrations this node orchestrated and still remembers.",
+			func(r migrator.Resources) float64 { return float64(r.Handles) }),
+		g("wasmesh_migrator_staged", "Pre-copied bases staged or being received on this node.",
+			func(r migrator.Resources) float64 { return float64(r.Staged + r.PreCopyIn) }),
+		g("wasmesh_migrator_bases", "Pre-copy base snapshots held on this node as a source.",
+			func(r migrator.Resources) float64 { return float64(r.Bases) }),
+		g("wasmesh_migrator_inbound_bytes", "Inbound migration memory reserved on this node (transfers and staged bases).",
+			func(r migrator.Resources) float64 { return float64(r.InboundBytes) }),
+		g("wasmesh_migrator_staged_bytes", "The part of wasmesh_migrator_inbound_bytes held by staged pre-copy bases.",
+			func(r migrator.Resources) float64 { return float64(r.StagedBytes) }),
+		g("wasmesh_migrator_inbound_budget_bytes", "Node-wide cap on inbound migration memory.",
+			func(r migrator.Resources) float64 { return float64(r.InboundBudget) }),
+	}
 }

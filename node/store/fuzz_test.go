@@ -152,3 +152,39 @@ func TestRecordUnderWrongKey(t *testing.T) {
 		t.Fatalf("Records = %v, want ErrCorrupt", err)
 	}
 }
+
+// A snapshot-file entry read back from disk is refused as ErrCorrupt
+// unless it is well formed, in which case it names files that do not
+// exist here, which is ErrCorrupt too: never a snapshot, never "not
+// found". A PutSnapshot after it either refuses it or continues its
+// sequence.
+func FuzzSnapshotFileEntry(f *testing.F) {
+	good := filePtr{cur: fileRef{Seq: 3, Taken: 5, Size: 1 << 20, CRC: 7}}
+	f.Add(good.encode())
+	good.prev, good.hasPrev = fileRef{Seq: 2, Size: 9}, true
+	f.Add(good.encode())
+	f.Add(good.encode()[:fileRefLen+3])
+	f.Add(bytes.Repeat([]byte{0xff}, 2*fileRefLen))
+	f.Add(make([]byte, fileRefLen))
+	f.Add([]byte{})
+	s := fuzzStore(f)
+	const origin = 8
+	if err := s.Create(Record{Origin: origin, Digest: "sha256:00"}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		putRaw(t, s, bucketSnapshots, origin, nil)
+		putRaw(t, s, bucketSnapFiles, origin, v)
+		p, derr := decodeFilePtr(origin, v)
+		if _, err := s.LatestSnapshot(origin); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("entry %x: LatestSnapshot = %v", v, err)
+		}
+		seq, err := s.PutSnapshot(origin, time.Unix(0, 0), []byte("next"))
+		switch {
+		case derr != nil && !errors.Is(err, ErrCorrupt):
+			t.Fatalf("undecodable entry: PutSnapshot = %d, %v", seq, err)
+		case derr == nil && (err != nil || seq != p.cur.Seq+1):
+			t.Fatalf("entry at seq %d: PutSnapshot = %d, %v", p.cur.Seq, seq, err)
+		}
+	})
+}

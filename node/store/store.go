@@ -66,10 +66,13 @@ type Snapshot struct {
 
 // Store is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db  *bolt.DB
+	dir string // snapshot files (snapfiles.go)
 }
 
-// Open opens or creates the database at path.
+// Open opens or creates the database at path, with its directory of
+// snapshot files next to it (SnapshotDir), and removes what an interrupted
+// checkpoint left there.
 func Open(path string) (*Store, error) {
 	db, err := bolt.Open(path, FileMode, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
@@ -79,7 +82,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketDaemons, bucketSnapshots, bucketAliases} {
+		for _, b := range [][]byte{bucketDaemons, bucketSnapshots, bucketAliases, bucketSnapFiles} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -90,7 +93,12 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: init %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, dir: SnapshotDir(path)}
+	if err := s.cleanFiles(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the database.
@@ -212,56 +220,113 @@ func (s *Store) Records() ([]Record, error) {
 
 // Delete removes a record and its snapshot.
 func (s *Store) Delete(origin uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	var files []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		files = nil
 		if err := tx.Bucket(bucketDaemons).Delete(key(origin)); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketSnapshots).Delete(key(origin))
+		if err := tx.Bucket(bucketSnapshots).Delete(key(origin)); err != nil {
+			return err
+		}
+		fb := tx.Bucket(bucketSnapFiles)
+		if v := fb.Get(key(origin)); v != nil {
+			if p, err := decodeFilePtr(origin, v); err == nil {
+				files = s.filesOf(origin, p)
+			}
+		}
+		return fb.Delete(key(origin))
 	})
+	if err == nil {
+		s.removeFiles(files)
+	}
+	return err
 }
 
 // PutSnapshot stores data as origin's latest snapshot and returns its
 // sequence, one more than the previous one. The record must exist.
+// Snapshots above FileThreshold are stored as files (snapfiles.go).
 func (s *Store) PutSnapshot(origin uint64, taken time.Time, data []byte) (uint64, error) {
+	if len(data) > FileThreshold {
+		return s.putSnapshotFile(origin, taken, data)
+	}
 	var seq uint64
+	var files []string
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketDaemons).Get(key(origin)) == nil {
-			return fmt.Errorf("%w: daemon %016x", ErrNotFound, origin)
+		files = nil
+		last, ptr, err := lastSeq(tx, origin)
+		if err != nil {
+			return err
 		}
-		b := tx.Bucket(bucketSnapshots)
-		if old := b.Get(key(origin)); old != nil {
-			if len(old) < 16 {
-				return fmt.Errorf("%w: snapshot of %016x", ErrCorrupt, origin)
+		if ptr != nil {
+			files = s.filesOf(origin, *ptr)
+			if err := tx.Bucket(bucketSnapFiles).Delete(key(origin)); err != nil {
+				return err
 			}
-			seq = binary.BigEndian.Uint64(old)
 		}
-		seq++
+		seq = last + 1
 		v := make([]byte, 16, 16+len(data))
 		binary.BigEndian.PutUint64(v, seq)
 		binary.BigEndian.PutUint64(v[8:], uint64(taken.UnixNano()))
-		return b.Put(key(origin), append(v, data...))
+		return tx.Bucket(bucketSnapshots).Put(key(origin), append(v, data...))
 	})
+	if err == nil {
+		s.removeFiles(files)
+	}
 	return seq, err
 }
 
 // LatestSnapshot returns origin's latest snapshot (ErrNotFound if none).
 func (s *Store) LatestSnapshot(origin uint64) (Snapshot, error) {
-	var out Snapshot
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketSnapshots).Get(key(origin))
-		if v == nil {
-			return fmt.Errorf("%w: no snapshot of %016x", ErrNotFound, origin)
+	for try := 0; ; try++ {
+		var out Snapshot
+		var ptr *filePtr
+		err := s.db.View(func(tx *bolt.Tx) error {
+			if v := tx.Bucket(bucketSnapFiles).Get(key(origin)); v != nil {
+				p, err := decodeFilePtr(origin, v)
+				if err != nil {
+					return err
+				}
+				ptr = &p
+			}
+			v := tx.Bucket(bucketSnapshots).Get(key(origin))
+			if v == nil {
+				if ptr == nil {
+					return fmt.Errorf("%w: no snapshot of %016x", ErrNotFound, origin)
+				}
+				return nil
+			}
+			if len(v) < 16 {
+				return fmt.Errorf("%w: snapshot of %016x", ErrCorrupt, origin)
+			}
+			out.Seq = binary.BigEndian.Uint64(v)
+			out.Taken = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+			// bbolt's memory is only valid inside the transaction.
+			out.Data = append([]byte(nil), v[16:]...)
+			return nil
+		})
+		if err != nil || ptr == nil || (out.Data != nil && out.Seq > ptr.cur.Seq) {
+			return out, err
 		}
-		if len(v) < 16 {
-			return fmt.Errorf("%w: snapshot of %016x", ErrCorrupt, origin)
+		// Read off the transaction: a large file must not hold bbolt's
+		// pages. A checkpoint committed meanwhile may have removed the
+		// files read here; then the pointer moved, and reading again finds
+		// the new ones.
+		snap, err := s.latestFile(origin, *ptr)
+		if err == nil || try == 2 || !s.pointerMoved(origin, *ptr) {
+			return snap, err
 		}
-		out.Seq = binary.BigEndian.Uint64(v)
-		out.Taken = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
-		// bbolt's memory is only valid inside the transaction.
-		out.Data = append([]byte(nil), v[16:]...)
+	}
+}
+
+func (s *Store) pointerMoved(origin uint64, p filePtr) bool {
+	moved := true
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketSnapFiles).Get(key(origin))
+		moved = v == nil || string(v) != string(p.encode())
 		return nil
 	})
-	return out, err
+	return moved
 }
 
 // SetAlias points a kind name at a module digest.
