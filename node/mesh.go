@@ -307,11 +307,17 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 	)
 	members := map[nodekey.NodeID]bool{}
 	for _, m := range n.mem.Members() {
-		if m.Local || m.MetaErr != nil {
+		if m.Local {
 			continue
 		}
 		id, err := nodekey.ParseNodeID(m.Meta.NodeID)
-		if err != nil || id == n.id {
+		if m.MetaErr != nil || err != nil {
+			// Not addressable (its announcement is broken), but a
+			// member all the same: its row says so.
+			gone = append(gone, absent{ref: peerRef{name: m.Name}, status: StatusUnreachable})
+			continue
+		}
+		if id == n.id {
 			continue
 		}
 		members[id] = true
