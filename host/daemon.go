@@ -157,13 +157,6 @@ func (d *Daemon) KindName() string {
 	return d.kindName
 }
 
-// SetKindName records the kind name (a node that learns it later).
-func (d *Daemon) SetKindName(kind string) {
-	d.mu.Lock()
-	d.kindName = kind
-	d.mu.Unlock()
-}
-
 // Carried is the name and kind name a snapshot brought along.
 type Carried struct {
 	Name     string

@@ -82,8 +82,8 @@ type ErrorClass struct {
 }
 
 // ErrorClasses returns the error table. The order matters: an error
-// matching several rows (a failed migration whose cause is an unreachable
-// peer) is in the first. It is built per call so no caller can change it
+// matching several rows' sentinels (a failed migration whose cause is an
+// unreachable peer) is in the first. It is built per call so no caller can change it
 // for another.
 func ErrorClasses() []ErrorClass {
 	return []ErrorClass{
@@ -121,18 +121,21 @@ func internalClass() ErrorClass {
 	return ErrorClass{Code: CodeInternal, HTTP: http.StatusInternalServerError, Exit: 1}
 }
 
-// ClassOf returns the row err belongs to; the internal row when none.
+// ClassOf returns the row err belongs to; the internal row when none. The
+// node's own sentinels decide first (the class a caller chose), then the
+// lower layers' twins, then the transport's sentinels.
 func ClassOf(err error) ErrorClass {
-	for _, c := range ErrorClasses() {
-		if c.Sentinel == nil {
-			continue
-		}
-		if errors.Is(err, c.Sentinel) {
-			return c
-		}
-		for _, t := range slices.Concat(c.twins, c.transport) {
-			if errors.Is(err, t) {
-				return c
+	table := ErrorClasses()
+	for _, pass := range []func(ErrorClass) []error{
+		func(c ErrorClass) []error { return []error{c.Sentinel} },
+		func(c ErrorClass) []error { return c.twins },
+		func(c ErrorClass) []error { return c.transport },
+	} {
+		for _, c := range table {
+			for _, t := range pass(c) {
+				if t != nil && errors.Is(err, t) {
+					return c
+				}
 			}
 		}
 	}

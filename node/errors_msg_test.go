@@ -42,8 +42,19 @@ func TestMessagesSayTheReasonOnce(t *testing.T) {
 		if tc.err.Error() != tc.want {
 			t.Errorf("message %q, want %q", tc.err.Error(), tc.want)
 		}
+		if c := ClassOf(tc.err); c.Sentinel != tc.sentinel {
+			t.Errorf("%q in class %q", tc.err, c.Code)
+		}
 		if !errors.Is(tc.err, tc.sentinel) || (tc.cause != nil && !errors.Is(tc.err, tc.cause)) {
 			t.Errorf("%q does not match %v and %v", tc.err, tc.sentinel, tc.cause)
 		}
+	}
+	// The class a caller chose wins over a lower layer's sentinel inside.
+	tooBig := wrap(ErrUnknownKind, fmt.Errorf("fetch: %w", meshquic.ErrModuleTooLarge))
+	if c := ClassOf(tooBig); c.Sentinel != ErrUnknownKind {
+		t.Errorf("%q in class %q", tooBig, c.Code)
+	}
+	if c := ClassOf(fmt.Errorf("fetch: %w", meshquic.ErrModuleTooLarge)); c.Sentinel != ErrTooLarge {
+		t.Errorf("a bare transport error in class %q", c.Code)
 	}
 }

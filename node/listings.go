@@ -104,7 +104,11 @@ func (n *Node) lastKnown(id nodekey.NodeID, name, status string, live map[string
 		out = append(out, d)
 	}
 	if !ok || len(out) == 0 || l.dropped > 0 {
-		out = append(out, DaemonInfo{Node: name, NodeID: id.String(), Status: status})
+		row := DaemonInfo{Node: name, Status: status}
+		if id != (nodekey.NodeID{}) {
+			row.NodeID = id.String()
+		}
+		out = append(out, row)
 	}
 	return out
 }

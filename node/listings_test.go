@@ -67,6 +67,11 @@ func TestListingOfALeftNode(t *testing.T) {
 	if len(all) != 2 || got[c.ID+"@b"] != StatusOffline || got[m.ID+"@a"] != StatusRunning || len(missing) != 1 || missing[0] != "b" {
 		t.Fatalf("after b left: %+v, missing %v", all, missing)
 	}
+	// A node that left with nothing on it is not missing anything.
+	a.listings.put(b.id, nil, time.Now())
+	if all, missing := a.Daemons(ctx); len(all) != 1 || len(missing) != 0 {
+		t.Fatalf("after an empty b left: %+v, missing %v", all, missing)
+	}
 }
 
 // TestPeerListingsAreBounded: a huge listing keeps maxListedDaemons rows

@@ -326,7 +326,8 @@ func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, e
 // named in missing. A member that is dead, suspect, left, or does not
 // answer still has its daemons listed, from its last listing, marked
 // unreachable (offline when it left cleanly), and a row with no id when
-// nothing is known: a listing never leaves a node out silently.
+// nothing is known: a listing never leaves a node out silently. Only a node
+// that left cleanly and last listed no daemons is not mentioned.
 func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []string) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
 	defer cancel()
@@ -341,11 +342,17 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 	)
 	members := map[nodekey.NodeID]bool{}
 	for _, m := range n.mem.Members() {
-		if m.Local || m.MetaErr != nil {
+		if m.Local {
 			continue
 		}
 		id, err := nodekey.ParseNodeID(m.Meta.NodeID)
-		if err != nil || id == n.id {
+		if m.MetaErr != nil || err != nil {
+			// Not addressable (its announcement is broken), but a
+			// member all the same: its row says so.
+			gone = append(gone, absent{ref: peerRef{name: m.Name}, status: StatusUnreachable})
+			continue
+		}
+		if id == n.id {
 			continue
 		}
 		members[id] = true
@@ -387,6 +394,9 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 		}
 	}
 	for _, g := range gone {
+		if l, ok := n.listings.get(g.ref.id); ok && g.status == StatusOffline && len(l.daemons) == 0 && l.dropped == 0 {
+			continue // left cleanly with nothing on it: nothing is missing
+		}
 		missing = append(missing, g.ref.String())
 		all = append(all, n.lastKnown(g.ref.id, g.ref.String(), g.status, live)...)
 	}

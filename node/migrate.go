@@ -256,15 +256,12 @@ func (n *Node) adoptMigrated(origin uint64) {
 		Origin: origin, Digest: string(d.Kind().Digest), Aliases: n.rt.KindAliases(d.Kind().Digest),
 		Seed: d.Identity().Seed(), Epoch: uint64(time.Now().UnixNano()), Created: time.Now().UTC(),
 	}
-	_ = n.store.Delete(origin) // a daemon that once lived here and came back
-	rec, err = n.createArrivedLocked(d, rec)
+	// Replaces the record of a daemon that once lived here and came back.
+	rec, err = n.createArrivedLocked(n.ctx, d, rec)
 	n.mu.Unlock()
 	if err != nil {
-		n.log.Warn("migrated daemon not recorded", "daemon", d.ID(), "err", err)
+		n.log.Error("migrated daemon not recorded: a restart of this node would not bring it back", "daemon", d.ID(), "err", err)
 		return
-	}
-	if err := n.checkpoint(n.ctx, d, true); err != nil {
-		n.log.Warn("first checkpoint of migrated daemon failed", "daemon", d.ID(), "err", err)
 	}
 	n.log.Info("daemon arrived by migration", "daemon", d.ID(), "name", rec.Name, "kind", d.KindName())
 	n.kickMeta()

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/snapshot"
 	"github.com/wasmesh/wasmesh/node/store"
 )
 
@@ -74,17 +76,35 @@ func (n *Node) takeCarriedNameLocked(d *host.Daemon) {
 	d.SetName(name)
 }
 
-// createArrivedLocked writes the record of a daemon that arrived by
-// migration, under the name it has here. Caller holds n.mu.
-func (n *Node) createArrivedLocked(d *host.Daemon, rec store.Record) (store.Record, error) {
+// createArrivedLocked records a daemon that arrived by migration, under
+// the name it has here, together with its first checkpoint in one store
+// transaction (a record without a checkpoint would come back from a crash
+// as a fresh daemon, and the source has wiped its copy). Caller holds n.mu.
+func (n *Node) createArrivedLocked(ctx context.Context, d *host.Daemon, rec store.Record) (store.Record, error) {
+	n.ckptMu.Lock()
+	defer n.ckptMu.Unlock()
+	snap, err := d.Snapshot(ctx)
+	if err != nil {
+		return rec, fmt.Errorf("first checkpoint: %w", err)
+	}
+	data, err := snapshot.Encode(snap, d.Identity())
+	if err != nil {
+		return rec, fmt.Errorf("first checkpoint: %w", err)
+	}
 	rec.Name = d.Name()
-	err := n.store.Create(rec)
+	_, err = n.store.Adopt(rec, time.Now(), data)
 	if errors.Is(err, store.ErrNameTaken) && rec.Name != "" {
 		// A stopped or waiting record here holds the name.
 		n.log.Warn("migrated daemon's name is taken here; it keeps only its id", "daemon", d.ID(), "name", rec.Name, "err", err)
 		d.SetName("")
 		rec.Name = ""
-		err = n.store.Create(rec)
+		_, err = n.store.Adopt(rec, time.Now(), data)
 	}
-	return rec, err
+	if err != nil {
+		return rec, err
+	}
+	n.lastCkpt.Store(d.Origin(), snap.InputSeq)
+	n.metrics.snapshotBytes.Add(float64(len(data)))
+	n.metrics.checkpoints.Inc()
+	return rec, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -127,4 +128,20 @@ func expectOn(c *cli.Context, cl *admin.Client, daemon, on, key string) (admin.E
 		return admin.ExpectResult{}, apiFail(err)
 	}
 	return res, nil
+}
+
+// noIdentityHint tells a user whose --no-identity migration found the
+// target without the key how to prepare it.
+func noIdentityHint(c *cli.Context, err error) error {
+	var ae *admin.APIError
+	if !c.Bool("no-identity") || c.String("key") != "" || !errors.As(err, &ae) || !strings.Contains(ae.Message, "IdentityTransportFailed") {
+		return err
+	}
+	to := c.String("to")
+	if to == "" {
+		to = "NODE"
+	}
+	hinted := *ae
+	hinted.Message += fmt.Sprintf(" (prepare the target first: wasmesh expect %s --on %s --key FILE, or add --key FILE)", c.Args().First(), to)
+	return &hinted
 }

@@ -76,7 +76,7 @@ Examples:
 				done()
 			}
 			if err != nil {
-				return apiFail(err)
+				return apiFail(noIdentityHint(c, err))
 			}
 			if asJSON {
 				return printJSON(c.App.Writer, res)

@@ -160,3 +160,31 @@ func TestAnnotationsForged(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeAnnotations: the section decoder never panics, returns only
+// the package's sentinels, and whatever it accepts is valid and encodes
+// back to exactly its input (one encoding per section).
+func FuzzDecodeAnnotations(f *testing.F) {
+	id := testID(f, 1)
+	a := annotated(baseSnapshot(id, Transparent)).Annotations
+	b := appendAnnotations(nil, a)
+	f.Add(b)
+	f.Add(b[:len(b)-1])
+	f.Add(appendAnnotations(nil, &Annotations{}))
+	f.Add([]byte{annotationsVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := decodeAnnotations(b)
+		if err != nil {
+			if !isSentinel(err) {
+				t.Fatalf("untyped error: %v", err)
+			}
+			return
+		}
+		if err := a.validate(); err != nil {
+			t.Fatalf("accepted annotations fail validate: %v", err)
+		}
+		if a.encodedSize() != len(b) || !bytes.Equal(appendAnnotations(nil, a), b) {
+			t.Fatal("accepted annotations re-encode differently")
+		}
+	})
+}

@@ -15,7 +15,9 @@
 //	GET    /v1/nodes                                            → []NodeInfo
 //
 // {ref} is a daemon id (16 hex digits) or name. Errors are JSON
-// {"error": "...", "code": "..."} with a matching HTTP status.
+// {"error": "...", "code": "..."}; the code and the HTTP status are the
+// error's row in the node's error table (node.ErrorClasses), the same codes
+// nodes use between themselves, so APIError matches the node's sentinel.
 package admin
 
 import (

@@ -246,7 +246,7 @@ func TestAddrAiming(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "d1.key")
 	ok(t, "spawn", "counter", "--name", "d1", "--key", key, "--on", "beta", "--node", a.url())
 	ok(t, "send", "d1", "a", "b", "c", "--node", a.url())
-	failsWith(t, 1, "identity", "migrate", "d1", "--to", "alpha", "--no-identity", "--node", a.url())
+	failsWith(t, 1, "wasmesh expect d1 --on alpha", "migrate", "d1", "--to", "alpha", "--no-identity", "--node", a.url())
 	out := ok(t, "expect", "d1", "--on", "alpha", "--key", key, "--node", b.url())
 	if !strings.Contains(out, "--no-identity works") {
 		t.Fatalf("expect: %q", out)

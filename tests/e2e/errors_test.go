@@ -148,3 +148,30 @@ func errorsWaitStates(t *testing.T, p *proc, want map[string]string) {
 		return seen == len(want), r.stdout
 	})
 }
+
+// TestPsListsDaemonsOfAStoppedNode: after SIGTERM of the node hosting c1
+// (it checkpoints and leaves), ps lists c1 as offline with a warning and
+// exits 0: the listing is complete, c1 waits on that node's disk.
+func TestPsListsDaemonsOfAStoppedNode(t *testing.T) {
+	n1 := startNode(t, "n1", t.TempDir())
+	n2 := startNode(t, "n2", t.TempDir(), "--join", n1.info.Gossip)
+	errorsWaitStates(t, n1, map[string]string{"n1": "alive", "n2": "alive"})
+	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", n1.url())
+	id := strings.TrimSpace(ok(t, "spawn", "counter", "--name", "c1", "--on", "n2", "--node", n1.url()))
+	ok(t, "ps", "--node", n1.url())
+
+	n2.stop()
+	errorsWaitStates(t, n1, map[string]string{"n1": "alive", "n2": "left"})
+	r := cli(t, "", "ps", "--node", n1.url())
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: node n2 left the cluster") {
+		t.Fatalf("ps after n2 left: %s", r)
+	}
+	found := false
+	for _, line := range strings.Split(r.stdout, "\n") {
+		f := strings.Fields(line)
+		found = found || (len(f) > 5 && f[0] == id && f[4] == "n2" && f[5] == "offline")
+	}
+	if !found {
+		t.Fatalf("ps does not list c1 on n2 as offline: %s", r)
+	}
+}
