@@ -50,7 +50,7 @@ func TestRestoreOnAndExpect(t *testing.T) {
 		t.Fatalf("restore on b: %+v %v (on %q)", d, err, f.restoredOn)
 	}
 	_, err = c.RestoreOn(ctx, []byte("SNAPBYTES"), "", "elsewhere")
-	wantAPIError(t, err, http.StatusNotFound, CodeNotFound)
+	wantAPIError(t, err, http.StatusNotFound, CodeNoIdentity)
 	if !strings.Contains(err.Error(), "node a") {
 		t.Fatalf("restore error does not name the node to aim at: %v", err)
 	}
