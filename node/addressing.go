@@ -273,8 +273,8 @@ func (n *Node) clusterKind(ctx context.Context, name string) (string, []peerRef,
 	holders := n.kindHolders(ctx, name)
 	switch len(holders) {
 	case 0:
-		return "", nil, fmt.Errorf("%w: kind %q is not deployed on any of the %d alive node(s) (deploy it first: wasmesh deploy MODULE.wasm --kind %s)",
-			ErrUnknownKind, name, len(n.peers())+1, name)
+		return "", nil, fmt.Errorf("%w: kind %q is not deployed on any of the %d alive node(s) (deploy it first: wasmesh deploy MODULE.wasm --kind NAME)",
+			ErrUnknownKind, name, len(n.peers())+1)
 	case 1:
 		for dg, ps := range holders {
 			return dg, ps, nil

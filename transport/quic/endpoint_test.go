@@ -170,15 +170,19 @@ func TestUnreachablePeerBacksOff(t *testing.T) {
 	start := time.Now()
 	err := a.Call(ctx, PeerAddr(addr), "test/echo", echo{}, nil)
 	wantErr(t, err, ErrPeerUnavailable)
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("first dial took %v, DialTimeout is 500ms", d)
+	// The dial gave up on its own DialTimeout, not on the caller's 5 s.
+	if ctx.Err() != nil {
+		t.Fatalf("the first dial ran into the caller's deadline (%v): DialTimeout is 500ms", time.Since(start))
 	}
-	// Inside the backoff window the next call does not dial at all.
+	// Inside the backoff window the next call does not dial at all: a dial
+	// to a silent port takes the whole DialTimeout (500ms), failing fast
+	// takes next to nothing, so anything under the timeout proves it (a
+	// generous bound: the machine may be busy).
 	start = time.Now()
 	err = a.Call(ctx, PeerAddr(addr), "test/echo", echo{}, nil)
 	wantErr(t, err, ErrPeerUnavailable)
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Fatalf("call during backoff took %v", d)
+	if d := time.Since(start); d >= 500*time.Millisecond {
+		t.Fatalf("call during backoff took %v: it dialed", d)
 	}
 }
 
