@@ -83,6 +83,7 @@ func (n *Node) takeCarriedNameLocked(d *host.Daemon) {
 func (n *Node) createArrivedLocked(ctx context.Context, d *host.Daemon, rec store.Record) (store.Record, error) {
 	n.ckptMu.Lock()
 	defer n.ckptMu.Unlock()
+	inc := d.Incarnation()
 	snap, err := d.Snapshot(ctx)
 	if err != nil {
 		return rec, fmt.Errorf("first checkpoint: %w", err)
@@ -103,6 +104,7 @@ func (n *Node) createArrivedLocked(ctx context.Context, d *host.Daemon, rec stor
 	if err != nil {
 		return rec, err
 	}
+	n.journalCovered(d, inc, snap.InputSeq)
 	n.lastCkpt.Store(d.Origin(), snap.InputSeq)
 	n.metrics.snapshotBytes.Add(float64(len(data)))
 	n.metrics.checkpoints.Inc()
