@@ -26,9 +26,12 @@ const (
 	kindEvent byte = 2
 )
 
-// MaxRecordBytes bounds one record's body, so a corrupt length can never
-// make the reader allocate more than this.
-const MaxRecordBytes = 256 << 20
+// MaxRecordBytes bounds one record's body, so a corrupt length is caught
+// before it is trusted. The reader never allocates by a length (segments
+// are read whole and frames sliced from them); the bound is there for the
+// writer's sake too: no event's payload plus readings come near it (the
+// host caps inputs, and the sandbox caps what one event may read).
+const MaxRecordBytes = 1 << 30
 
 // ErrCorrupt: a segment holds a frame that does not decode.
 var ErrCorrupt = errors.New("wal: corrupt record")
