@@ -74,23 +74,25 @@ type Journal struct {
 	opts Options
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	buf      []byte             // appended, not yet handed to the writer
-	bufMax   map[histKey]uint64 // what buf holds, per history
-	appended uint64             // bytes ever appended (logical position)
-	durable  uint64             // bytes known durable
-	flushed  chan struct{}      // closed and replaced whenever durable moves
-	kick     chan struct{}
-	nextInc  uint64
-	current  map[uint64]uint64  // origin -> its live incarnation
-	covered  map[histKey]uint64 // history -> input seq a durable checkpoint covers
-	segs     []*segment         // oldest first; the last is being written
-	holdOld  bool               // recovery not finished: keep segments from before Open
-	oldSegs  uint64             // segments with index below this predate Open
-	openInc  uint64             // incarnations up to this one predate Open
-	failed   error
-	broken   atomic.Bool // failed != nil, readable without mu on the hot path
-	closed   bool
+	mu        sync.Mutex
+	buf       []byte             // appended, not yet handed to the writer
+	bufMax    map[histKey]uint64 // what buf holds, per history
+	appended  uint64             // bytes ever appended (logical position)
+	durable   uint64             // bytes known durable
+	flushed   chan struct{}      // closed and replaced whenever durable moves
+	kick      chan struct{}
+	nextInc   uint64
+	current   map[uint64]uint64  // origin -> its live incarnation
+	covered   map[histKey]uint64 // history -> input seq a durable checkpoint covers
+	segs      []*segment         // oldest first; the last is being written
+	holdOld   bool               // recovery not finished: keep segments from before Open
+	oldSegs   uint64             // segments with index below this predate Open
+	openInc   uint64             // incarnations up to this one predate Open
+	carried   *segment           // oldest segment whose needed events were appended again
+	carriedAt uint64             // ... at this logical position: drop it once durable
+	failed    error
+	broken    atomic.Bool // failed != nil, readable without mu on the hot path
+	closed    bool
 
 	file     *os.File // only the writer goroutine touches it after Open
 	fileSize int64
@@ -179,6 +181,9 @@ func (j *Journal) readAll() (*Recovered, uint64, error) {
 		}
 		j.segs = append(j.segs, seg)
 	}
+	for o, h := range rec.Histories {
+		rec.Histories[o] = ordered(h)
+	}
 	for o, inc := range live {
 		j.current[o] = inc
 		if inc >= j.nextInc {
@@ -216,18 +221,33 @@ func (j *Journal) decodeSegment(data []byte, seg *segment, rec *Recovered, live 
 			return len(data) - len(rest), err
 		}
 		rest = after
-		if prev, ok := live[r.Origin]; !ok || prev != r.Incarnation {
-			// A new history supersedes whatever came before it.
-			rec.Histories[r.Origin] = rec.Histories[r.Origin][:0]
-		}
-		live[r.Origin] = r.Incarnation
 		if r.Kind == kindEvent {
-			rec.Histories[r.Origin] = append(rec.Histories[r.Origin], r)
 			k := histKey{r.Origin, r.Incarnation}
 			seg.max[k] = max(seg.max[k], r.InputSeq)
 		}
+		// Incarnations only grow: the highest one seen is the daemon's
+		// history; a newer one supersedes whatever came before it, and
+		// records of older ones (wherever compaction put them) do not count.
+		prev, ok := live[r.Origin]
+		if ok && r.Incarnation < prev {
+			continue
+		}
+		if !ok || r.Incarnation > prev {
+			rec.Histories[r.Origin] = rec.Histories[r.Origin][:0]
+			live[r.Origin] = r.Incarnation
+		}
+		if r.Kind == kindEvent {
+			rec.Histories[r.Origin] = append(rec.Histories[r.Origin], r)
+		}
 	}
 	return len(data), nil
+}
+
+// ordered sorts a history by input sequence and drops repeats (events
+// carried forward by compaction appear twice until the old copy goes).
+func ordered(h []Record) []Record {
+	slices.SortStableFunc(h, func(a, b Record) int { return cmp.Compare(a.InputSeq, b.InputSeq) })
+	return slices.CompactFunc(h, func(a, b Record) bool { return a.InputSeq == b.InputSeq })
 }
 
 // startSegment creates segment index and makes its directory entry durable.
@@ -515,8 +535,10 @@ func (j *Journal) writer() {
 }
 
 // truncate deletes the oldest segments while every event in them is
-// obsolete. Only a prefix goes, so a surviving segment never depends on
-// a history whose Begin was deleted ahead of older records.
+// obsolete. Only a prefix goes. When the oldest segment is held by a few
+// events that stay needed (a daemon that cannot be checkpointed, or failed)
+// while newer segments pile up behind it, those events are carried forward:
+// appended again, and the old segment deleted once the copies are durable.
 func (j *Journal) truncate() {
 	for {
 		j.mu.Lock()
@@ -525,8 +547,18 @@ func (j *Journal) truncate() {
 			return
 		}
 		s := j.segs[0]
-		if (j.holdOld && s.index < j.oldSegs) || !j.obsoleteLocked(s) {
+		if j.carried == s {
+			if j.durable < j.carriedAt {
+				j.mu.Unlock()
+				return
+			}
+			j.carried = nil
+		} else if (j.holdOld && s.index < j.oldSegs) || !j.obsoleteLocked(s) {
+			carry := j.carried == nil && !(j.holdOld && s.index < j.oldSegs) && len(j.segs) > carryAfterSegments
 			j.mu.Unlock()
+			if carry {
+				j.carryForward(s)
+			}
 			return
 		}
 		j.segs = j.segs[1:]
@@ -535,6 +567,46 @@ func (j *Journal) truncate() {
 			j.log.Warn("journal segment not removed", "segment", s.path, "err", err)
 		}
 	}
+}
+
+// carryAfterSegments is how many segments may queue behind a held oldest
+// one before its still-needed events are carried forward.
+const carryAfterSegments = 4
+
+// carryForward appends the still-needed events of s again; truncate drops s
+// once they are durable. Recovery orders a history by input sequence and
+// ignores repeats, so the copies may land after newer events.
+func (j *Journal) carryForward(s *segment) {
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		j.log.Warn("journal segment not readable for compaction", "segment", s.path, "err", err)
+		return
+	}
+	rec := &Recovered{Histories: map[uint64][]Record{}}
+	scratch := &segment{max: map[histKey]uint64{}}
+	if _, err := j.decodeSegment(data, scratch, rec, map[uint64]uint64{}); err != nil {
+		j.log.Warn("journal segment damaged; not compacted", "segment", s.path, "err", err)
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	kept := 0
+	for _, h := range rec.Histories {
+		for i := range h {
+			r := &h[i]
+			k := histKey{r.Origin, r.Incarnation}
+			if j.current[r.Origin] != r.Incarnation || j.covered[k] >= r.InputSeq {
+				continue
+			}
+			n := len(j.buf)
+			j.buf = appendFrame(j.buf, r)
+			j.bufMax[k] = max(j.bufMax[k], r.InputSeq)
+			j.afterAppendLocked(n)
+			kept++
+		}
+	}
+	j.carried, j.carriedAt = s, j.appended
+	j.log.Info("journal segment compacted: its needed events carried forward", "segment", s.path, "events", kept)
 }
 
 func (j *Journal) obsoleteLocked(s *segment) bool {

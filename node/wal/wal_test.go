@@ -274,3 +274,32 @@ func TestWriteFailureIsStickyAndReported(t *testing.T) {
 		t.Fatalf("a later sync succeeded after the journal failed: %v", err)
 	}
 }
+
+func TestHeldSegmentIsCompactedNotKeptForever(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := open(t, dir, Options{SegmentBytes: 256})
+	ctx := context.Background()
+	stuck := j.Begin(1, 0) // a daemon that is never checkpointed
+	record(j, stuck, 1, 1, "stuck-1")
+	record(j, stuck, 1, 2, "stuck-2")
+	j.Sync(ctx)
+	busy := j.Begin(2, 0)
+	var seq uint64
+	for range 200 {
+		seq++
+		record(j, busy, 2, seq, "0123456789012345678901234567890123456789")
+		j.Sync(ctx)
+		j.Checkpointed(2, busy, seq)
+	}
+	if n := segments(t, dir); n > 2*carryAfterSegments {
+		t.Fatalf("%d segments: the stuck daemon's segment holds every later one", n)
+	}
+	j.Close()
+	_, rec := open(t, dir, Options{})
+	if got := seqs(rec.Histories[1]); fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("the stuck daemon's events after compaction: %v", got)
+	}
+	if string(rec.Histories[1][1].Payload) != "stuck-2" {
+		t.Fatalf("carried event decoded as %+v", rec.Histories[1][1])
+	}
+}
