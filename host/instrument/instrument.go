@@ -350,7 +350,9 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		}
 		fuel := uint32(nlocals)
 		// entry: global.get $fuel_g; i32.const 1; i32.add; local.tee $fuel;
-		// global.set $fuel_g; local.get $fuel; tail
+		// global.set $fuel_g; local.get $fuel; check
+		//   local.get 0..params-1; return_call $reenter_i
+		// end
 		entry = wasmbin.AppendU32(append(entry[:0], wasmbin.OpGlobalGet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
