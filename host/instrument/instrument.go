@@ -33,6 +33,7 @@
 //
 //	function entry:  $fuel = $fuel_g + 1; $fuel_g = $fuel
 //	                 if ($fuel & YieldMask) == 0 { return_call $reenter_f(params) }
+//	                 (in a function with a loop: { call $yield })
 //	loop header:     $fuel = $fuel + 1
 //	                 if ($fuel & YieldMask) == 0 { call $yield }
 //	$reenter_f:      call $yield; return_call $f(params)
@@ -41,10 +42,11 @@
 //
 // $fuel is a new local of each function (kept in a register, so a loop
 // header costs an add, an and and a well-predicted branch), $fuel_g a new
-// global carrying the count across calls. The entry check leaves by a tail
-// call and comes back by one, so nothing in the function's frame lives
-// across a call the original did not make: the frame, and so the recursion
-// depth the guest reaches, stays the original's (see rewriteCode). A tail
+// global carrying the count across calls. The entry check of a loop-free
+// function leaves by a tail call and comes back by one, so nothing in the
+// function's frame lives across a call the original did not make: the
+// frame, and so the recursion depth the guest reaches, stays the original's
+// (see rewriteCode). A tail
 // call runs the callee's entry check like any call, so endless tail
 // recursion is stopped too. memory.grow is implemented in Go
 // by wazero's compiler, so every YieldMask+1 loop iterations or calls the
@@ -322,13 +324,14 @@ func reenterBody(m *wasmbin.Module, ix indices, i int) []byte {
 // sequences at its entry and at every loop header, and the dirty mark before
 // every table mutation.
 //
-// The entry check leaves through a tail call (return_call $reenter_i) rather
-// than calling $yield in place: a call that returns into the prologue makes
-// the compiler keep its context registers and every parameter alive across
-// it, which costs stack slots in every frame of every function (half the
-// reachable recursion depth for the smallest frame under wazero's compiler).
-// A tail call returns nowhere, so nothing is live across it and the frame is
-// the original's.
+// In a function without loops the entry check leaves through a tail call
+// (return_call $reenter_i) rather than calling $yield in place: a call that
+// returns into the prologue makes the compiler keep its context registers
+// and every parameter alive across it, which costs stack slots in every
+// frame (half the reachable recursion depth for the smallest frame under
+// wazero's compiler). A tail call returns nowhere, so nothing is live
+// across it and the frame is the original's. A function with a loop calls
+// $yield in place (see below).
 func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 	// check: (fuel & YieldMask) == 0, with fuel on the stack.
 	check := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
@@ -357,12 +360,20 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
-		entry = append(entry, check...)
-		for p := range m.Types[m.Funcs[i]].Params {
-			entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
+		if hasLoop(c.Body) {
+			// The loop's own yield call already keeps the function's values
+			// in stack slots, so calling in place costs the frame nothing
+			// more, and wazero's register allocator keeps the loop tighter
+			// when the context registers are spilled before it is entered.
+			entry = append(entry, tail...)
+		} else {
+			entry = append(entry, check...)
+			for p := range m.Types[m.Funcs[i]].Params {
+				entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
+			}
+			entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.yield+1+uint32(i))
+			entry = append(entry, wasmbin.OpEnd)
 		}
-		entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.yield+1+uint32(i))
-		entry = append(entry, wasmbin.OpEnd)
 		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
 		loop = wasmbin.AppendU32(append(loop[:0], wasmbin.OpLocalGet), fuel)
 		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
@@ -492,4 +503,19 @@ func numLocals(m *wasmbin.Module, i uint32) uint64 {
 		n += uint64(l.Count)
 	}
 	return n
+}
+
+// hasLoop reports whether a (parsed, so decodable) body contains a loop.
+func hasLoop(body []byte) bool {
+	for off := 0; off < len(body); {
+		in, err := wasmbin.DecodeInstr(body, off)
+		if err != nil {
+			return false
+		}
+		if in.Op == wasmbin.OpLoop {
+			return true
+		}
+		off = in.End
+	}
+	return false
 }
