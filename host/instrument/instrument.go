@@ -12,7 +12,7 @@
 //   - caps the memory maximum at the host's limit.
 //
 // The derived module appends globals, one type, functions ($yield and one
-// $reenter per function), one local per function and exports; it adds no
+// $reenter per loop-free function), one local per function and exports; it adds no
 // import, so no existing index shifts and every call, branch, element
 // segment, export and the name section stay valid. The daemon
 // kind's identity is the digest of the original bytes, never of the derived
@@ -202,6 +202,14 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
 	}
 
+	ix.reenter = make([]uint32, len(m.Codes))
+	next := ix.yield + 1
+	for i, c := range m.Codes {
+		if !hasLoop(c.Body) {
+			ix.reenter[i] = next
+			next++
+		}
+	}
 	codes, usesTables, err := rewriteCode(m, ix)
 	if err != nil {
 		return nil, err
@@ -209,8 +217,10 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	codes = append(codes, wasmbin.Code{Body: yieldBody(ix)})
 	funcs := append(append(make([]uint32, 0, 2*len(m.Funcs)+1), m.Funcs...), ix.yieldType)
 	for i := range m.Codes {
-		codes = append(codes, wasmbin.Code{Body: reenterBody(m, ix, i)})
-		funcs = append(funcs, m.Funcs[i])
+		if ix.reenter[i] != 0 {
+			codes = append(codes, wasmbin.Code{Body: reenterBody(m, ix, i)})
+			funcs = append(funcs, m.Funcs[i])
+		}
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.FunctionSection(funcs))
 	sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
@@ -229,7 +239,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
 	sections = wasmbin.SetSection(sections, wasmbin.ExportSection(exports))
-	sections = keepNames(m, sections)
+	sections = keepNames(m, ix, sections)
 	res.Module = wasmbin.Encode(sections)
 	return res, nil
 }
@@ -238,6 +248,9 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 type indices struct {
 	stop, fuel, dirty uint32 // globals
 	yield, yieldType  uint32
+	// reenter[i] is the index of $reenter_i, or 0 for a function with a
+	// loop, which has none (it calls $yield in place).
+	reenter []uint32
 }
 
 func checkExports(m *wasmbin.Module) error {
@@ -360,7 +373,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
-		if hasLoop(c.Body) {
+		if ix.reenter[i] == 0 {
 			// The loop's own yield call already keeps the function's values
 			// in stack slots, so calling in place costs the frame nothing
 			// more, and wazero's register allocator keeps the loop tighter
@@ -371,7 +384,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			for p := range m.Types[m.Funcs[i]].Params {
 				entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
 			}
-			entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.yield+1+uint32(i))
+			entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.reenter[i])
 			entry = append(entry, wasmbin.OpEnd)
 		}
 		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
@@ -416,7 +429,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 // names go because the entry and loop checks add blocks, which renumbers
 // labels. A name section wazero could not decode goes entirely: it would
 // fail compilation, and names are only for people.
-func keepNames(m *wasmbin.Module, sections []wasmbin.Section) []wasmbin.Section {
+func keepNames(m *wasmbin.Module, ix indices, sections []wasmbin.Section) []wasmbin.Section {
 	isNames := func(s wasmbin.Section) bool { return s.ID == wasmbin.SectionCustom && s.Name == "name" }
 	var data []byte
 	count := 0
@@ -452,13 +465,16 @@ func keepNames(m *wasmbin.Module, sections []wasmbin.Section) []wasmbin.Section 
 		return name
 	}
 	funcs = append(funcs, wasmbin.NameAssoc{Index: nf, Name: unique(abi.ReservedExportPrefix + "yield")})
-	for i := range m.Codes {
+	for i, re := range ix.reenter {
+		if re == 0 {
+			continue
+		}
 		idx := m.ImportedFuncs + uint32(i)
 		of := orig[idx]
 		if of == "" {
 			of = strconv.FormatUint(uint64(idx), 10)
 		}
-		funcs = append(funcs, wasmbin.NameAssoc{Index: nf + 1 + uint32(i), Name: unique(abi.ReservedExportPrefix + "reenter_" + of)})
+		funcs = append(funcs, wasmbin.NameAssoc{Index: re, Name: unique(abi.ReservedExportPrefix + "reenter_" + of)})
 	}
 	names.Funcs = funcs
 
