@@ -5,11 +5,13 @@
 // It checks the structure of a module — section order, LEB128 encodings,
 // vector counts against the bytes that remain, index bounds, constant
 // expressions, block nesting in every function body, reserved zero bytes,
-// memarg alignment and lane indices — but not the types of instructions:
-// the runtime (wazero) type-checks bodies when it compiles. It refuses every
-// binary the spec suite's assert_malformed cases hold (host/instrument's
-// TestSpecSuite checks it), and refuses as ErrUnsupported the constructs of
-// proposals wasmesh does not run. Every
+// memarg alignment and lane indices — and validates it: every body and
+// constant expression is type-checked (typecheck.go, the spec's validation
+// algorithm). It refuses every binary the spec suite's assert_malformed and
+// assert_invalid cases hold (host/instrument's TestSpecSuite checks it), and
+// refuses as ErrUnsupported the constructs of proposals wasmesh does not
+// run. Validation failures wrap ErrMalformed too: to a caller both mean
+// "not a module wasmesh can load". Every
 // allocation is bounded by the size of the input, so hostile bytes cost at
 // most time linear in their length.
 //

@@ -75,7 +75,43 @@ func Parse(b []byte) (*Module, error) {
 }
 
 type parser struct {
-	m *Module
+	m        *Module
+	gtypes   []GlobalType    // the global index space so far
+	declared map[uint32]bool // functions a body's ref.func may name
+}
+
+// declare records that function f is referenced outside function bodies
+// (an export, an element segment, a global's initializer), which makes
+// ref.func f valid inside them.
+func (p *parser) declare(f uint32) {
+	if p.declared == nil {
+		p.declared = map[uint32]bool{}
+	}
+	p.declared[f] = true
+}
+
+// tableElem is the element type of table t (in range).
+func (p *parser) tableElem(t uint32) ValType {
+	for _, im := range p.m.Imports {
+		if im.Kind == KindTable {
+			if t == 0 {
+				return im.Table.Elem
+			}
+			t--
+		}
+	}
+	return p.m.Tables[t].Elem
+}
+
+// typedExpr reads a constant expression and checks it produces want.
+func (p *parser) typedExpr(r *reader, want ValType) ([]byte, error) {
+	at := r.off()
+	e, err := p.constExpr(r)
+	if err != nil {
+		return nil, err
+	}
+	tc := typeChecker{m: p.m, globals: p.gtypes}
+	return e, tc.constType(e, at, want)
 }
 
 func (p *parser) section(id byte, r *reader) error {
@@ -286,6 +322,7 @@ func (p *parser) imports(r *reader) error {
 				return err
 			}
 			m.ImportedGlobals++
+			p.gtypes = append(p.gtypes, im.Global)
 		case 4:
 			return unsupported(at, "tag import (exception handling)")
 		default:
@@ -356,10 +393,11 @@ func (p *parser) globals(r *reader) error {
 		if g.Type, err = p.globalType(r); err != nil {
 			return err
 		}
-		if g.Init, err = p.constExpr(r); err != nil {
+		if g.Init, err = p.typedExpr(r, g.Type.Type); err != nil {
 			return err
 		}
 		p.m.Globals = append(p.m.Globals, g)
+		p.gtypes = append(p.gtypes, g.Type)
 	}
 	return nil
 }
@@ -407,6 +445,9 @@ func (p *parser) exports(r *reader) error {
 		}
 		if e.Index >= limit {
 			return malformed(at, "export %q: %s index %d out of range", e.Name, e.Kind, e.Index)
+		}
+		if e.Kind == KindFunc {
+			p.declare(e.Index)
 		}
 	}
 	return nil
@@ -465,7 +506,7 @@ func (p *parser) elements(r *reader) error {
 			if e.Table >= m.NumTables() {
 				return malformed(at, "element segment %d: table %d out of range", i, e.Table)
 			}
-			if e.Offset, err = p.constExpr(r); err != nil {
+			if e.Offset, err = p.typedExpr(r, I32); err != nil {
 				return err
 			}
 		}
@@ -492,7 +533,7 @@ func (p *parser) elements(r *reader) error {
 		e.Count = cnt
 		for j := 0; j < cnt; j++ {
 			if exprs {
-				if _, err := p.constExpr(r); err != nil {
+				if _, err := p.typedExpr(r, e.Type); err != nil {
 					return err
 				}
 				continue
@@ -505,6 +546,10 @@ func (p *parser) elements(r *reader) error {
 			if f >= m.NumFuncs() {
 				return malformed(fat, "element segment %d: function %d out of range", i, f)
 			}
+			p.declare(f)
+		}
+		if e.Mode == ModeActive && p.tableElem(e.Table) != e.Type {
+			return malformed(at, "type mismatch: element segment %d of %s for a table of %s", i, e.Type, p.tableElem(e.Table))
 		}
 		e.Raw = r.b[start:r.pos:r.pos]
 	}
@@ -537,7 +582,7 @@ func (p *parser) data(r *reader) error {
 			if d.Memory >= m.NumMemories() {
 				return malformed(at, "data segment %d: memory %d out of range", i, d.Memory)
 			}
-			if d.Offset, err = p.constExpr(r); err != nil {
+			if d.Offset, err = p.typedExpr(r, p.addrType()); err != nil {
 				return err
 			}
 		case 1:
@@ -576,6 +621,7 @@ func (p *parser) constExpr(r *reader) ([]byte, error) {
 			if in.Index >= p.m.NumFuncs() {
 				return nil, malformed(at, "ref.func %d out of range", in.Index)
 			}
+			p.declare(in.Index)
 		case OpGlobalGet:
 			if in.Index >= p.m.NumGlobals() {
 				return nil, malformed(at, "global.get %d out of range", in.Index)
@@ -601,6 +647,9 @@ func (p *parser) codes(r *reader) error {
 	}
 	m.Codes = make([]Code, n)
 	v := bodyChecker{m: m, globals: m.globalTypes()}
+	tc := newTypeChecker(m, v.globals)
+	tc.declared = p.declared
+	v.tc = tc
 	for i := range m.Codes {
 		c := &m.Codes[i]
 		size, err := r.u32()
@@ -637,6 +686,7 @@ func (p *parser) codes(r *reader) error {
 		c.Body = entry[er.pos:]
 		c.BodyOffset = er.off()
 		br := reader{b: c.Body, base: c.BodyOffset}
+		tc.begin(ft, c.Locals)
 		if err := v.check(&br, total); err != nil {
 			return err
 		}
@@ -651,6 +701,7 @@ type bodyChecker struct {
 	m       *Module
 	globals []GlobalType // the global index space
 	stack   []byte       // open block opcodes; the function frame is OpBlock
+	tc      *typeChecker // type-checks each instruction once it is in range
 }
 
 func (v *bodyChecker) check(r *reader, locals uint64) error {
@@ -682,7 +733,7 @@ func (v *bodyChecker) check(r *reader, locals uint64) error {
 				if !r.eof() {
 					return malformed(r.off(), "%d bytes after the end of the function body", r.remaining())
 				}
-				return nil
+				return v.tc.step(r.b, in, at)
 			}
 		case OpBr, OpBrIf, OpBrTable:
 			if in.Op == OpBrTable {
@@ -736,6 +787,9 @@ func (v *bodyChecker) check(r *reader, locals uint64) error {
 			if in.Op >= 0x28 && in.Op <= 0x3e && in.Index >= m.NumMemories() {
 				return bad("memory", in.Index)
 			}
+		}
+		if err := v.tc.step(r.b, in, at); err != nil {
+			return err
 		}
 	}
 }
@@ -799,4 +853,9 @@ func (v *bodyChecker) checkFC(at int, in Instr) error {
 		}
 	}
 	return nil
+}
+
+// addrType is the address type of memory 0 (i64 for memory64).
+func (p *parser) addrType() ValType {
+	return (&typeChecker{m: p.m}).addrOf()
 }

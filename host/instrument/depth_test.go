@@ -35,7 +35,7 @@ func TestRecursionDepthFidelity(t *testing.T) {
 				fn   string
 				args []uint64
 				goal float64 // 0: reported only
-			}{{"bare", nil, 0.95}, {"arg", []uint64{0}, 0.95}, {"loopy", []uint64{0}, 0}} {
+			}{{"bare", nil, 0.95}, {"arg", []uint64{0}, 0.95}, {"cond", []uint64{1 << 31}, 0.95}, {"loopy", []uint64{0}, 0}} {
 				var depth [2]uint64
 				for i, bin := range [][]byte{orig, res.Module} {
 					depth[i] = maxDepth(t, func() api.Module {

@@ -9,10 +9,12 @@ import (
 
 	"github.com/tetratelabs/wazero"
 
+	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/abi/wasmbin"
 )
 
-// FuzzInstrument: for whatever Parse accepts, Instrument does not panic;
+// FuzzInstrument: whatever Parse and the ABI's feature check accept, wazero
+// compiles; for whatever Parse accepts, Instrument does not panic;
 // when it succeeds its output parses again and exports what Result names;
 // and when wazero accepts the original, it accepts the derived module too.
 func FuzzInstrument(f *testing.F) {
@@ -30,8 +32,17 @@ func FuzzInstrument(f *testing.F) {
 		WithCoreFeatures(CoreFeatures))
 	defer r.Close(ctx)
 	f.Fuzz(func(t *testing.T, b []byte, maxPages uint32) {
-		if _, err := wasmbin.Parse(b); err != nil {
+		pm, err := wasmbin.Parse(b)
+		if err != nil {
 			return
+		}
+		// What wasmesh accepts, wazero compiles.
+		if len(abi.FeatureProblems(pm)) == 0 {
+			c, err := r.CompileModule(ctx, b)
+			if err != nil {
+				t.Fatalf("wasmesh accepts a module wazero refuses: %v", err)
+			}
+			c.Close(ctx)
 		}
 		res, err := Instrument(b, Options{MaxMemoryPages: maxPages})
 		if err != nil {

@@ -12,7 +12,7 @@
 //   - caps the memory maximum at the host's limit.
 //
 // The derived module appends globals, one type, functions ($yield and one
-// $reenter per function), one local per function and exports; it adds no
+// $reenter per loop-free function), one local per function and exports; it adds no
 // import, so no existing index shifts and every call, branch, element
 // segment, export and the name section stay valid. The daemon
 // kind's identity is the digest of the original bytes, never of the derived
@@ -33,6 +33,7 @@
 //
 //	function entry:  $fuel = $fuel_g + 1; $fuel_g = $fuel
 //	                 if ($fuel & YieldMask) == 0 { return_call $reenter_f(params) }
+//	                 (in a function with a loop: { call $yield })
 //	loop header:     $fuel = $fuel + 1
 //	                 if ($fuel & YieldMask) == 0 { call $yield }
 //	$reenter_f:      call $yield; return_call $f(params)
@@ -41,10 +42,11 @@
 //
 // $fuel is a new local of each function (kept in a register, so a loop
 // header costs an add, an and and a well-predicted branch), $fuel_g a new
-// global carrying the count across calls. The entry check leaves by a tail
-// call and comes back by one, so nothing in the function's frame lives
-// across a call the original did not make: the frame, and so the recursion
-// depth the guest reaches, stays the original's (see rewriteCode). A tail
+// global carrying the count across calls. The entry check of a loop-free
+// function leaves by a tail call and comes back by one, so nothing in the
+// function's frame lives across a call the original did not make: the
+// frame, and so the recursion depth the guest reaches, stays the original's
+// (see rewriteCode). A tail
 // call runs the callee's entry check like any call, so endless tail
 // recursion is stopped too. memory.grow is implemented in Go
 // by wazero's compiler, so every YieldMask+1 loop iterations or calls the
@@ -200,6 +202,14 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
 	}
 
+	ix.reenter = make([]uint32, len(m.Codes))
+	next := ix.yield + 1
+	for i, c := range m.Codes {
+		if !hasLoop(c.Body) {
+			ix.reenter[i] = next
+			next++
+		}
+	}
 	codes, usesTables, err := rewriteCode(m, ix)
 	if err != nil {
 		return nil, err
@@ -207,8 +217,10 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	codes = append(codes, wasmbin.Code{Body: yieldBody(ix)})
 	funcs := append(append(make([]uint32, 0, 2*len(m.Funcs)+1), m.Funcs...), ix.yieldType)
 	for i := range m.Codes {
-		codes = append(codes, wasmbin.Code{Body: reenterBody(m, ix, i)})
-		funcs = append(funcs, m.Funcs[i])
+		if ix.reenter[i] != 0 {
+			codes = append(codes, wasmbin.Code{Body: reenterBody(m, ix, i)})
+			funcs = append(funcs, m.Funcs[i])
+		}
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.FunctionSection(funcs))
 	sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
@@ -227,7 +239,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
 	sections = wasmbin.SetSection(sections, wasmbin.ExportSection(exports))
-	sections = keepNames(m, sections)
+	sections = keepNames(m, ix, sections)
 	res.Module = wasmbin.Encode(sections)
 	return res, nil
 }
@@ -236,6 +248,9 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 type indices struct {
 	stop, fuel, dirty uint32 // globals
 	yield, yieldType  uint32
+	// reenter[i] is the index of $reenter_i, or 0 for a function with a
+	// loop, which has none (it calls $yield in place).
+	reenter []uint32
 }
 
 func checkExports(m *wasmbin.Module) error {
@@ -322,13 +337,14 @@ func reenterBody(m *wasmbin.Module, ix indices, i int) []byte {
 // sequences at its entry and at every loop header, and the dirty mark before
 // every table mutation.
 //
-// The entry check leaves through a tail call (return_call $reenter_i) rather
-// than calling $yield in place: a call that returns into the prologue makes
-// the compiler keep its context registers and every parameter alive across
-// it, which costs stack slots in every frame of every function (half the
-// reachable recursion depth for the smallest frame under wazero's compiler).
-// A tail call returns nowhere, so nothing is live across it and the frame is
-// the original's.
+// In a function without loops the entry check leaves through a tail call
+// (return_call $reenter_i) rather than calling $yield in place: a call that
+// returns into the prologue makes the compiler keep its context registers
+// and every parameter alive across it, which costs stack slots in every
+// frame (half the reachable recursion depth for the smallest frame under
+// wazero's compiler). A tail call returns nowhere, so nothing is live
+// across it and the frame is the original's. A function with a loop calls
+// $yield in place (see below).
 func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 	// check: (fuel & YieldMask) == 0, with fuel on the stack.
 	check := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
@@ -350,17 +366,27 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		}
 		fuel := uint32(nlocals)
 		// entry: global.get $fuel_g; i32.const 1; i32.add; local.tee $fuel;
-		// global.set $fuel_g; local.get $fuel; tail
+		// global.set $fuel_g; local.get $fuel; check
+		//   local.get 0..params-1; return_call $reenter_i
+		// end
 		entry = wasmbin.AppendU32(append(entry[:0], wasmbin.OpGlobalGet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
-		entry = append(entry, check...)
-		for p := range m.Types[m.Funcs[i]].Params {
-			entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
+		if ix.reenter[i] == 0 {
+			// The loop's own yield call already keeps the function's values
+			// in stack slots, so calling in place costs the frame nothing
+			// more, and wazero's register allocator keeps the loop tighter
+			// when the context registers are spilled before it is entered.
+			entry = append(entry, tail...)
+		} else {
+			entry = append(entry, check...)
+			for p := range m.Types[m.Funcs[i]].Params {
+				entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
+			}
+			entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.reenter[i])
+			entry = append(entry, wasmbin.OpEnd)
 		}
-		entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.yield+1+uint32(i))
-		entry = append(entry, wasmbin.OpEnd)
 		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
 		loop = wasmbin.AppendU32(append(loop[:0], wasmbin.OpLocalGet), fuel)
 		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
@@ -403,7 +429,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 // names go because the entry and loop checks add blocks, which renumbers
 // labels. A name section wazero could not decode goes entirely: it would
 // fail compilation, and names are only for people.
-func keepNames(m *wasmbin.Module, sections []wasmbin.Section) []wasmbin.Section {
+func keepNames(m *wasmbin.Module, ix indices, sections []wasmbin.Section) []wasmbin.Section {
 	isNames := func(s wasmbin.Section) bool { return s.ID == wasmbin.SectionCustom && s.Name == "name" }
 	var data []byte
 	count := 0
@@ -439,13 +465,16 @@ func keepNames(m *wasmbin.Module, sections []wasmbin.Section) []wasmbin.Section 
 		return name
 	}
 	funcs = append(funcs, wasmbin.NameAssoc{Index: nf, Name: unique(abi.ReservedExportPrefix + "yield")})
-	for i := range m.Codes {
+	for i, re := range ix.reenter {
+		if re == 0 {
+			continue
+		}
 		idx := m.ImportedFuncs + uint32(i)
 		of := orig[idx]
 		if of == "" {
 			of = strconv.FormatUint(uint64(idx), 10)
 		}
-		funcs = append(funcs, wasmbin.NameAssoc{Index: nf + 1 + uint32(i), Name: unique(abi.ReservedExportPrefix + "reenter_" + of)})
+		funcs = append(funcs, wasmbin.NameAssoc{Index: re, Name: unique(abi.ReservedExportPrefix + "reenter_" + of)})
 	}
 	names.Funcs = funcs
 
@@ -490,4 +519,19 @@ func numLocals(m *wasmbin.Module, i uint32) uint64 {
 		n += uint64(l.Count)
 	}
 	return n
+}
+
+// hasLoop reports whether a (parsed, so decodable) body contains a loop.
+func hasLoop(body []byte) bool {
+	for off := 0; off < len(body); {
+		in, err := wasmbin.DecodeInstr(body, off)
+		if err != nil {
+			return false
+		}
+		if in.Op == wasmbin.OpLoop {
+			return true
+		}
+		off = in.End
+	}
+	return false
 }
