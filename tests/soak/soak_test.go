@@ -256,8 +256,13 @@ func soakBallast(t *testing.T, c *cluster) {
 		c.migrate("b1", to)
 		host = to
 		checkpointed(c.node(to))
-		// In use: the event changes it, so it is checkpointed again.
+		// In use: the event changes it, so it is checkpointed again, and
+		// the store holds two checkpoints of it for a while.
 		ok(t, "send", "b1", "x", "--node", c.via())
+		eventually(t, time.Minute, to+" checkpoints the daemon again", func() (bool, string) {
+			db, files := diskBytes(t, c.node(to).data)
+			return db+files >= live*3/2, strconv.FormatInt(db+files, 10) + " bytes"
+		})
 		for _, p := range c.all() {
 			db, files := diskBytes(t, p.data)
 			worst[p.name] = max(worst[p.name], db+files)
