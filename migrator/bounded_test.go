@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/migration"
 	"github.com/wasmesh/wasmesh/migrator"
 	"github.com/wasmesh/wasmesh/migrator/migratortest"
 )
@@ -271,4 +272,45 @@ func TestInboundBudget(t *testing.T) {
 	b.Close()
 	waitInboundZero(t, tgt, "after the source died")
 	close(st.release)
+}
+
+// TestRetryOutlivesLinger: a NotReady answer ends the target's first
+// attempt, and the retry reuses the same run there. That run must not be
+// forgotten a linger after the first attempt ended while the retry is
+// still restoring.
+func TestRetryOutlivesLinger(t *testing.T) {
+	var st stall
+	c := migratortest.NewOpts(t, 2, migratortest.Options{
+		Migrator: migrator.Config{Timing: fastTiming, Linger: 300 * time.Millisecond},
+		Hooks: func(i int) *host.TestHooks {
+			if i != 1 {
+				return nil
+			}
+			return &host.TestHooks{SpawnStall: st.hook}
+		},
+	})
+	a, b := c.Nodes[0], c.Nodes[1]
+	d, _ := spawnCounter(t, a)
+	b.RT.SetMigrationNotReady(true)
+	h, err := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, migrator.Options{
+		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond, Budget: 10 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h.Attempt() < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st.arm()
+	b.RT.SetMigrationNotReady(false)
+	<-st.entered
+	// Hold the restore past the linger counted from the first attempt's end.
+	time.Sleep(time.Second)
+	close(st.release)
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("retried migration: %v", err)
+	}
+	if _, err := b.RT.Daemon(d.Origin()); err != nil {
+		t.Fatalf("not on the target: %v", err)
+	}
 }

@@ -414,11 +414,14 @@ func (m *Migrator) ticker() {
 				if r.tgt != nil {
 					m.apply(r, roleTarget, r.tgt.Tick(now))
 				}
-				if r.finishedAt.IsZero() && r.allDone() {
+				switch {
+				case !r.allDone():
+					// A new attempt (a NotReady retry) reuses the run.
+					r.finishedAt = time.Time{}
+				case r.finishedAt.IsZero():
 					r.finishedAt = now
 					m.finishRun(r)
-				}
-				if !r.finishedAt.IsZero() && now.Sub(r.finishedAt) > m.cfg.Linger {
+				case now.Sub(r.finishedAt) > m.cfg.Linger:
 					m.forgetRun(id, r)
 				}
 			}

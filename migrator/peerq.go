@@ -92,7 +92,13 @@ func (p *peerQueue) run() {
 			return
 		}
 		f := p.q[0]
+		// Cleared, not only sliced off: the backing array would otherwise
+		// keep every sent frame (a whole base snapshot's chunks) alive.
+		p.q[0] = nil
 		p.q = p.q[1:]
+		if len(p.q) == 0 {
+			p.q = nil
+		}
 		p.mu.Unlock()
 		f()
 	}

@@ -29,7 +29,9 @@ import (
 // behind (temp files, a renamed file whose pointer never committed) is
 // removed at the next Open. The pointer also keeps the previous file: a
 // newest file found missing or damaged (its CRC disagrees) falls back to
-// the one before instead of losing the daemon.
+// the one before instead of losing the daemon. The file before that is
+// removed before a new one is written, so a daemon never has more than two
+// checkpoints on disk, even in the middle of writing one.
 
 // FileThreshold: snapshots larger than this are stored as files; smaller
 // ones stay inline in bbolt, where they cost one small value.
@@ -159,6 +161,11 @@ func syncDir(dir string) error {
 // putSnapshotFile stores a large snapshot as a file (see the top of this
 // file for the order of writes).
 func (s *Store) putSnapshotFile(origin uint64, taken time.Time, data []byte) (uint64, error) {
+	// The previous file goes before the new one is written, so the disk
+	// holds at most two checkpoints of a daemon even mid-write.
+	if err := s.dropPrevious(origin); err != nil {
+		return 0, err
+	}
 	tmp, err := s.writeTemp(origin, data)
 	if err != nil {
 		return 0, err
@@ -184,7 +191,7 @@ func (s *Store) putSnapshotFile(origin uint64, taken time.Time, data []byte) (ui
 		next := filePtr{cur: fileRef{Seq: seq, Taken: taken.UnixNano(), Size: uint64(len(data)), CRC: crc32.Checksum(data, crcTable)}}
 		if ptr != nil {
 			next.prev, next.hasPrev = ptr.cur, true
-			if ptr.hasPrev {
+			if ptr.hasPrev { // a checkpoint committed since dropPrevious
 				drop = append(drop, s.fileName(origin, ptr.prev.Seq))
 			}
 		}
@@ -204,6 +211,25 @@ func (s *Store) putSnapshotFile(origin uint64, taken time.Time, data []byte) (ui
 	}
 	s.removeFiles(drop)
 	return seq, nil
+}
+
+// dropPrevious forgets origin's previous snapshot file, keeping the newest.
+func (s *Store) dropPrevious(origin uint64) error {
+	var drop []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		drop = nil
+		_, ptr, err := lastSeq(tx, origin)
+		if err != nil || ptr == nil || !ptr.hasPrev {
+			return err
+		}
+		drop = []string{s.fileName(origin, ptr.prev.Seq)}
+		ptr.hasPrev = false
+		return tx.Bucket(bucketSnapFiles).Put(key(origin), ptr.encode())
+	})
+	if err == nil {
+		s.removeFiles(drop)
+	}
+	return err
 }
 
 // removeFiles removes snapshot files no pointer names any more. A failure

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,11 +161,15 @@ func reasonOf(s string) string {
 			s = s[j+2:]
 		}
 	}
+	s = addrRE.ReplaceAllString(s, "ADDR")
 	if len(s) > 120 {
 		s = s[:120]
 	}
 	return s
 }
+
+// addrRE makes reasons comparable across restarted nodes' ports.
+var addrRE = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
 
 func (s *sender) note(reason string) {
 	s.mu.Lock()
