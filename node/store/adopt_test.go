@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -40,5 +41,38 @@ func TestAdoptRecordsWithSnapshot(t *testing.T) {
 	}
 	if _, err := s.LatestSnapshot(8); !errors.Is(err, ErrNotFound) {
 		t.Fatal("refused adoption left a snapshot")
+	}
+}
+
+// A large first checkpoint goes to a file like any other large one, and
+// an arrival replaces whatever files an earlier stay left.
+func TestAdoptLargeSnapshotIsAFile(t *testing.T) {
+	s, path := open(t)
+	r := Record{Origin: 9, Name: "big", Digest: "sha256:ab", Seed: bytes.Repeat([]byte{3}, 32)}
+	big := bytes.Repeat([]byte{7}, FileThreshold+1)
+	for i := range 3 {
+		big[0] = byte(i)
+		seq, err := s.Adopt(r, time.Now(), big)
+		if err != nil || seq != uint64(i+1) {
+			t.Fatalf("adopt %d: seq %d, %v", i, seq, err)
+		}
+		snap, err := s.LatestSnapshot(9)
+		if err != nil || !bytes.Equal(snap.Data, big) {
+			t.Fatalf("adopt %d: latest %d bytes, %v", i, len(snap.Data), err)
+		}
+	}
+	files, err := os.ReadDir(SnapshotDir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 {
+		t.Fatalf("%d snapshot files after three arrivals, want 1", len(files))
+	}
+	// Back to a small checkpoint: the file goes.
+	if _, err := s.PutSnapshot(9, time.Now(), []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := os.ReadDir(SnapshotDir(path)); len(files) != 0 {
+		t.Fatalf("%d snapshot files after a small checkpoint", len(files))
 	}
 }
