@@ -74,12 +74,19 @@ type Journal struct {
 	opts Options
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	buf       []byte             // appended, not yet handed to the writer
-	bufMax    map[histKey]uint64 // what buf holds, per history
-	appended  uint64             // bytes ever appended (logical position)
-	durable   uint64             // bytes known durable
-	flushed   chan struct{}      // closed and replaced whenever durable moves
+	mu       sync.Mutex
+	buf      []byte             // appended, not yet handed to the writer
+	bufMax   map[histKey]uint64 // what buf holds, per history
+	appended uint64             // bytes ever appended (logical position)
+	durable  uint64             // bytes known durable
+	flushed  chan struct{}      // closed and replaced whenever durable moves
+	// Mirrors of appended, durable and flushed that Sync reads without
+	// the lock: hundreds of waiters wake at each group commit, and each
+	// re-taking mu would cost more than the commit.
+	appendedA atomic.Uint64
+	durableA  atomic.Uint64
+	flushedA  atomic.Pointer[chan struct{}]
+	closedA   atomic.Bool
 	kick      chan struct{}
 	nextInc   uint64
 	current   map[uint64]uint64  // origin -> its live incarnation
@@ -131,6 +138,8 @@ func Open(dir string, opts Options) (*Journal, *Recovered, error) {
 		flushed: make(chan struct{}), kick: make(chan struct{}, 1), done: make(chan struct{}),
 		current: map[uint64]uint64{}, covered: map[histKey]uint64{}, holdOld: true,
 	}
+	first := j.flushed
+	j.flushedA.Store(&first)
 	rec, next, err := j.readAll()
 	if err != nil {
 		return nil, nil, err
@@ -330,34 +339,44 @@ func (j *Journal) Record(inc, origin, inputSeq uint64, ev *host.Event, rec []byt
 // the writer.
 func (j *Journal) afterAppendLocked(from int) {
 	j.appended += uint64(len(j.buf) - from)
+	j.appendedA.Store(j.appended)
 	j.kickLocked()
 }
 
 // Sync waits until everything appended before the call is durable.
 func (j *Journal) Sync(ctx context.Context) error {
-	j.mu.Lock()
-	target := j.appended
-	for j.durable < target {
-		if j.failed != nil {
-			err := j.failed
-			j.mu.Unlock()
-			return err
+	target := j.appendedA.Load()
+	for {
+		if j.durableA.Load() >= target {
+			return nil
 		}
-		if j.closed {
-			j.mu.Unlock()
+		if j.broken.Load() {
+			return j.Err()
+		}
+		if j.closedA.Load() {
 			return ErrClosed
 		}
-		ch := j.flushed
-		j.mu.Unlock()
+		ch := *j.flushedA.Load()
+		// Re-check after taking the channel: the writer stores durable
+		// before it swaps the channel, so a commit in between is seen here.
+		if j.durableA.Load() >= target {
+			return nil
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		j.mu.Lock()
 	}
-	j.mu.Unlock()
-	return nil
+}
+
+// wakeLocked wakes every Sync waiting on the current channel. Caller holds
+// mu (so there is one swapper) and has stored durable, broken or closed.
+func (j *Journal) wakeLocked() {
+	next := make(chan struct{})
+	old := j.flushedA.Swap(&next)
+	j.flushed = next
+	close(*old)
 }
 
 // Err is the sticky write failure, if any: a node must stop acknowledging.
@@ -444,8 +463,8 @@ func (j *Journal) Close() error {
 	<-j.done
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	close(j.flushed)
-	j.flushed = make(chan struct{})
+	j.closedA.Store(true)
+	j.wakeLocked()
 	var err error
 	if j.file != nil {
 		err = j.file.Close()
@@ -507,6 +526,7 @@ func (j *Journal) writer() {
 			j.broken.Store(true)
 		} else {
 			j.durable = target
+			j.durableA.Store(target)
 			j.fsyncs++
 			cur := j.segs[len(j.segs)-1]
 			for k, v := range dmax {
@@ -515,8 +535,7 @@ func (j *Journal) writer() {
 		}
 		clear(dmax)
 		j.spare, j.spareMax = data[:0], dmax
-		close(j.flushed)
-		j.flushed = make(chan struct{})
+		j.wakeLocked()
 		rotate := err == nil && j.fileSize >= j.opts.SegmentBytes
 		next := j.segs[len(j.segs)-1].index + 1
 		j.mu.Unlock()
