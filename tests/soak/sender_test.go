@@ -14,17 +14,21 @@ import (
 	"time"
 )
 
-// sender streams events to a daemon with `wasmesh send DAEMON --stdin`,
-// one at a time, and accounts for each: acknowledged (its output came
-// back), failed (the CLI printed "error: event N"), or unknown (the CLI
-// died with it in flight, e.g. its node was killed). When the CLI dies it
-// is started again through another node.
+// sender streams events to a daemon with `wasmesh send DAEMON --stdin
+// --client-id`, one at a time, and accounts for each: acknowledged (its
+// output came back, or a resend was answered "already applied"), failed
+// (the CLI printed "error: event N"), or in flight when the CLI died (e.g.
+// its node was killed). When the CLI dies it is started again through
+// another node and resends from the first unacknowledged event id, so
+// every event ends up applied exactly once: the count must equal acked.
 type sender struct {
 	daemon string
 	via    func() string // admin URL of a node believed alive
 
 	mu       sync.Mutex
 	acked    int
+	dups     int    // resends answered "already applied" (counted in acked)
+	next     uint64 // client event id of the next event to send
 	failed   int
 	unknown  int
 	highest  int // largest count an acknowledgement reported
@@ -35,7 +39,7 @@ type sender struct {
 }
 
 func newSender(daemon string, via func() string) *sender {
-	s := &sender{daemon: daemon, via: via, reasons: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &sender{daemon: daemon, via: via, next: 1, reasons: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -65,7 +69,11 @@ func (s *sender) run() {
 
 // session runs one CLI process; it reports whether the sender was stopped.
 func (s *sender) session() (stopped bool) {
-	cmd := exec.Command(binPath(), "send", s.daemon, "--stdin", "--node", s.via())
+	s.mu.Lock()
+	first := s.next
+	s.mu.Unlock()
+	cmd := exec.Command(binPath(), "send", s.daemon, "--stdin", "--client-id", "soak-sender",
+		"--first-event-id", strconv.FormatUint(first, 10), "--retry-for", "20s", "--node", s.via())
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
@@ -133,14 +141,25 @@ func (s *sender) await(lines <-chan line, cmd *exec.Cmd) bool {
 					continue
 				}
 				s.acked++
+				s.next++
 				s.highest = max(s.highest, n)
 				s.mu.Unlock()
 				return true
+			case strings.Contains(l.text, "already applied"):
+				s.acked++
+				s.dups++
+				s.next++
+				s.mu.Unlock()
+				return true
 			case strings.HasPrefix(l.text, "error: event"):
-				s.failed++
+				// Its fate is unknown (the CLI gave up resending it): stop
+				// this session and resend the same event id from a new one.
+				// The counter never fails an event, so this cannot loop.
+				s.unknown++
 				s.mu.Unlock()
 				s.note(reasonOf(l.text))
-				return true
+				_ = cmd.Process.Kill()
+				return false
 			default:
 				// The CLI is exiting ("wasmesh: ..."): the event in flight
 				// has no answer.
@@ -186,6 +205,6 @@ func (s *sender) halt() {
 func (s *sender) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("acked %d, failed %d, unknown %d, highest count acknowledged %d, CLI restarts %d, reasons %v",
-		s.acked, s.failed, s.unknown, s.highest, s.restarts, s.reasons)
+	return fmt.Sprintf("acked %d (%d as already applied), failed %d, answers lost %d, highest count acknowledged %d, CLI restarts %d, reasons %v",
+		s.acked, s.dups, s.failed, s.unknown, s.highest, s.restarts, s.reasons)
 }
