@@ -119,6 +119,10 @@ type Config struct {
 	Meta  NodeMeta
 	// Logger receives memberlist's logs; nil discards them.
 	Logger *slog.Logger
+	// Rejected, if set, is called once per gossip packet or stream from
+	// outside that memberlist refused (see the Reject* reasons); the log
+	// only gets a rate-limited line about them.
+	Rejected func(reason string)
 	// Seeds are host:port gossip addresses of existing members. Empty starts
 	// a new cluster.
 	Seeds  []string
@@ -287,7 +291,7 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 	// its slices.
 	mc.SecretKey = slices.Clone(cfg.SecretKey)
 	mc.Label = cmpOr(cfg.Label, DefaultLabel)
-	mc.Logger = newMemberlistLogger(logger)
+	mc.Logger = newMemberlistLogger(logger, cfg.Rejected)
 	cfg.Timing.apply(mc)
 
 	m := &Membership{

@@ -466,7 +466,7 @@ func TestSubscribeClosesOnContext(t *testing.T) {
 
 func TestSlogWriterLevels(t *testing.T) {
 	var buf bytes.Buffer
-	l := newMemberlistLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	l := newMemberlistLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), nil)
 	l.Printf("[DEBUG] memberlist: chatter")
 	l.Printf("[WARN] memberlist: Refuting a suspect message")
 	l.Printf("[ERR] memberlist: Failed to send")

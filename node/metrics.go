@@ -26,6 +26,7 @@ type Metrics struct {
 	// Migrations counts migrations by outcome; the migration wiring
 	// increments it.
 	Migrations *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *Metrics {
@@ -67,6 +68,8 @@ func newMetrics(n *Node) *Metrics {
 		collectors.NewGoCollector(),
 	)
 	m.Registry.MustRegister(migratorGauges(n)...)
+	m.rejected = newRejectedPackets()
+	m.Registry.MustRegister(m.rejected)
 	return m
 }
 

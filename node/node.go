@@ -159,7 +159,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.registerJournalMetrics()
 
-	n.ep, err = meshquic.Listen(n.ctx, meshquic.Config{Addr: cfg.ListenAddr, Credentials: creds, Logger: n.log.With("component", "mesh")})
+	n.ep, err = meshquic.Listen(n.ctx, meshquic.Config{Addr: cfg.ListenAddr, Credentials: creds, Logger: n.log.With("component", "mesh"),
+		Rejected: n.metrics.rejectedCounter(rejectPortQUIC)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: --listen %s: %w", ErrBadConfig, cfg.ListenAddr, err)
 	}
@@ -195,6 +196,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.mem, err = n.join(ctx, cluster.Config{
 		Name: n.name, BindAddr: ghost, BindPort: gport, SecretKey: gossipKey[:],
 		Meta: meta, Logger: n.log.With("component", "gossip"), Seeds: cfg.Join, Timing: cfg.Timing,
+		Rejected: n.metrics.rejectedCounter(rejectPortGossip),
 	})
 	if err != nil {
 		return nil, err

@@ -23,6 +23,10 @@ type Config struct {
 	Credentials nodekey.Credentials
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
+	// Rejected, if set, is called once per packet or connection from
+	// outside the cluster that the endpoint dropped (see RejectReasons);
+	// the log only gets a rate-limited line about them.
+	Rejected func(reason string)
 	// MaxFrame bounds one frame in both directions (default 16 MiB).
 	MaxFrame int
 	// DialTimeout bounds one connection attempt (default 2 s).

@@ -49,6 +49,7 @@ type Endpoint struct {
 	wg     sync.WaitGroup
 	reqID  atomic.Uint64
 	routes *Routes
+	reject *rejectCounter
 
 	hmu      sync.RWMutex
 	handlers map[string]StreamHandler
@@ -87,7 +88,7 @@ func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
 		cfg:      cfg,
 		id:       cfg.Credentials.ID(),
 		udp:      udp,
-		tr:       &quic.Transport{Conn: udp},
+		reject:   newRejectCounter(cfg.Logger, cfg.Rejected),
 		routes:   NewRoutes(),
 		handlers: make(map[string]StreamHandler),
 		addrs:    make(map[NodeID]string),
@@ -102,6 +103,7 @@ func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
 			MaxIncomingUniStreams: -1,
 		},
 	}
+	e.tr = &quic.Transport{Conn: udp, Tracer: e.reject}
 	e.ctx, e.cancel = context.WithCancel(ctx)
 	e.ln, err = e.tr.Listen(serverTLS(cfg.Credentials), e.qconf)
 	if err != nil {

@@ -49,6 +49,7 @@ func (e *Endpoint) acceptLoop() {
 		// connection only reaches Accept once that succeeded.
 		peer, err := peerID(conn.ConnectionState().TLS)
 		if err != nil {
+			e.reject.reject(RejectUnauthenticated, conn.RemoteAddr().String())
 			_ = conn.CloseWithError(0, "unauthenticated")
 			continue
 		}
