@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"bufio"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// meshGarbage sends n datagrams of garbage from loopback to addr.
+func meshGarbage(t *testing.T, addr string, n int) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < n; i++ {
+		b := make([]byte, 200+i%1000)
+		for j := range b {
+			b[j] = byte(i*31 + j*7)
+		}
+		if i%2 == 0 {
+			b[0] |= 0xc0 // looks like a QUIC long header
+		}
+		if _, err := c.Write(b); err != nil {
+			t.Fatalf("send garbage to %s: %v", addr, err)
+		}
+		if i%200 == 199 {
+			// Keep the loopback socket buffers from dropping most of it.
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// meshRejected sums wasmesh_rejected_packets_total for one port.
+func meshRejected(t *testing.T, p *proc, port string) float64 {
+	t.Helper()
+	var sum float64
+	sc := bufio.NewScanner(strings.NewReader(httpGet(t, p.url()+"/metrics")))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "wasmesh_rejected_packets_total{") || !strings.Contains(line, `port="`+port+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// TestGarbageAtOpenPortsIsCountedNotLogged: thousands of unauthenticated
+// datagrams at the QUIC and gossip ports cost a handful of log lines (one
+// per reason per interval) and show in wasmesh_rejected_packets_total; the
+// node keeps serving.
+func TestGarbageAtOpenPortsIsCountedNotLogged(t *testing.T) {
+	a := startNode(t, "alpha", t.TempDir())
+	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", a.url())
+	ok(t, "spawn", "counter", "--name", "c", "--node", a.url())
+	before := strings.Count(a.log.String(), "\n")
+
+	const n = 3000
+	meshGarbage(t, a.info.Gossip, n)
+	meshGarbage(t, a.info.QUIC, n)
+
+	eventually(t, 15*time.Second, "garbage counted", func() (bool, string) {
+		g, q := meshRejected(t, a, "gossip"), meshRejected(t, a, "quic")
+		return g >= n/2 && q >= n/2, "gossip=" + strconv.FormatFloat(g, 'f', 0, 64) + " quic=" + strconv.FormatFloat(q, 'f', 0, 64)
+	})
+	if got := ok(t, "send", "c", "x", "--node", a.url()); got != "1\n" {
+		t.Fatalf("send after the flood = %q", got)
+	}
+	logs := a.log.String()
+	added := strings.Split(logs, "\n")[before:]
+	if len(added) > 12 {
+		t.Fatalf("%d log lines after %d garbage datagrams, want a handful:\n%s", len(added), 2*n, strings.Join(added[:20], "\n"))
+	}
+	t.Logf("%d log lines after %d garbage datagrams", len(added), 2*n)
+	if !strings.Contains(logs, "suppressed") {
+		t.Fatalf("the rate-limited line does not carry a count:\n%s", strings.Join(added, "\n"))
+	}
+}
