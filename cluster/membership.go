@@ -119,6 +119,11 @@ type Config struct {
 	Meta  NodeMeta
 	// Logger receives memberlist's logs; nil discards them.
 	Logger *slog.Logger
+	// Verify, if set, must prove that a remote member holds a certificate
+	// of the cluster CA for the node id and QUIC address it announces (the
+	// node runs a TLS handshake). Until it succeeded the member is not
+	// Verified and never a candidate. Nil trusts every member (tests).
+	Verify func(ctx context.Context, m Member) error
 	// Rejected, if set, is called once per gossip packet or stream from
 	// outside that memberlist refused (see the Reject* reasons); the log
 	// only gets a rate-limited line about them.
@@ -180,6 +185,10 @@ type Member struct {
 	// Leaving is set once the member has announced a graceful Leave; it is
 	// no longer a scheduling candidate even while still alive.
 	Leaving bool
+	// Verified is set once Config.Verify proved the member's certificate
+	// (always for the local member, or without Config.Verify). An
+	// unverified member is listed but never scheduled.
+	Verified bool
 	// Since is when the local node last saw this member's state or metadata
 	// change.
 	Since time.Time
@@ -240,6 +249,8 @@ type Membership struct {
 	closed    bool
 	closedCh  chan struct{}
 	wg        sync.WaitGroup
+	verifyFn  func(ctx context.Context, m Member) error
+	verifying map[string]string // member name → verifyKey being proved
 }
 
 // Join starts gossip on the configured address and, if seeds are given,
@@ -304,6 +315,8 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 		members:     make(map[string]*Member),
 		subs:        make(map[*subscriber]struct{}),
 		closedCh:    make(chan struct{}),
+		verifyFn:    cfg.Verify,
+		verifying:   make(map[string]string),
 	}
 	// Delegates must be ready before Create: memberlist announces the local
 	// node (calling NodeMeta and NotifyJoin) inside it.
@@ -679,6 +692,7 @@ func (m *Membership) handle(t EventType, n *memberlist.Node) {
 		m.log.Warn("member announced unusable metadata; it will not be scheduled",
 			slog.String("peer", mem.Name), slog.Any("error", mem.MetaErr))
 	}
+	m.trust(&mem, t)
 	stored := mem
 	m.members[mem.Name] = &stored
 	for s := range m.subs {

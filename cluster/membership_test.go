@@ -38,10 +38,11 @@ func (l *logBuf) String() string {
 }
 
 type nodeOpts struct {
-	key   []byte
-	seeds []string
-	caps  string
-	mig   bool
+	key    []byte
+	seeds  []string
+	caps   string
+	mig    bool
+	verify func(ctx context.Context, m Member) error
 }
 
 func startNode(t *testing.T, id string, o nodeOpts) *Membership {
@@ -85,6 +86,7 @@ func tryStart(t *testing.T, id string, o nodeOpts) (*Membership, error) {
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Seeds:  o.seeds,
 		Timing: FastTiming(),
+		Verify: o.verify,
 	})
 	if err == nil {
 		t.Cleanup(func() { _ = m.Shutdown() })

@@ -152,12 +152,13 @@ func pick(f Filter, candidates []Candidate, extra func(Candidate) []string) (str
 }
 
 // CandidatesFrom turns a membership view into scheduler input: alive members
-// whose metadata decoded cleanly and that are not leaving. Suspect, dead,
+// whose metadata decoded cleanly, that proved a cluster certificate
+// (Verified) and that are not leaving. Suspect, dead,
 // left, leaving and undecodable members are left out because placing a daemon there would fail or be unsafe.
 func CandidatesFrom(members []Member) []Candidate {
 	out := make([]Candidate, 0, len(members))
 	for _, m := range members {
-		if m.State != StateAlive || m.Leaving || m.MetaErr != nil || m.Meta.NodeID == "" {
+		if m.State != StateAlive || m.Leaving || m.MetaErr != nil || m.Meta.NodeID == "" || !m.Verified {
 			continue
 		}
 		out = append(out, Candidate{

@@ -127,7 +127,9 @@ func TestMigrationTargetExamples(t *testing.T) {
 func TestCandidatesFrom(t *testing.T) {
 	ok := NodeMeta{NodeID: "ok", Load: 3, MigrationSupported: true, Capabilities: mustCaps(t, "gpu")}
 	members := []Member{
-		{Name: "ok", NodeID: "ok", State: StateAlive, Meta: ok},
+		{Name: "ok", NodeID: "ok", State: StateAlive, Meta: ok, Verified: true},
+		// Knows the gossip secret, never proved a cluster certificate.
+		{Name: "unverified", NodeID: "unverified", State: StateAlive, Meta: NodeMeta{NodeID: "unverified", Capabilities: mustCaps(t, "gpu")}},
 		{Name: "dead", NodeID: "dead", State: StateDead, Meta: NodeMeta{NodeID: "dead"}},
 		{Name: "left", NodeID: "left", State: StateLeft, Meta: NodeMeta{NodeID: "left"}},
 		{Name: "suspect", NodeID: "suspect", State: StateSuspect, Meta: NodeMeta{NodeID: "suspect"}},

@@ -118,12 +118,12 @@ func (n *Node) serveMesh() {
 	}))
 }
 
-// peers returns the alive members other than this node that announced a
-// QUIC address.
+// peers returns the alive, verified members other than this node that
+// announced a QUIC address.
 func (n *Node) peers() []peerRef {
 	var out []peerRef
 	for _, m := range n.mem.Members() {
-		if m.Local || m.State != cluster.StateAlive || m.MetaErr != nil || m.Meta.QUICAddr == "" {
+		if m.Local || m.State != cluster.StateAlive || m.MetaErr != nil || m.Meta.QUICAddr == "" || !m.Verified {
 			continue
 		}
 		id, err := nodekey.ParseNodeID(m.Meta.NodeID)
@@ -144,6 +144,18 @@ func (n *Node) peerName(id nodekey.NodeID) string {
 		return m.Name
 	}
 	return id.String()
+}
+
+// verifyMember is cluster.Config.Verify: a member is trusted with work once
+// a mutual TLS handshake at its announced QUIC address proved a certificate
+// of this cluster's CA for the node id it announces. The gossip secret alone
+// does not make a member.
+func (n *Node) verifyMember(ctx context.Context, m cluster.Member) error {
+	id, err := nodekey.ParseNodeID(m.Meta.NodeID)
+	if err != nil {
+		return err
+	}
+	return n.ep.Verify(ctx, id, m.Meta.QUICAddr)
 }
 
 // watchMembers keeps the transport's address book in step with membership.

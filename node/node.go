@@ -197,6 +197,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Name: n.name, BindAddr: ghost, BindPort: gport, SecretKey: gossipKey[:],
 		Meta: meta, Logger: n.log.With("component", "gossip"), Seeds: cfg.Join, Timing: cfg.Timing,
 		Rejected: n.metrics.rejectedCounter(rejectPortGossip),
+		Verify:   n.verifyMember,
 	})
 	if err != nil {
 		return nil, err

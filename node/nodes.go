@@ -36,6 +36,11 @@ func (n *Node) Nodes() []NodeInfo {
 		if m.Leaving && m.State.String() == "alive" {
 			ni.State = "leaving"
 		}
+		if m.State == cluster.StateAlive && !m.Verified && m.MetaErr == nil {
+			// Knows the gossip secret but has not proved a certificate of
+			// the cluster CA: listed so operators see it, never given work.
+			ni.State = "unverified"
+		}
 		if s := m.Meta.Capabilities.String(); s != "" {
 			ni.Tags = strings.Split(s, ",")
 		}

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmesh/wasmesh/node"
 )
 
 // meshGarbage sends n datagrams of garbage from loopback to addr.
@@ -84,5 +88,59 @@ func TestGarbageAtOpenPortsIsCountedNotLogged(t *testing.T) {
 	t.Logf("%d log lines after %d garbage datagrams", len(added), 2*n)
 	if !strings.Contains(logs, "suppressed") {
 		t.Fatalf("the rate-limited line does not carry a count:\n%s", strings.Join(added, "\n"))
+	}
+}
+
+// TestLeakedGossipSecretIsNotMembership: a node with the cluster's gossip
+// secret but a certificate of another CA gets into the gossip, but is
+// listed unverified, and the scheduler never picks it: spawn and migrate
+// --require with a tag only it announces fail with "no node matches", not
+// with a TLS error or a timeout.
+func TestLeakedGossipSecretIsNotMembership(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	ok(t, "cluster", "init", caDir)
+	secret := filepath.Join(caDir, "cluster.secret")
+	otherCA := filepath.Join(t.TempDir(), "other")
+	ok(t, "cluster", "init", otherCA)
+
+	a := startNode(t, "alpha", t.TempDir(), "--cluster-secret-file", secret, "--ca", caDir)
+	b := startNode(t, "beta", t.TempDir(), "--cluster-secret-file", secret, "--ca", caDir, "--tag", "honest", "--join", a.info.Gossip)
+	startNode(t, "mallory", t.TempDir(), "--cluster-secret-file", secret, "--ca", otherCA, "--tag", "evil", "--join", a.info.Gossip)
+
+	var view []node.NodeInfo
+	eventually(t, 20*time.Second, "alpha lists beta alive and mallory unverified", func() (bool, string) {
+		r := cli(t, "", "nodes", "--json", "--node", a.url())
+		view = nil
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &view) != nil {
+			return false, r.String()
+		}
+		states := map[string]string{}
+		for _, n := range view {
+			states[n.Name] = n.State
+		}
+		return states["beta"] == "alive" && states["mallory"] == "unverified", r.stdout
+	})
+	if out := ok(t, "nodes", "--node", a.url()); !strings.Contains(out, "unverified") {
+		t.Fatalf("nodes table does not show mallory unverified:\n%s", out)
+	}
+
+	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", a.url())
+	for i := 0; i < 3; i++ {
+		r := cli(t, "", "spawn", "counter", "--name", "lure"+strconv.Itoa(i), "--require", "evil", "--node", a.url())
+		if r.code != 1 || !strings.Contains(r.stderr, "no node matches") || strings.Contains(strings.ToLower(r.stderr), "tls") {
+			t.Fatalf("spawn --require evil: %s; want exit 1 with \"no node matches\"", r)
+		}
+	}
+	// The honest member is still a candidate.
+	ok(t, "spawn", "counter", "--name", "c", "--require", "honest", "--node", a.url())
+	if got := ok(t, "send", "c", "x", "--node", a.url()); got != "1\n" {
+		t.Fatalf("send to the daemon on beta = %q", got)
+	}
+	r := cli(t, "", "migrate", "c", "--require", "evil", "--node", b.url())
+	if r.code != 1 || !strings.Contains(r.stderr, "no node matches") {
+		t.Fatalf("migrate --require evil: %s; want exit 1 with \"no node matches\"", r)
+	}
+	if got := ok(t, "send", "c", "x", "--node", a.url()); got != "2\n" {
+		t.Fatalf("send after the refused migration = %q", got)
 	}
 }
