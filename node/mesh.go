@@ -215,11 +215,18 @@ func (n *Node) publishMeta() {
 // resolveNode finds a member by name, id, or unique id prefix.
 func (n *Node) resolveNode(ref string) (nodekey.NodeID, error) {
 	var hits []nodekey.NodeID
+	unverified := 0
 	for _, m := range n.mem.Members() {
 		if m.State != cluster.StateAlive || m.MetaErr != nil {
 			continue
 		}
 		if m.Name == ref || m.Meta.NodeID == ref || (len(ref) >= 4 && strings.HasPrefix(m.Meta.NodeID, ref)) {
+			if !m.Verified {
+				// Not a member until it proves a certificate of the CA:
+				// no work goes there, even when named explicitly.
+				unverified++
+				continue
+			}
 			id, err := nodekey.ParseNodeID(m.Meta.NodeID)
 			if err == nil {
 				hits = append(hits, id)
@@ -228,6 +235,9 @@ func (n *Node) resolveNode(ref string) (nodekey.NodeID, error) {
 	}
 	switch len(hits) {
 	case 0:
+		if unverified > 0 {
+			return nodekey.NodeID{}, fmt.Errorf("%w: member %q is unverified: it has not proved a certificate of the cluster CA (see wasmesh nodes)", ErrUnknownNode, ref)
+		}
 		return nodekey.NodeID{}, fmt.Errorf("%w: no alive member named %q (see wasmesh nodes)", ErrUnknownNode, ref)
 	case 1:
 		return hits[0], nil

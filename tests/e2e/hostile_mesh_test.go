@@ -131,6 +131,10 @@ func TestLeakedGossipSecretIsNotMembership(t *testing.T) {
 			t.Fatalf("spawn --require evil: %s; want exit 1 with \"no node matches\"", r)
 		}
 	}
+	// Named explicitly, it is refused too: no work goes to it.
+	if r := cli(t, "", "spawn", "counter", "--name", "lure", "--on", "mallory", "--node", a.url()); r.code == 0 || !strings.Contains(r.stderr, "unverified") {
+		t.Fatalf("spawn --on mallory: %s; want a refusal naming it unverified", r)
+	}
 	// The honest member is still a candidate.
 	ok(t, "spawn", "counter", "--name", "c", "--require", "honest", "--node", a.url())
 	if got := ok(t, "send", "c", "x", "--node", a.url()); got != "1\n" {
@@ -139,6 +143,9 @@ func TestLeakedGossipSecretIsNotMembership(t *testing.T) {
 	r := cli(t, "", "migrate", "c", "--require", "evil", "--node", b.url())
 	if r.code != 1 || !strings.Contains(r.stderr, "no node matches") {
 		t.Fatalf("migrate --require evil: %s; want exit 1 with \"no node matches\"", r)
+	}
+	if r := cli(t, "", "migrate", "c", "--to", "mallory", "--node", b.url()); r.code == 0 || !strings.Contains(r.stderr, "unverified") {
+		t.Fatalf("migrate --to mallory: %s; want a refusal naming it unverified", r)
 	}
 	if got := ok(t, "send", "c", "x", "--node", a.url()); got != "2\n" {
 		t.Fatalf("send after the refused migration = %q", got)
