@@ -107,19 +107,8 @@ func TestLeakedGossipSecretIsNotMembership(t *testing.T) {
 	b := startNode(t, "beta", t.TempDir(), "--cluster-secret-file", secret, "--ca", caDir, "--tag", "honest", "--join", a.info.Gossip)
 	startNode(t, "mallory", t.TempDir(), "--cluster-secret-file", secret, "--ca", otherCA, "--tag", "evil", "--join", a.info.Gossip)
 
-	var view []node.NodeInfo
-	eventually(t, 20*time.Second, "alpha lists beta alive and mallory unverified", func() (bool, string) {
-		r := cli(t, "", "nodes", "--json", "--node", a.url())
-		view = nil
-		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &view) != nil {
-			return false, r.String()
-		}
-		states := map[string]string{}
-		for _, n := range view {
-			states[n.Name] = n.State
-		}
-		return states["beta"] == "alive" && states["mallory"] == "unverified", r.stdout
-	})
+	meshWaitUnverified(t, a, "beta")
+	meshWaitUnverified(t, b, "alpha")
 	if out := ok(t, "nodes", "--node", a.url()); !strings.Contains(out, "unverified") {
 		t.Fatalf("nodes table does not show mallory unverified:\n%s", out)
 	}
@@ -150,4 +139,21 @@ func TestLeakedGossipSecretIsNotMembership(t *testing.T) {
 	if got := ok(t, "send", "c", "x", "--node", a.url()); got != "2\n" {
 		t.Fatalf("send after the refused migration = %q", got)
 	}
+}
+
+// meshWaitUnverified waits until p lists other alive and mallory unverified.
+func meshWaitUnverified(t *testing.T, p *proc, other string) {
+	t.Helper()
+	eventually(t, 20*time.Second, p.info.Name+" lists "+other+" alive and mallory unverified", func() (bool, string) {
+		r := cli(t, "", "nodes", "--json", "--node", p.url())
+		var view []node.NodeInfo
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &view) != nil {
+			return false, r.String()
+		}
+		states := map[string]string{}
+		for _, n := range view {
+			states[n.Name] = n.State
+		}
+		return states[other] == "alive" && states["mallory"] == "unverified", r.stdout
+	})
 }
