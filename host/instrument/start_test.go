@@ -2,13 +2,37 @@ package instrument
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
 	"github.com/wasmesh/wasmesh/abi/wasmbin"
 )
+
+// instantiateLikeHost instantiates a derived module as the host does: then
+// it calls the former start function, and a failure there is a failed
+// instantiation, worded as wazero words a failed start function. res is
+// nil when the module was not instrumented.
+func instantiateLikeHost(ctx context.Context, r wazero.Runtime, orig []byte, res *Result, derived []byte, name string) (api.Module, error) {
+	m, err := r.InstantiateWithConfig(ctx, derived, wazero.NewModuleConfig().WithName(name))
+	if err != nil || res == nil || res.StartExport == "" {
+		return m, err
+	}
+	if _, err := m.ExportedFunction(res.StartExport).Call(ctx); err != nil {
+		_ = m.Close(ctx)
+		p, perr := wasmbin.Parse(orig)
+		if perr != nil || p.Start == nil {
+			return nil, fmt.Errorf("start function failed: %w", err)
+		}
+		return nil, fmt.Errorf("start function[%d] failed: %w", *p.Start, err)
+	}
+	return m, nil
+}
 
 // The derived module has no start section (wazero would run it inside
 // instantiation, out of the host's reach); the start function is exported
