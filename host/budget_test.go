@@ -85,3 +85,43 @@ func TestRollbackStartFunctionUnderBudget(t *testing.T) {
 		t.Fatalf("bystander count %q, want 6", got)
 	}
 }
+
+// A snapshot of the time bomb arriving on a runtime whose clock is past
+// its time (a migration arrival, restore or recovery) fails with the CPU
+// budget error instead of hanging, and that runtime keeps serving.
+func TestSpawnFromSnapshotStartFunctionUnderBudget(t *testing.T) {
+	ctx := context.Background()
+	bomb := fixture(t, "timebomb_start.wasm")
+	early := newRuntime(t, host.Config{Clock: func() time.Time { return time.Unix(0, 0) }})
+	late := newRuntime(t, host.Config{})
+	for _, rt := range []*host.Runtime{early, late} {
+		if _, err := rt.RegisterModule(ctx, bomb, "bomb"); err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := late.RegisterModule(ctx, example(t, "counter-wat", "counter-wat.wasm"), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	id := newID(t)
+	lim := host.Limits{EventTimeout: 50 * time.Millisecond}
+	d, err := early.Spawn(ctx, "bomb", id, host.SpawnOptions{Limits: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, d, "x")
+	snap, err := d.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = late.SpawnFromSnapshot(ctxTimeout(t, time.Minute), "bomb", id, snap, host.SpawnOptions{Limits: lim})
+	if !errors.Is(err, host.ErrEventTimeout) {
+		t.Fatalf("arrival of the time bomb: err = %v, want ErrEventTimeout", err)
+	}
+	c := spawn(t, late, "counter", host.SpawnOptions{})
+	if got := send(t, c, "x"); got[0] != "1" {
+		t.Fatalf("counter after the failed arrival: %q", got)
+	}
+}
