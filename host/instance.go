@@ -112,6 +112,21 @@ func (rt *Runtime) instantiate(ctx context.Context, d *Daemon, v *variant) (*ins
 		}
 		in.globals[i] = mg
 	}
+	if v.meta.StartExport != "" {
+		// The instrumenter turned the start section into this export so
+		// that it runs under the CPU budget like any other guest entry: a
+		// start function that never returns fails the spawn, rollback,
+		// restore or arrival with ErrEventTimeout instead of hanging it.
+		fn := mod.ExportedFunction(v.meta.StartExport)
+		if fn == nil {
+			in.close(ctx)
+			return nil, fmt.Errorf("%w: instrumented module lacks its start export", ErrModuleRefused)
+		}
+		if err := in.call(ctx, fn, phaseIdle); err != nil {
+			in.close(ctx)
+			return nil, fmt.Errorf("host: start function: %w", err)
+		}
+	}
 	return in, nil
 }
 

@@ -197,23 +197,30 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 }
 
 func (n *Node) spawnWith(ctx context.Context, req SpawnRequest, k *host.Kind, id identity.Identity) (*host.Daemon, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	rec := store.Record{
 		Origin: id.Origin(), Name: req.Name, Digest: string(k.Digest), Aliases: n.rt.KindAliases(k.Digest),
 		Seed: id.Seed(), Config: req.Config, Epoch: 1, Created: time.Now().UTC(),
 	}
 	// The record goes first so that a name clash refuses before any guest
 	// code runs, and so that a crash right after spawn still knows the key.
-	if err := n.store.Create(rec); err != nil {
+	n.mu.Lock()
+	err := n.store.Create(rec)
+	n.mu.Unlock()
+	if err != nil {
 		if errors.Is(err, store.ErrNameTaken) {
 			return nil, wrap(ErrNameTaken, err)
 		}
 		return nil, err
 	}
+	// Guest code (start function, _initialize, wasmesh_init) runs without
+	// n.mu, which every spawn, stop and restore of the node takes: the
+	// record already reserves the name and key, and the guest is bounded
+	// only by its CPU budget.
 	d, err := n.rt.Spawn(ctx, string(k.Digest), id, host.SpawnOptions{Name: req.Name, Config: req.Config, KindName: n.kindNameOf(k, req.Kind)})
 	if err != nil {
+		n.mu.Lock()
 		_ = n.store.Delete(rec.Origin)
+		n.mu.Unlock()
 		return nil, fmt.Errorf("spawn %s: %w", k.Digest, err)
 	}
 	if err := n.checkpoint(ctx, d, true); err != nil {

@@ -74,6 +74,12 @@ import (
 var (
 	StopExport        = abi.ReservedExportPrefix + "stop"
 	TablesDirtyExport = abi.ReservedExportPrefix + "tables_dirty"
+	// StartExport names the module's start function in the derived module,
+	// which has no start section: wazero would run a start function inside
+	// InstantiateModule, before the host can reach the preemption flag, so
+	// a start section that loops forever could not be stopped. The host
+	// calls this export right after instantiation under the CPU budget.
+	StartExport = abi.ReservedExportPrefix + "start"
 )
 
 // GlobalExportName is the reserved export name of global idx.
@@ -139,6 +145,9 @@ type Result struct {
 	// TablesDirtyExport names the table-mutation flag (a mutable i32), or is
 	// empty when the module has no table-mutating instruction.
 	TablesDirtyExport string
+	// StartExport names the former start function (see the constant), or is
+	// empty when the module has no start section.
+	StartExport string
 	// MemoryMin and MemoryMax are the memory limits in pages after capping
 	// (0, 0 for a module without memory; MemoryMax is MaxPages when the
 	// module has no maximum and no cap applies).
@@ -232,6 +241,11 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		exports = append(exports, wasmbin.Export{Name: g.Export, Kind: wasmbin.KindGlobal, Index: g.Index})
 	}
 	exports = append(exports, wasmbin.Export{Name: StopExport, Kind: wasmbin.KindGlobal, Index: ix.stop})
+	if m.Start != nil {
+		exports = append(exports, wasmbin.Export{Name: StartExport, Kind: wasmbin.KindFunc, Index: *m.Start})
+		res.StartExport = StartExport
+		sections = wasmbin.RemoveSection(sections, func(s wasmbin.Section) bool { return s.ID == wasmbin.SectionStart })
+	}
 	if usesTables {
 		newGlobals = append(newGlobals, i32)
 		exports = append(exports, wasmbin.Export{Name: TablesDirtyExport, Kind: wasmbin.KindGlobal, Index: ix.dirty})

@@ -288,7 +288,7 @@ func runSpecFile(t *testing.T, path string, hostWasm []byte, run, supported bool
 				t.Fatalf("%s (%s): Instrument: %v", where, c.Filename, err)
 			}
 			mo, eo := orig.r.InstantiateWithConfig(ctx, b, wazero.NewModuleConfig().WithName(name))
-			mi, ei := inst.r.InstantiateWithConfig(ctx, derived, wazero.NewModuleConfig().WithName(name))
+			mi, ei := instantiateLikeHost(ctx, inst.r, b, res, derived, name)
 			if eo != nil || ei != nil {
 				t.Fatalf("%s (%s): instantiation: original %v, instrumented %v", where, c.Filename, eo, ei)
 			}
@@ -317,7 +317,7 @@ func runSpecFile(t *testing.T, path string, hostWasm []byte, run, supported bool
 				derived = res.Module
 			}
 			_, eo := orig.r.InstantiateWithConfig(ctx, b, wazero.NewModuleConfig().WithName(""))
-			_, ei := inst.r.InstantiateWithConfig(ctx, derived, wazero.NewModuleConfig().WithName(""))
+			_, ei := instantiateLikeHost(ctx, inst.r, b, res, derived, "")
 			if eo == nil && c.Text != "out of bounds table access" { // see wazero's own harness
 				t.Errorf("%s: the original instantiates (%s expected)", where, c.Text)
 			}
