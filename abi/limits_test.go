@@ -58,6 +58,23 @@ func TestLocalsLimit(t *testing.T) {
 }
 
 func TestShapeLimits(t *testing.T) {
+	t.Run("locals in all functions", func(t *testing.T) {
+		// 100 functions of 45,000 locals: each under the per-function
+		// limit, together over the module's.
+		b := reshape(t, func(m *wasmbin.Module) []wasmbin.Section {
+			funcs := append([]uint32(nil), m.Funcs...)
+			codes := append([]wasmbin.Code(nil), m.Codes...)
+			for i := 0; i < 100; i++ {
+				funcs = append(funcs, m.Funcs[0])
+				c := m.Codes[0]
+				c.Locals = []wasmbin.LocalDecl{{Count: 45_000, Type: wasmbin.I64}}
+				codes = append(codes, c)
+			}
+			s := wasmbin.SetSection(m.Sections, wasmbin.FunctionSection(funcs))
+			return wasmbin.SetSection(s, wasmbin.CodeSection(codes))
+		})
+		wantRefusal(t, b, "code section", "locals in all functions, the limit is 4000000")
+	})
 	t.Run("table initial size", func(t *testing.T) {
 		b := reshape(t, func(m *wasmbin.Module) []wasmbin.Section {
 			return wasmbin.SetSection(m.Sections, wasmbin.TableSection([]wasmbin.TableType{{Elem: wasmbin.FuncRef, Limits: wasmbin.Limits{Min: MaxTableInit + 1}}}))
