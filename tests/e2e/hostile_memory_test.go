@@ -87,3 +87,19 @@ func TestHostileMemoryNode(t *testing.T) {
 		t.Fatalf("the random bomb daemon's next event answered %q, want count 1", got)
 	}
 }
+
+// TestHostileMemoryRun (issue 10, item 4): the same bombs under
+// `wasmesh run`: random bomb events fail with the readings limit and the
+// events between them count on; table.grow answers -1 under a 1 MiB cap;
+// locals_bomb is refused as input (exit 2) naming the limit.
+func TestHostileMemoryRun(t *testing.T) {
+	r := cli(t, "bomb\nx\nbomb\nx\n", "run", memFixture("random_bomb"), "--max-memory", "128MiB", "--output-format", "hex")
+	if r.code != 1 || r.stdout != "0100000000000000\n0200000000000000\n" || strings.Count(r.stderr, "readings limit exceeded") != 2 {
+		t.Fatalf("run random_bomb: %s", r)
+	}
+	r = cli(t, "x\nx\n", "run", memFixture("table_bomb"), "--max-memory", "1MiB", "--output-format", "hex")
+	if r.code != 0 || r.stdout != "ffffffff\nffffffff\n" {
+		t.Fatalf("run table_bomb: %s", r)
+	}
+	failsWith(t, 2, "the limit is 50000", "run", memFixture("locals_bomb"))
+}
