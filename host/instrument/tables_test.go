@@ -2,6 +2,7 @@ package instrument
 
 import (
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/wasmesh/wasmesh/abi/wasmbin"
@@ -41,4 +42,39 @@ func TestTableMaxCapped(t *testing.T) {
 	if !errors.Is(err, ErrTableLimit) || !errors.Is(err, ErrMemoryLimit) {
 		t.Fatalf("initial table above the cap: %v", err)
 	}
+}
+
+// FuzzTableCap: for any parseable module and table cap, an instrumented
+// module's tables all have a maximum, and together they fit the cap.
+func FuzzTableCap(f *testing.F) {
+	for _, p := range []string{"../../plugins/examples/testdata/table_bomb.wasm", "../../plugins/examples/testdata/table_mut.wasm"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b, uint64(0))
+			f.Add(b, uint64(65536))
+			f.Add(b, uint64(1))
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte, limit uint64) {
+		res, err := Instrument(b, Options{MaxTableEntries: limit})
+		if err != nil {
+			return
+		}
+		m, err := wasmbin.Parse(res.Module)
+		if err != nil {
+			t.Fatalf("instrumented module does not parse: %v", err)
+		}
+		if limit == 0 {
+			return
+		}
+		var sum uint64
+		for i, tab := range m.Tables {
+			if !tab.Limits.HasMax || tab.Limits.Max < tab.Limits.Min {
+				t.Fatalf("table %d: limits %+v", i, tab.Limits)
+			}
+			sum += tab.Limits.Max
+		}
+		if sum > limit {
+			t.Fatalf("tables' maxima sum to %d over the cap %d", sum, limit)
+		}
+	})
 }
