@@ -76,3 +76,20 @@ func TestReadingsCapIsExact(t *testing.T) {
 		t.Fatalf("err = %v, want it to say %q (the first call was served)", err, want)
 	}
 }
+
+// The readings cap covers every source a guest can read: WASI random_get
+// and the clock, not only wasmesh.random.
+func TestReadingsCapAllSources(t *testing.T) {
+	rt := readyRuntime(t, map[string][]byte{"rd": fixture(t, "readings_bomb.wasm")})
+	d := spawn(t, rt, "rd", host.SpawnOptions{})
+	for i, p := range []string{"wasi", "time"} {
+		_, err := d.Deliver(context.Background(), host.Event{Sender: 7, Seq: uint64(1 + i), Payload: []byte(p)})
+		var ee *host.EventError
+		if !errors.Is(err, host.ErrReadingsLimit) || !errors.As(err, &ee) || !ee.RolledBack {
+			t.Fatalf("%s: err = %v, want a rolled-back ErrReadingsLimit", p, err)
+		}
+	}
+	if got := send(t, d, "x"); len(got) != 1 || binary.LittleEndian.Uint64([]byte(got[0])) != 1 {
+		t.Fatalf("next event: %q, want count 1", got)
+	}
+}
