@@ -22,6 +22,13 @@ func FuzzValidate(f *testing.F) {
 	g.funcs[ExportStart] = Signature{}
 	g.mems = append(g.mems, g.mems[0])
 	f.Add(g.build())
+	// Shape bombs (abi/limits.go): each must be refused, cheaply.
+	f.Add(localsBomb(f, 100_000_000))
+	for _, name := range []string{"locals_bomb", "table_bomb", "random_bomb"} {
+		if b, err := os.ReadFile("../plugins/examples/testdata/" + name + ".wasm"); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		info, ierr := Inspect(b)
 		vinfo, verr := Validate(b)

@@ -142,6 +142,7 @@ func Inspect(module []byte) (*ModuleInfo, error) {
 		Imports: []Import{},
 	}
 	v := validator{m: m, info: info}
+	v.limits()
 	v.imports()
 	v.memory()
 	v.exports()

@@ -36,6 +36,10 @@ var (
 	ErrBadPointer = errors.New("guest passed an out-of-bounds pointer")
 	// ErrOutputLimit: outputs exceeded the per-event limits.
 	ErrOutputLimit = errors.New("output limit exceeded")
+	// ErrReadingsLimit: the event asked for more clock and random bytes than
+	// the per-event cap (Limits.MaxReadingsBytes); each is journaled for
+	// rollback and durability, so the cap bounds the journals.
+	ErrReadingsLimit = errors.New("readings limit exceeded")
 	// ErrInputTooLarge: the event payload is larger than the daemon accepts.
 	ErrInputTooLarge = errors.New("input larger than the daemon's limit")
 	// ErrWrongMoment: a host function was called where the ABI forbids it

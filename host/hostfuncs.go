@@ -63,7 +63,25 @@ func (in *instance) read(mod api.Module, fn string, ptr, n uint32) []byte {
 	return b
 }
 
+// reading is the gate of every live clock or random read: over the
+// per-event cap the event fails before anything is read or recorded, so
+// neither journal grows past it. A replay hands back recorded bytes, which
+// were under the cap when recorded.
+func (in *instance) reading(n int) {
+	if in.rec.replaying {
+		return
+	}
+	max := in.d.limits.MaxReadingsBytes
+	if max <= 0 {
+		max = DefaultMaxReadingsBytes
+	}
+	if n > max-len(in.rec.buf) {
+		panic(&guestAbort{cause: ErrReadingsLimit, detail: fmt.Sprintf("%d more clock/random bytes after %d, over the per-event cap of %d", n, len(in.rec.buf), max)})
+	}
+}
+
 func (in *instance) now() int64 {
+	in.reading(8)
 	return int64(in.rec.u64(func() uint64 { return uint64(in.rt.cfg.Clock().UnixNano()) }))
 }
 
@@ -73,12 +91,14 @@ func (in *instance) walltime() (int64, int32) {
 }
 
 func (in *instance) nanotime() int64 {
+	in.reading(8)
 	return int64(in.rec.u64(func() uint64 { return uint64(in.rt.nanotime()) }))
 }
 
 type randReader struct{ in *instance }
 
 func (r randReader) Read(p []byte) (int, error) {
+	r.in.reading(len(p))
 	r.in.rec.bytes(p, r.in.liveRandom)
 	return len(p), nil
 }
@@ -216,6 +236,7 @@ func hostNow(ctx context.Context, _ api.Module, stack []uint64) {
 func hostRandom(ctx context.Context, mod api.Module, stack []uint64) {
 	in := instOf(ctx)
 	p := in.read(mod, "random", api.DecodeU32(stack[0]), api.DecodeU32(stack[1]))
+	in.reading(len(p))
 	in.rec.bytes(p, in.liveRandom)
 }
 

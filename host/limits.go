@@ -26,6 +26,12 @@ type Limits struct {
 	MaxLogLineBytes int
 	// MaxStateBytes caps what a cooperative guest writes in wasmesh_snapshot.
 	MaxStateBytes int
+	// MaxReadingsBytes caps the clock and random bytes one call into the
+	// guest reads (8 per clock reading). Every reading is recorded in the
+	// rollback journal and the node's write-ahead journal, so this bounds
+	// what an event adds to them; over it the event fails with
+	// ErrReadingsLimit.
+	MaxReadingsBytes int
 }
 
 // Default limits, also documented in abi/README.md.
@@ -39,6 +45,9 @@ const (
 	DefaultMaxLogLines     = 100
 	DefaultMaxLogLineBytes = 4096
 	DefaultMaxStateBytes   = 64 << 20
+	// DefaultMaxReadingsBytes: 1 MiB is 131,072 clock readings or a 1 MiB
+	// random key per event.
+	DefaultMaxReadingsBytes = 1 << 20
 )
 
 // WithDefaults fills zero fields with the package defaults.
@@ -48,7 +57,7 @@ func (l Limits) WithDefaults() Limits {
 		MaxInputBytes: DefaultMaxInputBytes, MaxOutputBytes: DefaultMaxOutputBytes,
 		MaxOutputs: DefaultMaxOutputs, MaxOutputSize: DefaultMaxOutputSize,
 		MaxLogLines: DefaultMaxLogLines, MaxLogLineBytes: DefaultMaxLogLineBytes,
-		MaxStateBytes: DefaultMaxStateBytes,
+		MaxStateBytes: DefaultMaxStateBytes, MaxReadingsBytes: DefaultMaxReadingsBytes,
 	})
 }
 
@@ -63,6 +72,7 @@ func (l Limits) Or(fallback Limits) Limits {
 	pick(&l.MaxLogLines, fallback.MaxLogLines)
 	pick(&l.MaxLogLineBytes, fallback.MaxLogLineBytes)
 	pick(&l.MaxStateBytes, fallback.MaxStateBytes)
+	pick(&l.MaxReadingsBytes, fallback.MaxReadingsBytes)
 	return l
 }
 
@@ -88,8 +98,20 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("%w: %d bytes is less than one 64 KiB page", ErrMemoryLimit, l.MaxMemoryBytes)
 	}
 	if l.EventTimeout < 0 || l.MaxInputBytes < 0 || l.MaxOutputBytes < 0 || l.MaxOutputs < 0 || l.MaxOutputSize < 0 ||
-		l.MaxLogLines < 0 || l.MaxLogLineBytes < 0 || l.MaxStateBytes < 0 {
+		l.MaxLogLines < 0 || l.MaxLogLineBytes < 0 || l.MaxStateBytes < 0 || l.MaxReadingsBytes < 0 {
 		return fmt.Errorf("host: negative limit in %+v", l)
 	}
 	return nil
+}
+
+// TableEntryBytes is what one table entry is charged against the memory
+// limit: wazero holds an entry as an 8-byte reference, and a growing slice
+// may hold up to twice its length while it is copied.
+const TableEntryBytes = 16
+
+// TableEntries is the table cap (all of a module's tables together) that
+// goes with a memory cap of capPages: tables may use as many host bytes as
+// linear memory may, at TableEntryBytes an entry. 0 pages means no cap.
+func TableEntries(capPages uint32) uint64 {
+	return uint64(capPages) * 65536 / TableEntryBytes
 }

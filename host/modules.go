@@ -173,7 +173,7 @@ func (k *Kind) compile(ctx context.Context, rt wazero.Runtime, capPages uint32) 
 	if v, ok := k.variants[capPages]; ok {
 		return v, nil
 	}
-	meta, err := instrument.Instrument(k.bytes, instrument.Options{MaxMemoryPages: capPages})
+	meta, err := instrument.Instrument(k.bytes, instrument.Options{MaxMemoryPages: capPages, MaxTableEntries: TableEntries(capPages)})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrModuleRefused, err)
 	}

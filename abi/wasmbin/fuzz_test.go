@@ -19,6 +19,10 @@ func FuzzParse(f *testing.F) {
 	f.Add(small(FuncType{}, body(OpLoop, 0x40, OpBr, 0, OpEnd)))
 	f.Add(small(FuncType{Results: []ValType{I32}}, body(OpI32Const, 1, OpBlock, 0x7f, OpI32Const, 2, OpEnd, OpI32Add)))
 	f.Add(Encode([]Section{MemorySection([]Limits{{Min: 1, Max: 2, HasMax: true, Shared: true}, {Min: 1 << 40, Memory64: true}})}))
+	// Shape bombs: 100M locals in a few bytes, a 64M-entry table.
+	f.Add(Encode([]Section{TypeSection([]FuncType{{}}), FunctionSection([]uint32{0}),
+		CodeSection([]Code{{Locals: []LocalDecl{{Count: 100_000_000, Type: I32}}, Body: []byte{OpEnd}}})}))
+	f.Add(Encode([]Section{TableSection([]TableType{{Elem: FuncRef, Limits: Limits{Min: 64 << 20}}})}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Parse(b)
 		if err != nil {

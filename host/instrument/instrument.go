@@ -123,6 +123,10 @@ type Options struct {
 	// MaxMemoryPages caps the memory maximum (64 KiB pages). 0 keeps the
 	// module's own maximum.
 	MaxMemoryPages uint32
+	// MaxTableEntries caps the sum of the maxima of the module's tables
+	// (each gets an equal share); table.grow past it returns -1. 0 keeps the
+	// modules' own maxima.
+	MaxTableEntries uint64
 }
 
 // GlobalExport names one mutable global of the original module in the
@@ -193,6 +197,12 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		if changed {
 			sections = wasmbin.SetSection(sections, wasmbin.MemorySection([]wasmbin.Limits{*mem}))
 		}
+	}
+
+	if tables, changed, err := capTables(m, opt.MaxTableEntries); err != nil {
+		return nil, err
+	} else if changed {
+		sections = wasmbin.SetSection(sections, wasmbin.TableSection(tables))
 	}
 
 	// New globals go after the module's own, the new function after its
@@ -323,6 +333,33 @@ func capMemory(m *wasmbin.Module, limit uint32) (*wasmbin.Limits, bool, error) {
 	}
 	l.Max, l.HasMax = uint64(limit), true
 	return &l, true, nil
+}
+
+// ErrTableLimit is matched by the error of a module whose tables' initial
+// sizes exceed MaxTableEntries; it also matches ErrMemoryLimit, since tables
+// count against the memory limit.
+var ErrTableLimit = fmt.Errorf("%w: tables", ErrMemoryLimit)
+
+// capTables gives each defined table an equal share of limit entries as its
+// maximum (lowering, never raising, a declared one), so table.grow fails
+// the spec's way (-1) instead of growing host memory without bound.
+func capTables(m *wasmbin.Module, limit uint64) ([]wasmbin.TableType, bool, error) {
+	if limit == 0 || len(m.Tables) == 0 {
+		return nil, false, nil
+	}
+	share := limit / uint64(len(m.Tables))
+	tables := append([]wasmbin.TableType(nil), m.Tables...)
+	changed := false
+	for i := range tables {
+		l := &tables[i].Limits
+		if l.Min > share {
+			return nil, false, fmt.Errorf("%w: table %d starts with %d entries, over its share %d of the %d-entry cap", ErrTableLimit, i, l.Min, share, limit)
+		}
+		if !l.HasMax || l.Max > share {
+			l.Max, l.HasMax, changed = share, true, true
+		}
+	}
+	return tables, changed, nil
 }
 
 // yieldBody is $yield: trap if the host asked to stop, else pass through Go

@@ -1,0 +1,95 @@
+package host_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/host"
+)
+
+// A table.grow of 64M entries per event is refused the spec's way (-1) once
+// it would pass the table share of the memory cap, instead of allocating
+// gigabytes of host memory; the daemon keeps serving.
+func TestTableBombCapped(t *testing.T) {
+	rt := readyRuntime(t, map[string][]byte{"tb": fixture(t, "table_bomb.wasm")})
+	d := spawn(t, rt, "tb", host.SpawnOptions{Limits: host.Limits{MaxMemoryBytes: 1 << 20}})
+	for i := 0; i < 3; i++ {
+		got := send(t, d, "x")
+		if len(got) != 1 || len(got[0]) != 4 {
+			t.Fatalf("event %d: outputs %q", i, got)
+		}
+		if r := int32(binary.LittleEndian.Uint32([]byte(got[0]))); r != -1 {
+			t.Fatalf("event %d: table.grow of 64M entries returned %d under a 1 MiB cap, want -1", i, r)
+		}
+	}
+}
+
+func TestTableEntriesFollowMemoryCap(t *testing.T) {
+	if got := host.TableEntries(16); got != 16*65536/host.TableEntryBytes {
+		t.Fatalf("TableEntries(16) = %d", got)
+	}
+	if host.TableEntries(0) != 0 {
+		t.Fatal("no memory cap must mean no table cap")
+	}
+}
+
+// random(ptr, 64 MiB) twenty times in one event fails that event with
+// ErrReadingsLimit at the first call (nothing read, nothing journaled), it
+// is rolled back, and the daemon serves its next events.
+func TestRandomBombFailsEvent(t *testing.T) {
+	rt := readyRuntime(t, map[string][]byte{"rb": fixture(t, "random_bomb.wasm")})
+	d := spawn(t, rt, "rb", host.SpawnOptions{Limits: host.Limits{MaxMemoryBytes: 128 << 20}})
+	count := func(want uint64) {
+		t.Helper()
+		got := send(t, d, "x")
+		if len(got) != 1 || binary.LittleEndian.Uint64([]byte(got[0])) != want {
+			t.Fatalf("count %q, want %d", got, want)
+		}
+	}
+	count(1)
+	for i := 0; i < 3; i++ {
+		_, err := d.Deliver(context.Background(), host.Event{Sender: 7, Seq: uint64(10 + i), Payload: []byte("bomb")})
+		var ee *host.EventError
+		if !errors.Is(err, host.ErrReadingsLimit) || !errors.As(err, &ee) || !ee.RolledBack {
+			t.Fatalf("bomb %d: err = %v, want a rolled-back ErrReadingsLimit", i, err)
+		}
+	}
+	count(2)
+	if st := d.Stats(); st.MemoryBytes > 2*65536 {
+		t.Fatalf("memory after rolled-back bombs = %d bytes, want the 1 page before them", st.MemoryBytes)
+	}
+}
+
+// Readings up to the cap are served: a per-event cap of exactly 64 MiB lets
+// one 64 MiB random call through and refuses the second.
+func TestReadingsCapIsExact(t *testing.T) {
+	rt := readyRuntime(t, map[string][]byte{"rb": fixture(t, "random_bomb.wasm")})
+	d := spawn(t, rt, "rb", host.SpawnOptions{Limits: host.Limits{MaxMemoryBytes: 128 << 20, MaxReadingsBytes: 64 << 20}})
+	_, err := d.Deliver(context.Background(), host.Event{Sender: 7, Seq: 1, Payload: []byte("bomb")})
+	if !errors.Is(err, host.ErrReadingsLimit) {
+		t.Fatalf("err = %v, want ErrReadingsLimit", err)
+	}
+	if want := "67108864 more clock/random bytes after 67108864"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to say %q (the first call was served)", err, want)
+	}
+}
+
+// The readings cap covers every source a guest can read: WASI random_get
+// and the clock, not only wasmesh.random.
+func TestReadingsCapAllSources(t *testing.T) {
+	rt := readyRuntime(t, map[string][]byte{"rd": fixture(t, "readings_bomb.wasm")})
+	d := spawn(t, rt, "rd", host.SpawnOptions{})
+	for i, p := range []string{"wasi", "time"} {
+		_, err := d.Deliver(context.Background(), host.Event{Sender: 7, Seq: uint64(1 + i), Payload: []byte(p)})
+		var ee *host.EventError
+		if !errors.Is(err, host.ErrReadingsLimit) || !errors.As(err, &ee) || !ee.RolledBack {
+			t.Fatalf("%s: err = %v, want a rolled-back ErrReadingsLimit", p, err)
+		}
+	}
+	if got := send(t, d, "x"); len(got) != 1 || binary.LittleEndian.Uint64([]byte(got[0])) != 1 {
+		t.Fatalf("next event: %q, want count 1", got)
+	}
+}
