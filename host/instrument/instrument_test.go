@@ -483,14 +483,20 @@ func TestEveryTestModule(t *testing.T) {
 				loopFree++
 			}
 		}
-		if len(inst.Codes) != len(orig.Codes)+1+loopFree {
-			t.Errorf("%s: %d functions, want %d + $yield + one $reenter per loop-free function (%d)", f, len(inst.Codes), len(orig.Codes), loopFree)
+		charges := 0
+		charge := orig.NumFuncs() + 1 + uint32(loopFree)
+		if hasBulk(orig) {
+			charges = 1
+		}
+		if len(inst.Codes) != len(orig.Codes)+1+loopFree+charges {
+			t.Errorf("%s: %d functions, want %d + $yield + one $reenter per loop-free function (%d) + $charge (%d)", f, len(inst.Codes), len(orig.Codes), loopFree, charges)
 			continue
 		}
 		yield, dirty := orig.NumFuncs(), orig.NumGlobals()+2
 		next := yield + 1 // the next $reenter
 		for i, c := range inst.Codes[:len(orig.Codes)] {
 			loops, calls, reenters := 0, 0, 0
+			charged := false
 			var prev wasmbin.Instr
 			for off := 0; off < len(c.Body); {
 				in, _ := wasmbin.DecodeInstr(c.Body, off)
@@ -502,6 +508,15 @@ func TestEveryTestModule(t *testing.T) {
 				}
 				if in.Op == wasmbin.OpReturnCall && in.Index == next {
 					reenters++
+				}
+				if in.Op == wasmbin.OpCall && in.Index == charge {
+					charged = true
+				}
+				if _, ok := bulkShift(in); ok {
+					if !charged {
+						t.Errorf("%s: function %d: bulk instruction at %d not charged", f, i, in.Offset)
+					}
+					charged = false
 				}
 				if in.IsTableMutation() && !(prev.Op == wasmbin.OpGlobalSet && prev.Index == dirty) {
 					t.Errorf("%s: function %d: table mutation without the dirty mark", f, i)
