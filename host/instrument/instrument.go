@@ -9,10 +9,13 @@
 //   - sets a tables-dirty flag before any instruction that changes a table or
 //     an element segment, so a transparent snapshot can refuse a daemon whose
 //     tables no longer match what instantiation builds;
+//   - charges bulk memory and table instructions to the preemption count
+//     in proportion to their size (see "Bulk instructions" at bulkShift);
 //   - caps the memory maximum at the host's limit.
 //
-// The derived module appends globals, one type, functions ($yield and one
-// $reenter per loop-free function), one local per function and exports; it adds no
+// The derived module appends globals, types, functions ($yield, one
+// $reenter per loop-free function, and $charge when the module has a bulk
+// instruction), one local per function and exports; it adds no
 // import, so no existing index shifts and every call, branch, element
 // segment, export and the name section stay valid. The daemon
 // kind's identity is the digest of the original bytes, never of the derived
