@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/wasmesh/wasmesh/abi/wasmbin"
 )
 
 // TestBulkChargeStops: with the stop flag set, one memory.fill or
@@ -35,5 +37,35 @@ func TestBulkChargeStops(t *testing.T) {
 				t.Fatalf("memory[32 MiB-1] = %d after fill, want 7", b)
 			}
 		})
+	}
+}
+
+// TestSmallConstCount: only a constant count of at most SmallBulk bytes,
+// pushed right before the instruction, skips the charge.
+func TestSmallConstCount(t *testing.T) {
+	for _, c := range []struct {
+		count int32
+		shift byte
+		small bool
+	}{
+		{0, 0, true}, {16, 0, true}, {SmallBulk, 0, true}, {SmallBulk + 1, 0, false},
+		{-1, 0, false}, {1 << 30, 0, false}, {512, 3, true}, {513, 3, false},
+		{0, 16, true}, {1, 16, false},
+	} {
+		body := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, c.count)
+		body = append(body, wasmbin.OpPrefixFC, byte(wasmbin.FCMemoryFill), 0)
+		prev, err := wasmbin.DecodeInstr(body, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := smallConstCount(body, prev, c.shift); got != c.small {
+			t.Errorf("count %d shift %d: small = %v, want %v", c.count, c.shift, got, c.small)
+		}
+	}
+	// Not a constant: charged.
+	body := []byte{wasmbin.OpLocalGet, 0, wasmbin.OpPrefixFC, byte(wasmbin.FCMemoryFill), 0}
+	prev, _ := wasmbin.DecodeInstr(body, 0)
+	if smallConstCount(body, prev, 0) {
+		t.Error("local.get count treated as a small constant")
 	}
 }

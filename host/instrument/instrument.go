@@ -421,18 +421,18 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)
 		out = append(out, entry...)
 		copied := 0
+		var prev wasmbin.Instr
 		for off := 0; off < len(body); {
 			in, err := wasmbin.DecodeInstr(body, off)
 			if err != nil { // Parse already decoded every body
 				return nil, false, fmt.Errorf("instrument: function %d: %w", int(m.ImportedFuncs)+i, err)
 			}
-			switch {
-			case in.Op == wasmbin.OpLoop:
+			if in.Op == wasmbin.OpLoop {
 				out = append(out, body[copied:in.End]...)
 				out = append(out, loop...)
 				copied = in.End
 			}
-			if shift, ok := bulkShift(in); ok {
+			if shift, ok := bulkShift(in); ok && !smallConstCount(body, prev, shift) {
 				// The count is the instruction's last operand, on top of the
 				// stack: $charge takes it with the shift and hands it back.
 				out = append(out, body[copied:in.Offset]...)
@@ -446,6 +446,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 				out = append(out, mark...)
 				copied = in.Offset
 			}
+			prev = in
 			off = in.End
 		}
 		out = append(out, body[copied:]...)
@@ -479,6 +480,36 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 //
 // ChargeYield is the number of bulk bytes between two $yield calls.
 const ChargeYield = 1 << 20
+
+// SmallBulk is the most bytes a bulk instruction with a constant count may
+// do uncharged. Compilers emit memory.copy and memory.fill with small
+// constant counts for struct copies and zeroing, often in hot code; one of
+// them costs no more than a few ordinary instructions, and a loop of them
+// is bounded by the loop-header count (YieldMask+1 × SmallBulk bytes
+// between checks), so they skip the $charge call.
+const SmallBulk = 4096
+
+// smallConstCount reports whether the count operand of a bulk instruction
+// is a constant pushed by the instruction just before it (prev, in the same
+// straight-line code, so it is the value on top of the stack) whose size in
+// bytes is at most SmallBulk.
+func smallConstCount(body []byte, prev wasmbin.Instr, shift byte) bool {
+	if prev.Op != wasmbin.OpI32Const || prev.End <= prev.Offset+1 {
+		return false
+	}
+	var v uint64
+	for i, c := range body[prev.Offset+1 : prev.End] {
+		v |= uint64(c&0x7f) << (7 * uint(i))
+		if c&0x80 != 0 {
+			continue
+		}
+		if c&0x40 != 0 || i >= 4 { // negative, or large: a huge count when read unsigned
+			return false
+		}
+		break
+	}
+	return v<<shift <= SmallBulk
+}
 
 // chargeSig is $charge's type: (count i32, shift i32) -> count i32.
 var chargeSig = wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32, wasmbin.I32}, Results: []wasmbin.ValType{wasmbin.I32}}
