@@ -52,7 +52,20 @@ func instOf(ctx context.Context) *instance {
 	if in == nil {
 		panic(&guestAbort{cause: ErrWrongMoment, detail: "host function called outside a wasmesh call"})
 	}
+	in.checkStop()
 	return in
+}
+
+// checkStop ends a guest whose budget the watchdog has already spent at its
+// next host call, so a loop of host calls (or one of large host calls) is
+// stopped there rather than at the next loop-header check.
+func (in *instance) checkStop() {
+	in.stopMu.Lock()
+	stop := in.preempted
+	in.stopMu.Unlock()
+	if stop {
+		panic(&guestAbort{cause: ErrEventTimeout, detail: fmt.Sprintf("budget %s", in.d.limits.EventTimeout)})
+	}
 }
 
 func (in *instance) read(mod api.Module, fn string, ptr, n uint32) []byte {

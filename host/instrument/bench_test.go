@@ -104,3 +104,57 @@ func BenchmarkInstrumentGoReactor(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBulkOverhead runs bulk-memory workloads on the original and the
+// instrumented module in the same run (interleaved, medians, as
+// BenchmarkLoopOverhead), to price $charge:
+//
+//	fill:  one memory.fill of 32 MiB
+//	copy:  one memory.copy of 32 MiB
+//	small: 1e5 memory.copy of 16 bytes in a loop (one $charge call each)
+func BenchmarkBulkOverhead(b *testing.B) {
+	ctx := context.Background()
+	orig := readFile(b, "testdata/bulk.wasm")
+	res := mustInstrument(b, orig, Options{})
+	load := func(bin []byte) api.Module {
+		r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCoreFeatures(CoreFeatures))
+		b.Cleanup(func() { r.Close(ctx) })
+		m, err := r.Instantiate(ctx, bin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	plain, inst := load(orig), load(res.Module)
+	for _, w := range []struct {
+		name, fn string
+		arg      uint64
+	}{{"fill", "fill", 32 << 20}, {"copy", "copy", 32 << 20}, {"small", "small", 100_000}} {
+		b.Run(w.name, func(b *testing.B) {
+			fns := []api.Function{plain.ExportedFunction(w.fn), inst.ExportedFunction(w.fn)}
+			took := make([][]time.Duration, 2)
+			stack := make([]uint64, 1)
+			for i := 0; i < b.N; i++ {
+				for j, fn := range fns {
+					stack[0] = w.arg
+					start := time.Now()
+					if err := fn.CallWithStack(ctx, stack); err != nil {
+						b.Fatal(err)
+					}
+					took[j] = append(took[j], time.Since(start))
+					if stack[0] != w.arg {
+						b.Fatalf("%s: result %d, want %d", w.fn, stack[0], w.arg)
+					}
+				}
+			}
+			med := make([]float64, 2)
+			for j := range took {
+				slices.Sort(took[j])
+				med[j] = float64(took[j][len(took[j])/2].Nanoseconds())
+			}
+			b.ReportMetric(med[0], "plain-ns/call")
+			b.ReportMetric(med[1], "instrumented-ns/call")
+			b.ReportMetric(med[1]/med[0], "instrumented/plain")
+		})
+	}
+}

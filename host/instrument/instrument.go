@@ -9,10 +9,13 @@
 //   - sets a tables-dirty flag before any instruction that changes a table or
 //     an element segment, so a transparent snapshot can refuse a daemon whose
 //     tables no longer match what instantiation builds;
+//   - charges bulk memory and table instructions to the preemption count
+//     in proportion to their size (see "Bulk instructions" at bulkShift);
 //   - caps the memory maximum at the host's limit.
 //
-// The derived module appends globals, one type, functions ($yield and one
-// $reenter per loop-free function), one local per function and exports; it adds no
+// The derived module appends globals, types, functions ($yield, one
+// $reenter per loop-free function, and $charge when the module has a bulk
+// instruction), one local per function and exports; it adds no
 // import, so no existing index shifts and every call, branch, element
 // segment, export and the name section stay valid. The daemon
 // kind's identity is the digest of the original bytes, never of the derived
@@ -229,6 +232,12 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 			next++
 		}
 	}
+	if hasBulk(m) {
+		ix.charge = next
+		next++
+		types, ix.chargeType = typeIndex(types, chargeSig)
+		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
+	}
 	codes, usesTables, err := rewriteCode(m, ix)
 	if err != nil {
 		return nil, err
@@ -240,6 +249,10 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 			codes = append(codes, wasmbin.Code{Body: reenterBody(m, ix, i)})
 			funcs = append(funcs, m.Funcs[i])
 		}
+	}
+	if ix.charge != 0 {
+		codes = append(codes, wasmbin.Code{Locals: nil, Body: chargeBody(ix)})
+		funcs = append(funcs, ix.chargeType)
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.FunctionSection(funcs))
 	sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
@@ -261,6 +274,14 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		exports = append(exports, wasmbin.Export{Name: TablesDirtyExport, Kind: wasmbin.KindGlobal, Index: ix.dirty})
 		res.TablesDirtyExport = TablesDirtyExport
 	}
+	if ix.charge != 0 {
+		// The byte counter's index is fixed only now (the dirty flag before
+		// it exists only when used), so $charge's body is built again.
+		ix.spent = m.NumGlobals() + uint32(len(newGlobals)-len(m.Globals))
+		newGlobals = append(newGlobals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: wasmbin.ConstI64(0)})
+		codes[len(codes)-1] = wasmbin.Code{Body: chargeBody(ix)}
+		sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
+	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
 	sections = wasmbin.SetSection(sections, wasmbin.ExportSection(exports))
 	sections = keepNames(m, ix, sections)
@@ -275,6 +296,10 @@ type indices struct {
 	// reenter[i] is the index of $reenter_i, or 0 for a function with a
 	// loop, which has none (it calls $yield in place).
 	reenter []uint32
+	// charge is the index of $charge (0: the module has no bulk
+	// instruction, so none is added), chargeType its type, spent the i64
+	// global it counts bytes in.
+	charge, chargeType, spent uint32
 }
 
 func checkExports(m *wasmbin.Module) error {
@@ -447,22 +472,32 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)
 		out = append(out, entry...)
 		copied := 0
+		var prev wasmbin.Instr
 		for off := 0; off < len(body); {
 			in, err := wasmbin.DecodeInstr(body, off)
 			if err != nil { // Parse already decoded every body
 				return nil, false, fmt.Errorf("instrument: function %d: %w", int(m.ImportedFuncs)+i, err)
 			}
-			switch {
-			case in.Op == wasmbin.OpLoop:
+			if in.Op == wasmbin.OpLoop {
 				out = append(out, body[copied:in.End]...)
 				out = append(out, loop...)
 				copied = in.End
-			case in.IsTableMutation():
+			}
+			if shift, ok := bulkShift(in); ok && !smallConstCount(body, prev, shift) {
+				// The count is the instruction's last operand, on top of the
+				// stack: $charge takes it with the shift and hands it back.
+				out = append(out, body[copied:in.Offset]...)
+				out = append(out, wasmbin.OpI32Const, shift)
+				out = wasmbin.AppendU32(append(out, wasmbin.OpCall), ix.charge)
+				copied = in.Offset
+			}
+			if in.IsTableMutation() {
 				usesTables = true
 				out = append(out, body[copied:in.Offset]...)
 				out = append(out, mark...)
 				copied = in.Offset
 			}
+			prev = in
 			off = in.End
 		}
 		out = append(out, body[copied:]...)
@@ -470,6 +505,135 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		codes[i] = wasmbin.Code{Locals: locals, Body: out}
 	}
 	return codes, usesTables, nil
+}
+
+// # Bulk instructions
+//
+// memory.fill, memory.copy, memory.init, table.fill, table.copy, table.init,
+// memory.grow and table.grow do work in proportion to an operand, up to
+// gigabytes in one instruction, so a loop of them would run for seconds
+// between two loop-header checks. Before each of them the derived module
+// calls
+//
+//	$charge(n, shift) -> n:  $spent += n << shift
+//	                         if $spent >= ChargeYield { $spent = 0; call $yield }
+//
+// with the count n (the instruction's last operand) converted to bytes
+// (shift 0 for memory bytes, 3 for table entries, 16 for memory pages), so
+// a loop of large fills reaches $yield at every instruction, and small
+// ones add up. This is option "charge before" rather than splitting the
+// instruction into chunks: it keeps every instruction's semantics (bounds
+// checked before any write, copy direction, trap messages) exactly as
+// wazero implements them, at the price that one single instruction is not
+// interrupted: a wasm32 memory.fill or copy is at most 4 GiB (about a
+// second of memset), which bounds the overshoot of a budget, where an
+// uncharged loop of them had no bound at all.
+//
+// ChargeYield is the number of bulk bytes between two $yield calls.
+const ChargeYield = 1 << 20
+
+// SmallBulk is the most bytes a bulk instruction with a constant count may
+// do uncharged. Compilers emit memory.copy and memory.fill with small
+// constant counts for struct copies and zeroing, often in hot code; one of
+// them costs no more than a few ordinary instructions, and a loop of them
+// is bounded by the loop-header count (YieldMask+1 × SmallBulk bytes
+// between checks), so they skip the $charge call.
+const SmallBulk = 4096
+
+// smallConstCount reports whether the count operand of a bulk instruction
+// is a constant pushed by the instruction just before it (prev, in the same
+// straight-line code, so it is the value on top of the stack) whose size in
+// bytes is at most SmallBulk.
+func smallConstCount(body []byte, prev wasmbin.Instr, shift byte) bool {
+	if prev.Op != wasmbin.OpI32Const || prev.End <= prev.Offset+1 {
+		return false
+	}
+	var v uint64
+	for i, c := range body[prev.Offset+1 : prev.End] {
+		v |= uint64(c&0x7f) << (7 * uint(i))
+		if c&0x80 != 0 {
+			continue
+		}
+		if c&0x40 != 0 || i >= 4 { // negative, or large: a huge count when read unsigned
+			return false
+		}
+		break
+	}
+	return v<<shift <= SmallBulk
+}
+
+// chargeSig is $charge's type: (count i32, shift i32) -> count i32.
+var chargeSig = wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32, wasmbin.I32}, Results: []wasmbin.ValType{wasmbin.I32}}
+
+// bulkShift reports whether in does work in proportion to its last
+// operand, and the shift that converts that operand to bytes.
+func bulkShift(in wasmbin.Instr) (byte, bool) {
+	if in.Op == wasmbin.OpMemoryGrow {
+		return 16, true
+	}
+	if in.Op != wasmbin.OpPrefixFC {
+		return 0, false
+	}
+	switch in.Sub {
+	case wasmbin.FCMemoryInit, wasmbin.FCMemoryCopy, wasmbin.FCMemoryFill:
+		return 0, true
+	case wasmbin.FCTableInit, wasmbin.FCTableCopy, wasmbin.FCTableGrow, wasmbin.FCTableFill:
+		return 3, true
+	}
+	return 0, false
+}
+
+// hasBulk reports whether any function has a bulk instruction.
+func hasBulk(m *wasmbin.Module) bool {
+	for _, c := range m.Codes {
+		for off := 0; off < len(c.Body); {
+			in, err := wasmbin.DecodeInstr(c.Body, off)
+			if err != nil {
+				return false
+			}
+			if _, ok := bulkShift(in); ok {
+				return true
+			}
+			off = in.End
+		}
+	}
+	return false
+}
+
+// typeIndex returns the index of a type equal to t, appending it if there
+// is none.
+func typeIndex(types []wasmbin.FuncType, t wasmbin.FuncType) ([]wasmbin.FuncType, uint32) {
+	for i, u := range types {
+		if equalVals(u.Params, t.Params) && equalVals(u.Results, t.Results) {
+			return types, uint32(i)
+		}
+	}
+	return append(append([]wasmbin.FuncType(nil), types...), t), uint32(len(types))
+}
+
+func equalVals(a, b []wasmbin.ValType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// chargeBody is $charge (see "Bulk instructions").
+func chargeBody(ix indices) []byte {
+	b := wasmbin.AppendU32([]byte{wasmbin.OpGlobalGet}, ix.spent)
+	b = append(b, wasmbin.OpLocalGet, 0, 0xad /* i64.extend_i32_u */, wasmbin.OpLocalGet, 1, 0xad, 0x86 /* i64.shl */, wasmbin.OpI64Add)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpGlobalSet), ix.spent)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpGlobalGet), ix.spent)
+	b = wasmbin.AppendS64(append(b, wasmbin.OpI64Const), ChargeYield)
+	b = append(b, 0x5a /* i64.ge_u */, wasmbin.OpIf, 0x40, wasmbin.OpI64Const, 0)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpGlobalSet), ix.spent)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpCall), ix.yield)
+	return append(b, wasmbin.OpEnd, wasmbin.OpLocalGet, 0, wasmbin.OpEnd)
 }
 
 // keepNames carries the original's name section over, so traps and

@@ -483,15 +483,21 @@ func TestEveryTestModule(t *testing.T) {
 				loopFree++
 			}
 		}
-		if len(inst.Codes) != len(orig.Codes)+1+loopFree {
-			t.Errorf("%s: %d functions, want %d + $yield + one $reenter per loop-free function (%d)", f, len(inst.Codes), len(orig.Codes), loopFree)
+		charges := 0
+		charge := orig.NumFuncs() + 1 + uint32(loopFree)
+		if hasBulk(orig) {
+			charges = 1
+		}
+		if len(inst.Codes) != len(orig.Codes)+1+loopFree+charges {
+			t.Errorf("%s: %d functions, want %d + $yield + one $reenter per loop-free function (%d) + $charge (%d)", f, len(inst.Codes), len(orig.Codes), loopFree, charges)
 			continue
 		}
 		yield, dirty := orig.NumFuncs(), orig.NumGlobals()+2
 		next := yield + 1 // the next $reenter
 		for i, c := range inst.Codes[:len(orig.Codes)] {
 			loops, calls, reenters := 0, 0, 0
-			var prev wasmbin.Instr
+			charged := false
+			var prev, prev2, beforeMark wasmbin.Instr
 			for off := 0; off < len(c.Body); {
 				in, _ := wasmbin.DecodeInstr(c.Body, off)
 				if in.Op == wasmbin.OpLoop {
@@ -503,10 +509,24 @@ func TestEveryTestModule(t *testing.T) {
 				if in.Op == wasmbin.OpReturnCall && in.Index == next {
 					reenters++
 				}
+				if in.Op == wasmbin.OpCall && in.Index == charge {
+					charged = true
+				}
+				// The count's constant, if any, is before the dirty mark.
+				count := prev
+				if prev.Op == wasmbin.OpGlobalSet && prev.Index == dirty {
+					count = beforeMark
+				}
+				if shift, ok := bulkShift(in); ok && !smallConstCount(c.Body, count, shift) {
+					if !charged {
+						t.Errorf("%s: function %d: bulk instruction at %d not charged", f, i, in.Offset)
+					}
+					charged = false
+				}
 				if in.IsTableMutation() && !(prev.Op == wasmbin.OpGlobalSet && prev.Index == dirty) {
 					t.Errorf("%s: function %d: table mutation without the dirty mark", f, i)
 				}
-				prev = in
+				beforeMark, prev2, prev = prev2, prev, in
 				off = in.End
 			}
 			if loops > 0 && (calls != loops+1 || reenters != 0) || loops == 0 && (calls != 0 || reenters != 1) {
