@@ -41,6 +41,12 @@ func Parse(b []byte) (*Module, error) {
 				return nil, err
 			}
 			sec.Name = name
+			if sr.pos == len(payload) && r.eof() {
+				// Valid by the spec, but wazero cannot read a last section
+				// whose name ends the module ("failed to read custom section
+				// name: EOF"): what wasmesh accepts must compile.
+				return nil, unsupported(secOff, "a custom section with no content after its name at the end of the module")
+			}
 			p.m.Customs = append(p.m.Customs, Custom{Name: name, Data: payload[sr.pos:]})
 			p.m.Sections = append(p.m.Sections, sec)
 			continue
