@@ -82,6 +82,11 @@ type LogLine struct {
 
 // Deploy validates and stores a module, optionally under a kind name.
 func (n *Node) Deploy(ctx context.Context, module []byte, kind string) (KindInfo, error) {
+	if kind != "" {
+		if err := CheckName("kind", kind); err != nil {
+			return KindInfo{}, err
+		}
+	}
 	k, err := n.rt.RegisterModule(ctx, module, kind)
 	switch {
 	case errors.Is(err, host.ErrModuleRefused):
@@ -228,8 +233,8 @@ func validName(name string) error {
 	if name == "" {
 		return nil
 	}
-	if len(name) > 64 || strings.ContainsAny(name, " \t\r\n/") {
-		return fmt.Errorf("%w: daemon name %q must be 1-64 characters without spaces or '/'", ErrBadRequest, name)
+	if err := CheckName("daemon", name); err != nil {
+		return err
 	}
 	if _, err := abi.ParseOrigin(name); err == nil && len(name) == 16 {
 		return fmt.Errorf("%w: daemon name %q looks like a daemon id", ErrBadRequest, name)
