@@ -20,7 +20,7 @@ func deployCommand() *cli.Command {
 		ArgsUsage: "MODULE.wasm",
 		Description: `Validates and stores the module on the node (which serves it to peers that
 need it) and prints its digest, sha256:<hex>. --kind gives it a name to spawn
-by. A module the node refuses (wrong ABI, forbidden import, _start...) exits 2
+by (1-64 characters from [A-Za-z0-9._-], starting with a letter or digit). A module the node refuses (wrong ABI, forbidden import, _start...) exits 2
 with the reason.
 
 Examples:

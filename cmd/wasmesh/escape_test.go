@@ -1,0 +1,34 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTermSafe(t *testing.T) {
+	cases := map[string]string{
+		"plain name-1.x":   "plain name-1.x",
+		"a\x1b[2J\x1b[31m": `a\x1b[2J\x1b[31m`,
+		"nul\x00":          `nul\x00`,
+		"rtl\u202eevil":    `rtl\u202eevil`,
+		"c1\u009b":         `c1\u009b`,
+		"bad\xffutf8":      `bad\xffutf8`,
+		"tab\there":        `tab\there`,
+		`back\slash`:       `back\\slash`,
+		"two\nlines":       `two\nlines`,
+		"héllo 日本":         "héllo 日本",
+	}
+	for in, want := range cases {
+		if got := termSafe(in, false); got != want {
+			t.Errorf("termSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := termSafe("a\nb\x1b", true); got != "a\nb\\x1b" {
+		t.Errorf("termSafe keepNewline = %q", got)
+	}
+	for _, r := range []rune{0x1b, 0x07, 0x9b, 0x202e, 0x2066, 0x200f} {
+		if strings.ContainsRune(termSafe("x"+string(r), true), r) {
+			t.Errorf("rune %U passed through", r)
+		}
+	}
+}
