@@ -15,7 +15,7 @@ func TestDecodeRefusesSequencesThatWouldWrap(t *testing.T) {
 	for _, field := range []struct {
 		name string
 		off  int
-	}{{"chain sequence", offSequence}, {"input sequence", offInputSeq}} {
+	}{{"snapshot sequence", offSequence}, {"input sequence", offInputSeq}, {"chain sequence", offChainHead + 8}} {
 		b := mustEncode(t, cooperativeSnapshot(id), id)
 		binary.LittleEndian.PutUint64(b[field.off:], math.MaxUint64)
 		b = resign(b, id)
