@@ -55,6 +55,7 @@ type recordResponse struct {
 type restoreRequest struct {
 	Snapshot []byte `msgpack:"s"`
 	Kind     string `msgpack:"k"`
+	Force    bool   `msgpack:"f,omitempty"`
 }
 
 // movedNames remembers, on the node a daemon left, which name it had:
@@ -220,7 +221,7 @@ func (n *Node) serveAddressing() {
 		return recordResponse{Has: true, Stopped: rec.Stopped}, nil
 	}))
 	n.ep.Handle(SubRestore, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req restoreRequest) (DaemonInfo, error) {
-		info, err := n.restoreLocal(ctx, req.Snapshot, req.Kind)
+		info, err := n.restoreLocal(ctx, req.Snapshot, req.Kind, req.Force)
 		return info, toWire(err)
 	}))
 	n.ep.Handle(SubExpect, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req ExpectRequest) (ExpectResult, error) {

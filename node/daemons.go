@@ -80,11 +80,25 @@ type LogLine struct {
 	Text  string    `json:"text"`
 }
 
-// Deploy validates and stores a module, optionally under a kind name.
+// Deploy validates and stores a module, optionally under a kind name. A
+// kind name that already names another module is refused (DeployForce
+// re-points it).
 func (n *Node) Deploy(ctx context.Context, module []byte, kind string) (KindInfo, error) {
+	return n.DeployForce(ctx, module, kind, false)
+}
+
+// DeployForce is Deploy; force lets kind move from the module it names to
+// this one (daemons already running keep their module).
+func (n *Node) DeployForce(ctx context.Context, module []byte, kind string, force bool) (KindInfo, error) {
 	if kind != "" {
 		if err := CheckName("kind", kind); err != nil {
 			return KindInfo{}, err
+		}
+		// Checked before registration, which would already re-point it.
+		if old, err := n.rt.Kind(kind); err == nil && !force {
+			if d := host.DigestOf(module); old.Digest != d {
+				return KindInfo{}, fmt.Errorf("%w: kind %q already names module %s (this module is %s); deploy with --force to re-point it", ErrNameTaken, kind, old.Digest, d)
+			}
 		}
 	}
 	k, err := n.rt.RegisterModule(ctx, module, kind)
@@ -414,6 +428,12 @@ func (n *Node) Restore(ctx context.Context, data []byte, kind string) (DaemonInf
 
 // RestoreOn is Restore on the node named on ("" finds the key's holder).
 func (n *Node) RestoreOn(ctx context.Context, data []byte, kind, on string) (DaemonInfo, error) {
+	return n.RestoreForce(ctx, data, kind, on, false)
+}
+
+// RestoreForce is RestoreOn; force lets a snapshot older than the running
+// daemon roll it back (without it that is refused: ErrBadRequest).
+func (n *Node) RestoreForce(ctx context.Context, data []byte, kind, on string, force bool) (DaemonInfo, error) {
 	snap, err := snapshot.Decode(data, snapshot.DefaultLimits())
 	if err != nil {
 		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
@@ -436,11 +456,11 @@ func (n *Node) RestoreOn(ctx context.Context, data []byte, kind, on string) (Dae
 		}
 	}
 	if target == n.id {
-		return n.restoreLocal(ctx, data, kind)
+		return n.restoreLocal(ctx, data, kind, force)
 	}
 	p := peerRef{id: target, name: n.peerName(target)}
 	var info DaemonInfo
-	if err := n.ep.Call(ctx, p.peer(), SubRestore, restoreRequest{Snapshot: data, Kind: kind}, &info); err != nil {
+	if err := n.ep.Call(ctx, p.peer(), SubRestore, restoreRequest{Snapshot: data, Kind: kind, Force: force}, &info); err != nil {
 		if errors.Is(err, meshquic.ErrFrameTooLarge) {
 			return DaemonInfo{}, fmt.Errorf("%w: the snapshot is too large to relay; restore it directly on %s", ErrBadRequest, aimHint(n.nodeInfoOf(target)))
 		}
@@ -449,7 +469,7 @@ func (n *Node) RestoreOn(ctx context.Context, data []byte, kind, on string) (Dae
 	return info, nil
 }
 
-func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string) (DaemonInfo, error) {
+func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string, force bool) (DaemonInfo, error) {
 	snap, err := snapshot.Decode(data, snapshot.DefaultLimits())
 	if err != nil {
 		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
@@ -472,7 +492,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string) (Daem
 	if string(k.Digest) != digest {
 		return DaemonInfo{}, fmt.Errorf("%w: snapshot is of module %s, kind %q is %s", ErrBadRequest, digest, kind, k.Digest)
 	}
-	info, err := n.restoreWith(ctx, snap, k, origin)
+	info, err := n.restoreWith(ctx, snap, k, origin, force)
 	if err != nil {
 		return DaemonInfo{}, err
 	}
@@ -480,7 +500,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string) (Daem
 	return info, nil
 }
 
-func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host.Kind, origin uint64) (DaemonInfo, error) {
+func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host.Kind, origin uint64, force bool) (DaemonInfo, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rec, err := n.store.Get(origin)
@@ -494,7 +514,12 @@ func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host
 	if err != nil {
 		return DaemonInfo{}, err
 	}
-	_, replacing := n.findLocal(abi.FormatOrigin(origin))
+	running, replacing := n.findLocal(abi.FormatOrigin(origin))
+	if replacing && !force {
+		if err := behind(snap, running.Stats(), origin); err != nil {
+			return DaemonInfo{}, err
+		}
+	}
 	if replacing {
 		_ = n.rt.Stop(ctx, origin)
 	}
