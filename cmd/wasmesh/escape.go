@@ -2,10 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/term"
 )
 
 // termSafe escapes what came from outside (guest log lines, names, node
@@ -52,4 +56,9 @@ func safeRune(r rune, keepNewline bool) bool {
 		return keepNewline
 	}
 	return r == ' ' || r != utf8.RuneError && unicode.IsGraphic(r)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
