@@ -97,7 +97,7 @@ func (n *Node) DeployForce(ctx context.Context, module []byte, kind string, forc
 		// Checked before registration, which would already re-point it.
 		if old, err := n.rt.Kind(kind); err == nil && !force {
 			if d := host.DigestOf(module); old.Digest != d {
-				return KindInfo{}, fmt.Errorf("%w: kind %q already names module %s (this module is %s); deploy with --force to re-point it", ErrNameTaken, kind, old.Digest, d)
+				return KindInfo{}, fmt.Errorf("%w: kind %s already names module %s (this module is %s); deploy with --force to re-point it", ErrNameTaken, abi.Echo(kind), old.Digest, d)
 			}
 		}
 	}
@@ -251,7 +251,7 @@ func validName(name string) error {
 		return err
 	}
 	if _, err := abi.ParseOrigin(name); err == nil && len(name) == 16 {
-		return fmt.Errorf("%w: daemon name %q looks like a daemon id", ErrBadRequest, name)
+		return fmt.Errorf("%w: daemon name %s looks like a daemon id", ErrBadRequest, abi.Echo(name))
 	}
 	return nil
 }
@@ -490,7 +490,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string, force
 		return DaemonInfo{}, wrap(ErrUnknownKind, fmt.Errorf("%w (the snapshot is of module %s)", err, digest))
 	}
 	if string(k.Digest) != digest {
-		return DaemonInfo{}, fmt.Errorf("%w: snapshot is of module %s, kind %q is %s", ErrBadRequest, digest, kind, k.Digest)
+		return DaemonInfo{}, fmt.Errorf("%w: snapshot is of module %s, kind %s is %s", ErrBadRequest, digest, abi.Echo(kind), k.Digest)
 	}
 	info, err := n.restoreWith(ctx, snap, k, origin, force)
 	if err != nil {

@@ -35,3 +35,12 @@ func TestValidNameKeepsEmptyAndRefusesIDs(t *testing.T) {
 		t.Fatalf("name with ESC accepted: %v", err)
 	}
 }
+
+func TestRefusalOfHugeNameIsShort(t *testing.T) {
+	huge := strings.Repeat("\x1b", 1<<20)
+	for _, err := range []error{CheckName("kind", huge), validName(huge)} {
+		if err == nil || len(err.Error()) > 400 || !strings.Contains(err.Error(), "(1048576 bytes)") {
+			t.Fatalf("refusal of a 1 MiB name: %d bytes", len(err.Error()))
+		}
+	}
+}
