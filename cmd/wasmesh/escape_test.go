@@ -32,3 +32,13 @@ func TestTermSafe(t *testing.T) {
 		}
 	}
 }
+
+func TestRunEscapesGuestLogLines(t *testing.T) {
+	r := wm(t, "x\n", "run", examplePath("testdata", "logesc.wasm"))
+	if r.code != 0 || r.stdout != "ok\n" {
+		t.Fatalf("run logesc: %+v", r)
+	}
+	if strings.ContainsAny(r.stderr, "\x1b\x07\u009b\u202e") || !strings.Contains(r.stderr, `x\x1b[2J\x1b[31mred\a\u009b\u202eevil`) {
+		t.Fatalf("guest log line not escaped: %q", r.stderr)
+	}
+}
