@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestTermSafe(t *testing.T) {
@@ -41,4 +42,23 @@ func TestRunEscapesGuestLogLines(t *testing.T) {
 	if strings.ContainsAny(r.stderr, "\x1b\x07\u009b\u202e") || !strings.Contains(r.stderr, `x\x1b[2J\x1b[31mred\a\u009b\u202eevil`) {
 		t.Fatalf("guest log line not escaped: %q", r.stderr)
 	}
+}
+
+func FuzzTermSafe(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\x1b[2J", "\u202e", "\xff\xfe", "a\nb\\c", "\u009b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, keep := range []bool{false, true} {
+			out := termSafe(s, keep)
+			if !utf8.ValidString(out) {
+				t.Fatalf("termSafe(%q) = %q: invalid UTF-8", s, out)
+			}
+			for _, r := range out {
+				if !safeRune(r, keep) && r != '\\' {
+					t.Fatalf("termSafe(%q, %v) = %q keeps %U", s, keep, out, r)
+				}
+			}
+		}
+	})
 }
