@@ -94,15 +94,11 @@ func (n *Node) DeployForce(ctx context.Context, module []byte, kind string, forc
 		if err := CheckName("kind", kind); err != nil {
 			return KindInfo{}, err
 		}
-		// Checked before registration, which would already re-point it.
-		if old, err := n.rt.Kind(kind); err == nil && !force {
-			if d := host.DigestOf(module); old.Digest != d {
-				return KindInfo{}, fmt.Errorf("%w: kind %s already names module %s (this module is %s); deploy with --force to re-point it", ErrNameTaken, abi.Echo(kind), old.Digest, d)
-			}
-		}
 	}
-	k, err := n.rt.RegisterModule(ctx, module, kind)
+	k, err := n.registerChecked(ctx, module, kind, force)
 	switch {
+	case errors.Is(err, ErrNameTaken):
+		return KindInfo{}, err
 	case errors.Is(err, host.ErrModuleRefused):
 		return KindInfo{}, wrap(ErrRefused, err)
 	case errors.Is(err, host.ErrUnknownKind):
@@ -122,6 +118,24 @@ func (n *Node) DeployForce(ctx context.Context, module []byte, kind string, forc
 	}
 	n.log.Info("module deployed", "digest", k.Digest, "kind", kind, "bytes", len(module), "mode", k.Info.Mode)
 	return n.kindInfo(k), nil
+}
+
+// registerChecked registers module under kind unless kind names another
+// module and force is off. The check and the registration are one step
+// under deployMu (held for the in-memory registration and compile only,
+// never for disk) so two deploys cannot both pass the check.
+func (n *Node) registerChecked(ctx context.Context, module []byte, kind string, force bool) (*host.Kind, error) {
+	if kind == "" {
+		return n.rt.RegisterModule(ctx, module, kind)
+	}
+	n.deployMu.Lock()
+	defer n.deployMu.Unlock()
+	if old, err := n.rt.Kind(kind); err == nil && !force {
+		if d := host.DigestOf(module); old.Digest != d {
+			return nil, fmt.Errorf("%w: kind %s already names module %s (this module is %s); deploy with --force to re-point it", ErrNameTaken, abi.Echo(kind), old.Digest, d)
+		}
+	}
+	return n.rt.RegisterModule(ctx, module, kind)
 }
 
 func (n *Node) kindInfo(k *host.Kind) KindInfo {

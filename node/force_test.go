@@ -30,6 +30,9 @@ func TestDeployRefusesRepointingAKindWithoutForce(t *testing.T) {
 	if !errors.Is(err, ErrNameTaken) || !strings.Contains(err.Error(), first.Digest) || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("re-point without force: %v", err)
 	}
+	if c := ClassOf(err); c.Code != CodeNameTaken {
+		t.Fatalf("re-point without force is class %s, want %s", c.Code, CodeNameTaken)
+	}
 	if k, err := a.rt.Kind("counter"); err != nil || string(k.Digest) != first.Digest {
 		t.Fatalf("refused deploy moved the kind name: %v %v", k, err)
 	}
@@ -71,6 +74,9 @@ func TestRestoreRefusesRollingBackWithoutForce(t *testing.T) {
 	_, err = a.Restore(ctx, old, "")
 	if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "7 events behind") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("rollback without force: %v", err)
+	}
+	if c := ClassOf(err); c.Code != CodeBadRequest || c.Exit != 2 {
+		t.Fatalf("rollback without force is class %s exit %d, want %s exit 2", c.Code, c.Exit, CodeBadRequest)
 	}
 	if got := send(t, a, "c", "get"); got != "10" {
 		t.Fatalf("count after a refused rollback = %s, want 10", got)
