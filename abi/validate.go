@@ -182,7 +182,7 @@ func hostFunctionNames() string {
 
 func (v *validator) imports() {
 	for _, im := range v.m.Imports {
-		item := fmt.Sprintf("import %s.%s", im.Module, im.Name)
+		item := fmt.Sprintf("import %s.%s", echoBare(im.Module), echoBare(im.Name))
 		out := Import{Module: im.Module, Name: im.Name, Kind: im.Kind.String()}
 		if im.Module == WASIModule {
 			v.info.UsesWASI = true
@@ -221,7 +221,7 @@ func (v *validator) importedFunc(item string, im wasmbin.Import, got Signature) 
 			v.problem(item, "wrong signature: expected %s, got %s", want, got)
 		}
 	default:
-		v.problem(item, "imports from module %q are not allowed: an ABI v1 guest may import only from %q and the allowed %s subset", im.Module, ImportModule, WASIModule)
+		v.problem(item, "imports from module %s are not allowed: an ABI v1 guest may import only from %q and the allowed %s subset", Echo(im.Module), ImportModule, WASIModule)
 	}
 }
 
@@ -308,7 +308,7 @@ func (v *validator) exports() {
 	}
 	for _, e := range v.m.Exports {
 		if strings.HasPrefix(e.Name, ReservedExportPrefix) {
-			v.problem(e.Name, "export names starting with %q are reserved for the host", ReservedExportPrefix)
+			v.problem(echoBare(e.Name), "export names starting with %q are reserved for the host", ReservedExportPrefix)
 		}
 	}
 }

@@ -28,10 +28,10 @@ func (d Digest) Bytes() ([32]byte, error) {
 	var out [32]byte
 	s, ok := strings.CutPrefix(string(d), "sha256:")
 	if !ok || len(s) != 64 {
-		return out, fmt.Errorf("%w: %q is not sha256:<64 hex digits>", ErrUnknownKind, string(d))
+		return out, fmt.Errorf("%w: %s is not sha256:<64 hex digits>", ErrUnknownKind, abi.Echo(string(d)))
 	}
 	if _, err := hex.Decode(out[:], []byte(s)); err != nil {
-		return out, fmt.Errorf("%w: %q is not sha256:<64 hex digits>", ErrUnknownKind, string(d))
+		return out, fmt.Errorf("%w: %s is not sha256:<64 hex digits>", ErrUnknownKind, abi.Echo(string(d)))
 	}
 	return out, nil
 }
@@ -108,7 +108,7 @@ func validAlias(alias string) error {
 		return nil
 	}
 	if strings.HasPrefix(alias, "sha256:") || len(alias) > 128 || strings.ContainsAny(alias, " \t\r\n/") {
-		return fmt.Errorf("%w: kind name %q must be 1-128 characters without spaces or '/' and not start with sha256:", ErrUnknownKind, alias)
+		return fmt.Errorf("%w: kind name %s must be 1-128 characters without spaces or '/' and not start with sha256:", ErrUnknownKind, abi.Echo(alias))
 	}
 	return nil
 }
@@ -121,7 +121,7 @@ func (s *moduleStore) lookup(kindOrDigest string) (*Kind, error) {
 	if !strings.HasPrefix(kindOrDigest, "sha256:") {
 		var ok bool
 		if d, ok = s.aliases[kindOrDigest]; !ok {
-			return nil, fmt.Errorf("%w: %q", ErrUnknownKind, kindOrDigest)
+			return nil, fmt.Errorf("%w: %s", ErrUnknownKind, abi.Echo(kindOrDigest))
 		}
 	}
 	k, ok := s.kinds[d]

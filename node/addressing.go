@@ -55,6 +55,7 @@ type recordResponse struct {
 type restoreRequest struct {
 	Snapshot []byte `msgpack:"s"`
 	Kind     string `msgpack:"k"`
+	Force    bool   `msgpack:"f,omitempty"`
 }
 
 // movedNames remembers, on the node a daemon left, which name it had:
@@ -220,7 +221,7 @@ func (n *Node) serveAddressing() {
 		return recordResponse{Has: true, Stopped: rec.Stopped}, nil
 	}))
 	n.ep.Handle(SubRestore, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req restoreRequest) (DaemonInfo, error) {
-		info, err := n.restoreLocal(ctx, req.Snapshot, req.Kind)
+		info, err := n.restoreLocal(ctx, req.Snapshot, req.Kind, req.Force)
 		return info, toWire(err)
 	}))
 	n.ep.Handle(SubExpect, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req ExpectRequest) (ExpectResult, error) {
@@ -273,8 +274,8 @@ func (n *Node) clusterKind(ctx context.Context, name string) (string, []peerRef,
 	holders := n.kindHolders(ctx, name)
 	switch len(holders) {
 	case 0:
-		return "", nil, fmt.Errorf("%w: kind %q is not deployed on any of the %d alive node(s) (deploy it first: wasmesh deploy MODULE.wasm --kind NAME)",
-			ErrUnknownKind, name, len(n.peers())+1)
+		return "", nil, fmt.Errorf("%w: kind %s is not deployed on any of the %d alive node(s) (deploy it first: wasmesh deploy MODULE.wasm --kind NAME)",
+			ErrUnknownKind, abi.Echo(name), len(n.peers())+1)
 	case 1:
 		for dg, ps := range holders {
 			return dg, ps, nil
@@ -287,8 +288,8 @@ func (n *Node) clusterKind(ctx context.Context, name string) (string, []peerRef,
 		}
 	}
 	slices.Sort(where)
-	return "", nil, fmt.Errorf("%w: kind %q names different modules on different nodes (%s); use the digest",
-		ErrAmbiguous, name, strings.Join(where, ", "))
+	return "", nil, fmt.Errorf("%w: kind %s names different modules on different nodes (%s); use the digest",
+		ErrAmbiguous, abi.Echo(name), strings.Join(where, ", "))
 }
 
 // fetchModule gets a module by digest from the first of from (then every

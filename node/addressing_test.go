@@ -181,7 +181,7 @@ func TestRestoreFindsTheKeyHolder(t *testing.T) {
 	if err != nil || holder.Name != "b" {
 		t.Fatalf("KeyHolder: %+v %v", holder, err)
 	}
-	info, err := a.Restore(ctx, data, "")
+	info, err := a.RestoreForce(ctx, data, "", "", true)
 	if err != nil || info.Node != "b" {
 		t.Fatalf("restore through a node without the key: %+v %v", info, err)
 	}

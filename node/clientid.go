@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unicode"
+
+	"github.com/wasmesh/wasmesh/abi"
 )
 
 // ClientSender is the sender id a client's events carry (SendOnce): the
@@ -14,11 +16,11 @@ import (
 // Names are 1-64 printable characters without spaces.
 func ClientSender(name string) (uint64, error) {
 	if name == "" || len(name) > 64 {
-		return 0, fmt.Errorf("%w: client id %q must be 1-64 characters", ErrBadRequest, name)
+		return 0, fmt.Errorf("%w: client id %s must be 1-64 characters", ErrBadRequest, abi.Echo(name))
 	}
 	for _, r := range name {
 		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return 0, fmt.Errorf("%w: client id %q must be printable, without spaces", ErrBadRequest, name)
+			return 0, fmt.Errorf("%w: client id %s must be printable, without spaces", ErrBadRequest, abi.Echo(name))
 		}
 	}
 	h := sha256.New()

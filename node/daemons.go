@@ -80,10 +80,25 @@ type LogLine struct {
 	Text  string    `json:"text"`
 }
 
-// Deploy validates and stores a module, optionally under a kind name.
+// Deploy validates and stores a module, optionally under a kind name. A
+// kind name that already names another module is refused (DeployForce
+// re-points it).
 func (n *Node) Deploy(ctx context.Context, module []byte, kind string) (KindInfo, error) {
-	k, err := n.rt.RegisterModule(ctx, module, kind)
+	return n.DeployForce(ctx, module, kind, false)
+}
+
+// DeployForce is Deploy; force lets kind move from the module it names to
+// this one (daemons already running keep their module).
+func (n *Node) DeployForce(ctx context.Context, module []byte, kind string, force bool) (KindInfo, error) {
+	if kind != "" {
+		if err := CheckName("kind", kind); err != nil {
+			return KindInfo{}, err
+		}
+	}
+	k, err := n.registerChecked(ctx, module, kind, force)
 	switch {
+	case errors.Is(err, ErrNameTaken):
+		return KindInfo{}, err
 	case errors.Is(err, host.ErrModuleRefused):
 		return KindInfo{}, wrap(ErrRefused, err)
 	case errors.Is(err, host.ErrUnknownKind):
@@ -103,6 +118,24 @@ func (n *Node) Deploy(ctx context.Context, module []byte, kind string) (KindInfo
 	}
 	n.log.Info("module deployed", "digest", k.Digest, "kind", kind, "bytes", len(module), "mode", k.Info.Mode)
 	return n.kindInfo(k), nil
+}
+
+// registerChecked registers module under kind unless kind names another
+// module and force is off. The check and the registration are one step
+// under deployMu (held for the in-memory registration and compile only,
+// never for disk) so two deploys cannot both pass the check.
+func (n *Node) registerChecked(ctx context.Context, module []byte, kind string, force bool) (*host.Kind, error) {
+	if kind == "" {
+		return n.rt.RegisterModule(ctx, module, kind)
+	}
+	n.deployMu.Lock()
+	defer n.deployMu.Unlock()
+	if old, err := n.rt.Kind(kind); err == nil && !force {
+		if d := host.DigestOf(module); old.Digest != d {
+			return nil, fmt.Errorf("%w: kind %s already names module %s (this module is %s); deploy with --force to re-point it", ErrNameTaken, abi.Echo(kind), old.Digest, d)
+		}
+	}
+	return n.rt.RegisterModule(ctx, module, kind)
 }
 
 func (n *Node) kindInfo(k *host.Kind) KindInfo {
@@ -235,11 +268,11 @@ func validName(name string) error {
 	if name == "" {
 		return nil
 	}
-	if len(name) > 64 || strings.ContainsAny(name, " \t\r\n/") {
-		return fmt.Errorf("%w: daemon name %q must be 1-64 characters without spaces or '/'", ErrBadRequest, name)
+	if err := CheckName("daemon", name); err != nil {
+		return err
 	}
 	if _, err := abi.ParseOrigin(name); err == nil && len(name) == 16 {
-		return fmt.Errorf("%w: daemon name %q looks like a daemon id", ErrBadRequest, name)
+		return fmt.Errorf("%w: daemon name %s looks like a daemon id", ErrBadRequest, abi.Echo(name))
 	}
 	return nil
 }
@@ -416,6 +449,12 @@ func (n *Node) Restore(ctx context.Context, data []byte, kind string) (DaemonInf
 
 // RestoreOn is Restore on the node named on ("" finds the key's holder).
 func (n *Node) RestoreOn(ctx context.Context, data []byte, kind, on string) (DaemonInfo, error) {
+	return n.RestoreForce(ctx, data, kind, on, false)
+}
+
+// RestoreForce is RestoreOn; force lets a snapshot older than the running
+// daemon roll it back (without it that is refused: ErrBadRequest).
+func (n *Node) RestoreForce(ctx context.Context, data []byte, kind, on string, force bool) (DaemonInfo, error) {
 	snap, err := snapshot.Decode(data, snapshot.DefaultLimits())
 	if err != nil {
 		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
@@ -438,11 +477,11 @@ func (n *Node) RestoreOn(ctx context.Context, data []byte, kind, on string) (Dae
 		}
 	}
 	if target == n.id {
-		return n.restoreLocal(ctx, data, kind)
+		return n.restoreLocal(ctx, data, kind, force)
 	}
 	p := peerRef{id: target, name: n.peerName(target)}
 	var info DaemonInfo
-	if err := n.ep.Call(ctx, p.peer(), SubRestore, restoreRequest{Snapshot: data, Kind: kind}, &info); err != nil {
+	if err := n.ep.Call(ctx, p.peer(), SubRestore, restoreRequest{Snapshot: data, Kind: kind, Force: force}, &info); err != nil {
 		if errors.Is(err, meshquic.ErrFrameTooLarge) {
 			return DaemonInfo{}, fmt.Errorf("%w: the snapshot is too large to relay; restore it directly on %s", ErrBadRequest, aimHint(n.nodeInfoOf(target)))
 		}
@@ -451,7 +490,7 @@ func (n *Node) RestoreOn(ctx context.Context, data []byte, kind, on string) (Dae
 	return info, nil
 }
 
-func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string) (DaemonInfo, error) {
+func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string, force bool) (DaemonInfo, error) {
 	snap, err := snapshot.Decode(data, snapshot.DefaultLimits())
 	if err != nil {
 		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
@@ -472,9 +511,9 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string) (Daem
 		return DaemonInfo{}, wrap(ErrUnknownKind, fmt.Errorf("%w (the snapshot is of module %s)", err, digest))
 	}
 	if string(k.Digest) != digest {
-		return DaemonInfo{}, fmt.Errorf("%w: snapshot is of module %s, kind %q is %s", ErrBadRequest, digest, kind, k.Digest)
+		return DaemonInfo{}, fmt.Errorf("%w: snapshot is of module %s, kind %s is %s", ErrBadRequest, digest, abi.Echo(kind), k.Digest)
 	}
-	info, err := n.restoreWith(ctx, snap, k, origin)
+	info, err := n.restoreWith(ctx, snap, k, origin, force)
 	if err != nil {
 		return DaemonInfo{}, err
 	}
@@ -482,7 +521,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string) (Daem
 	return info, nil
 }
 
-func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host.Kind, origin uint64) (DaemonInfo, error) {
+func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host.Kind, origin uint64, force bool) (DaemonInfo, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rec, err := n.store.Get(origin)
@@ -496,7 +535,12 @@ func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host
 	if err != nil {
 		return DaemonInfo{}, err
 	}
-	_, replacing := n.findLocal(abi.FormatOrigin(origin))
+	running, replacing := n.findLocal(abi.FormatOrigin(origin))
+	if replacing && !force {
+		if err := behind(snap, running.Stats(), origin); err != nil {
+			return DaemonInfo{}, err
+		}
+	}
 	if replacing {
 		_ = n.rt.Stop(ctx, origin)
 	}

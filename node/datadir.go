@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wasmesh/wasmesh/abi"
 )
 
 // layout is the data dir:
@@ -40,10 +42,10 @@ func (l layout) create() error {
 func digestHex(digest string) (string, error) {
 	h, ok := strings.CutPrefix(digest, "sha256:")
 	if !ok || len(h) != 64 {
-		return "", fmt.Errorf("%w: digest %q is not sha256:<64 hex digits>", ErrBadRequest, digest)
+		return "", fmt.Errorf("%w: digest %s is not sha256:<64 hex digits>", ErrBadRequest, abi.Echo(digest))
 	}
 	if _, err := hex.DecodeString(h); err != nil {
-		return "", fmt.Errorf("%w: digest %q is not sha256:<64 hex digits>", ErrBadRequest, digest)
+		return "", fmt.Errorf("%w: digest %s is not sha256:<64 hex digits>", ErrBadRequest, abi.Echo(digest))
 	}
 	return h, nil
 }

@@ -94,7 +94,7 @@ func (n *Node) expectLocal(ctx context.Context, req ExpectRequest) (ExpectResult
 			return ExpectResult{}, err
 		}
 		if digest != "" && dg != digest {
-			return ExpectResult{}, fmt.Errorf("%w: daemon %s runs module %s, kind %q is %s", ErrBadRequest, abi.FormatOrigin(origin), digest, req.Kind, dg)
+			return ExpectResult{}, fmt.Errorf("%w: daemon %s runs module %s, kind %s is %s", ErrBadRequest, abi.FormatOrigin(origin), digest, abi.Echo(req.Kind), dg)
 		}
 		digest = dg
 	}

@@ -236,13 +236,13 @@ func (n *Node) resolveNode(ref string) (nodekey.NodeID, error) {
 	switch len(hits) {
 	case 0:
 		if unverified > 0 {
-			return nodekey.NodeID{}, fmt.Errorf("%w: member %q is unverified: it has not proved a certificate of the cluster CA (see wasmesh nodes)", ErrUnknownNode, ref)
+			return nodekey.NodeID{}, fmt.Errorf("%w: member %s is unverified: it has not proved a certificate of the cluster CA (see wasmesh nodes)", ErrUnknownNode, abi.Echo(ref))
 		}
-		return nodekey.NodeID{}, fmt.Errorf("%w: no alive member named %q (see wasmesh nodes)", ErrUnknownNode, ref)
+		return nodekey.NodeID{}, fmt.Errorf("%w: no alive member named %s (see wasmesh nodes)", ErrUnknownNode, abi.Echo(ref))
 	case 1:
 		return hits[0], nil
 	}
-	return nodekey.NodeID{}, fmt.Errorf("%w: %q matches %d members", ErrUnknownNode, ref, len(hits))
+	return nodekey.NodeID{}, fmt.Errorf("%w: %s matches %d members", ErrUnknownNode, abi.Echo(ref), len(hits))
 }
 
 // locate finds a daemon that is not local: through the cached route when
@@ -303,7 +303,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	found = pickLocations(found)
 	switch len(found) {
 	case 0:
-		return location{}, fmt.Errorf("%w: %q is not on any of the %d alive node(s)", ErrDaemonNotFound, ref, len(peers)+1)
+		return location{}, fmt.Errorf("%w: %s is not on any of the %d alive node(s)", ErrDaemonNotFound, abi.Echo(ref), len(peers)+1)
 	case 1:
 		return n.cacheRoute(found[0]), nil
 	}
@@ -312,7 +312,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 		where = append(where, l.info.ID+"@"+l.node.String())
 	}
 	slices.Sort(where)
-	return location{}, fmt.Errorf("%w: %q names %d daemons (%s); use the id", ErrAmbiguous, ref, len(found), strings.Join(where, ", "))
+	return location{}, fmt.Errorf("%w: %s names %d daemons (%s); use the id", ErrAmbiguous, abi.Echo(ref), len(found), strings.Join(where, ", "))
 }
 
 func (n *Node) cacheRoute(loc location) location {

@@ -302,7 +302,7 @@ func (n *Node) adoptName(ctx context.Context, origin uint64, name string) error 
 		n.mu.Lock()
 		if other, ok := n.findLocal(name); ok && other.Origin() != origin {
 			n.mu.Unlock()
-			return fmt.Errorf("%w: %q is used by daemon %s here", ErrNameTaken, name, other.ID())
+			return fmt.Errorf("%w: %s is used by daemon %s here", ErrNameTaken, abi.Echo(name), other.ID())
 		}
 		err := n.store.Update(origin, func(r *store.Record) error { r.Name = name; return nil })
 		if err == nil || !errors.Is(err, store.ErrNotFound) {

@@ -58,6 +58,9 @@ type Node struct {
 	mu sync.Mutex
 	// ckptMu serialises checkpoints so store sequence order is capture order.
 	ckptMu sync.Mutex
+	// deployMu makes a deploy's kind-name check and its registration one
+	// step, so two deploys cannot both pass the check and re-point a name.
+	deployMu sync.Mutex
 	// lastCkpt remembers each daemon's input sequence at its last
 	// checkpoint, so idle daemons are not rewritten every interval.
 	lastCkpt sync.Map // origin -> uint64

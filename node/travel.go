@@ -39,7 +39,9 @@ func (n *Node) keepArrivedKind(ctx context.Context, d *host.Daemon) error {
 		return fmt.Errorf("store module %s: %w", k.Digest, err)
 	}
 	kind := d.KindName()
-	if kind == "" {
+	if kind == "" || CheckName("kind", kind) != nil {
+		// A name outside the alphabet (a snapshot from an older node) is
+		// never registered; it stays on the daemon for display only.
 		return nil
 	}
 	switch other, err := n.rt.Kind(kind); {

@@ -20,14 +20,18 @@ func deployCommand() *cli.Command {
 		ArgsUsage: "MODULE.wasm",
 		Description: `Validates and stores the module on the node (which serves it to peers that
 need it) and prints its digest, sha256:<hex>. --kind gives it a name to spawn
-by. A module the node refuses (wrong ABI, forbidden import, _start...) exits 2
+by (1-64 characters from [A-Za-z0-9._-], starting with a letter or digit).
+A kind name that already names another module is refused (the error says
+which) unless --force re-points it; running daemons keep their module. A module the node refuses (wrong ABI, forbidden import, _start...) exits 2
 with the reason.
 
 Examples:
    wasmesh deploy plugins/examples/counter-wat/counter-wat.wasm --kind counter
-   wasmesh deploy big.wasm --node http://10.0.0.5:7401 --token-file admin.token`,
+   wasmesh deploy big.wasm --node http://10.0.0.5:7401 --token-file admin.token
+   wasmesh deploy counter-v2.wasm --kind counter --force`,
 		Flags: clientFlags(
 			&cli.StringFlag{Name: "kind", Usage: "kind `NAME` to register the module under"},
+			&cli.BoolFlag{Name: "force", Usage: "re-point --kind if it already names another module"},
 			jsonFlag(),
 		),
 		Action: func(c *cli.Context) error {
@@ -52,7 +56,7 @@ Examples:
 			if st.Size() >= progressThreshold {
 				r = withProgress(c.App.ErrWriter, f, st.Size(), "deploy "+path)
 			}
-			k, err := cl.Deploy(c.Context, r, c.String("kind"))
+			k, err := cl.DeployForce(c.Context, r, c.String("kind"), c.Bool("force"))
 			if err != nil {
 				return apiFail(err)
 			}

@@ -102,11 +102,11 @@ func printInspect(c *cli.Context, o inspectJSON) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nexports (%d):\n", len(o.Exports))
 	for _, e := range o.Exports {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Name, e.Kind, e.Signature)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", termSafe(e.Name, false), e.Kind, e.Signature)
 	}
 	fmt.Fprintf(tw, "imports (%d):\n", len(o.Imports))
 	for _, i := range o.Imports {
-		fmt.Fprintf(tw, "  %s.%s\t%s\t%s\n", i.Module, i.Name, i.Kind, i.Signature)
+		fmt.Fprintf(tw, "  %s.%s\t%s\t%s\n", termSafe(i.Module, false), termSafe(i.Name, false), i.Kind, i.Signature)
 	}
 	tw.Flush()
 	if o.Accepted {
@@ -115,6 +115,6 @@ func printInspect(c *cli.Context, o inspectJSON) {
 	}
 	fmt.Fprintf(w, "\naccepted: no\n")
 	for _, p := range o.Problems {
-		fmt.Fprintf(w, "  - %s: %s\n", p.Item, p.Reason)
+		fmt.Fprintf(w, "  - %s: %s\n", termSafe(p.Item, true), termSafe(p.Reason, true))
 	}
 }

@@ -33,7 +33,7 @@ Examples:
 				return printJSON(c.App.Writer, lines)
 			}
 			for _, l := range lines {
-				fmt.Fprintf(c.App.Writer, "%s [%s] %s\n", l.Time.Local().Format(time.RFC3339Nano), l.Level, l.Text)
+				fmt.Fprintf(c.App.Writer, "%s [%s] %s\n", l.Time.Local().Format(time.RFC3339Nano), termSafe(l.Level, false), termSafe(l.Text, false))
 			}
 			return nil
 		},

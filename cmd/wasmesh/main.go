@@ -93,11 +93,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
-			fmt.Fprintf(stderr, "wasmesh: %v\n", ee.err)
+			fmt.Fprintf(stderr, "wasmesh: %s\n", termSafe(ee.err.Error(), true))
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "wasmesh: %v\n", err)
+	fmt.Fprintf(stderr, "wasmesh: %s\n", termSafe(err.Error(), true))
 	var ae *admin.APIError
 	if errors.As(err, &ae) {
 		// A node's answer: the exit status of its class in the node's

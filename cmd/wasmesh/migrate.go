@@ -82,7 +82,7 @@ Examples:
 				return printJSON(c.App.Writer, res)
 			}
 			out := c.App.Writer
-			fmt.Fprintf(out, "migrated %s from %s to %s\n", res.Daemon, res.From, res.To)
+			fmt.Fprintf(out, "migrated %s from %s to %s\n", termSafe(res.Daemon, false), termSafe(res.From, false), termSafe(res.To, false))
 			fmt.Fprintf(out, "  total      %.1f ms\n", res.TotalMillis)
 			fmt.Fprintf(out, "  pause      %.1f ms (daemon not processing events)\n", res.PauseMillis)
 			if res.PreCopied {

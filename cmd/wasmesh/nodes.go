@@ -44,7 +44,7 @@ Examples:
 				if n.Local {
 					name += " *"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.ID, name, dash(n.Address), dash(n.Admin), n.State, n.Load, dash(strings.Join(n.Tags, ",")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", dash(n.ID), dash(name), dash(n.Address), dash(n.Admin), dash(n.State), n.Load, dash(strings.Join(n.Tags, ",")))
 			}
 			return tw.Flush()
 		},

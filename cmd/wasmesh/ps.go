@@ -59,7 +59,7 @@ Examples:
 					if d.ID == "" {
 						events, memory = "-", "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(d.ID), dash(d.Name), dash(d.Kind), dash(shortDigest(d.Digest)), d.Node, dash(d.Status), events, memory)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(d.ID), dash(d.Name), dash(d.Kind), dash(shortDigest(d.Digest)), dash(d.Node), dash(d.Status), events, memory)
 				}
 				if err := tw.Flush(); err != nil {
 					return fail(1, "%v", err)
@@ -106,7 +106,7 @@ func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return termSafe(s, false)
 }
 
 func shortDigest(d string) string {

@@ -18,14 +18,19 @@ continues on the node that holds its key: the one it runs on, or last ran on
 (after a migration, the new node). Any node finds that node itself (it asks
 its peers which one has the daemon's record); --on NODE chooses it. --kind
 names the kind to restore as; it must be the module the snapshot was taken of.
+A snapshot older than the running daemon (a lower input or chain sequence)
+would roll it back, so it is refused (exit 2, saying how far behind) unless
+--force is given.
 
 Examples:
    wasmesh restore c1.snap
    wasmesh restore c1.snap --on node-b
-   wasmesh restore c1.snap --kind counter --node http://127.0.0.1:7411`,
+   wasmesh restore c1.snap --kind counter --node http://127.0.0.1:7411
+   wasmesh restore yesterday.snap --force     # roll c1 back on purpose`,
 		Flags: clientFlags(
 			&cli.StringFlag{Name: "kind", Usage: "kind `NAME` or digest to restore as"},
 			&cli.StringFlag{Name: "on", Usage: "`NODE` (name or id) to restore on; default the node holding the daemon's key"},
+			&cli.BoolFlag{Name: "force", Usage: "roll a running daemon back to an older snapshot"},
 			jsonFlag(),
 		),
 		Action: func(c *cli.Context) error {
@@ -40,7 +45,7 @@ Examples:
 			if err != nil {
 				return fail(2, "read snapshot: %v", err)
 			}
-			d, err := cl.RestoreOn(c.Context, data, c.String("kind"), c.String("on"))
+			d, err := cl.RestoreForce(c.Context, data, c.String("kind"), c.String("on"), c.Bool("force"))
 			if err != nil {
 				return apiFail(err)
 			}

@@ -200,13 +200,13 @@ func feed(ctx context.Context, d *host.Daemon, in io.Reader, out, errw io.Writer
 			if len(lines) > 0 {
 				w.Flush()
 				for _, l := range lines {
-					fmt.Fprintf(errw, "log: [%s] %s\n", abi.LogLevelName(l.Level), l.Text)
+					fmt.Fprintf(errw, "log: [%s] %s\n", abi.LogLevelName(l.Level), termSafe(l.Text, false))
 				}
 			}
 		}
 		if err != nil {
 			w.Flush()
-			fmt.Fprintf(errw, "error: event %d: %v\n", n, err)
+			fmt.Fprintf(errw, "error: event %d: %s\n", n, termSafe(err.Error(), false))
 			failed++
 			continue
 		}

@@ -19,6 +19,9 @@ func sendCommand() *cli.Command {
 event. Every output is printed on its own line, in order. DAEMON is an id or a
 name; any node finds it, wherever in the cluster it runs. A failing event
 prints "error: event N: ..." and sending goes on; the exit status is then 1.
+In text format, outputs are the daemon's bytes when stdout is a pipe or a
+file; on a terminal their control characters are escaped (\x1b, \u202e)
+so a daemon cannot drive it (use hex or base64 for binary outputs).
 
 While a daemon migrates, its name (and id) keep working through any node. If
 the node answers that the daemon is not found after this command already
@@ -88,6 +91,9 @@ func sendAction(c *cli.Context) error {
 	daemon := c.Args().First()
 	w := bufio.NewWriter(c.App.Writer)
 	defer w.Flush()
+	// Text outputs are the daemon's own bytes and stay byte-exact in a pipe;
+	// on a terminal a hostile daemon could drive it, so there they are escaped.
+	escapeOut := outFmt == payload.Text && isTerminal(c.App.Writer)
 	failed := 0
 	if c.Duration("retry-for") < 0 {
 		return fail(2, "--retry-for must not be negative")
@@ -104,7 +110,7 @@ func sendAction(c *cli.Context) error {
 		if err != nil {
 			w.Flush()
 			if eventOnly(err) {
-				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %v\n", n, err)
+				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %s\n", n, termSafe(err.Error(), false))
 				failed++
 				return nil
 			}
@@ -115,7 +121,11 @@ func sendAction(c *cli.Context) error {
 			fmt.Fprintf(c.App.ErrWriter, "event %d: already applied (client %s, event id %d)\n", n, rs.client, rs.next-1)
 		}
 		for _, o := range res.Outputs {
-			w.WriteString(outFmt.Encode(o))
+			if escapeOut {
+				w.WriteString(termSafe(string(o), false))
+			} else {
+				w.WriteString(outFmt.Encode(o))
+			}
 			w.WriteByte('\n')
 		}
 		return nil
@@ -127,7 +137,7 @@ func sendAction(c *cli.Context) error {
 			p, err := inFmt.Decode(sc.Text())
 			if err != nil {
 				w.Flush()
-				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %v\n", n, err)
+				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %s\n", n, termSafe(err.Error(), false))
 				failed++
 				continue
 			}

@@ -18,7 +18,9 @@ hex digits). By default it runs on the node you talk to; --on NODE (a member
 name or id from 'wasmesh nodes') places it elsewhere, and that node fetches
 the module from this one if it does not have it. --require FILTER lets the
 cluster choose: a node whose tags match (this one if it does, else the least
-loaded; see 'wasmesh nodes' for tags). Names are unique per node.
+loaded; see 'wasmesh nodes' for tags). Names are unique per node and are
+1-64 characters from [A-Za-z0-9._-], starting with a letter or digit (any
+other name is refused, exit 2).
 
 Examples:
    wasmesh spawn counter --name c1

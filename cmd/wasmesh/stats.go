@@ -33,7 +33,7 @@ Examples:
 				return printJSON(c.App.Writer, d)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+			row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%s\n", k, termSafe(fmt.Sprint(v), false)) }
 			row("id", d.ID)
 			row("name", dash(d.Name))
 			row("node", d.Node)

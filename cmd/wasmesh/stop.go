@@ -26,7 +26,7 @@ Examples:
 			if err != nil {
 				return apiFail(err)
 			}
-			fmt.Fprintf(c.App.Writer, "stopped %s on %s\n", d.ID, d.Node)
+			fmt.Fprintf(c.App.Writer, "stopped %s on %s\n", d.ID, termSafe(d.Node, false))
 			return nil
 		},
 	}

@@ -109,6 +109,17 @@ func (s *Snapshot) Validate() error {
 	default:
 		return invalid("unknown mode %d", s.Mode)
 	}
+	// A sequence at its maximum would wrap to 0 on the next event or output
+	// and reuse numbers the daemon already gave out (SPEC: exactly once).
+	if s.ChainHead.Sequence == math.MaxUint64 {
+		return invalid("chain sequence %d would wrap on the next output", uint64(math.MaxUint64))
+	}
+	if s.Sequence == math.MaxUint64 {
+		return invalid("snapshot sequence %d would wrap on the next snapshot", uint64(math.MaxUint64))
+	}
+	if s.InputSeq == math.MaxUint64 {
+		return invalid("input sequence %d would wrap on the next event", uint64(math.MaxUint64))
+	}
 	if want := abi.OriginHash(s.EntityID); s.ChainHead.Origin != want {
 		return invalid("chain head origin %016x is not the entity's origin %016x", s.ChainHead.Origin, want)
 	}

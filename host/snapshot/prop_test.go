@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"math"
 	"slices"
 	"testing"
 
@@ -18,15 +19,15 @@ import (
 func genSnapshot(t *rapid.T, id identity.Identity) *Snapshot {
 	s := &Snapshot{
 		EntityID: id.EntityID(),
-		Sequence: rapid.Uint64().Draw(t, "seq"),
-		InputSeq: rapid.Uint64().Draw(t, "inputSeq"),
+		Sequence: rapid.Uint64Max(math.MaxUint64-1).Draw(t, "seq"),
+		InputSeq: rapid.Uint64Max(math.MaxUint64-1).Draw(t, "inputSeq"),
 		Mode:     rapid.SampledFrom([]Mode{Transparent, Cooperative}).Draw(t, "mode"),
 	}
 	copy(s.ModuleDigest[:], rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "digest"))
 	copy(s.HeadHash[:], rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "headHash"))
 	s.ChainHead = chain.Link{
 		Origin:   id.Origin(),
-		Sequence: rapid.Uint64().Draw(t, "headSeq"),
+		Sequence: rapid.Uint64Max(math.MaxUint64-1).Draw(t, "headSeq"),
 		Horizon:  rapid.Uint64().Draw(t, "headHorizon"),
 	}
 	copy(s.ChainHead.Parent[:], rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "parent"))

@@ -1,7 +1,7 @@
 // Package admin is a node's HTTP/JSON API for operators (the wasmesh CLI),
 // versioned under /v1/, plus /healthz and /metrics (Prometheus text format).
 //
-//	POST   /v1/modules?kind=NAME        body: module bytes      → KindInfo
+//	POST   /v1/modules?kind=NAME&force=true body: module bytes → KindInfo (force: re-point an existing kind name)
 //	GET    /v1/modules                                          → []KindInfo
 //	POST   /v1/daemons                  SpawnRequest             → DaemonInfo
 //	GET    /v1/daemons                                          → PsResponse (whole cluster)
@@ -10,9 +10,12 @@
 //	POST   /v1/daemons/{ref}/events     SendRequest             → SendResponse (client + event_id: exactly once)
 //	GET    /v1/daemons/{ref}/snapshot                           → signed snapshot bytes
 //	GET    /v1/daemons/{ref}/logs                               → []LogLine
-//	POST   /v1/restore?kind=NAME&on=NODE body: snapshot bytes   → DaemonInfo (on: default the key's holder)
+//	POST   /v1/restore?kind=NAME&on=NODE&force=true body: snapshot bytes → DaemonInfo (on: default the key's holder; force: roll a running daemon back)
 //	POST   /v1/expect                   ExpectRequest            → ExpectResult
 //	GET    /v1/nodes                                            → []NodeInfo
+//
+// Uploads (modules, snapshots) in progress at once are capped node-wide
+// (Options.MaxUploads); one over the cap is answered 503 (busy, retry).
 //
 // {ref} is a daemon id (16 hex digits) or name. Errors are JSON
 // {"error": "...", "code": "..."}; the code and the HTTP status are the

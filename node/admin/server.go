@@ -50,6 +50,9 @@ type Options struct {
 	Logger   *slog.Logger
 	MaxBody  int64 // module and snapshot uploads; default 256 MiB
 	MaxEvent int64 // one send request; default 32 MiB
+	// MaxUploads caps module and snapshot uploads in progress at once;
+	// default DefaultMaxUploads. More get 503 (busy, retry).
+	MaxUploads int
 }
 
 // ErrInsecureAddr refuses an admin address reachable from other machines
@@ -86,8 +89,9 @@ func ReadTokenFile(path string) (string, error) {
 }
 
 type server struct {
-	b    Backend
-	opts Options
+	b       Backend
+	opts    Options
+	uploads chan struct{} // upload slots (acquireUpload)
 }
 
 // Handler returns the API handler.
@@ -101,7 +105,10 @@ func Handler(b Backend, opts Options) http.Handler {
 	if opts.MaxEvent <= 0 {
 		opts.MaxEvent = 32 << 20
 	}
-	s := &server{b: b, opts: opts}
+	if opts.MaxUploads <= 0 {
+		opts.MaxUploads = DefaultMaxUploads
+	}
+	s := &server{b: b, opts: opts, uploads: make(chan struct{}, opts.MaxUploads)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
 	if opts.Metrics != nil {
@@ -175,6 +182,17 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func (s *server) deploy(w http.ResponseWriter, r *http.Request) {
+	force, err := forceParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	release, err := s.acquireUpload()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer release()
 	mod, err := s.readBody(w, r, s.opts.MaxBody)
 	if err != nil {
 		writeError(w, err)
@@ -184,7 +202,7 @@ func (s *server) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: empty module", node.ErrBadRequest))
 		return
 	}
-	k, err := s.b.Deploy(r.Context(), mod, r.URL.Query().Get("kind"))
+	k, err := s.deployForce(r.Context(), mod, r.URL.Query().Get("kind"), force)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -275,12 +293,23 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) restore(w http.ResponseWriter, r *http.Request) {
+	force, err := forceParam(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	release, err := s.acquireUpload()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer release()
 	data, err := s.readBody(w, r, s.opts.MaxBody)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	info, err := s.restoreOn(r.Context(), data, r.URL.Query().Get("kind"), r.URL.Query().Get("on"))
+	info, err := s.restoreForce(r.Context(), data, r.URL.Query().Get("kind"), r.URL.Query().Get("on"), force)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -231,7 +231,7 @@ func TestAddrAiming(t *testing.T) {
 	if !strings.Contains(r.stderr, b.url()) {
 		t.Fatalf("restore on the wrong node does not say where to aim: %s", r)
 	}
-	ok(t, "restore", snap, "--node", a.url())
+	ok(t, "restore", snap, "--force", "--node", a.url())
 	if got := strings.TrimSpace(ok(t, "send", "c1", "get", "--node", a.url())); got != "5" {
 		t.Fatalf("count after restore = %s, want 5", got)
 	}

@@ -117,7 +117,7 @@ func TestClusterOperatorFlow(t *testing.T) {
 	if got := ok(t, "send", "c1", "y", "--node", a.url()); got != "4\n" {
 		t.Fatalf("send after snapshot = %q", got)
 	}
-	if got := ok(t, "restore", snap, "--kind", "counter", "--node", b.url()); strings.TrimSpace(got) != id {
+	if got := ok(t, "restore", snap, "--kind", "counter", "--force", "--node", b.url()); strings.TrimSpace(got) != id {
 		t.Fatalf("restore printed %q, want %s", got, id)
 	}
 	if got := ok(t, "send", "c1", "get", "--node", a.url()); got != "3\n" {
