@@ -1,12 +1,9 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/wasmesh/wasmesh/node"
 )
@@ -62,27 +59,7 @@ func (s *server) expect(w http.ResponseWriter, r *http.Request) {
 // RestoreOn continues a daemon from snapshot bytes on node on ("" lets the
 // node find the one that holds the daemon's key).
 func (c *Client) RestoreOn(ctx context.Context, data []byte, kind, on string) (DaemonInfo, error) {
-	q := url.Values{}
-	if kind != "" {
-		q.Set("kind", kind)
-	}
-	if on != "" {
-		q.Set("on", on)
-	}
-	path := "/v1/restore"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	var out DaemonInfo
-	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(data), "application/octet-stream")
-	if err != nil {
-		return out, err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return out, fmt.Errorf("bad response from %s: %w", c.Base, err)
-	}
-	return out, nil
+	return c.RestoreForce(ctx, data, kind, on, false)
 }
 
 // Expect prepares a node to receive a daemon by migration.

@@ -181,23 +181,29 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-func (s *server) deploy(w http.ResponseWriter, r *http.Request) {
-	force, err := forceParam(r)
-	if err != nil {
-		writeError(w, err)
-		return
+// upload reads a module or snapshot body under the node-wide upload cap,
+// with its ?force= parameter; release frees the upload slot.
+func (s *server) upload(w http.ResponseWriter, r *http.Request) (body []byte, force bool, release func(), err error) {
+	if force, err = forceParam(r); err != nil {
+		return nil, false, nil, err
 	}
-	release, err := s.acquireUpload()
+	if release, err = s.acquireUpload(); err != nil {
+		return nil, false, nil, err
+	}
+	if body, err = s.readBody(w, r, s.opts.MaxBody); err != nil {
+		release()
+		return nil, false, nil, err
+	}
+	return body, force, release, nil
+}
+
+func (s *server) deploy(w http.ResponseWriter, r *http.Request) {
+	mod, force, release, err := s.upload(w, r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	defer release()
-	mod, err := s.readBody(w, r, s.opts.MaxBody)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	if len(mod) == 0 {
 		writeError(w, fmt.Errorf("%w: empty module", node.ErrBadRequest))
 		return
@@ -293,22 +299,12 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) restore(w http.ResponseWriter, r *http.Request) {
-	force, err := forceParam(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	release, err := s.acquireUpload()
+	data, force, release, err := s.upload(w, r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	defer release()
-	data, err := s.readBody(w, r, s.opts.MaxBody)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
 	info, err := s.restoreForce(r.Context(), data, r.URL.Query().Get("kind"), r.URL.Query().Get("on"), force)
 	if err != nil {
 		writeError(w, err)
