@@ -20,7 +20,7 @@ import (
 // own row in the table.
 var sentinels = []error{
 	node.ErrBadRequest, node.ErrTooLarge, node.ErrUnauthorized, node.ErrRefused, node.ErrMigration,
-	node.ErrEventFailed, node.ErrDaemonNotFound, node.ErrUnknownKind, node.ErrUnknownNode, node.ErrNoMatch,
+	node.ErrEventFailed, node.ErrDaemonFailed, node.ErrDaemonNotFound, node.ErrUnknownKind, node.ErrUnknownNode, node.ErrNoMatch,
 	node.ErrNoIdentity, node.ErrAmbiguous, node.ErrNameTaken, node.ErrShuttingDown, node.ErrUnavailable,
 }
 
