@@ -105,10 +105,11 @@ func (n *Node) redo(ctx context.Context, d *host.Daemon, events []wal.Record) in
 // finishJournalRecovery makes the redone events durable again (under
 // DurabilitySync they were journaled anew). The journal from before the
 // restart is released once every daemon it holds events of is back: a
-// daemon still waiting for its module, or failed, keeps it
-// (releaseRecoveryJournal).
+// daemon still waiting for its module keeps it (releaseRecoveryJournal); a
+// failed daemon keeps only its own history (keepFailedJournals).
 func (n *Node) finishJournalRecovery(ctx context.Context, j *wal.Journal) error {
 	n.recoveryJournal = j
+	n.keepFailedJournals(j)
 	if n.wal != nil {
 		if err := j.Sync(ctx); err != nil {
 			return fmt.Errorf("journal: %w", err)

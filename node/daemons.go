@@ -527,7 +527,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string, force
 	if err != nil {
 		return DaemonInfo{}, err
 	}
-	n.forgetFailed(ctx, origin)
+	n.forgetFailed(origin)
 	n.keepAlias(ctx, alias, k, origin)
 	return info, nil
 }

@@ -22,10 +22,11 @@ import (
 // reason; its name stays taken; `stop` removes it for good (record,
 // checkpoints and journaled events released). Until then its record and
 // its journaled events are kept exactly as they were, like those of a
-// daemon waiting for its module (modules_missing.go): the journal from
-// before the restart is not released while one is failed, so the next
-// start (with more budget, a fixed clock, a fixed host) retries it from
-// the same checkpoint and the same events. `restore` of a snapshot brings
+// daemon waiting for its module (modules_missing.go), so the next start
+// (with more budget, a fixed clock, a fixed host) retries it from the same
+// checkpoint and the same events. Unlike a wait for a module, a failure
+// may last: the journal keeps only that daemon's history (wal Keep, carried
+// forward by compaction) instead of every segment from before the restart. `restore` of a snapshot brings
 // it back too.
 
 // failedDaemons holds the records whose recovery failed at startup.
@@ -39,13 +40,26 @@ type failedDaemon struct {
 	reason  string
 	events  int // journaled events after its checkpoint, kept for a retry
 	kindRef string
+	// inc and covered name its journal history and what its checkpoint
+	// covers of it (keepFailedJournals).
+	inc, covered uint64
 }
 
 // setAsideFailed keeps rec, whose recovery failed with err, as a failed
 // daemon.
 func (n *Node) setAsideFailed(rec store.Record, journal []wal.Record, err error) {
 	reason := oneLine(err.Error())
-	events := n.journaledAfterCheckpoint(rec.Origin, journal)
+	covered := n.checkpointCovers(rec.Origin)
+	events := 0
+	for _, r := range journal {
+		if r.InputSeq > covered {
+			events++
+		}
+	}
+	var inc uint64
+	if len(journal) > 0 {
+		inc = journal[0].Incarnation
+	}
 	n.log.Error("daemon not recovered: it is listed as failed, keeps its record, checkpoint and journaled events, and its name; `wasmesh stop` removes it",
 		"daemon", abi.FormatOrigin(rec.Origin), "name", rec.Name, "digest", rec.Digest, "journal_events", events, "err", reason)
 	kind := ""
@@ -58,25 +72,33 @@ func (n *Node) setAsideFailed(rec store.Record, journal []wal.Record, err error)
 	if f.m == nil {
 		f.m = make(map[uint64]*failedDaemon)
 	}
-	f.m[rec.Origin] = &failedDaemon{rec: rec, reason: reason, events: events, kindRef: kind}
+	f.m[rec.Origin] = &failedDaemon{rec: rec, reason: reason, events: events, kindRef: kind, inc: inc, covered: covered}
 }
 
-// journaledAfterCheckpoint counts the journaled events of origin that its
-// latest checkpoint does not cover: what a retry would redo.
-func (n *Node) journaledAfterCheckpoint(origin uint64, journal []wal.Record) int {
-	var covered uint64
+// checkpointCovers is the input sequence origin's latest checkpoint
+// covers (0 without one).
+func (n *Node) checkpointCovers(origin uint64) uint64 {
 	if ck, err := n.store.LatestSnapshot(origin); err == nil {
 		if snap, err := snapshot.Decode(ck.Data, snapshot.DefaultLimits()); err == nil {
-			covered = snap.InputSeq
+			return snap.InputSeq
 		}
 	}
-	c := 0
-	for _, r := range journal {
-		if r.InputSeq > covered {
-			c++
+	return 0
+}
+
+// keepFailedJournals tells the journal from before the restart that the
+// failed daemons' histories stay needed (beyond what their checkpoints
+// cover) although no daemon begins them again.
+func (n *Node) keepFailedJournals(j *wal.Journal) {
+	n.failed.mu.Lock()
+	defer n.failed.mu.Unlock()
+	for o, f := range n.failed.m {
+		if f.inc == 0 {
+			continue // nothing journaled
 		}
+		j.Keep(o)
+		j.Checkpointed(o, f.inc, f.covered)
 	}
-	return c
 }
 
 // oneLine keeps an error on one line for listings and logs.
@@ -89,12 +111,12 @@ func (n *Node) failedCount() int {
 }
 
 // recoveryHeld reports whether a daemon from before the restart still
-// needs what the journal held then (one waiting for its module, or failed).
+// needs every segment the journal held then (one waiting for its module;
+// a failed daemon's history is kept by itself, keepFailedJournals).
 func (n *Node) recoveryHeld() bool {
 	n.missing.mu.Lock()
-	waiting := len(n.missing.pending)
-	n.missing.mu.Unlock()
-	return waiting > 0 || n.failedCount() > 0
+	defer n.missing.mu.Unlock()
+	return len(n.missing.pending) > 0
 }
 
 func (n *Node) failedInfo(f *failedDaemon) DaemonInfo {
@@ -176,23 +198,16 @@ func (n *Node) stopFailed(ctx context.Context, f *failedDaemon) (DaemonInfo, err
 	n.lastCkpt.Delete(origin)
 	n.journalForget(origin)
 	n.log.Info("failed daemon removed", "daemon", info.ID, "name", info.Name)
-	if !n.recoveryHeld() {
-		n.releaseRecoveryJournal(ctx)
-	}
 	n.kickMeta()
 	return info, nil
 }
 
 // forgetFailed drops origin from the failed daemons once it runs again (a
 // restore brought it back from a snapshot).
-func (n *Node) forgetFailed(ctx context.Context, origin uint64) {
+func (n *Node) forgetFailed(origin uint64) {
 	n.failed.mu.Lock()
-	_, was := n.failed.m[origin]
 	delete(n.failed.m, origin)
 	n.failed.mu.Unlock()
-	if was && !n.recoveryHeld() {
-		n.releaseRecoveryJournal(ctx)
-	}
 }
 
 // failedGauge counts the daemons of this node that are failed: those whose
