@@ -9,6 +9,7 @@ import (
 
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/node/store"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
 
@@ -185,3 +186,60 @@ func holdsRecoveryJournal(n *Node) bool {
 
 func errOf[T any](_ T, err error) error          { return err }
 func errOf3[T, U any](_ T, _ U, err error) error { return err }
+
+// A daemon that failed at recovery (here its stored checkpoint no longer
+// decodes) comes back with `restore` of a good snapshot: running again,
+// with the snapshot's count, no longer listed failed or counted.
+func TestFailedDaemonRestored(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := failedTestNode(t, dir)
+	if _, err := a.Deploy(ctx, examples.CounterWAT(), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		send(t, a, "c", "x")
+	}
+	good, _, err := a.Snapshot(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, "c", "x")
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(layout{root: dir}.store())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutSnapshot(mustOrigin(t, c.ID), time.Now(), []byte("not a snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	a = failedTestNode(t, dir)
+	if ls := a.LocalDaemons(); len(ls) != 1 || !ls[0].Failed || ls[0].ID != c.ID {
+		t.Fatalf("with a broken checkpoint: %+v, want c failed", ls)
+	}
+	if _, err := a.Send(ctx, "c", []byte("x")); !errors.Is(err, ErrDaemonFailed) {
+		t.Fatalf("send to the failed daemon: %v", err)
+	}
+	if _, err := a.Restore(ctx, good, ""); err != nil {
+		t.Fatalf("restore of the failed daemon: %v", err)
+	}
+	if ls := a.LocalDaemons(); len(ls) != 1 || ls[0].Failed || ls[0].Name != "c" {
+		t.Fatalf("after restore: %+v, want c running", ls)
+	}
+	if got := send(t, a, "c", "x"); got != "4" {
+		t.Fatalf("count after restore = %s, want 4 (the snapshot's 3, plus one)", got)
+	}
+	if v := failedGaugeValue(t, a); v != 0 {
+		t.Fatalf("wasmesh_daemons_failed after restore = %v", v)
+	}
+}
