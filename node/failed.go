@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,8 +27,8 @@ import (
 // (with more budget, a fixed clock, a fixed host) retries it from the same
 // checkpoint and the same events. Unlike a wait for a module, a failure
 // may last: the journal keeps only that daemon's history (wal Keep, carried
-// forward by compaction) instead of every segment from before the restart. `restore` of a snapshot brings
-// it back too.
+// forward by compaction) instead of every segment from before the restart.
+// `restore` of a snapshot brings it back too.
 
 // failedDaemons holds the records whose recovery failed at startup.
 type failedDaemons struct {
@@ -101,8 +102,21 @@ func (n *Node) keepFailedJournals(j *wal.Journal) {
 	}
 }
 
-// oneLine keeps an error on one line for listings and logs.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// maxReason bounds the reason a failed daemon is listed and refused with.
+const maxReason = 1024
+
+// oneLine keeps an error on one line, and short, for listings and logs.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
+}
 
 func (n *Node) failedCount() int {
 	n.failed.mu.Lock()
