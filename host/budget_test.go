@@ -68,8 +68,8 @@ func TestRollbackStartFunctionUnderBudget(t *testing.T) {
 	late.Store(true)
 	_, err := bomb.Deliver(ctxTimeout(t, time.Minute), host.Event{Payload: []byte("trap")})
 	var ee *host.EventError
-	if !errors.As(err, &ee) || !errors.Is(err, host.ErrGuestTrap) || ee.RolledBack {
-		t.Fatalf("trap with a looping start function: err = %v, want a trap that could not roll back", err)
+	if !errors.As(err, &ee) || !errors.Is(err, host.ErrGuestTrap) || ee.RolledBack || !strings.Contains(err.Error(), host.ErrEventTimeout.Error()) {
+		t.Fatalf("trap with a looping start function: err = %v, want a trap that could not roll back, naming the CPU budget", err)
 	}
 	if st := bomb.Stats(); !st.Failed {
 		t.Fatalf("bomb not failed after its rollback blew the budget: %+v", st)

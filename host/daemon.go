@@ -399,6 +399,12 @@ func (d *Daemon) rollbackLocked(ctx context.Context, cause error) *EventError {
 		d.state = daemonFailed
 		d.failErr = fmt.Errorf("rollback after %v failed: %w", ee.Cause, err)
 		d.rt.cfg.Logger.Warn("daemon failed", "daemon", d.ID(), "err", d.failErr)
+		// The event's error says why the daemon is failed now, not only
+		// what the event did (a start function that blew the budget).
+		if ee.Detail != "" {
+			ee.Detail += "; "
+		}
+		ee.Detail += "rollback failed: " + err.Error()
 		return ee
 	}
 	old := d.inst

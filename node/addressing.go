@@ -126,6 +126,11 @@ func (n *Node) answerLookup(ref string) lookupResponse {
 	if o, r, ok := n.movedRef(ref); ok {
 		return lookupResponse{MovedTo: r.Node.String(), Origin: o, Epoch: r.Epoch}
 	}
+	if f, ok := n.findFailed(ref); ok {
+		// Found, so that a send or stop through another node reaches this
+		// one and gets the failure's reason (meshOps), not "not found".
+		return lookupResponse{Found: true, Epoch: f.rec.Epoch, Owner: f.rec.Epoch, Info: n.failedInfo(f)}
+	}
 	return lookupResponse{}
 }
 

@@ -15,8 +15,8 @@ import (
 )
 
 // A daemon whose start function loops forever at recovery (here: its
-// record survived a crash between record and spawn) is logged and left
-// out; the node comes up and its honest daemon keeps its count.
+// record survived a crash between record and spawn) is listed failed; the
+// node comes up and its honest daemon keeps its count.
 func TestRecoveryOfHostileStartLeavesNodeHealthy(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -53,8 +53,8 @@ func TestRecoveryOfHostileStartLeavesNodeHealthy(t *testing.T) {
 	}
 
 	a = startTest(t, "a", dir)
-	if ls := a.LocalDaemons(); len(ls) != 1 || ls[0].Name != "c" {
-		t.Fatalf("after restart: %+v, want only c", ls)
+	if ls := a.LocalDaemons(); len(ls) != 2 || ls[0].Name != "b" || !ls[0].Failed || ls[1].Name != "c" || ls[1].Failed {
+		t.Fatalf("after restart: %+v, want b failed and c running", ls)
 	}
 	if got := send(t, a, "c", "x"); got != "4" {
 		t.Fatalf("count after restart = %s, want 4", got)

@@ -60,7 +60,7 @@ func (n *Node) recover(ctx context.Context, journaled *wal.Recovered) error {
 		}
 		d, seq, err := n.recoverOne(ctx, rec)
 		if err != nil {
-			n.log.Error("daemon not recovered", "daemon", fmt.Sprintf("%016x", rec.Origin), "name", rec.Name, "err", err)
+			n.setAsideFailed(rec, journaled.Histories[rec.Origin], err)
 			continue
 		}
 		n.recovered++
@@ -105,18 +105,17 @@ func (n *Node) redo(ctx context.Context, d *host.Daemon, events []wal.Record) in
 // finishJournalRecovery makes the redone events durable again (under
 // DurabilitySync they were journaled anew). The journal from before the
 // restart is released once every daemon it holds events of is back: a
-// daemon still waiting for its module keeps it (releaseRecoveryJournal).
+// daemon still waiting for its module keeps it (releaseRecoveryJournal); a
+// failed daemon keeps only its own history (keepFailedJournals).
 func (n *Node) finishJournalRecovery(ctx context.Context, j *wal.Journal) error {
 	n.recoveryJournal = j
+	n.keepFailedJournals(j)
 	if n.wal != nil {
 		if err := j.Sync(ctx); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	n.missing.mu.Lock()
-	waiting := len(n.missing.pending)
-	n.missing.mu.Unlock()
-	if waiting == 0 {
+	if !n.recoveryHeld() {
 		n.releaseRecoveryJournal(ctx)
 	}
 	return nil
@@ -222,7 +221,9 @@ func (n *Node) checkpointAll(ctx context.Context, force bool) int {
 	ok := 0
 	for _, d := range n.rt.Daemons() {
 		if err := n.checkpoint(ctx, d, force); err != nil {
-			if !errors.Is(err, host.ErrDaemonStopped) {
+			// A failed daemon was reported when it failed; it keeps its
+			// last good checkpoint, and one line per interval would flood.
+			if !errors.Is(err, host.ErrDaemonStopped) && !errors.Is(err, host.ErrDaemonFailed) {
 				n.log.Warn("checkpoint failed", "daemon", d.ID(), "err", err)
 			}
 			continue

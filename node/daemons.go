@@ -325,6 +325,7 @@ func (n *Node) LocalDaemons() []DaemonInfo {
 		out = append(out, n.localInfo(d))
 	}
 	out = append(out, n.missingInfos()...)
+	out = append(out, n.failedInfos()...)
 	sortInfos(out)
 	return out
 }
@@ -359,6 +360,9 @@ func (n *Node) Daemon(ctx context.Context, ref string) (DaemonInfo, error) {
 	if info, ok := n.findMissing(ref); ok {
 		return info, nil
 	}
+	if f, ok := n.findFailed(ref); ok {
+		return n.failedInfo(f), nil
+	}
 	loc, err := n.locate(ctx, ref)
 	if err != nil {
 		return DaemonInfo{}, err
@@ -371,6 +375,9 @@ func (n *Node) Daemon(ctx context.Context, ref string) (DaemonInfo, error) {
 func (n *Node) Stop(ctx context.Context, ref string) (DaemonInfo, error) {
 	if d, ok := n.findLocal(ref); ok {
 		return n.stopLocal(ctx, d)
+	}
+	if f, ok := n.findFailed(ref); ok {
+		return n.stopFailed(ctx, f)
 	}
 	loc, err := n.locate(ctx, ref)
 	if err != nil {
@@ -408,6 +415,9 @@ func (n *Node) Snapshot(ctx context.Context, ref string) ([]byte, DaemonInfo, er
 	if d, ok := n.findLocal(ref); ok {
 		data, err := n.snapshotLocal(ctx, d)
 		return data, n.localInfo(d), err
+	}
+	if f, ok := n.findFailed(ref); ok {
+		return nil, DaemonInfo{}, f.refusal("snapshot")
 	}
 	loc, err := n.locate(ctx, ref)
 	if err != nil {
@@ -517,6 +527,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string, force
 	if err != nil {
 		return DaemonInfo{}, err
 	}
+	n.forgetFailed(origin)
 	n.keepAlias(ctx, alias, k, origin)
 	return info, nil
 }
@@ -573,6 +584,9 @@ func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host
 func (n *Node) Logs(ctx context.Context, ref string) ([]LogLine, error) {
 	if d, ok := n.findLocal(ref); ok {
 		return convertLogs(d.Logs()), nil
+	}
+	if f, ok := n.findFailed(ref); ok {
+		return nil, f.refusal("logs")
 	}
 	loc, err := n.locate(ctx, ref)
 	if err != nil {

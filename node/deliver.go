@@ -70,6 +70,9 @@ func (n *Node) send(ctx context.Context, ref string, in input) (Delivery, error)
 	if d, ok := n.findLocal(ref); ok {
 		return n.sendLocal(ctx, d, in)
 	}
+	if f, ok := n.findFailed(ref); ok {
+		return Delivery{}, f.refusal("send")
+	}
 	if o, err := abi.ParseOrigin(ref); err == nil {
 		if r, ok := n.ep.Routes().Lookup(o); ok && r.Node != n.id {
 			res, err := n.sendRemote(ctx, o, peerRef{id: r.Node, name: n.peerName(r.Node)}, in)

@@ -29,11 +29,14 @@ var (
 	ErrUnknownKind    = errors.New("node: unknown kind")
 	ErrRefused        = errors.New("node: module refused")
 	ErrEventFailed    = errors.New("node: event failed")
-	ErrUnavailable    = errors.New("node: peer unavailable")
-	ErrNoIdentity     = errors.New("node: this node does not hold the daemon's identity")
-	ErrShuttingDown   = errors.New("node: shutting down")
-	ErrTooLarge       = errors.New("node: request too large")
-	ErrUnauthorized   = errors.New("node: not authorized")
+	// ErrDaemonFailed: the daemon is failed here (its recovery at startup
+	// failed): it takes no events until it is restored or stopped.
+	ErrDaemonFailed = errors.New("node: daemon failed")
+	ErrUnavailable  = errors.New("node: peer unavailable")
+	ErrNoIdentity   = errors.New("node: this node does not hold the daemon's identity")
+	ErrShuttingDown = errors.New("node: shutting down")
+	ErrTooLarge     = errors.New("node: request too large")
+	ErrUnauthorized = errors.New("node: not authorized")
 )
 
 // Codes of the error table: the one vocabulary of the mesh (a peer's
@@ -52,6 +55,7 @@ const (
 	CodeNameTaken    = "name_taken"
 	CodeRefused      = "refused"
 	CodeEventFailed  = "event_failed"
+	CodeDaemonFailed = "daemon_failed"
 	CodeShuttingDown = "shutting_down"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
@@ -96,6 +100,7 @@ func ErrorClasses() []ErrorClass {
 			twins: []error{host.ErrModuleRefused, abi.ErrRefused}},
 		{Sentinel: ErrMigration, Code: CodeMigration, HTTP: http.StatusConflict, Exit: 1},
 		{Sentinel: ErrEventFailed, Code: CodeEventFailed, HTTP: http.StatusUnprocessableEntity, Exit: 1},
+		{Sentinel: ErrDaemonFailed, Code: CodeDaemonFailed, HTTP: http.StatusConflict, Exit: 1},
 		{Sentinel: ErrDaemonNotFound, Code: CodeNotFound, HTTP: http.StatusNotFound, Exit: 1,
 			twins: []error{host.ErrDaemonNotFound}, aliases: []string{meshquic.CodeNotHosted}},
 		{Sentinel: ErrUnknownKind, Code: CodeUnknownKind, HTTP: http.StatusNotFound, Exit: 1,

@@ -20,7 +20,7 @@ import (
 // own row in the table.
 var sentinels = []error{
 	node.ErrBadRequest, node.ErrTooLarge, node.ErrUnauthorized, node.ErrRefused, node.ErrMigration,
-	node.ErrEventFailed, node.ErrDaemonNotFound, node.ErrUnknownKind, node.ErrUnknownNode, node.ErrNoMatch,
+	node.ErrEventFailed, node.ErrDaemonFailed, node.ErrDaemonNotFound, node.ErrUnknownKind, node.ErrUnknownNode, node.ErrNoMatch,
 	node.ErrNoIdentity, node.ErrAmbiguous, node.ErrNameTaken, node.ErrShuttingDown, node.ErrUnavailable,
 }
 
@@ -78,13 +78,25 @@ func startPair(t *testing.T) (a, b *node.Node) {
 	a = start("a")
 	b = start("b", a.GossipAddr())
 	deadline := time.Now().Add(10 * time.Second)
-	for !node.Knows(a, b) || !node.Knows(b, a) {
+	// Alive is not enough: a member is a target only once it proved its
+	// certificate (listed "unverified" until then).
+	for !node.Knows(a, b) || !node.Knows(b, a) || !pairAlive(a, "b") || !pairAlive(b, "a") {
 		if time.Now().After(deadline) {
 			t.Fatal("a and b do not see each other")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return a, b
+}
+
+// pairAlive reports whether n lists the member name alive (verified).
+func pairAlive(n *node.Node, name string) bool {
+	for _, m := range n.Nodes() {
+		if m.Name == name {
+			return m.State == "alive"
+		}
+	}
+	return false
 }
 
 // relayBackend is node a's admin API, except that GET /v1/daemons/{ref}

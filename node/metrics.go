@@ -65,6 +65,7 @@ func newMetrics(n *Node) *Metrics {
 				}
 				return float64(len(n.peers()))
 			}),
+		failedGauge(n),
 		collectors.NewGoCollector(),
 	)
 	m.Registry.MustRegister(migratorGauges(n)...)

@@ -115,6 +115,9 @@ func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(Mi
 	if d, ok := n.findLocal(req.Ref); ok {
 		return n.migrateLocal(ctx, d.Origin(), req, progress)
 	}
+	if f, ok := n.findFailed(req.Ref); ok {
+		return MigrateResult{}, f.refusal("migrate")
+	}
 	loc, err := n.locate(ctx, req.Ref)
 	if err != nil {
 		return MigrateResult{}, err

@@ -84,7 +84,9 @@ func (n *Node) fetchMissingLoop() {
 		case <-time.After(wait):
 		}
 		if n.fetchMissingOnce(n.ctx) == 0 {
-			n.releaseRecoveryJournal(n.ctx)
+			if !n.recoveryHeld() {
+				n.releaseRecoveryJournal(n.ctx)
+			}
 			return
 		}
 		wait = min(2*wait, maxModuleRetry)

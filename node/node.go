@@ -81,6 +81,7 @@ type Node struct {
 	closed    bool
 	recovered int
 	missing   missingModules // records waiting for their module (modules_missing.go)
+	failed    failedDaemons  // records whose recovery failed at startup (failed.go)
 }
 
 // New starts a node: data dir, store, runtime with recovered daemons, mesh

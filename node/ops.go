@@ -25,6 +25,9 @@ func (o *meshOps) Deliver(ctx context.Context, req meshquic.DeliverRequest) (mes
 		if mv, ok := n.ep.Routes().Moved(req.Event.Target); ok {
 			return meshquic.DeliverResponse{}, &meshquic.MovedError{Origin: req.Event.Target, To: mv.Node, Epoch: mv.Epoch}
 		}
+		if f, ok := n.findFailed(abi.FormatOrigin(req.Event.Target)); ok {
+			return meshquic.DeliverResponse{}, toWire(f.refusal("send"))
+		}
 		return meshquic.DeliverResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}
 	outs, err := n.deliverLocal(ctx, d, host.Event{Sender: req.Event.Sender, Seq: req.Event.Seq, Payload: req.Event.Payload, Once: req.Event.Once})
@@ -74,6 +77,10 @@ func (o *meshOps) Spawn(ctx context.Context, req meshquic.SpawnRequest) (meshqui
 func (o *meshOps) Stop(ctx context.Context, req meshquic.StopRequest) (meshquic.StopResponse, error) {
 	n := o.node()
 	d, err := n.rt.Daemon(req.Origin)
+	if f, ok := n.findFailed(abi.FormatOrigin(req.Origin)); err != nil && ok {
+		_, err := n.stopFailed(ctx, f)
+		return meshquic.StopResponse{}, toWire(err)
+	}
 	if err != nil {
 		return meshquic.StopResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}
@@ -84,6 +91,9 @@ func (o *meshOps) Stop(ctx context.Context, req meshquic.StopRequest) (meshquic.
 func (o *meshOps) Snapshot(ctx context.Context, req meshquic.SnapshotRequest) (meshquic.SnapshotResponse, error) {
 	n := o.node()
 	d, err := n.rt.Daemon(req.Origin)
+	if f, ok := n.findFailed(abi.FormatOrigin(req.Origin)); err != nil && ok {
+		return meshquic.SnapshotResponse{}, toWire(f.refusal("snapshot"))
+	}
 	if err != nil {
 		return meshquic.SnapshotResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}

@@ -102,11 +102,11 @@ func printInspect(c *cli.Context, o inspectJSON) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nexports (%d):\n", len(o.Exports))
 	for _, e := range o.Exports {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", termSafe(e.Name, false), e.Kind, e.Signature)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", termSafe(psClip(e.Name, 200), false), e.Kind, e.Signature)
 	}
 	fmt.Fprintf(tw, "imports (%d):\n", len(o.Imports))
 	for _, i := range o.Imports {
-		fmt.Fprintf(tw, "  %s.%s\t%s\t%s\n", termSafe(i.Module, false), termSafe(i.Name, false), i.Kind, i.Signature)
+		fmt.Fprintf(tw, "  %s.%s\t%s\t%s\n", termSafe(psClip(i.Module, 200), false), termSafe(psClip(i.Name, 200), false), i.Kind, i.Signature)
 	}
 	tw.Flush()
 	if o.Accepted {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,6 +26,9 @@ unreachable (the node is dead, suspect or cut off; its daemons may have
 changed) or offline (it left the cluster cleanly: they are checkpointed on its
 disk and come back when it restarts); a row with no id stands for a node whose
 daemons are not known. Each such node is named in a warning on stderr.
+Under the table, each failed daemon is named with its reason, one line each
+(a daemon that could not be recovered at startup stays listed failed until
+'wasmesh stop' removes it).
 
 Exit status: 0 when the listing is complete (offline daemons included: their
 state is known); 1 when a node did not answer, so the listing is partial,
@@ -64,6 +69,7 @@ Examples:
 				if err := tw.Flush(); err != nil {
 					return fail(1, "%v", err)
 				}
+				psReasons(c.App.Writer, res.Daemons)
 			}
 			if partial {
 				// Already said on stderr, node by node.
@@ -100,6 +106,37 @@ func psWarnings(w io.Writer, res admin.PsResponse) (partial bool) {
 		}
 	}
 	return partial
+}
+
+// psReasons says under the table why each failed daemon failed, one line
+// each (the table has no room for it).
+func psReasons(w io.Writer, rows []node.DaemonInfo) {
+	first := true
+	for _, d := range rows {
+		if d.Status != node.StatusFailed || d.LastError == "" {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		who := dash(d.ID)
+		if d.Name != "" {
+			who = dash(d.Name) + " (" + who + ")"
+		}
+		fmt.Fprintf(w, "failed: %s on %s: %s\n", who, dash(d.Node), dash(psClip(strings.Join(strings.Fields(d.LastError), " "), 400)))
+	}
+}
+
+// psClip cuts s to at most max bytes, at a rune start.
+func psClip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max] + "…"
 }
 
 func dash(s string) string {

@@ -13,6 +13,9 @@ func stopCommand() *cli.Command {
 		ArgsUsage: "DAEMON",
 		Description: `Checkpoints and stops a daemon. Its node keeps the record and the last
 checkpoint, so 'wasmesh restore' on that node can bring it back.
+A daemon that 'wasmesh ps' lists failed because its node could not
+recover it at startup is removed for good instead: its record, checkpoints
+and journaled events are released and its name is free again.
 
 Examples:
    wasmesh stop c1`,

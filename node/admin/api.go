@@ -119,6 +119,7 @@ const (
 	CodeNameTaken    = node.CodeNameTaken
 	CodeRefused      = node.CodeRefused
 	CodeEventFailed  = node.CodeEventFailed
+	CodeDaemonFailed = node.CodeDaemonFailed
 	CodeShuttingDown = node.CodeShuttingDown
 	CodeUnavailable  = node.CodeUnavailable
 	CodeUnauthorized = node.CodeUnauthorized

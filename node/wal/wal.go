@@ -95,6 +95,7 @@ type Journal struct {
 	holdOld   bool               // recovery not finished: keep segments from before Open
 	oldSegs   uint64             // segments with index below this predate Open
 	openInc   uint64             // incarnations up to this one predate Open
+	kept      map[uint64]bool    // origins whose history from before Open stays needed (Keep)
 	carried   *segment           // oldest segment whose needed events were appended again
 	carriedAt uint64             // ... at this logical position: drop it once durable
 	failed    error
@@ -408,6 +409,7 @@ func (j *Journal) Forget(origin uint64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	delete(j.current, origin)
+	delete(j.kept, origin)
 	j.kickLocked()
 }
 
@@ -421,11 +423,25 @@ func (j *Journal) Done() {
 	// Histories from before Open that nobody began again are gone (the
 	// daemon was not recovered): their records no longer hold segments.
 	for o, inc := range j.current {
-		if inc <= j.openInc {
+		if inc <= j.openInc && !j.kept[o] {
 			delete(j.current, o)
 		}
 	}
 	j.kickLocked()
+}
+
+// Keep tells the journal that origin's history from before Open stays
+// needed although no daemon begins it again (its daemon could not be
+// recovered and is to be retried at the next start): Done leaves it, and
+// truncation carries its uncovered events forward like a live history's,
+// so they survive without holding every old segment. Forget ends it.
+func (j *Journal) Keep(origin uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.kept == nil {
+		j.kept = map[uint64]bool{}
+	}
+	j.kept[origin] = true
 }
 
 func (j *Journal) kickLocked() {

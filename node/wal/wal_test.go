@@ -303,3 +303,51 @@ func TestHeldSegmentIsCompactedNotKeptForever(t *testing.T) {
 		t.Fatalf("carried event decoded as %+v", rec.Histories[1][1])
 	}
 }
+
+// A history from before Open that no daemon begins again but the node
+// keeps (its daemon failed to recover) survives Done, is carried forward
+// instead of holding every later segment, is back at the next Open, and
+// goes with Forget.
+func TestKeptHistorySurvivesDoneAndCompaction(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	j, _ := open(t, dir, Options{SegmentBytes: 256})
+	a := j.Begin(9, 0)
+	for i := uint64(1); i <= 3; i++ {
+		record(j, a, 9, i, "kept")
+	}
+	j.Close()
+	j2, rec := open(t, dir, Options{SegmentBytes: 256})
+	if got := seqs(rec.Histories[9]); fmt.Sprint(got) != "[1 2 3]" {
+		t.Fatalf("recovered %v", got)
+	}
+	j2.Keep(9)
+	j2.Checkpointed(9, rec.Histories[9][0].Incarnation, 1) // its checkpoint covers event 1
+	j2.Done()
+	busy := j2.Begin(2, 0)
+	for seq := uint64(1); seq <= 200; seq++ {
+		record(j2, busy, 2, seq, "0123456789012345678901234567890123456789")
+		j2.Sync(ctx)
+		j2.Checkpointed(2, busy, seq)
+	}
+	if n := segments(t, dir); n > 2*carryAfterSegments {
+		t.Fatalf("%d segments: the kept history holds every later one", n)
+	}
+	j2.Close()
+	j3, rec := open(t, dir, Options{SegmentBytes: 256})
+	if got := seqs(rec.Histories[9]); fmt.Sprint(got) != "[2 3]" && fmt.Sprint(got) != "[1 2 3]" {
+		t.Fatalf("the kept history after Done and compaction: %v, want its uncovered events 2 and 3", got)
+	}
+	j3.Forget(9)
+	j3.Done()
+	c := j3.Begin(3, 0)
+	for seq := uint64(1); seq <= 20; seq++ {
+		record(j3, c, 3, seq, "0123456789012345678901234567890123456789")
+		j3.Sync(ctx)
+		j3.Checkpointed(3, c, seq)
+	}
+	j3.Close()
+	if _, rec = open(t, dir, Options{}); len(rec.Histories[9]) != 0 {
+		t.Fatalf("a forgotten kept history stayed: %v", seqs(rec.Histories[9]))
+	}
+}

@@ -67,4 +67,5 @@ func TestHostileBudgetNode(t *testing.T) {
 	if got := strings.TrimSpace(ok(t, "send", "bomb", "x", "--node", u)); got != "1" {
 		t.Fatalf("after restart the second counter answered %q, want 1", got)
 	}
+	suiteEnd(t, n)
 }

@@ -68,6 +68,7 @@ func TestHostileBulkNode(t *testing.T) {
 	if len(results) != 6 {
 		t.Fatalf("%d hostile sends returned, want 6", len(results))
 	}
+	suiteEnd(t, a)
 }
 
 // stoppedBySandbox: the hostile event was cut off by the CPU budget, or, for

@@ -46,7 +46,13 @@ func TestHostileMemoryInspectLocalsBomb(t *testing.T) {
 		t.Fatalf("inspect locals_bomb: want exit 1 naming the locals limit: %s", r)
 	}
 	a := startNode(t, "solo", t.TempDir())
+	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", a.url())
+	ok(t, "spawn", "counter", "--name", "honest", "--node", a.url())
 	failsWith(t, 2, "locals", "deploy", memFixture("locals_bomb"), "--kind", "lb", "--node", a.url())
+	if got := strings.TrimSpace(ok(t, "send", "honest", "x", "--node", a.url())); got != "1" {
+		t.Fatalf("honest daemon after the refused deploy answered %q", got)
+	}
+	suiteEnd(t, a)
 }
 
 // TestHostileMemoryNode (issue 10, item 4): on one node with an honest
@@ -86,6 +92,7 @@ func TestHostileMemoryNode(t *testing.T) {
 	if got := strings.TrimSpace(ok(t, "send", "rb", "x", "--output-format", "hex", "--node", u)); got != "0100000000000000" {
 		t.Fatalf("the random bomb daemon's next event answered %q, want count 1", got)
 	}
+	suiteEnd(t, a)
 }
 
 // TestHostileMemoryRun (issue 10, item 4): the same bombs under

@@ -89,6 +89,7 @@ func TestGarbageAtOpenPortsIsCountedNotLogged(t *testing.T) {
 	if !strings.Contains(logs, "suppressed") {
 		t.Fatalf("the rate-limited line does not carry a count:\n%s", strings.Join(added, "\n"))
 	}
+	suiteEnd(t, a)
 }
 
 // TestLeakedGossipSecretIsNotMembership: a node with the cluster's gossip
@@ -139,6 +140,8 @@ func TestLeakedGossipSecretIsNotMembership(t *testing.T) {
 	if got := ok(t, "send", "c", "x", "--node", a.url()); got != "2\n" {
 		t.Fatalf("send after the refused migration = %q", got)
 	}
+	suiteEnd(t, b)
+	suiteEnd(t, a)
 }
 
 // meshWaitUnverified waits until p lists other alive and mallory unverified.

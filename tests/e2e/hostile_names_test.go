@@ -15,10 +15,14 @@ func namesNoRawControls(t *testing.T, what, out string) {
 	}
 }
 
-// namesNode starts a node with counter deployed and returns its admin URL.
+// namesNode starts a node with counter deployed and returns its admin URL;
+// when the test ends the node must be healthy and stop cleanly on SIGTERM.
 func namesNode(t *testing.T) string {
 	t.Helper()
-	u := startNode(t, "alpha", t.TempDir()).url()
+	p := startNode(t, "alpha", t.TempDir())
+	// Registered after startNode's own cleanup, so it runs first.
+	t.Cleanup(func() { suiteEnd(t, p) })
+	u := p.url()
 	ok(t, "deploy", counterWasm(), "--kind", "counter", "--node", u)
 	return u
 }
@@ -83,7 +87,11 @@ func TestNamesGuestLogEscaped(t *testing.T) {
 	// A guest's log line with control bytes is printed escaped.
 	ok(t, "deploy", repoPath("plugins/examples/testdata/logesc.wasm"), "--kind", "logesc", "--node", u)
 	ok(t, "spawn", "logesc", "--name", "l1", "--node", u)
+	ok(t, "spawn", "counter", "--name", "honest", "--node", u)
 	ok(t, "send", "l1", "x", "--node", u)
+	if got := strings.TrimSpace(ok(t, "send", "honest", "x", "--node", u)); got != "1" {
+		t.Fatalf("honest daemon beside logesc answered %q", got)
+	}
 	out := ok(t, "logs", "l1", "--node", u)
 	namesNoRawControls(t, "wasmesh logs", out)
 	if !strings.Contains(out, `x\x1b[2J\x1b[31mred\a\u009b\u202eevil`) {
