@@ -12,7 +12,8 @@ import "github.com/wasmesh/wasmesh/abi/wasmbin"
 // the same work in chunks of ChunkBytes and charges each chunk before doing
 // it: $charge then reaches $yield (the stop check) between every two chunks.
 //
-// The helpers keep the instruction's semantics exactly:
+// The helpers keep the instruction's semantics exactly. A count of at most
+// one chunk is done by the native instruction; above that:
 //
 //   - bounds first: nothing is written when the operation is out of bounds.
 //     A zero-length op at the end (memory.fill(d+n, 0, 0), memory.copy(d+n,
@@ -118,9 +119,17 @@ func (b hb) chunks(ix indices, step func(hb) hb) hb {
 
 func chargeN(b hb) hb { return b.get(2) }
 
+// small emits the fast path: a count of at most one chunk is charged and
+// done by the native instruction, whose own bounds check is then exact.
+func (b hb) small(ix indices, native func(hb) hb) hb {
+	b = b.get(2).i32(ChunkBytes).op(opI32LeU, wasmbin.OpIf, 0x40)
+	b = native(b.charge(ix, chargeN).get(0).get(1).get(2))
+	return b.op(wasmbin.OpReturn, wasmbin.OpEnd)
+}
+
 // fillBody is $fill(d, v, n) (see "Chunked fills and copies").
 func fillBody(ix indices) []byte {
-	b := hb(nil).trapIfWraps(0)
+	b := hb(nil).small(ix, hb.fill).trapIfWraps(0)
 	b = b.end(0).i32(0).i32(0).fill()
 	b = b.chunks(ix, func(b hb) hb {
 		return b.get(0).get(1).i32(ChunkBytes).fill().add(0).sub(2)
@@ -131,7 +140,7 @@ func fillBody(ix indices) []byte {
 
 // copyBody is $copy(d, s, n) (see "Chunked fills and copies").
 func copyBody(ix indices) []byte {
-	b := hb(nil).trapIfWraps(0).trapIfWraps(1)
+	b := hb(nil).small(ix, hb.copy).trapIfWraps(0).trapIfWraps(1)
 	b = b.end(0).end(1).i32(0).copy()
 	b = b.get(0).get(1).op(opI32LeU, wasmbin.OpIf, 0x40)
 	b = b.chunks(ix, func(b hb) hb { // forward
