@@ -10,7 +10,7 @@ import "github.com/wasmesh/wasmesh/abi/wasmbin"
 // charged. So every memory.fill and memory.copy whose count is not a small
 // constant becomes a call of an appended helper, $fill or $copy, that does
 // the same work in chunks of ChunkBytes and charges each chunk before doing
-// it: $charge then reaches $yield (the stop check) between every two chunks.
+// it (the $charge sequence, inlined): it then reaches $yield (the stop check) between every two chunks.
 //
 // The helpers keep the instruction's semantics exactly. A count of at most
 // one chunk is done by the native instruction; above that:
@@ -97,8 +97,18 @@ func (b hb) copy() hb          { return append(b, wasmbin.OpPrefixFC, byte(wasmb
 func (b hb) add(l byte) hb     { return b.get(l).i32(ChunkBytes).op(wasmbin.OpI32Add).set(l) }
 func (b hb) sub(l byte) hb     { return b.get(l).i32(ChunkBytes).op(wasmbin.OpI32Sub).set(l) }
 func (b hb) end(l byte) hb     { return b.get(l).get(2).op(wasmbin.OpI32Add) } // local l + n
+// charge is $charge(n, 0) inlined: $spent += n; if $spent >= ChargeYield
+// { $spent = 0; call $yield }. Inline, a small copy with a runtime count
+// costs one call (to the helper), as it did with $charge before it.
 func (b hb) charge(ix indices, n func(hb) hb) hb {
-	return n(b).i32(0).call(ix.charge).op(wasmbin.OpDrop)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpGlobalGet), ix.spent)
+	b = n(b).op(0xad /* i64.extend_i32_u */, wasmbin.OpI64Add)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpGlobalSet), ix.spent)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpGlobalGet), ix.spent)
+	b = wasmbin.AppendS64(append(b, wasmbin.OpI64Const), ChargeYield)
+	b = b.op(0x5a /* i64.ge_u */, wasmbin.OpIf, 0x40, wasmbin.OpI64Const, 0)
+	b = wasmbin.AppendU32(append(b, wasmbin.OpGlobalSet), ix.spent)
+	return b.call(ix.yield).op(wasmbin.OpEnd)
 }
 
 // trapIfWraps traps out of bounds when local l + n wraps past 2^32.

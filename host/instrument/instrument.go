@@ -294,6 +294,10 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		ix.spent = m.NumGlobals() + uint32(len(newGlobals)-len(m.Globals))
 		newGlobals = append(newGlobals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: wasmbin.ConstI64(0)})
 		codes[chargePos] = wasmbin.Code{Body: chargeBody(ix)}
+		if ix.fill != 0 {
+			codes[chargePos+1] = wasmbin.Code{Body: fillBody(ix)}
+			codes[chargePos+2] = wasmbin.Code{Body: copyBody(ix)}
+		}
 		sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
