@@ -17,7 +17,7 @@ type chunkPair struct {
 	pattern     []byte
 }
 
-func newChunkPair(t *testing.T, cfg wazero.RuntimeConfig) chunkPair {
+func newChunkPair(t testing.TB, cfg wazero.RuntimeConfig) chunkPair {
 	t.Helper()
 	orig := readFile(t, "testdata/chunk.wasm")
 	res := mustInstrument(t, orig, Options{})
@@ -34,7 +34,7 @@ func newChunkPair(t *testing.T, cfg wazero.RuntimeConfig) chunkPair {
 
 // run calls fn on both modules from the same memory and requires the same
 // error (same trap message) and the same memory afterwards.
-func (p chunkPair) run(t *testing.T, fn string, args ...uint64) {
+func (p chunkPair) run(t testing.TB, fn string, args ...uint64) {
 	t.Helper()
 	p.plain.Memory().Write(0, p.pattern)
 	p.inst.Memory().Write(0, p.pattern)
@@ -191,4 +191,25 @@ func TestChunkedFillStopsMidway(t *testing.T) {
 		return
 	}
 	t.Fatal("the fill finished in every attempt before the stop was raised")
+}
+
+// FuzzChunkedSemantics: for any operands, $fill and $copy leave memory and
+// the trap exactly as memory.fill and memory.copy do.
+func FuzzChunkedSemantics(f *testing.F) {
+	const C = ChunkBytes
+	for _, c := range [][4]uint64{
+		{0, 0, 1, 0}, {0, 5, 2*C + 1, 1}, {5, 0, 2*C + 1, 1}, {1<<32 - 16, 0, 32, 0},
+		{0, 1<<32 - 16, 32, 1}, {40 << 16, 0, 0, 0}, {40<<16 + 1, 0, 0, 1}, {C - 1, C + 1, C + 2, 1},
+	} {
+		f.Add(c[0], c[1], c[2], c[3] == 1)
+	}
+	p := newChunkPair(f, wazero.NewRuntimeConfigCompiler())
+	f.Fuzz(func(t *testing.T, d, s, n uint64, copy bool) {
+		d, s, n = d&(1<<32-1), s&(1<<32-1), n%(3*C) // mostly in range
+		if copy {
+			p.run(t, "copy", d%(3<<20), s%(3<<20), n)
+		} else {
+			p.run(t, "fill", d%(3<<20), s, n)
+		}
+	})
 }
