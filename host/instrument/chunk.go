@@ -39,6 +39,36 @@ import "github.com/wasmesh/wasmesh/abi/wasmbin"
 // one of them overshoots a budget by no more than a memory-limit-sized
 // memcpy.
 
+// pairSig is the block type of chunkSite's if: the two operands below the
+// count.
+var pairSig = wasmbin.FuncType{Params: []wasmbin.ValType{wasmbin.I32, wasmbin.I32}}
+
+// chunkSite appends what replaces a memory.fill or memory.copy (native, its
+// bytes): a count of at most one chunk is charged ($charge, one call, as
+// for any bulk instruction) and done natively in place; a larger one goes
+// to helper h. The count is held in local t (a local the instrumenter
+// adds to the function) across the test:
+//
+//	local.set $t
+//	local.get $t; i32.const ChunkBytes; i32.le_u
+//	if [i32 i32] -> []
+//	  local.get $t; i32.const 0; call $charge; native
+//	else
+//	  local.get $t; call h
+//	end
+func chunkSite(out []byte, ix indices, h, t uint32, native []byte) []byte {
+	out = wasmbin.AppendU32(append(out, wasmbin.OpLocalSet), t)
+	out = wasmbin.AppendU32(append(out, wasmbin.OpLocalGet), t)
+	out = wasmbin.AppendS32(append(out, wasmbin.OpI32Const), ChunkBytes)
+	out = wasmbin.AppendS32(append(out, opI32LeU, wasmbin.OpIf), int32(ix.pairType))
+	out = wasmbin.AppendU32(append(out, wasmbin.OpLocalGet), t)
+	out = wasmbin.AppendU32(append(out, wasmbin.OpI32Const, 0, wasmbin.OpCall), ix.charge)
+	out = append(out, native...)
+	out = wasmbin.AppendU32(append(out, wasmbin.OpElse, wasmbin.OpLocalGet), t)
+	out = wasmbin.AppendU32(append(out, wasmbin.OpCall), h)
+	return append(out, wasmbin.OpEnd)
+}
+
 // ChunkBytes is the work a $fill or $copy helper does between two charges.
 const ChunkBytes = ChargeYield
 

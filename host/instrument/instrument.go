@@ -245,6 +245,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		ix.fill, ix.copy = next, next+1
 		next += 2
 		types, ix.helperType = typeIndex(types, helperSig)
+		types, ix.pairType = typeIndex(types, pairSig)
 		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
 	}
 	codes, usesTables, err := rewriteCode(m, ix)
@@ -322,6 +323,9 @@ type indices struct {
 	// no memory.fill or memory.copy), helperType their type (see "Chunked
 	// fills and copies").
 	fill, copy, helperType uint32
+	// pairType is the block type [i32 i32] -> [] of the inline fast path
+	// (see chunkSite).
+	pairType uint32
 }
 
 func checkExports(m *wasmbin.Module) error {
@@ -494,6 +498,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)
 		out = append(out, entry...)
 		copied := 0
+		scratch := false
 		var prev wasmbin.Instr
 		for off := 0; off < len(body); {
 			in, err := wasmbin.DecodeInstr(body, off)
@@ -510,7 +515,12 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 					// The helper takes the instruction's operands and
 					// charges each chunk itself.
 					out = append(out, body[copied:in.Offset]...)
-					out = wasmbin.AppendU32(append(out, wasmbin.OpCall), h)
+					if uint64(fuel)+1 < 1<<32-1 {
+						out = chunkSite(out, ix, h, fuel+1, body[in.Offset:in.End])
+						scratch = true
+					} else {
+						out = wasmbin.AppendU32(append(out, wasmbin.OpCall), h)
+					}
 					copied = in.End
 					prev = in
 					off = in.End
@@ -533,7 +543,11 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			off = in.End
 		}
 		out = append(out, body[copied:]...)
-		locals := append(append([]wasmbin.LocalDecl(nil), c.Locals...), wasmbin.LocalDecl{Count: 1, Type: wasmbin.I32})
+		added := uint32(1) // $fuel
+		if scratch {
+			added++ // chunkSite's count
+		}
+		locals := append(append([]wasmbin.LocalDecl(nil), c.Locals...), wasmbin.LocalDecl{Count: added, Type: wasmbin.I32})
 		codes[i] = wasmbin.Code{Locals: locals, Body: out}
 	}
 	return codes, usesTables, nil
