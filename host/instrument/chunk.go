@@ -28,9 +28,9 @@ import "github.com/wasmesh/wasmesh/abi/wasmbin"
 //     byte before it is overwritten, as the one instruction does; within a
 //     chunk the native instruction handles the overlap.
 //
-// Every byte is charged once, by the helper (the rewritten instruction gets
-// no $charge call of its own), so the accounting of small non-constant
-// copies is unchanged: one $charge call each.
+// Every byte is charged once: a count of at most one chunk by a $charge
+// call in place (see chunkSite), as any bulk instruction, and a larger one
+// chunk by chunk by the helper only.
 //
 // memory.init, table.fill, table.copy and table.init keep the charge
 // before: a data segment is at most abi.MaxDataBytes (64 MiB, a few
