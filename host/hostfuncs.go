@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -98,12 +99,20 @@ func (in *instance) now() int64 {
 	return int64(in.rec.u64(func() uint64 { return uint64(in.rt.cfg.Clock().UnixNano()) }))
 }
 
+// walltime, nanotime, randReader, logWriter, nanosleep and osyield are
+// what wazero's WASI calls reach (clock_time_get, random_get, fd_write to
+// stdout/stderr, poll_oneoff, sched_yield): each checks the stop flag
+// first, so a loop of WASI calls is stopped at its next call, as a loop of
+// wasmesh host calls is (instOf). The WASI calls that reach none of them
+// do constant work, so the loop-header count bounds a loop of them.
 func (in *instance) walltime() (int64, int32) {
+	in.checkStop()
 	ns := in.now()
 	return ns / 1e9, int32(ns % 1e9)
 }
 
 func (in *instance) nanotime() int64 {
+	in.checkStop()
 	in.reading(8)
 	return int64(in.rec.u64(func() uint64 { return uint64(in.rt.nanotime()) }))
 }
@@ -111,6 +120,7 @@ func (in *instance) nanotime() int64 {
 type randReader struct{ in *instance }
 
 func (r randReader) Read(p []byte) (int, error) {
+	r.in.checkStop()
 	r.in.reading(len(p))
 	r.in.rec.bytes(p, r.in.liveRandom)
 	return len(p), nil
@@ -130,16 +140,15 @@ type logWriter struct {
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
+	w.in.checkStop()
 	n := len(p)
 	for len(p) > 0 {
-		i := indexNL(p)
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			if len(w.part) < w.in.d.limits.MaxLogLineBytes {
-				w.part = append(w.part, p...)
-			}
+			w.keep(p)
 			break
 		}
-		w.part = append(w.part, p[:i]...)
+		w.keep(p[:i])
 		w.in.log(w.level, w.part)
 		w.part = w.part[:0]
 		p = p[i+1:]
@@ -147,14 +156,23 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func indexNL(p []byte) int {
-	for i, c := range p {
-		if c == '\n' {
-			return i
-		}
+// keep adds p to the partial line, up to the line cap: log cuts a line
+// there anyway, and a guest writing gigabytes without a newline must not
+// make the host hold them.
+func (w *logWriter) keep(p []byte) {
+	if room := w.in.d.limits.MaxLogLineBytes - len(w.part); len(p) > room {
+		p = p[:max(room, 0)]
 	}
-	return -1
+	w.part = append(w.part, p...)
 }
+
+// nanosleep is WASI's sleep (poll_oneoff with a clock subscription): it
+// does not sleep, as wazero's default does not, so an event cannot wait
+// past its budget; it only checks the stop flag.
+func (in *instance) nanosleep(int64) { in.checkStop() }
+
+// osyield is sched_yield's hook: a stop check.
+func (in *instance) osyield() { in.checkStop() }
 
 func (in *instance) log(level int32, msg []byte) {
 	if in.rec.replaying {

@@ -61,7 +61,10 @@ func TestHostileBulkLoopsStoppedAndNeighbourServed(t *testing.T) {
 			for err := range errs {
 				n++
 				var ee *host.EventError
-				if !errors.As(err, &ee) || !errors.Is(err, host.ErrEventTimeout) {
+				// A loop of clock reads may fill the readings cap before
+				// the budget runs out (fast without -race); both stop it.
+				readings := kind == "hostcall_loop" && errors.Is(err, host.ErrReadingsLimit)
+				if !errors.As(err, &ee) || !errors.Is(err, host.ErrEventTimeout) && !readings {
 					t.Fatalf("hostile event %d: err = %v, want ErrEventTimeout", n, err)
 				}
 				if !ee.RolledBack {

@@ -73,7 +73,9 @@ func (rt *Runtime) instantiate(ctx context.Context, d *Daemon, v *variant) (*ins
 		cfg = cfg.WithStdout(&logWriter{in: in, level: abi.LogInfo}).
 			WithStderr(&logWriter{in: in, level: abi.LogWarn}).
 			WithWalltime(in.walltime, 1).
-			WithNanotime(in.nanotime, 1)
+			WithNanotime(in.nanotime, 1).
+			WithNanosleep(in.nanosleep).
+			WithOsyield(in.osyield)
 	}
 	rt.watchdog.track(in)
 	in.rec = &recorder{}

@@ -107,11 +107,13 @@ func BenchmarkInstrumentGoReactor(b *testing.B) {
 
 // BenchmarkBulkOverhead runs bulk-memory workloads on the original and the
 // instrumented module in the same run (interleaved, medians, as
-// BenchmarkLoopOverhead), to price $charge:
+// BenchmarkLoopOverhead), to price $charge and the chunked helpers:
 //
 //	fill:  one memory.fill of 32 MiB
 //	copy:  one memory.copy of 32 MiB
-//	small: 1e5 memory.copy of 16 bytes in a loop (one $charge call each)
+//	small: 1e5 memory.copy of 16 constant bytes in a loop (native, uncharged)
+//	smallvar: 1e5 memory.copy of 16 bytes whose count is not a constant
+//	       (one $copy helper call, so one $charge call, each)
 func BenchmarkBulkOverhead(b *testing.B) {
 	ctx := context.Background()
 	orig := readFile(b, "testdata/bulk.wasm")
@@ -129,7 +131,7 @@ func BenchmarkBulkOverhead(b *testing.B) {
 	for _, w := range []struct {
 		name, fn string
 		arg      uint64
-	}{{"fill", "fill", 32 << 20}, {"copy", "copy", 32 << 20}, {"small", "small", 100_000}} {
+	}{{"fill", "fill", 32 << 20}, {"copy", "copy", 32 << 20}, {"small", "small", 100_000}, {"smallvar", "smallvar", 100_000}} {
 		b.Run(w.name, func(b *testing.B) {
 			fns := []api.Function{plain.ExportedFunction(w.fn), inst.ExportedFunction(w.fn)}
 			took := make([][]time.Duration, 2)

@@ -10,12 +10,15 @@
 //     an element segment, so a transparent snapshot can refuse a daemon whose
 //     tables no longer match what instantiation builds;
 //   - charges bulk memory and table instructions to the preemption count
-//     in proportion to their size (see "Bulk instructions" at bulkShift);
+//     in proportion to their size (see "Bulk instructions" at bulkShift),
+//     and runs memory.fill and memory.copy in chunks with a stop check
+//     between two (see "Chunked fills and copies" in chunk.go);
 //   - caps the memory maximum at the host's limit.
 //
 // The derived module appends globals, types, functions ($yield, one
-// $reenter per loop-free function, and $charge when the module has a bulk
-// instruction), one local per function and exports; it adds no
+// $reenter per loop-free function, $charge when the module has a bulk
+// instruction, $fill and $copy when it has a memory.fill or memory.copy),
+// one local per function and exports; it adds no
 // import, so no existing index shifts and every call, branch, element
 // segment, export and the name section stay valid. The daemon
 // kind's identity is the digest of the original bytes, never of the derived
@@ -238,6 +241,13 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		types, ix.chargeType = typeIndex(types, chargeSig)
 		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
 	}
+	if ix.charge != 0 && hasChunked(m) {
+		ix.fill, ix.copy = next, next+1
+		next += 2
+		types, ix.helperType = typeIndex(types, helperSig)
+		types, ix.pairType = typeIndex(types, pairSig)
+		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
+	}
 	codes, usesTables, err := rewriteCode(m, ix)
 	if err != nil {
 		return nil, err
@@ -250,9 +260,14 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 			funcs = append(funcs, m.Funcs[i])
 		}
 	}
+	chargePos := len(codes)
 	if ix.charge != 0 {
 		codes = append(codes, wasmbin.Code{Locals: nil, Body: chargeBody(ix)})
 		funcs = append(funcs, ix.chargeType)
+	}
+	if ix.fill != 0 {
+		codes = append(codes, wasmbin.Code{Body: fillBody(ix)}, wasmbin.Code{Body: copyBody(ix)})
+		funcs = append(funcs, ix.helperType, ix.helperType)
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.FunctionSection(funcs))
 	sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
@@ -279,7 +294,11 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		// it exists only when used), so $charge's body is built again.
 		ix.spent = m.NumGlobals() + uint32(len(newGlobals)-len(m.Globals))
 		newGlobals = append(newGlobals, wasmbin.Global{Type: wasmbin.GlobalType{Type: wasmbin.I64, Mutable: true}, Init: wasmbin.ConstI64(0)})
-		codes[len(codes)-1] = wasmbin.Code{Body: chargeBody(ix)}
+		codes[chargePos] = wasmbin.Code{Body: chargeBody(ix)}
+		if ix.fill != 0 {
+			codes[chargePos+1] = wasmbin.Code{Body: fillBody(ix)}
+			codes[chargePos+2] = wasmbin.Code{Body: copyBody(ix)}
+		}
 		sections = wasmbin.SetSection(sections, wasmbin.CodeSection(codes))
 	}
 	sections = wasmbin.SetSection(sections, wasmbin.GlobalSection(newGlobals))
@@ -300,6 +319,13 @@ type indices struct {
 	// instruction, so none is added), chargeType its type, spent the i64
 	// global it counts bytes in.
 	charge, chargeType, spent uint32
+	// fill and copy are the indices of $fill and $copy (0: the module has
+	// no memory.fill or memory.copy), helperType their type (see "Chunked
+	// fills and copies").
+	fill, copy, helperType uint32
+	// pairType is the block type [i32 i32] -> [] of the inline fast path
+	// (see chunkSite).
+	pairType uint32
 }
 
 func checkExports(m *wasmbin.Module) error {
@@ -472,6 +498,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)
 		out = append(out, entry...)
 		copied := 0
+		scratch := false
 		var prev wasmbin.Instr
 		for off := 0; off < len(body); {
 			in, err := wasmbin.DecodeInstr(body, off)
@@ -484,6 +511,21 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 				copied = in.End
 			}
 			if shift, ok := bulkShift(in); ok && !smallConstCount(body, prev, shift) {
+				if h := chunkHelper(ix, in); h != 0 {
+					// The helper takes the instruction's operands and
+					// charges each chunk itself.
+					out = append(out, body[copied:in.Offset]...)
+					if uint64(fuel)+1 < 1<<32-1 {
+						out = chunkSite(out, ix, h, fuel+1, body[in.Offset:in.End])
+						scratch = true
+					} else {
+						out = wasmbin.AppendU32(append(out, wasmbin.OpCall), h)
+					}
+					copied = in.End
+					prev = in
+					off = in.End
+					continue
+				}
 				// The count is the instruction's last operand, on top of the
 				// stack: $charge takes it with the shift and hands it back.
 				out = append(out, body[copied:in.Offset]...)
@@ -501,7 +543,11 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			off = in.End
 		}
 		out = append(out, body[copied:]...)
-		locals := append(append([]wasmbin.LocalDecl(nil), c.Locals...), wasmbin.LocalDecl{Count: 1, Type: wasmbin.I32})
+		added := uint32(1) // $fuel
+		if scratch {
+			added++ // chunkSite's count
+		}
+		locals := append(append([]wasmbin.LocalDecl(nil), c.Locals...), wasmbin.LocalDecl{Count: added, Type: wasmbin.I32})
 		codes[i] = wasmbin.Code{Locals: locals, Body: out}
 	}
 	return codes, usesTables, nil
@@ -521,13 +567,10 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 // with the count n (the instruction's last operand) converted to bytes
 // (shift 0 for memory bytes, 3 for table entries, 16 for memory pages), so
 // a loop of large fills reaches $yield at every instruction, and small
-// ones add up. This is option "charge before" rather than splitting the
-// instruction into chunks: it keeps every instruction's semantics (bounds
-// checked before any write, copy direction, trap messages) exactly as
-// wazero implements them, at the price that one single instruction is not
-// interrupted: a wasm32 memory.fill or copy is at most 4 GiB (about a
-// second of memset), which bounds the overshoot of a budget, where an
-// uncharged loop of them had no bound at all.
+// ones add up. One memory.fill or memory.copy of up to 4 GiB would still
+// run to its end once charged, so those two are not charged here but
+// replaced by helpers that charge chunk by chunk (see "Chunked fills and
+// copies" in chunk.go); the others are bounded by the data and table caps.
 //
 // ChargeYield is the number of bulk bytes between two $yield calls.
 const ChargeYield = 1 << 20

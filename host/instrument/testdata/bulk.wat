@@ -19,4 +19,17 @@
         (i32.const 65536) (i32.const 16))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $i))
+  ;; smallvar(n): as small, but the 16 comes from a local, so every copy
+  ;; goes through the $copy helper (what a memcpy with a runtime length
+  ;; compiles to).
+  (func (export "smallvar") (param $n i32) (result i32)
+    (local $i i32) (local $len i32)
+    (local.set $len (i32.const 16))
+    (loop $l
+      (memory.copy
+        (i32.and (i32.mul (local.get $i) (i32.const 16)) (i32.const 0xffff))
+        (i32.const 65536) (local.get $len))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
     (local.get $i)))
