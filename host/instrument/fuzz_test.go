@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -27,6 +28,8 @@ func FuzzInstrument(f *testing.F) {
 		}
 	}
 	f.Add(wasmbin.Encode(nil), uint32(1))
+	// A malformed name section: valid wasm, read by wazero anyway.
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x00/\x04name"+strings.Repeat("0", 42)), uint32(0))
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter().
 		WithCoreFeatures(CoreFeatures))
@@ -36,20 +39,38 @@ func FuzzInstrument(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What wasmesh accepts, wazero compiles.
-		if len(abi.FeatureProblems(pm)) == 0 {
+		// What wasmesh accepts, wazero compiles: the original (unless its
+		// name section is malformed — a custom section, valid wasm, that
+		// wazero reads anyway; wasmesh never compiles the original and
+		// drops such a section when it instruments) and, below, always
+		// the derived module.
+		if len(abi.FeatureProblems(pm)) == 0 && namesDecodable(pm) {
 			c, err := r.CompileModule(ctx, b)
 			if err != nil {
 				t.Fatalf("wasmesh accepts a module wazero refuses: %v", err)
 			}
 			c.Close(ctx)
 		}
+		// A module the validator accepts as a daemon must instrument and
+		// compile.
+		_, verr := abi.Validate(b)
+		accepted := verr == nil
 		res, err := Instrument(b, Options{MaxMemoryPages: maxPages})
 		if err != nil {
 			if !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrMemoryLimit) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
+			if accepted && errors.Is(err, ErrUnsupported) {
+				t.Fatalf("wasmesh accepts a module its instrumenter refuses: %v", err)
+			}
 			return
+		}
+		if accepted {
+			c, err := r.CompileModule(ctx, res.Module)
+			if err != nil {
+				t.Fatalf("the instrumentation of an accepted module does not compile: %v", err)
+			}
+			c.Close(ctx)
 		}
 		m, err := wasmbin.Parse(res.Module)
 		if err != nil {
@@ -76,4 +97,16 @@ func FuzzInstrument(f *testing.F) {
 			c2.Close(ctx)
 		}
 	})
+}
+
+// namesDecodable: every "name" custom section of m decodes.
+func namesDecodable(m *wasmbin.Module) bool {
+	for _, c := range m.Customs {
+		if c.Name == "name" {
+			if _, err := wasmbin.DecodeNames(c.Data); err != nil {
+				return false
+			}
+		}
+	}
+	return true
 }
