@@ -334,6 +334,14 @@ func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, intercepta
 	return nil
 }
 
+// Usable is nil while the daemon takes events, else why not: it is
+// stopped (ErrDaemonStopped) or failed (ErrDaemonFailed, with the cause).
+func (d *Daemon) Usable() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.usableLocked()
+}
+
 func (d *Daemon) usableLocked() error {
 	switch d.state {
 	case daemonStopped:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/wasmesh/wasmesh/cluster"
+	"github.com/wasmesh/wasmesh/host"
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
@@ -113,6 +114,12 @@ func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(Mi
 		return MigrateResult{}, fmt.Errorf("%w: give exactly one of --to NODE and --require FILTER", ErrBadRequest)
 	}
 	if d, ok := n.findLocal(req.Ref); ok {
+		// A daemon that failed while running (its rollback could not be
+		// rebuilt) has no state worth moving: say so before any target is
+		// picked or contacted.
+		if err := d.Usable(); errors.Is(err, host.ErrDaemonFailed) {
+			return MigrateResult{}, fmt.Errorf("%w: migrate %s: %w; stop it, or restore it from a snapshot", ErrDaemonFailed, req.Ref, err)
+		}
 		return n.migrateLocal(ctx, d.Origin(), req, progress)
 	}
 	if f, ok := n.findFailed(req.Ref); ok {

@@ -201,6 +201,8 @@ func TestHostileTimeBombLive(t *testing.T) {
 		t.Fatalf("the bomb after its rollback blew the budget: %+v (found %v)", row, found)
 	}
 	timebombEventFails(t, u, "bomb", "CPU budget")
+	// Nothing to move: the refusal comes before any target is looked at.
+	failsWith(t, 1, "daemon failed", "migrate", "bomb", "--to", "elsewhere", "--node", u)
 	next()
 	ok(t, "stop", "spare", "--node", u)
 	if _, found := timebombRow(t, u, "spare"); found {
