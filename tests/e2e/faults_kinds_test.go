@@ -31,7 +31,7 @@ func faultMoves(c *faultCluster, daemon string, n int) int {
 			}
 		}
 		for try := 0; try < 3; try++ {
-			okm, out := c.migrate(c.nodes[0], daemon, to, 10*time.Second)
+			okm, out := c.migrate(c.nodes[0], daemon, to, 6*time.Second)
 			if okm {
 				c.t.Logf("move %d %s -> %s", i, on, to)
 				moved++
