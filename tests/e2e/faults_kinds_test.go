@@ -200,3 +200,12 @@ func TestFaultsSlowAnswersAbortMove(t *testing.T) {
 		t.Fatalf("too little work: %s", res)
 	}
 }
+
+// TestFaultsAdvertiseRefused: a malformed --advertise is refused as input
+// (exit 2) before the node joins anything.
+func TestFaultsAdvertiseRefused(t *testing.T) {
+	for _, bad := range []string{"nohost", "127.0.0.1:0", ":7402"} {
+		failsWith(t, 2, "advertise", "node", "--dev", "--data", t.TempDir(), "--admin", "127.0.0.1:0",
+			"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--advertise", bad)
+	}
+}
