@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -209,8 +212,9 @@ func (c *faultCluster) faultWorkload(daemon string, writers []string, reader str
 		l.wg.Add(1)
 		go l.write(fmt.Sprintf("%s-w%d", c.t.Name(), i), c.node(w))
 	}
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.read(c.node(reader))
+	go l.writeCLI(c.t.Name()+"-cli", c.node(reader))
 	return l
 }
 
@@ -360,4 +364,113 @@ func (l *faultLoad) dump() string {
 		_ = os.WriteFile(filepath.Join(dir, n.name+".log"), []byte(n.log.String()), 0o644)
 	}
 	return dir
+}
+
+// writeCLI is a writer as a user runs one: `wasmesh send --stdin
+// --client-id` fed one event at a time, the CLI resending an event whose
+// answer was lost. Each stdout line is an event's count; "event N: already
+// applied" on stderr acknowledges a resend; "error: event N" means the CLI
+// gave up on it (unknown). If the CLI exits, a new one continues from the
+// event in flight, under the same id.
+func (l *faultLoad) writeCLI(client string, via *faultNode) {
+	defer l.wg.Done()
+	next := uint64(1)
+	for !l.stopped() {
+		next = l.runCLI(client, via, next)
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// runCLI runs one CLI process from event id first; it returns the id of the
+// first event not acknowledged.
+func (l *faultLoad) runCLI(client string, via *faultNode, first uint64) uint64 {
+	cmd := exec.Command(binPath(), "send", l.daemon, "--stdin", "--client-id", client,
+		"--first-event-id", strconv.FormatUint(first, 10), "--retry-for", "5s", "--node", via.url())
+	stdin, err1 := cmd.StdinPipe()
+	stdout, err2 := cmd.StdoutPipe()
+	stderr, err3 := cmd.StderrPipe()
+	if err := errors.Join(err1, err2, err3, cmd.Start()); err != nil {
+		l.c.t.Errorf("start the CLI writer: %v", err)
+		return first
+	}
+	type line struct {
+		out  bool
+		text string
+	}
+	lines := make(chan line)
+	var readers sync.WaitGroup
+	scan := func(r io.Reader, out bool) {
+		defer readers.Done()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lines <- line{out, sc.Text()}
+		}
+	}
+	readers.Add(2)
+	go scan(stdout, true)
+	go scan(stderr, false)
+	exited := make(chan struct{})
+	go func() { readers.Wait(); _ = cmd.Wait(); close(exited) }()
+	// A CLI stuck on an event (it resends for --retry-for, each attempt as
+	// long as the node takes) must not hold the run up: once the run stops
+	// it gets 2 s, then it is killed and its event stays unknown.
+	go func() {
+		select {
+		case <-l.stop:
+		case <-exited:
+			return
+		}
+		select {
+		case <-time.After(2 * time.Second):
+			_ = cmd.Process.Kill()
+		case <-exited:
+		}
+	}()
+	defer func() {
+		stdin.Close()
+		for {
+			select {
+			case <-lines:
+			case <-exited:
+				return
+			}
+		}
+	}()
+	id := first
+	last := "" // the CLI's last stderr line, its reason when it exits
+	for !l.stopped() {
+		call := l.rec.Invoke(client, history.Send, id)
+		if _, err := io.WriteString(stdin, "x\n"); err != nil {
+			call.Unknown(err)
+			return id
+		}
+		for answered := false; !answered; {
+			select {
+			case ln := <-lines:
+				answered = true
+				switch {
+				case ln.out:
+					v, err := strconv.ParseUint(ln.text, 10, 64)
+					if err != nil {
+						call.Unknown(fmt.Errorf("output %q", ln.text))
+						break
+					}
+					call.OK(v)
+				case strings.Contains(ln.text, "already applied"):
+					call.Duplicate()
+				case strings.HasPrefix(ln.text, "error: event"):
+					// The CLI gave up on this id and moved on; so do we.
+					call.Unknown(errors.New(ln.text))
+				default:
+					answered, last = false, ln.text // "wasmesh: ...": the CLI is exiting
+				}
+			case <-exited:
+				call.Unknown(fmt.Errorf("the CLI exited: %s", last))
+				return id
+			}
+		}
+		id++
+		time.Sleep(5 * time.Millisecond)
+	}
+	return id
 }
