@@ -99,6 +99,15 @@ func TestViolations(t *testing.T) {
 	}
 }
 
+// TestLoneDuplicateAllowed: a client that resends inside one recorded
+// attempt (the CLI) may get "already applied" on its only attempt.
+func TestLoneDuplicateAllowed(t *testing.T) {
+	b := (&builder{}).send("a", 1, 0, 10, OK, 1).send("cli", 1, 5, 30, Duplicate, 0).read(31, 32, 2)
+	if err := Check(b.ops, 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRetryAnsweredLateIsNotStale: a send's answer may be replayed to a
 // retry long after later counts were answered; it took effect at its first
 // attempt.

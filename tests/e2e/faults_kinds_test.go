@@ -81,9 +81,10 @@ func TestFaultsDuplication(t *testing.T) {
 }
 
 // TestFaultsPartitionOneNode: the daemon's node is cut off (QUIC both ways;
-// gossip still says it is alive) for 3 s: a move away from it fails and
-// leaves it there; after the heal the writers' retries land exactly once
-// and moves work again. Then a node the clients talk through is cut off
+// gossip still says it is alive) for 6 s, longer than the mesh's idle
+// timeout, so every connection to it dies: a move away from it fails and
+// leaves it there; after the heal the nodes redial, the writers' retries
+// land exactly once and moves work again. Then a node the clients talk through is cut off
 // while the daemon moves between the other two.
 func TestFaultsPartitionOneNode(t *testing.T) {
 	c := faultStart(t, 3, 404)
@@ -97,7 +98,7 @@ func TestFaultsPartitionOneNode(t *testing.T) {
 	if okm, out := c.migrate(c.nodes[0], "ctr", "f2", 2*time.Second); okm {
 		t.Fatalf("moved off a partitioned node: %s", out)
 	}
-	time.Sleep(time.Until(cut.Add(3 * time.Second)))
+	time.Sleep(time.Until(cut.Add(6 * time.Second)))
 	c.heal()
 	if on, why := c.owner(c.nodes[0], "ctr"); on != "f1" {
 		t.Fatalf("after a failed move off f1 the daemon is on %q: %s", on, why)
