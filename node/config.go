@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/wasmesh/wasmesh/cluster"
@@ -24,6 +25,11 @@ type Config struct {
 	GossipAddr string   // memberlist host:port
 	Join       []string // gossip addresses of existing members
 	Tags       cluster.Capabilities
+
+	// AdvertiseAddr is the QUIC host:port announced to peers, when they must
+	// reach this node at another address than the bound one (a NAT, a
+	// relay, a fault proxy); "" announces the bound address.
+	AdvertiseAddr string
 
 	// Dev derives the cluster CA and gossip key from DevSecret.
 	Dev bool
@@ -82,6 +88,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ListenAddr == "" || c.GossipAddr == "" {
 		return c, fmt.Errorf("%w: listen and gossip addresses are required", ErrBadConfig)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, port, err := splitHostPort(c.AdvertiseAddr); err != nil || port == 0 || strings.HasPrefix(c.AdvertiseAddr, ":") {
+			return c, fmt.Errorf("%w: advertise address %q: want HOST:PORT with a host and a non-zero port", ErrBadConfig, c.AdvertiseAddr)
+		}
 	}
 	if !c.Dev && len(c.ClusterSecret) < 16 {
 		return c, fmt.Errorf("%w: a cluster secret of at least 16 bytes is required (or --dev for an insecure local cluster)", ErrBadConfig)

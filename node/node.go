@@ -6,6 +6,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -182,7 +183,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	binding := n.key.BindStaticKey(static.PublicKey())
 	n.meta = cluster.NodeMeta{
 		NodeID:             n.id.String(),
-		QUICAddr:           advertised(n.ep.Addr(), ghost),
+		QUICAddr:           cmp.Or(cfg.AdvertiseAddr, advertised(n.ep.Addr(), ghost)),
 		X25519Public:       binding.StaticKey,
 		X25519Signature:    binding.Sig,
 		NodeKey:            binding.NodeKey,
@@ -275,12 +276,19 @@ type ReadyInfo struct {
 	Gossip   string `json:"gossip"`
 	AdminURL string `json:"admin_url"`
 	PID      int    `json:"pid"`
+
+	// QUICListen is the bound QUIC address when QUIC is another one
+	// (--advertise).
+	QUICListen string `json:"quic_listen,omitempty"`
 }
 
 // Ready records that the node serves its admin API at adminURL.
 func (n *Node) Ready(adminURL string) error {
 	n.announceAdmin(adminURL)
 	info := ReadyInfo{NodeID: n.id.String(), Name: n.name, QUIC: n.QUICAddr(), Gossip: n.GossipAddr(), AdminURL: adminURL, PID: os.Getpid()}
+	if n.cfg.AdvertiseAddr != "" {
+		info.QUICListen = n.ep.Addr().String()
+	}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	tmp := n.layout.readyFile() + ".tmp"
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {

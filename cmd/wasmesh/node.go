@@ -37,8 +37,9 @@ shutdown; a node restarted on the same data dir brings them back with their
 identities and state (last checkpoint + journal) and logs each one
 ("daemon recovered").
 
---listen is the QUIC mesh address, --gossip the membership address, --join the
-gossip address of any member. The admin API (--admin) stays on loopback unless
+--listen is the QUIC mesh address (--advertise, if given, is the one peers
+dial instead), --gossip the membership address, --join the gossip address of
+any member. The admin API (--admin) stays on loopback unless
 --admin-token-file is given. --dev uses an INSECURE built-in cluster credential
 for local experiments; real clusters use --cluster-secret-file plus a
 certificate issued by the cluster CA (--ca DIR, or node.crt/ca.crt in --data).
@@ -51,6 +52,7 @@ Examples:
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "data `DIR` (created if missing)", Required: true},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7402", Usage: "QUIC mesh `HOST:PORT`"},
+			&cli.StringFlag{Name: "advertise", Usage: "QUIC mesh `HOST:PORT` announced to peers, when they reach this node elsewhere than --listen (NAT, relay, fault proxy); default the bound --listen address"},
 			&cli.StringFlag{Name: "gossip", Value: "127.0.0.1:7946", Usage: "membership gossip `HOST:PORT`"},
 			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:7401", Usage: "admin HTTP API `HOST:PORT` (loopback unless --admin-token-file)"},
 			&cli.StringSliceFlag{Name: "join", Usage: "gossip `HOST:PORT` of a member to join (repeatable)"},
@@ -95,7 +97,7 @@ func nodeConfig(c *cli.Context, log *slog.Logger) (node.Config, error) {
 		return node.Config{}, fail(2, "--tag: %v", err)
 	}
 	cfg := node.Config{
-		DataDir: c.String("data"), Name: c.String("name"), ListenAddr: c.String("listen"), GossipAddr: c.String("gossip"),
+		DataDir: c.String("data"), Name: c.String("name"), ListenAddr: c.String("listen"), AdvertiseAddr: c.String("advertise"), GossipAddr: c.String("gossip"),
 		Join: c.StringSlice("join"), Tags: tags, Dev: c.Bool("dev"), CADir: c.String("ca"),
 		CheckpointInterval: c.Duration("checkpoint-interval"), Logger: log, Version: "dev",
 	}
