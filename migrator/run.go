@@ -68,6 +68,13 @@ type Stats struct {
 	HandedOverAt   time.Time     // the target confirmed it is live
 	Pause          time.Duration // HandedOverAt - FrozenAt: an upper bound of the time no event was processed
 	PreCopied      bool          // a base went ahead; SnapshotBytes is then the delta
+	// Rounds of dirtied pages sent while the daemon ran, after the base;
+	// PreCopyBytes is the wire size of the base, then of each round.
+	Rounds       int
+	PreCopyBytes []int
+	// Converged: a round found the dirty set at or under the threshold
+	// before the bound on rounds (or the set stopped shrinking: not).
+	Converged bool
 }
 
 func (r *run) plan() wire.Plan {
