@@ -59,7 +59,10 @@ func roundLimits(opts Options) (int, int64) {
 // leaves the staged copy as it was, and the freeze goes ahead from there.
 func (m *Migrator) rounds(ctx context.Context, id uint64, d *host.Daemon, target NodeID, opts Options, ack chan error, res precopyResult) (precopyResult, error) {
 	bound, small := roundLimits(opts)
-	prev := int64(-1)
+	// The base is round 0: a first round that finds as much dirtied as
+	// the base carried (a daemon that rewrites its memory faster than it
+	// travels) is not sent either.
+	prev := int64(len(res.base.Pages)) * snapshot.PageSize
 	for round := 1; round <= bound; round++ {
 		// Under the daemon's lock for one pass over its memory; the
 		// encoding and the transfer run outside it.
@@ -73,7 +76,7 @@ func (m *Migrator) rounds(ctx context.Context, id uint64, d *host.Daemon, target
 			res.converged = true
 			return res, nil
 		}
-		if prev >= 0 && dirty >= prev {
+		if dirty >= prev {
 			return res, nil
 		}
 		data, err := snapshot.Encode(delta.Snap, d.Identity())

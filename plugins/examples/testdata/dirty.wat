@@ -1,6 +1,7 @@
 ;; dirty: ballast that can also dirty memory at a chosen rate. A 4-byte
 ;; payload n (little-endian) grows memory to hold n bytes past the first
-;; page and fills them with non-zero bytes, as ballast does. A 5-byte
+;; page and fills them (rounded down to 8 bytes) with pseudo-random
+;; words that do not compress, seeded the same every time. A 5-byte
 ;; payload "d" + k (u32, little-endian) then writes to k pages past page 0,
 ;; continuing round-robin from where the previous event stopped, so a
 ;; driver that sends it at a steady rate dirties k pages per event. Every
@@ -31,6 +32,8 @@
     (local $p i32)
     (local $k i32)
     (local $a i32)
+    (local $end i32)
+    (local $x i64)
     (if (i32.eq (local.get $len) (i32.const 4))
       (then
         (local.set $n (i32.load (local.get $ptr)))
@@ -39,7 +42,20 @@
           (then
             (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))
               (then (return (i32.const 1))))))
-        (memory.fill (i32.const 65536) (i32.const 0x5a) (local.get $n))
+        ;; xorshift64 words: live state that does not compress, as a
+        ;; real daemon's mostly does not (ballast's one byte would).
+        (local.set $x (i64.const 0x9e3779b97f4a7c15))
+        (local.set $a (i32.const 65536))
+        (local.set $end (i32.add (i32.const 65536) (i32.and (local.get $n) (i32.const -8))))
+        (block $filled
+          (loop $word
+            (br_if $filled (i32.ge_u (local.get $a) (local.get $end)))
+            (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
+            (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
+            (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
+            (i64.store (local.get $a) (local.get $x))
+            (local.set $a (i32.add (local.get $a) (i32.const 8)))
+            (br $word)))
         (return (i32.const 0))))
     (if (i32.and
           (i32.eq (local.get $len) (i32.const 5))
