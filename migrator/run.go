@@ -283,12 +283,17 @@ func (m *Migrator) sendMessages(r *run, msgs []migration.Outbound) {
 			m.dispatch(m.self, ob.Msg)
 			continue
 		}
-		if c, ok := ob.Msg.(wire.SnapshotChunk); ok {
+		c, isChunk := ob.Msg.(wire.SnapshotChunk)
+		if isChunk {
 			r.stats.ChunkBytesSent += len(c.Data)
 		}
 		frame, err := encodeMessage(ob.Msg)
 		if err != nil {
 			m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
+			continue
+		}
+		if isChunk {
+			m.peer(ob.To).pushChunk(chunkKey{id: c.Header.ID, seq: c.SnapshotSeq, attempt: c.Header.Attempt, index: c.Index}, frame)
 			continue
 		}
 		m.peer(ob.To).push(frame)
