@@ -141,8 +141,12 @@ func (m *Migrator) receiveRound(from NodeID, c wire.SnapshotChunk) error {
 			Index: c.Index, Count: c.Count, TotalBytes: c.TotalBytes, Data: c.Data})
 	}
 	if err != nil {
+		// The source waits for an answer to this round: it gets one, and
+		// migrates without the staged copy (the rest of the round is
+		// refused as it comes, for want of its start).
 		st.in = nil
 		m.inbound.reserve(key, st.size)
+		m.peer(from).push(precopyAck(id, err))
 		return err
 	}
 	if !done {
