@@ -145,3 +145,58 @@ func TestPreCopyRoundWithoutBase(t *testing.T) {
 		t.Fatalf("a refused round holds %d inbound reservations", n)
 	}
 }
+
+// A round past the target's inbound budget is refused: the staged base is
+// given up with its reservation, and the migration goes ahead with a full
+// snapshot, which fits where base and round together did not.
+func TestPreCopyRoundOverBudget(t *testing.T) {
+	c := newCluster(t, 2, fastTiming)
+	a, b := c.Nodes[0], c.Nodes[1]
+	d := dirtyDaemon(t, a, 4<<20)
+	origin := d.Origin()
+	var mu sync.Mutex
+	var hookErr error
+	var staged uint64
+	c.SetDrop(func(from, _ migrator.NodeID, frame []byte) bool {
+		round, index, ok := migrator.PreCopyFrame(frame)
+		if !ok || from != a.ID || index != 0 {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch round {
+		case 0:
+			_, hookErr = d.Deliver(context.Background(), host.Event{Payload: dirtyPayload(20)})
+		case 1:
+			// The base is staged (the source sends a round only after its
+			// acknowledgement): room for it, and for a full snapshot, but
+			// not for the round on top.
+			staged = b.Mig.Resources().StagedBytes
+			b.Mig.SetInboundBudget(staged + 64<<10)
+		}
+		return false
+	})
+	h, err := a.Mig.StartMigrationWith(context.Background(), origin, a.ID, b.ID, migrator.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.WaitTimeout(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDrop(nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if hookErr != nil {
+		t.Fatal(hookErr)
+	}
+	st := h.Stats()
+	if staged == 0 || st.PreCopied || st.Rounds != 0 {
+		t.Fatalf("staged %d bytes; pre-copied %v with %d rounds, want a full snapshot after the refused round", staged, st.PreCopied, st.Rounds)
+	}
+	if got := get(t, b, origin); got != 2 {
+		t.Fatalf("count on the target %d, want 2", got)
+	}
+	if r := b.Mig.Resources(); r.Staged != 0 || r.StagedBytes != 0 {
+		t.Fatalf("target still holds %d staged bases (%d bytes)", r.Staged, r.StagedBytes)
+	}
+}
