@@ -37,15 +37,28 @@ func (d *Daemon) FreezeAndSnapshotDelta(ctx context.Context, base *snapshot.Snap
 	if d.kind.Cooperative() || base == nil || base.Mode != snapshot.Transparent || base.EntityID != d.entity {
 		return nil, fmt.Errorf("%w: a delta needs a transparent base snapshot of this daemon", ErrSnapshotUnsupported)
 	}
+	if d.inst.tablesMutated() {
+		return nil, fmt.Errorf("%w: the guest mutated a table", ErrSnapshotUnsupported)
+	}
+	d.SetInterceptor(f)
+	delta, err := d.deltaLocked(base)
+	if err != nil {
+		d.SetInterceptor(nil)
+		return nil, err
+	}
+	return delta, nil
+}
+
+// deltaLocked captures the daemon's state relative to base (checked by
+// the caller); caller holds d.mu.
+func (d *Daemon) deltaLocked(base *snapshot.Snapshot) (*Delta, error) {
 	in := d.inst
 	if in.tablesMutated() {
 		return nil, fmt.Errorf("%w: the guest mutated a table", ErrSnapshotUnsupported)
 	}
-	d.SetInterceptor(f)
 	size := in.mem.Size()
 	mem, ok := in.mem.Read(0, size)
 	if !ok {
-		d.SetInterceptor(nil)
 		return nil, fmt.Errorf("%w: memory unreadable", ErrSnapshotUnsupported)
 	}
 	s := d.metaSnapshotLocked()
@@ -61,10 +74,14 @@ func (d *Daemon) FreezeAndSnapshotDelta(ctx context.Context, base *snapshot.Snap
 		if bi < len(base.Pages) && base.Pages[bi].Index == p {
 			was = base.Pages[bi].Data
 		}
+		// An unchanged page is the common case: compare with the base
+		// first, so a mostly clean daemon is read once, not twice.
+		if was != nil && bytes.Equal(live, was) {
+			continue
+		}
 		zero := bytes.Equal(live, d.rt.zeroPage)
 		switch {
 		case was == nil && zero:
-		case was != nil && bytes.Equal(live, was):
 		case zero:
 			delta.Removed = append(delta.Removed, p)
 		default:

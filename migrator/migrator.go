@@ -18,7 +18,6 @@ import (
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/host/snapshot"
 	"github.com/wasmesh/wasmesh/migration"
 	"github.com/wasmesh/wasmesh/migration/wire"
 )
@@ -104,6 +103,13 @@ type Options struct {
 	// pre-copied (0 means DefaultPreCopyThreshold; negative never).
 	// Pre-copy needs this node to be the source.
 	PreCopyThreshold int64
+	// PreCopyRounds bounds the rounds of dirtied pages sent after the base
+	// while the daemon runs (0 means DefaultPreCopyRounds; negative none:
+	// base, then freeze).
+	PreCopyRounds int
+	// PreCopyDirtyBytes: once a round finds at most this many dirtied
+	// bytes the daemon is frozen (0 means DefaultPreCopyDirtyBytes).
+	PreCopyDirtyBytes int64
 }
 
 // DefaultOptions: seal the identity, retry NotReady.
@@ -251,11 +257,11 @@ func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source
 	}
 	id := binary.LittleEndian.Uint64(idb[:]) | 1
 	started := time.Now()
-	var base *snapshot.Snapshot
+	var pre precopyResult
 	if d, err := m.cfg.Runtime.Daemon(origin); err == nil && source == m.self && m.wantPreCopy(d, opts) {
-		if base, err = m.precopy(ctx, id, d, target); err != nil {
+		if pre, err = m.precopy(ctx, id, d, target, opts); err != nil {
 			m.cfg.Logger.Info("pre-copy skipped", "daemon", d.ID(), "err", err)
-			base = nil
+			pre = precopyResult{}
 		}
 	}
 	kind := opts.KindDigest
@@ -287,8 +293,9 @@ func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source
 	m.cfg.Runtime.RecordMigrationFailure(origin, nil)
 	r := m.runFor(id)
 	r.orch = o
-	r.base = base
-	r.stats.PreCopied = base != nil
+	r.base = pre.base
+	r.stats.PreCopied = pre.base != nil
+	pre.record(&r.stats)
 	h := &Handle{m: m, r: r, origin: origin, started: started, done: make(chan struct{})}
 	r.handle = h
 	m.byOrigin[origin] = h
@@ -379,6 +386,18 @@ func (m *Migrator) Receive(from NodeID, frame []byte) error {
 		return m.receivePrecopy(from, c)
 	case framePrecopyAck:
 		return m.receivePrecopyAck(frame[1:])
+	case framePrecopyRound:
+		msg, err := wire.Decode(frame[1:])
+		if err != nil {
+			return err
+		}
+		c, ok := msg.(wire.SnapshotChunk)
+		if !ok {
+			return fmt.Errorf("%w: pre-copy round frame holds a %v", ErrBadFrame, msg.Kind())
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.receiveRound(from, c)
 	case frameOutputs:
 		rep, err := decodeReport(frame[1:])
 		if err != nil {

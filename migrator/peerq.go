@@ -17,6 +17,8 @@ type peerQueue struct {
 	q    []func()
 	shut bool
 	done chan struct{}
+	// queued: snapshot chunks waiting in q (pushChunk).
+	queued map[chunkKey]bool
 }
 
 // peer returns the queue of a peer; caller holds m.mu.
@@ -52,21 +54,53 @@ func (m *Migrator) forwarder(to NodeID) *peerQueue {
 	return p
 }
 
-func (p *peerQueue) push(frame []byte) {
+func (p *peerQueue) push(frame []byte) { p.enqueue(func() { p.send(frame) }) }
+
+// chunkKey names one chunk of one snapshot transfer.
+type chunkKey struct {
+	id, seq        uint64
+	attempt, index uint32
+}
+
+// pushChunk queues a snapshot chunk unless the same chunk still waits in
+// this queue. The source machine resends a whole snapshot when no answer
+// came in time; on a slow link the first copy may still be queued here,
+// and every copy would queue behind it, lengthening the very transfer the
+// answer waits for. The stream is reliable: only a chunk that was written
+// and then lost with a broken stream needs sending again, and that one is
+// no longer queued.
+func (p *peerQueue) pushChunk(k chunkKey, frame []byte) {
+	p.mu.Lock()
+	if p.queued[k] {
+		p.mu.Unlock()
+		return
+	}
+	if p.queued == nil {
+		p.queued = make(map[chunkKey]bool)
+	}
+	p.queued[k] = true
+	p.mu.Unlock()
 	p.enqueue(func() {
-		for try := 0; try < 3; try++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := p.m.cfg.Mesh.Send(ctx, p.to, frame)
-			cancel()
-			if err == nil {
-				return
-			}
-			p.m.cfg.Logger.Debug("migration frame not sent", "peer", p.to, "err", err)
-			// Lost frames are retransmitted by the state machines; a short
-			// retry here only rides out a reconnect.
-			time.Sleep(50 * time.Millisecond)
-		}
+		p.mu.Lock()
+		delete(p.queued, k)
+		p.mu.Unlock()
+		p.send(frame)
 	})
+}
+
+func (p *peerQueue) send(frame []byte) {
+	for try := 0; try < 3; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := p.m.cfg.Mesh.Send(ctx, p.to, frame)
+		cancel()
+		if err == nil {
+			return
+		}
+		p.m.cfg.Logger.Debug("migration frame not sent", "peer", p.to, "err", err)
+		// Lost frames are retransmitted by the state machines; a short
+		// retry here only rides out a reconnect.
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (p *peerQueue) forward(f func()) { p.enqueue(f) }

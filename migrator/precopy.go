@@ -35,51 +35,66 @@ type staged struct {
 	from NodeID
 	s    *host.Staged
 	at   time.Time
+	// size is what the staged instance holds (its reservation), round the
+	// latest round written into it (rounds.go).
+	size  uint64
+	round uint32
+	in    *precopyIn // a round being received
 }
 
 // precopy runs before the orchestrator starts; caller does not hold m.mu.
-// On any failure the migration simply goes ahead without a base.
-func (m *Migrator) precopy(ctx context.Context, id uint64, d *host.Daemon, target NodeID) (*snapshot.Snapshot, error) {
+// It sends the base, then rounds of dirtied pages (rounds.go), and returns
+// the snapshot the target's staged copy now equals. On any failure the
+// migration simply goes ahead without a base.
+func (m *Migrator) precopy(ctx context.Context, id uint64, d *host.Daemon, target NodeID, opts Options) (precopyResult, error) {
 	base, err := d.Snapshot(ctx)
 	if err != nil {
-		return nil, err
+		return precopyResult{}, err
 	}
 	data, err := snapshot.Encode(base, d.Identity())
 	if err != nil {
-		return nil, err
+		return precopyResult{}, err
 	}
-	packed := m.pack.pack(data)
 	ack := make(chan error, 1)
 	m.mu.Lock()
 	m.precopyAcks[id] = ack
-	q := m.peer(target)
-	for _, c := range migration.Split(wire.Header{ID: id, Attempt: 1}, d.Origin(), base.Sequence, packed, m.chunkSize()) {
-		b, err := wire.Encode(c)
-		if err != nil {
-			delete(m.precopyAcks, id)
-			m.mu.Unlock()
-			return nil, err
-		}
-		q.push(append([]byte{framePrecopy}, b...))
-	}
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
 		delete(m.precopyAcks, id)
 		m.mu.Unlock()
 	}()
+	packed := m.pack.pack(data)
+	if err := m.sendPrecopy(ctx, framePrecopy, wire.Header{ID: id, Attempt: 1}, d.Origin(), base.Sequence, packed, target, ack); err != nil {
+		return precopyResult{}, err
+	}
+	res := precopyResult{base: base, bytes: []int{len(packed)}}
+	return m.rounds(ctx, id, d, target, opts, ack, res)
+}
+
+// sendPrecopy queues one pre-copy transfer (the base or a round) to target
+// and waits for the target's acknowledgement that it is staged.
+func (m *Migrator) sendPrecopy(ctx context.Context, typ byte, h wire.Header, origin, seq uint64, packed []byte, target NodeID, ack chan error) error {
+	m.mu.Lock()
+	q := m.peer(target)
+	for _, c := range migration.Split(h, origin, seq, packed, m.chunkSize()) {
+		b, err := wire.Encode(c)
+		if err != nil {
+			m.mu.Unlock()
+			return err
+		}
+		q.push(append([]byte{typ}, b...))
+	}
+	m.mu.Unlock()
 	t := time.NewTimer(30 * time.Second)
 	defer t.Stop()
 	select {
 	case err := <-ack:
-		if err != nil {
-			return nil, err
-		}
-		return base, nil
+		return err
 	case <-t.C:
-		return nil, errors.New("migrator: target did not acknowledge the pre-copy in 30s")
+		return errors.New("migrator: target did not acknowledge the pre-copy in 30s")
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -164,7 +179,7 @@ func (m *Migrator) receivePrecopy(from NodeID, c wire.SnapshotChunk) error {
 			if o := m.staged[id]; o != nil {
 				old = o.s
 			}
-			m.staged[id] = &staged{from: from, s: s, at: time.Now()}
+			m.staged[id] = &staged{from: from, s: s, at: time.Now(), size: size}
 		} else {
 			m.inbound.release(inboundKey{id: id, pre: true})
 		}

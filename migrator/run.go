@@ -68,6 +68,13 @@ type Stats struct {
 	HandedOverAt   time.Time     // the target confirmed it is live
 	Pause          time.Duration // HandedOverAt - FrozenAt: an upper bound of the time no event was processed
 	PreCopied      bool          // a base went ahead; SnapshotBytes is then the delta
+	// Rounds of dirtied pages sent while the daemon ran, after the base;
+	// PreCopyBytes is the wire size of the base, then of each round.
+	Rounds       int
+	PreCopyBytes []int
+	// Converged: a round found the dirty set at or under the threshold
+	// before the bound on rounds (or the set stopped shrinking: not).
+	Converged bool
 }
 
 func (r *run) plan() wire.Plan {
@@ -276,12 +283,17 @@ func (m *Migrator) sendMessages(r *run, msgs []migration.Outbound) {
 			m.dispatch(m.self, ob.Msg)
 			continue
 		}
-		if c, ok := ob.Msg.(wire.SnapshotChunk); ok {
+		c, isChunk := ob.Msg.(wire.SnapshotChunk)
+		if isChunk {
 			r.stats.ChunkBytesSent += len(c.Data)
 		}
 		frame, err := encodeMessage(ob.Msg)
 		if err != nil {
 			m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
+			continue
+		}
+		if isChunk {
+			m.peer(ob.To).pushChunk(chunkKey{id: c.Header.ID, seq: c.SnapshotSeq, attempt: c.Header.Attempt, index: c.Index}, frame)
 			continue
 		}
 		m.peer(ob.To).push(frame)

@@ -60,6 +60,10 @@ type Options struct {
 	Migrator migrator.Config // template for every node's migrator
 	// Hooks, when set, gives node i's runtime its test hooks.
 	Hooks func(i int) *host.TestHooks
+	// PeerAddr, when set, maps the address node from dials to reach node
+	// to, so a proxy can sit between them (network emulation, faults).
+	// It is asked once per ordered pair, after every node listens.
+	PeerAddr func(from, to int, addr string) string
 }
 
 // NewOpts starts n nodes configured by o.
@@ -78,10 +82,14 @@ func NewOpts(t testing.TB, n int, o Options) *Cluster {
 		}
 		c.Nodes = append(c.Nodes, c.start(t, ca, i, tmpl, hooks))
 	}
-	for _, a := range c.Nodes {
-		for _, b := range c.Nodes {
+	for i, a := range c.Nodes {
+		for j, b := range c.Nodes {
 			if a != b {
-				a.EP.SetPeerAddr(b.EP.ID(), b.EP.Addr().String())
+				addr := b.EP.Addr().String()
+				if o.PeerAddr != nil {
+					addr = o.PeerAddr(i, j, addr)
+				}
+				a.EP.SetPeerAddr(b.EP.ID(), addr)
 			}
 		}
 	}
