@@ -54,6 +54,9 @@ func TestAdvertiseThroughProxy(t *testing.T) {
 	if s := px.Stats(); s.In.Packets == 0 || s.Out.Packets == 0 {
 		t.Fatalf("nothing crossed the proxy: %+v", s)
 	}
+	// c has never looked "c" up: it will ask every peer.
+	c := startTest(t, "c", t.TempDir(), a.GossipAddr())
+	waitPeers(t, c, 2)
 	// Cut the proxy: a can no longer reach b, so b's traffic did go there.
 	if err := px.Set(netfault.Partitioned()); err != nil {
 		t.Fatal(err)
@@ -62,6 +65,12 @@ func TestAdvertiseThroughProxy(t *testing.T) {
 	defer cancel()
 	if _, err := a.Send(sctx, "c", []byte("x")); err == nil {
 		t.Fatal("a reached b's daemon through a partitioned proxy")
+	}
+	// A lookup that b does not answer is not a "not found": the daemon
+	// may be there.
+	_, err = c.Send(sctx, "c", []byte("x"))
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrDaemonNotFound) {
+		t.Fatalf("send by name while its node is cut off: %v, want ErrUnavailable", err)
 	}
 }
 

@@ -286,25 +286,34 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
 	defer cancel()
 	peers := n.peers()
+	var silent []string // peers that did not answer: the daemon may be there
 	for _, p := range peers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			loc, err := n.follow(ctx, p, ref)
-			if err != nil {
-				return
-			}
 			mu.Lock()
-			found = append(found, loc)
-			mu.Unlock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				found = append(found, loc)
+			case !errors.Is(err, errNotThere):
+				silent = append(silent, p.String())
+			}
 		}()
 	}
 	wg.Wait()
 	found = pickLocations(found)
-	switch len(found) {
-	case 0:
+	switch {
+	case len(found) == 0 && len(silent) > 0:
+		// "Not found" would be a guess: a script would take it to mean
+		// the daemon is gone while its node is only cut off.
+		slices.Sort(silent)
+		return location{}, fmt.Errorf("%w: %s is not on any of the %d node(s) that answered, and %s did not answer: it may be there; retry",
+			ErrUnavailable, abi.Echo(ref), len(peers)+1-len(silent), strings.Join(silent, ", "))
+	case len(found) == 0:
 		return location{}, fmt.Errorf("%w: %s is not on any of the %d alive node(s)", ErrDaemonNotFound, abi.Echo(ref), len(peers)+1)
-	case 1:
+	case len(found) == 1:
 		return n.cacheRoute(found[0]), nil
 	}
 	var where []string
