@@ -270,11 +270,17 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 		found []location
 		wg    sync.WaitGroup
 	)
+	var silent []string // nodes that did not answer: the daemon may be there
 	if o, r, ok := n.movedRef(ref); ok && r.Node != n.id {
 		// This node gave the daemon away: straight to it, if the name went
 		// along; else it is a weak hit (the cluster may have another daemon
 		// of that name, or the name is still on its way).
-		if loc, err := n.follow(ctx, peerRef{id: r.Node, name: n.peerName(r.Node)}, abi.FormatOrigin(o)); err == nil {
+		to := peerRef{id: r.Node, name: n.peerName(r.Node)}
+		loc, err := n.follow(ctx, to, abi.FormatOrigin(o))
+		if err != nil && !errors.Is(err, errNotThere) {
+			silent = append(silent, to.String())
+		}
+		if err == nil {
 			_, isID := abi.ParseOrigin(ref)
 			if isID == nil || loc.info.Name == ref {
 				return n.cacheRoute(loc), nil
@@ -286,7 +292,6 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
 	defer cancel()
 	peers := n.peers()
-	var silent []string // peers that did not answer: the daemon may be there
 	for _, p := range peers {
 		wg.Add(1)
 		go func() {
@@ -297,7 +302,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			switch {
 			case err == nil:
 				found = append(found, loc)
-			case !errors.Is(err, errNotThere):
+			case !errors.Is(err, errNotThere) && !slices.Contains(silent, p.String()):
 				silent = append(silent, p.String())
 			}
 		}()
@@ -309,8 +314,8 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 		// "Not found" would be a guess: a script would take it to mean
 		// the daemon is gone while its node is only cut off.
 		slices.Sort(silent)
-		return location{}, fmt.Errorf("%w: %s is not on any of the %d node(s) that answered, and %s did not answer: it may be there; retry",
-			ErrUnavailable, abi.Echo(ref), len(peers)+1-len(silent), strings.Join(silent, ", "))
+		return location{}, fmt.Errorf("%w: %s is not on any node that answered, and %s did not answer: it may be there; retry",
+			ErrUnavailable, abi.Echo(ref), strings.Join(silent, ", "))
 	case len(found) == 0:
 		return location{}, fmt.Errorf("%w: %s is not on any of the %d alive node(s)", ErrDaemonNotFound, abi.Echo(ref), len(peers)+1)
 	case len(found) == 1:

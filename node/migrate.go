@@ -61,6 +61,13 @@ type MigrateResult struct {
 	EventsForwarded int     `json:"events_forwarded"`
 	Attempts        int     `json:"attempts"`
 	PreCopied       bool    `json:"pre_copied"`
+	// PreCopyRounds of dirtied pages followed the base while the daemon
+	// ran; PreCopyBytes is what the base and the rounds sent, and
+	// Converged that a round got under the dirty threshold (a daemon
+	// that dirties memory faster than the link carries it does not).
+	PreCopyRounds int  `json:"precopy_rounds"`
+	PreCopyBytes  int  `json:"precopy_bytes"`
+	Converged     bool `json:"converged"`
 }
 
 // ErrMigration wraps a failed migration; the daemon stays where it was.
@@ -213,7 +220,10 @@ wait:
 		Daemon: abi.FormatOrigin(origin), From: n.name, To: n.peerName(target),
 		TotalMillis: ms(h.Duration()), PauseMillis: ms(st.Pause), SnapshotBytes: st.SnapshotBytes,
 		EventsBuffered: st.EventsBuffered, EventsForwarded: st.EventsForward, Attempts: h.Attempt(),
-		PreCopied: st.PreCopied,
+		PreCopied: st.PreCopied, PreCopyRounds: st.Rounds, Converged: st.Converged,
+	}
+	for _, b := range st.PreCopyBytes {
+		res.PreCopyBytes += b
 	}
 	if errors.Is(werr, migration.ErrPastCutover) {
 		// Not a failure: the handover is under way and may complete.

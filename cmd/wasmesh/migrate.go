@@ -86,6 +86,11 @@ Examples:
 			fmt.Fprintf(out, "  total      %.1f ms\n", res.TotalMillis)
 			fmt.Fprintf(out, "  pause      %.1f ms (daemon not processing events)\n", res.PauseMillis)
 			if res.PreCopied {
+				conv := "converged"
+				if !res.Converged {
+					conv = "did not converge: the daemon dirties memory about as fast as it travels"
+				}
+				fmt.Fprintf(out, "  pre-copy   %s while running: base + %d round(s), %s\n", humanBytes(uint64(res.PreCopyBytes)), res.PreCopyRounds, conv)
 				fmt.Fprintf(out, "  snapshot   %s at the freeze (pages changed since the pre-copied base)\n", humanBytes(uint64(res.SnapshotBytes)))
 			} else {
 				fmt.Fprintf(out, "  snapshot   %s\n", humanBytes(uint64(res.SnapshotBytes)))

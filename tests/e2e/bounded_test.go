@@ -71,7 +71,11 @@ func TestBoundedStoreAfterMigrations(t *testing.T) {
 	nodes := map[string]*proc{"alpha": a, "beta": b}
 	to := "beta"
 	for i := 1; i <= 12; i++ {
-		ok(t, "migrate", "big", "--to", to, "--node", a.url())
+		out := ok(t, "migrate", "big", "--to", to, "--node", a.url())
+		// An idle 64 MiB daemon is pre-copied, and its rounds converge.
+		if !strings.Contains(out, "pre-copy ") || !strings.Contains(out, "round(s), converged") {
+			t.Fatalf("migration %d did not report a converged pre-copy:\n%s", i, out)
+		}
 		eventually(t, 30*time.Second, "checkpoint on "+to, func() (bool, string) {
 			n := boundedStoreBytes(t, nodes[to].data)
 			return n >= live/2, fmt.Sprintf("%d bytes", n)
