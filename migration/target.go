@@ -434,7 +434,7 @@ func (t *Target) hold(in EventArrived) error {
 	if len(t.held) >= lim.MaxBufferedEvents || t.heldBytes+len(in.Payload) > lim.MaxBufferedBytes {
 		return fmt.Errorf("%w: %d events held", ErrBufferFull, len(t.held))
 	}
-	t.held = append(t.held, Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload})
+	t.held = append(t.held, Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload, Once: in.Once})
 	t.heldBytes += len(in.Payload)
 	return nil
 }

@@ -624,7 +624,7 @@ func (m *Migrator) resumeLocal(r *run, e migration.ResumeLocal) {
 	// same order (resolving twice is harmless).
 	senders := append(append([]*waiter(nil), r.kept...), r.fwdKept...)
 	for i, ev := range e.Events {
-		outs, err := d.Apply(context.Background(), host.Event{Sender: ev.Sender, Seq: ev.SenderSeq, Payload: ev.Payload})
+		outs, err := d.Apply(context.Background(), host.Event{Sender: ev.Sender, Seq: ev.SenderSeq, Payload: ev.Payload, Once: ev.Once})
 		if i < len(senders) {
 			senders[i].resolve(outs, err)
 		}
@@ -749,7 +749,7 @@ func (m *Migrator) targetInterceptor(r *run) host.Interceptor {
 			return d.Apply(ctx, ev)
 		}
 		w := newWaiter(ev)
-		out, err := r.tgt.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload}, time.Now())
+		out, err := r.tgt.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload, Once: ev.Once}, time.Now())
 		if err != nil {
 			m.mu.Unlock()
 			return nil, err
