@@ -10,15 +10,17 @@ import (
 )
 
 var (
-	flagSeeds = flag.Int("seeds", 200, "number of seeds TestSim runs (seeds 1..N)")
-	flagSeed  = flag.Int64("seed", 0, "replay exactly this seed (and shrink it if it fails)")
-	flagSteps = flag.Int("steps", 60, "steps per seed")
-	flagSoak  = flag.Bool("soak", false, "soak: 5000 seeds of 200 steps unless -seeds/-steps say otherwise")
-	flagScale = flag.Bool("scale", false, "scale run: message counts of lookups and migrations against cluster size")
-	flagLong  = flag.Bool("long-outages", false, "let partitions and time jumps outlast the migrators' linger (30 s): shows the open cutover liveness issue")
-	flagNodes = flag.Int("nodes", 3, "nodes per simulated cluster")
-	flagNet   = flag.Bool("net", false, "with -history: show the messages in flight after every step")
-	flagTrace = flag.Bool("history", false, "log every seed's history, failing or not")
+	flagSeeds   = flag.Int("seeds", 200, "number of seeds TestSim runs (seeds 1..N)")
+	flagSeed    = flag.Int64("seed", 0, "replay exactly this seed (and shrink it if it fails)")
+	flagSteps   = flag.Int("steps", 60, "steps per seed")
+	flagSoak    = flag.Bool("soak", false, "soak: 5000 seeds of 200 steps unless -seeds/-steps say otherwise")
+	flagScale   = flag.Bool("scale", false, "scale run: message counts of lookups and migrations against cluster size")
+	flagLong    = flag.Bool("long-outages", false, "let partitions and time jumps outlast the migrators' linger (30 s): shows the open cutover liveness issue")
+	flagMaxFail = flag.Int("maxfail", 3, "stop after this many failing seeds")
+	flagShrink  = flag.Bool("shrink", true, "shrink a failing seed's history")
+	flagNodes   = flag.Int("nodes", 3, "nodes per simulated cluster")
+	flagNet     = flag.Bool("net", false, "with -history: show the messages in flight after every step")
+	flagTrace   = flag.Bool("history", false, "log every seed's history, failing or not")
 )
 
 var defaultCluster = config{nodes: 3, daemons: 4, clients: 3}
@@ -74,11 +76,17 @@ func TestSim(t *testing.T) {
 		}
 		failures++
 		t.Errorf("seed %d failed after %d of %d steps: %s\nhistory:\n%s", seed, res.steps, len(hist), res.failure, strings.Join(res.trace, "\n"))
+		if !*flagShrink {
+			if failures >= *flagMaxFail {
+				t.Fatalf("stopping after %d failing seeds", failures)
+			}
+			continue
+		}
 		short := shrink(t, seed, cfg, module, hist[:res.steps])
 		sr := runSim(t, seed, cfg, module, short)
 		t.Errorf("seed %d shrunk to %d steps: %s\nshort history:\n%s\nsteps: %s\nreplay: go test ./tests/sim -run 'TestSim$' -seed %d -steps %d",
 			seed, len(short), sr.failure, strings.Join(sr.trace, "\n"), goSteps(short), seed, steps)
-		if failures >= 3 {
+		if failures >= *flagMaxFail {
 			t.Fatalf("stopping after %d failing seeds", failures)
 		}
 	}
