@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
@@ -82,6 +84,7 @@ func (s *sim) startNode(i int, keep map[uint64]int, moved map[uint64]int) error 
 		Tick:         s.tick,
 		Linger:       s.linger,
 		OutputsGrace: time.Second,
+		Logger:       s.logger(i),
 	})
 	if err != nil {
 		return err
@@ -90,6 +93,13 @@ func (s *sim) startNode(i int, keep map[uint64]int, moved map[uint64]int) error 
 	n.rt, n.mig = rt, mig
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *sim) logger(i int) *slog.Logger {
+	if !*flagMigLog {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 }
 
 // stall holds a restore until released (or the node dies).

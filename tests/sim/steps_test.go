@@ -198,6 +198,36 @@ func (s *sim) autoHeal(d time.Duration) string {
 	return " (partition healed first)"
 }
 
+// involved: node i takes part in a migration the simulator started that has
+// not ended, or its migrator still holds one.
+func (s *sim) involved(i int) bool {
+	s.mu.Lock()
+	mig := s.nodes[i].mig
+	for _, m := range s.migs {
+		if !m.finished() && (m.from == i || m.to == i || m.orch == i) {
+			s.mu.Unlock()
+			return true
+		}
+	}
+	s.mu.Unlock()
+	return mig != nil && mig.Resources().Runs > 0
+}
+
+// remoteSource: node i is the source of an unfinished migration that
+// another node orchestrates. Losing it past the cutover leaves that
+// orchestrator waiting for good (README, "What it found"), so the default
+// run does not crash it.
+func (s *sim) remoteSource(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.migs {
+		if !m.finished() && m.from == i && m.orch != i && s.nodes[m.orch].inc == m.orchInc {
+			return true
+		}
+	}
+	return false
+}
+
 func errText(err error) string {
 	if err == nil {
 		return "ok"
@@ -260,11 +290,19 @@ func (s *sim) migrate(st step) string {
 // crashStep crashes node i and restarts it at once. With its disk it
 // comes back with the daemons it owned at the crash, every applied event
 // included (the node acknowledges only journaled events, --durability
-// sync); a daemon that was migrating to or from it is counted as possibly
-// lost instead, because the node's restart reconciliation with migration
-// records is not simulated. Without its disk it comes back empty.
+// sync); unless -crash-mid, such a crash is skipped while the node takes
+// part in a migration, because the node's restart reconciliation with
+// migration records is not simulated (with -crash-mid a daemon migrating
+// to or from it counts as possibly lost). Without its disk it comes back
+// empty and membership declares the old one gone (PeerDown).
 func (s *sim) crashStep(i int, disk bool) string {
 	n := s.nodes[i]
+	if disk && !s.crashMid && s.involved(i) {
+		return fmt.Sprintf("crash n%d disk=true skipped: a migration runs or lingers there", i)
+	}
+	if !disk && !s.crashMid && s.remoteSource(i) {
+		return fmt.Sprintf("crash n%d disk=false skipped: source of a migration another node orchestrates", i)
+	}
 	type saved struct {
 		di   int
 		id   identity.Identity
@@ -303,11 +341,20 @@ func (s *sim) crashStep(i int, disk bool) string {
 	}
 	s.mu.Lock()
 	routes, moved := n.routes, n.moved
+	// Marked before the crash: its consequences (a source resuming an
+	// older state on PeerDown) show up while it runs.
+	for _, di := range lost {
+		s.daemons[di].maybeLost = true
+	}
 	s.mu.Unlock()
 	s.crash(i)
-	for _, o := range s.nodes {
-		if o.idx != i && o.mig != nil {
-			o.mig.PeerDown(nodeID(i))
+	if !disk {
+		// Membership declares a node that lost its disk gone; one that
+		// restarts at once with its disk it never does (it refutes).
+		for _, o := range s.nodes {
+			if o.idx != i && o.mig != nil {
+				o.mig.PeerDown(nodeID(i))
+			}
 		}
 	}
 	if !disk {
