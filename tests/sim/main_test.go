@@ -12,7 +12,7 @@ import (
 var (
 	flagSeeds    = flag.Int("seeds", 200, "number of seeds TestSim runs (seeds 1..N)")
 	flagSeed     = flag.Int64("seed", 0, "replay exactly this seed (and shrink it if it fails)")
-	flagSteps    = flag.Int("steps", 60, "steps per seed")
+	flagSteps    = flag.Int("steps", 100, "steps per seed")
 	flagSoak     = flag.Bool("soak", false, "soak: 5000 seeds of 200 steps unless -seeds/-steps say otherwise")
 	flagScale    = flag.Bool("scale", false, "scale run: message counts of lookups and migrations against cluster size")
 	flagLong     = flag.Bool("long-outages", false, "let partitions and time jumps outlast the migrators' linger (30 s): shows the open cutover liveness issue")
