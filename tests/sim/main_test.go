@@ -47,9 +47,6 @@ func flagSet(name string) bool {
 // step and once everything has healed and settled. A failing seed is
 // printed with its history, shrunk, and replays with -seed.
 func TestSim(t *testing.T) {
-	if *flagScale {
-		t.Skip("-scale runs TestSimScale")
-	}
 	module := echoModule(t)
 	cfg := defaultCluster
 	cfg.nodes = *flagNodes

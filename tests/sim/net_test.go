@@ -109,6 +109,14 @@ func newNetwork() *network {
 func (nw *network) severed(a, b int) bool { return nw.cut[a] != nw.cut[b] }
 
 func (nw *network) push(m *message) {
+	switch m.kind {
+	case kindFrame:
+		nw.sent["frame"]++
+	case kindReq:
+		nw.sent["req:"+m.req.op]++
+	case kindResp:
+		nw.sent["resp:"+m.req.op]++
+	}
 	nw.nextSeq++
 	m.seq = nw.nextSeq
 	l := link{m.from, m.to, m.kind != kindFrame}
@@ -195,7 +203,6 @@ func (m *simMesh) Send(_ context.Context, to migrator.NodeID, frame []byte) erro
 	if s.net.severed(m.n.idx, t) {
 		return errNotDelivered
 	}
-	s.net.sent["frame"]++
 	s.net.push(&message{kind: kindFrame, from: m.n.idx, to: t, fromInc: m.inc, frame: append([]byte(nil), frame...)})
 	return nil
 }

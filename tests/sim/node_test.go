@@ -191,7 +191,6 @@ func (s *sim) beginLocked(n *node, inc, to int, req request) (*call, uint64, res
 	if n.inc != inc {
 		return nil, 0, response{err: errNotDelivered}, false
 	}
-	s.net.sent[req.op]++
 	if s.net.severed(n.idx, to) {
 		return nil, 0, response{err: errNotDelivered}, false
 	}
@@ -249,7 +248,7 @@ func (s *sim) deliverMsg(m *message) {
 				s.answerLocked(m.call, response{err: errLost})
 				return
 			}
-			s.net.push(&message{kind: kindResp, from: to.idx, to: m.from, fromInc: inc, call: m.call, resp: r, key: m.key})
+			s.net.push(&message{kind: kindResp, from: to.idx, to: m.from, fromInc: inc, call: m.call, req: request{op: m.req.op}, resp: r, key: m.key})
 		}()
 	}
 }

@@ -43,6 +43,7 @@ type sim struct {
 	// longOutages lets jumps and partitions outlast the linger.
 	longOutages bool
 	crashMid    bool // crash nodes with their disk mid-migration too
+	coldRoutes  bool // only the owner knows a daemon's route at first (scale runs)
 	cutAt       time.Time
 
 	mu      sync.Mutex
@@ -156,7 +157,9 @@ func (s *sim) setup() error {
 		}
 		s.daemons = append(s.daemons, &daemon{idx: i, origin: d.Origin(), lastSeq: map[int]uint64{}, outs: map[uint64]emitted{}})
 		for _, m := range s.nodes {
-			m.routes[d.Origin()] = n.idx
+			if !s.coldRoutes || m == n {
+				m.routes[d.Origin()] = n.idx
+			}
 		}
 	}
 	for i := range s.cfg.clients {
