@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -15,8 +16,9 @@ var (
 	flagSteps    = flag.Int("steps", 100, "steps per seed")
 	flagSoak     = flag.Bool("soak", false, "soak: 5000 seeds of 200 steps unless -seeds/-steps say otherwise")
 	flagScale    = flag.Bool("scale", false, "scale run: message counts of lookups and migrations against cluster size")
-	flagLong     = flag.Bool("long-outages", false, "let partitions and time jumps outlast the migrators' linger (30 s): shows the open cutover liveness issue")
+	flagLong     = flag.Bool("long-outages", false, "let partitions and time jumps last long (unbounded partitions, jumps to 45 s): with them an outage can outlast the linger and shows the open cutover liveness issue")
 	flagCrashMid = flag.Bool("crash-mid", false, "crash nodes in the middle of a migration too: with their disk (restart reconciliation is not simulated), or the source of a migration another node orchestrates (shows the open orchestrator hang)")
+	flagLinger   = flag.Duration("linger", 60*time.Second, "the migrators' linger (their default is 30 s); an outage past the cutover must end within it")
 	flagMigLog   = flag.Bool("miglog", false, "migrators' debug logs to stderr")
 	flagMaxFail  = flag.Int("maxfail", 3, "stop after this many failing seeds")
 	flagShrink   = flag.Bool("shrink", true, "shrink a failing seed's history")

@@ -568,7 +568,7 @@ func runSim(t *testing.T, seed int64, cfg config, module []byte, steps []step) r
 	t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			cryptotest.SetGlobalRandom(t, uint64(seed))
-			s := &sim{cfg: cfg, seed: seed, module: module, tick: 20 * time.Millisecond, linger: 30 * time.Second, longOutages: *flagLong, crashMid: *flagCrashMid}
+			s := &sim{cfg: cfg, seed: seed, module: module, tick: 20 * time.Millisecond, linger: *flagLinger, longOutages: *flagLong, crashMid: *flagCrashMid}
 			if err := s.setup(); err != nil {
 				res.failure = "setup: " + err.Error()
 				return

@@ -184,7 +184,8 @@ func (s *sim) exec(st step) string {
 
 // maxOutage bounds how long a partition lasts unless -long-outages: the
 // protocol needs an outage past the cutover to end within the migrators'
-// linger (see README, "What it found").
+// linger (see README, "Open findings"); a partition and the jumps around
+// it stay under the simulator's 60 s linger.
 const maxOutage = 20 * time.Second
 
 // autoHeal heals a partition that would outlast maxOutage once d passes.
