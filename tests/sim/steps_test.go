@@ -88,6 +88,7 @@ func (s *sim) exec(st step) string {
 			i = int(st.B) % len(q)
 		}
 		m := s.net.take(l, i)
+		s.lastDelivery = time.Now()
 		kind := st.Kind
 		if kind == stDuplicate && m.kind != kindFrame {
 			kind = stDeliver
@@ -188,15 +189,35 @@ func (s *sim) exec(st step) string {
 // it stay under the simulator's 60 s linger.
 const maxOutage = 20 * time.Second
 
-// autoHeal heals a partition that would outlast maxOutage once d passes.
+// maxSilence bounds, unless -long-outages, how long the network may deliver
+// nothing at all (jumps in a row deliver nothing): with a partition before
+// it, still under the simulator's linger.
+const maxSilence = 30 * time.Second
+
+// autoHeal heals a partition that would outlast maxOutage once d passes,
+// and delivers everything in flight if the network would stay silent for
+// longer than maxSilence.
 func (s *sim) autoHeal(d time.Duration) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.longOutages || len(s.net.cut) == 0 || time.Since(s.cutAt)+d <= maxOutage {
+	if s.longOutages {
 		return ""
 	}
-	clear(s.net.cut)
-	return " (partition healed first)"
+	note := ""
+	if len(s.net.cut) > 0 && time.Since(s.cutAt)+d > maxOutage {
+		clear(s.net.cut)
+		note = " (partition healed first)"
+	}
+	if time.Since(s.lastDelivery)+d > maxSilence {
+		for _, l := range s.net.busy() {
+			for len(s.net.links[l]) > 0 {
+				s.deliverMsg(s.net.take(l, 0))
+			}
+		}
+		s.lastDelivery = time.Now()
+		note += " (network flushed first)"
+	}
+	return note
 }
 
 // involved: node i takes part in a migration the simulator started that has
