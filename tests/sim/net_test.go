@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/migrator"
@@ -68,6 +69,7 @@ type message struct {
 	req      request
 	resp     response
 	seq      uint64 // network-wide send order
+	at       time.Time
 	// key orders calls on their link by content, not by which goroutine
 	// got the lock first: goroutines woken at one instant push in any
 	// order, and the step's pick must not depend on it.
@@ -119,6 +121,7 @@ func (nw *network) push(m *message) {
 	}
 	nw.nextSeq++
 	m.seq = nw.nextSeq
+	m.at = time.Now()
 	l := link{m.from, m.to, m.kind != kindFrame}
 	q := nw.links[l]
 	if !l.calls {
@@ -168,6 +171,19 @@ func (nw *network) pending() int {
 		n += len(q)
 	}
 	return n
+}
+
+// oldest is when the longest-waiting message was sent (zero: none).
+func (nw *network) oldest() time.Time {
+	var t time.Time
+	for _, q := range nw.links {
+		for _, m := range q {
+			if t.IsZero() || m.at.Before(t) {
+				t = m.at
+			}
+		}
+	}
+	return t
 }
 
 // take removes the i-th message of a link.

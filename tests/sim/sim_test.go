@@ -45,8 +45,6 @@ type sim struct {
 	crashMid    bool // crash nodes with their disk mid-migration too
 	coldRoutes  bool // only the owner knows a daemon's route at first (scale runs)
 	cutAt       time.Time
-	// lastDelivery is when a step last took a message off the network.
-	lastDelivery time.Time
 
 	mu      sync.Mutex
 	nodes   []*node
@@ -134,7 +132,6 @@ func (s *sim) setup() error {
 	s.net = newNetwork()
 	s.migs = map[int]*migRec{}
 	s.stop, s.halt = context.WithCancel(context.Background())
-	s.lastDelivery = time.Now()
 	for i := range s.cfg.nodes {
 		k, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {

@@ -88,7 +88,6 @@ func (s *sim) exec(st step) string {
 			i = int(st.B) % len(q)
 		}
 		m := s.net.take(l, i)
-		s.lastDelivery = time.Now()
 		kind := st.Kind
 		if kind == stDuplicate && m.kind != kindFrame {
 			kind = stDeliver
@@ -189,14 +188,14 @@ func (s *sim) exec(st step) string {
 // it stay under the simulator's 60 s linger.
 const maxOutage = 20 * time.Second
 
-// maxSilence bounds, unless -long-outages, how long the network may deliver
-// nothing at all (jumps in a row deliver nothing): with a partition before
-// it, still under the simulator's linger.
+// maxSilence bounds, unless -long-outages, how long a message waits in the
+// network (jumps deliver nothing): with a partition before it, an outage
+// stays under the simulator's linger.
 const maxSilence = 30 * time.Second
 
 // autoHeal heals a partition that would outlast maxOutage once d passes,
-// and delivers everything in flight if the network would stay silent for
-// longer than maxSilence.
+// and delivers everything in flight if a message would wait longer than
+// maxSilence.
 func (s *sim) autoHeal(d time.Duration) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -208,13 +207,12 @@ func (s *sim) autoHeal(d time.Duration) string {
 		clear(s.net.cut)
 		note = " (partition healed first)"
 	}
-	if time.Since(s.lastDelivery)+d > maxSilence {
+	if old := s.net.oldest(); !old.IsZero() && time.Since(old)+d > maxSilence {
 		for _, l := range s.net.busy() {
 			for len(s.net.links[l]) > 0 {
 				s.deliverMsg(s.net.take(l, 0))
 			}
 		}
-		s.lastDelivery = time.Now()
 		note += " (network flushed first)"
 	}
 	return note
@@ -235,15 +233,15 @@ func (s *sim) involved(i int) bool {
 	return mig != nil && mig.Resources().Runs > 0
 }
 
-// remoteSource: node i is the source of an unfinished migration that
-// another node orchestrates. Losing it past the cutover leaves that
-// orchestrator waiting for good (README, "What it found"), so the default
+// remoteSource: node i is the source or target of an unfinished migration
+// that another node orchestrates. Losing it past the cutover can leave that
+// orchestrator waiting for good (README, "Open findings"), so the default
 // run does not crash it.
 func (s *sim) remoteSource(i int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range s.migs {
-		if !m.finished() && m.from == i && m.orch != i && s.nodes[m.orch].inc == m.orchInc {
+		if !m.finished() && (m.from == i || m.to == i) && m.orch != i && s.nodes[m.orch].inc == m.orchInc {
 			return true
 		}
 	}
@@ -323,7 +321,7 @@ func (s *sim) crashStep(i int, disk bool) string {
 		return fmt.Sprintf("crash n%d disk=true skipped: a migration runs or lingers there", i)
 	}
 	if !disk && !s.crashMid && s.remoteSource(i) {
-		return fmt.Sprintf("crash n%d disk=false skipped: source of a migration another node orchestrates", i)
+		return fmt.Sprintf("crash n%d disk=false skipped: source or target of a migration another node orchestrates", i)
 	}
 	type saved struct {
 		di   int
