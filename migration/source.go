@@ -109,6 +109,18 @@ func (s *Source) Step(from NodeID, m Message, now time.Time) (Output, error) {
 		if s.handedOver && (m.Kind() == wire.KindActivateAck || m.Kind() == wire.KindComplete) {
 			return out, nil
 		}
+		if m.Kind() == wire.KindCutover {
+			if s.handedOver {
+				// The orchestrator missed the target's ActivateAck: ask
+				// the live target again, it answers both of us.
+				out.send(wire.Activate{Header: s.header(), FinalSeq: s.finalSeq}, s.plan.Target)
+			} else if s.err != nil {
+				// It missed our Abort, and past its cutover it waits for
+				// word from us: say it again.
+				out.send(abortMsg(s.header(), s.phase, AsFailure(s.err)), s.plan.Orchestrator)
+			}
+			return out, nil
+		}
 		return out, ErrFinished
 	}
 	s.lastHeard = now
@@ -158,6 +170,10 @@ func (s *Source) Step(from NodeID, m Message, now time.Time) (Output, error) {
 			s.finalSeq = s.lastSeq()
 			out.do(FlipRoute{Origin: s.plan.Origin, To: s.plan.Target})
 			s.sendEvents(s.sentUpTo+1, now, &out)
+		case s.acked < s.finalSeq:
+			// A retried Cutover resets the timer that would resend lost
+			// events (Tick), so resend what the target has not acked.
+			s.sendEvents(s.acked+1, now, &out)
 		}
 		s.lastSent = now
 		out.send(wire.Activate{Header: s.header(), FinalSeq: s.finalSeq}, s.plan.Target)

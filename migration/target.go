@@ -153,6 +153,13 @@ func (t *Target) Step(from NodeID, m Message, now time.Time) (Output, error) {
 func (t *Target) afterDone(m Message) (Output, error) {
 	var out Output
 	if !t.live {
+		if _, ok := m.(wire.Activate); ok && t.err != nil {
+			// It gave up before going live and its Abort may have been
+			// lost: a source past the cutover waits for this target alone,
+			// so say it again or the daemon stays frozen for good.
+			out.send(abortMsg(t.header(), t.phase, AsFailure(t.err)), t.prep.Source, t.prep.Orchestrator)
+			return out, nil
+		}
 		return out, ErrFinished
 	}
 	switch m := m.(type) {
