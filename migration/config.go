@@ -29,6 +29,12 @@ type Timing struct {
 	ChunkRetransmit time.Duration // default 10 s
 	// PeerTimeout: give up on a silent peer (before the point of no return).
 	PeerTimeout time.Duration // default 30 s
+	// CutoverTimeout: an orchestrator that heard nothing from source or
+	// target this long after it ordered the cutover stops waiting and
+	// reports Timeout ("the handover may have completed"). It cannot undo
+	// anything then; the bound only keeps a migration whose ActivateAck
+	// was lost with a crashed node from being held forever.
+	CutoverTimeout time.Duration // default 10 × PeerTimeout
 }
 
 // DefaultLimits returns the defaults listed on Limits.
@@ -97,6 +103,9 @@ func (t Timing) withDefaults() Timing {
 	}
 	if t.PeerTimeout <= 0 {
 		t.PeerTimeout = d.PeerTimeout
+	}
+	if t.CutoverTimeout <= 0 {
+		t.CutoverTimeout = 10 * t.PeerTimeout
 	}
 	return t
 }

@@ -206,6 +206,12 @@ func (o *Orchestrator) Tick(now time.Time) Output {
 		o.finish(f, &out)
 		return out
 	}
+	if o.phase == PhaseCutover && now.Sub(o.lastHeard) >= o.cfg.Timing.CutoverTimeout {
+		// Source and target decide the handover between them; nothing to
+		// abort, only a wait to end.
+		o.finish(failure(Timeout, "no word from source or target for %s after cutover; the handover may have completed", o.cfg.Timing.CutoverTimeout), &out)
+		return out
+	}
 	if now.Sub(o.lastSent) >= o.cfg.Timing.Retransmit {
 		switch o.phase {
 		case PhaseSnapshot:

@@ -254,3 +254,50 @@ func TestFailure(t *testing.T) {
 		t.Fatalf("IdentityFailed: %+v", got)
 	}
 }
+
+// Past cutover an orchestrator that hears nothing more (the ActivateAck
+// was lost with a node that crashed) stops waiting after CutoverTimeout:
+// it reports Timeout, sends no Abort (nothing can be undone), and keeps
+// retransmitting Cutover until then.
+func TestOrchestratorGivesUpWaitingPastCutover(t *testing.T) {
+	tm := Timing{PeerTimeout: time.Second, CutoverTimeout: 5 * time.Second}
+	o, _, err := NewOrchestrator(OrchestratorConfig{ID: 1, Plan: testPlan(), Timing: tm}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := wire.Header{ID: 1, Attempt: 1}
+	for _, s := range []struct {
+		from NodeID
+		m    Message
+	}{{"T", wire.RestoreComplete{Header: h}}, {"S", wire.ReplayAck{Header: h}}} {
+		if _, err := o.Step(s.from, s.m, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.Phase() != PhaseCutover {
+		t.Fatalf("phase %s, want cutover", o.Phase())
+	}
+	cutovers := 0
+	for now := t0.Add(100 * time.Millisecond); now.Before(t0.Add(5 * time.Second)); now = now.Add(100 * time.Millisecond) {
+		out := o.Tick(now)
+		cutovers += len(sentKinds(out)[wire.KindCutover])
+		if _, done := findDone(t, out); done {
+			t.Fatalf("gave up at %s, before CutoverTimeout", now.Sub(t0))
+		}
+	}
+	if cutovers < 3 {
+		t.Fatalf("%d Cutover retransmissions while waiting", cutovers)
+	}
+	out := o.Tick(t0.Add(5 * time.Second))
+	derr, done := findDone(t, out)
+	var f *Failure
+	if !done || !errors.As(derr, &f) || f.Reason != Timeout {
+		t.Fatalf("after CutoverTimeout: done=%v %v, want Timeout", done, derr)
+	}
+	if ab := sentKinds(out)[wire.KindAbort]; len(ab) != 0 {
+		t.Fatalf("an Abort past cutover: %v", out.Messages)
+	}
+	if d, err := o.Result(); !d || err == nil {
+		t.Fatalf("result %v %v", d, err)
+	}
+}
