@@ -83,6 +83,15 @@ func (t *movedNames) set(name string, origin uint64) {
 	}
 }
 
+func (t *movedNames) forget(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[name]; ok {
+		delete(t.m, name)
+		t.order = slices.DeleteFunc(t.order, func(s string) bool { return s == name })
+	}
+}
+
 func (t *movedNames) get(name string) (uint64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

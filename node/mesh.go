@@ -265,6 +265,9 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			n.ep.Routes().Delete(o, r.Epoch)
 		}
 	}
+	if loc, ok := n.locateResolved(ctx, ref); ok {
+		return loc, nil
+	}
 	var (
 		mu    sync.Mutex
 		found []location
@@ -319,6 +322,9 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	case len(found) == 0:
 		return location{}, fmt.Errorf("%w: %s is not on any of the %d alive node(s)", ErrDaemonNotFound, abi.Echo(ref), len(peers)+1)
 	case len(found) == 1:
+		if o, err := abi.ParseOrigin(found[0].info.ID); err == nil && found[0].info.Name == ref && !found[0].weak {
+			n.resolved.set(ref, o)
+		}
 		return n.cacheRoute(found[0]), nil
 	}
 	var where []string
@@ -327,6 +333,31 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 	}
 	slices.Sort(where)
 	return location{}, fmt.Errorf("%w: %s names %d daemons (%s); use the id", ErrAmbiguous, abi.Echo(ref), len(found), strings.Join(where, ", "))
+}
+
+// locateResolved follows the route of the daemon a name last resolved to.
+// Names are unique in the cluster, so while that daemon answers under the
+// name it is the one; anything else (stopped, renamed away, unreachable)
+// forgets it and the caller asks every peer.
+func (n *Node) locateResolved(ctx context.Context, name string) (location, bool) {
+	if _, err := abi.ParseOrigin(name); err == nil {
+		return location{}, false
+	}
+	o, ok := n.resolved.get(name)
+	if !ok {
+		return location{}, false
+	}
+	if r, ok := n.ep.Routes().Lookup(o); ok && r.Node != n.id {
+		// No longer than the fan-out it saves would have waited.
+		ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+		defer cancel()
+		loc, err := n.follow(ctx, peerRef{id: r.Node, name: n.peerName(r.Node)}, abi.FormatOrigin(o))
+		if err == nil && loc.info.Name == name {
+			return n.cacheRoute(loc), true
+		}
+	}
+	n.resolved.forget(name)
+	return location{}, false
 }
 
 func (n *Node) cacheRoute(loc location) location {

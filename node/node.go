@@ -72,7 +72,11 @@ type Node struct {
 	listings peerListings
 	// moved keeps the names of daemons that migrated away (addressing.go);
 	// adminURL is the admin API's URL once it serves, for the gossip meta.
-	moved    movedNames
+	moved movedNames
+	// resolved remembers which daemon a name found on a peer, so the next
+	// send by that name goes straight to its route instead of asking every
+	// peer (and waiting for the slowest) again (mesh.go locate).
+	resolved movedNames
 	adminURL atomic.Pointer[string]
 
 	ctx       context.Context
