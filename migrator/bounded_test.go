@@ -18,7 +18,14 @@ import (
 // spawnBallast starts a ballast daemon holding size bytes of live state.
 func spawnBallast(t testing.TB, n *testNode, size int) *host.Daemon {
 	t.Helper()
-	k, err := n.RT.RegisterModule(context.Background(), fixtureBytes(t, "testdata", "ballast.wasm"), "")
+	return spawnSized(t, n, "ballast.wasm", size)
+}
+
+// spawnSized starts a daemon of a testdata fixture whose first event (a
+// little-endian u32) makes it hold that many bytes of live state.
+func spawnSized(t testing.TB, n *testNode, fixture string, size int) *host.Daemon {
+	t.Helper()
+	k, err := n.RT.RegisterModule(context.Background(), fixtureBytes(t, "testdata", fixture), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -518,13 +518,7 @@ func TestAbortAfterFlipPairsOutputsWithSenders(t *testing.T) {
 	a, b := c.Nodes[0], c.Nodes[1]
 	d, _ := spawnCounter(t, a)
 	origin := d.Origin()
-	c.SetDrop(func(from, to migrator.NodeID, frame []byte) bool {
-		if from != a.ID || len(frame) == 0 || frame[0] != 1 {
-			return false
-		}
-		m, err := wire.Decode(frame[1:])
-		return err == nil && m.Kind() == wire.KindActivate
-	})
+	dropActivateFrom(c, a.ID)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	var counts []int
@@ -663,4 +657,16 @@ func TestSecondOrchestratorRefused(t *testing.T) {
 	if _, err := b.RT.Daemon(d.Origin()); err != nil {
 		t.Fatalf("the first target lacks the daemon: %v", err)
 	}
+}
+
+// dropActivateFrom makes the cluster lose every Activate that node sends:
+// its target never goes live and gives up after the flip.
+func dropActivateFrom(c *migratortest.Cluster, node migrator.NodeID) {
+	c.SetDrop(func(from, to migrator.NodeID, frame []byte) bool {
+		if from != node || len(frame) == 0 || frame[0] != 1 {
+			return false
+		}
+		m, err := wire.Decode(frame[1:])
+		return err == nil && m.Kind() == wire.KindActivate
+	})
 }

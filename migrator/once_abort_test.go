@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/migration/wire"
-	"github.com/wasmesh/wasmesh/migrator"
 )
 
 // TestAbortKeepsExactlyOnce: two senders send the same exactly-once events
@@ -25,13 +23,7 @@ func TestAbortKeepsExactlyOnce(t *testing.T) {
 	a, b := c.Nodes[0], c.Nodes[1]
 	d, _ := spawnCounter(t, a)
 	origin := d.Origin()
-	c.SetDrop(func(from, to migrator.NodeID, frame []byte) bool {
-		if from != a.ID || len(frame) == 0 || frame[0] != 1 {
-			return false
-		}
-		m, err := wire.Decode(frame[1:])
-		return err == nil && m.Kind() == wire.KindActivate
-	})
+	dropActivateFrom(c, a.ID)
 	stop := make(chan struct{})
 	var maxSent, maxAcked atomic.Uint64
 	raise := func(v *atomic.Uint64, n uint64) {

@@ -16,20 +16,7 @@ import (
 // dirtyDaemon spawns the dirty fixture on n holding size bytes past page 0.
 func dirtyDaemon(t *testing.T, n *testNode, size int) *host.Daemon {
 	t.Helper()
-	k, err := n.RT.RegisterModule(context.Background(), fixtureBytes(t, "testdata", "dirty.wasm"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := n.RT.Spawn(context.Background(), string(k.Digest), newIdentity(t), host.SpawnOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], uint32(size))
-	if _, err := d.Deliver(context.Background(), host.Event{Payload: b[:]}); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return spawnSized(t, n, "dirty.wasm", size)
 }
 
 func dirtyPayload(k uint32) []byte { return binary.LittleEndian.AppendUint32([]byte{'d'}, k) }
