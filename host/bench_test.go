@@ -202,3 +202,33 @@ func BenchmarkCopyBaseline16MiB(b *testing.B) {
 		copy(dst, src)
 	}
 }
+
+// benchDeliverOwned is benchDeliver through Deliver, whose outputs the
+// caller owns: its cost over the DeliverInto row of the same module is what
+// owning the outputs costs.
+func benchDeliverOwned(b *testing.B, module []byte, payload []byte) {
+	rt := readyRuntime(b, map[string][]byte{"k": module})
+	d := spawn(b, rt, "k", host.SpawnOptions{})
+	ctx := context.Background()
+	ev := host.Event{Sender: 1, Payload: payload}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ev.Seq = uint64(i)
+		if _, err := d.Deliver(ctx, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDeliverOwnedWATNoOutput(b *testing.B) {
+	benchDeliverOwned(b, fixture(b, "ballast.wasm"), []byte{0, 0, 0, 0})
+}
+
+func BenchmarkDeliverOwnedWATCounter(b *testing.B) {
+	benchDeliverOwned(b, example(b, "counter-wat", "counter-wat.wasm"), []byte("x"))
+}
+
+func BenchmarkDeliverOwnedWATEcho64(b *testing.B) {
+	benchDeliverOwned(b, example(b, "echo-wat", "echo-wat.wasm"), make([]byte, 64))
+}

@@ -57,6 +57,8 @@ type Daemon struct {
 	incarnation uint64
 
 	scratch Outputs // replay outputs
+	// recordEv is the event handed to the InputJournal (under mu).
+	recordEv Event
 
 	processed, emitted, errs, snapshots atomic.Uint64
 	cpuNanos                            atomic.Int64
@@ -102,11 +104,7 @@ func (d *Daemon) FreezeAndSnapshot(ctx context.Context, f Interceptor) (*snapsho
 // Apply processes an event directly, bypassing any interceptor: the
 // migration replays buffered events with it.
 func (d *Daemon) Apply(ctx context.Context, ev Event) ([]Output, error) {
-	var out Outputs
-	if err := d.deliver(ctx, ev, &out, false); err != nil {
-		return nil, err
-	}
-	return out.Items, nil
+	return d.deliverOwned(ctx, ev, false)
 }
 
 // WipeKey zeroes the daemon's private key after it has moved away.
@@ -253,11 +251,19 @@ func (d *Daemon) Logs() []LogLine { return d.logs.snapshot() }
 
 // Deliver processes one event and returns its outputs (owned by the caller).
 func (d *Daemon) Deliver(ctx context.Context, ev Event) ([]Output, error) {
-	var out Outputs
-	if err := d.DeliverInto(ctx, ev, &out); err != nil {
+	return d.deliverOwned(ctx, ev, true)
+}
+
+// deliverOwned collects into a pooled Outputs and hands back one copy the
+// caller owns: two allocations whatever the number of outputs, none for an
+// event that emits nothing.
+func (d *Daemon) deliverOwned(ctx context.Context, ev Event, interceptable bool) ([]Output, error) {
+	out := d.rt.outputs.get()
+	defer d.rt.outputs.put(out)
+	if err := d.deliver(ctx, ev, out, interceptable); err != nil {
 		return nil, err
 	}
-	return out.Items, nil
+	return out.owned(), nil
 }
 
 // DeliverInto processes one event, collecting outputs into out (reset

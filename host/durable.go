@@ -75,7 +75,12 @@ func (d *Daemon) beginJournal() {
 // journalLocked hands a committed event to the journal.
 func (d *Daemon) journalLocked(ev *Event, rec []byte) {
 	if j := d.rt.cfg.Journal; j != nil {
-		j.Record(d.incarnation, d.origin, d.inputSeq, ev, rec)
+		// The interface call would make every caller's event escape to
+		// the heap (one allocation per event); a copy in the daemon, valid
+		// during the call as Record's contract says, does not.
+		d.recordEv = *ev
+		j.Record(d.incarnation, d.origin, d.inputSeq, &d.recordEv, rec)
+		d.recordEv = Event{}
 	}
 }
 

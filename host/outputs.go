@@ -1,6 +1,10 @@
 package host
 
-import "github.com/wasmesh/wasmesh/host/chain"
+import (
+	"sync"
+
+	"github.com/wasmesh/wasmesh/host/chain"
+)
 
 // Event is one input to a daemon.
 type Event struct {
@@ -55,9 +59,56 @@ func (o *Outputs) materialize() {
 
 // Clone returns outputs that own their payloads.
 func (o *Outputs) Clone() []Output {
+	if len(o.Items) == 0 {
+		return []Output{}
+	}
+	return o.owned()
+}
+
+// owned copies the items and their payloads into two fresh allocations
+// (nil when there are none). Each payload is capped at its length, so an
+// append by the caller reallocates instead of overwriting the next one.
+func (o *Outputs) owned() []Output {
+	if len(o.Items) == 0 {
+		return nil
+	}
+	n := 0
+	for _, it := range o.Items {
+		n += len(it.Payload)
+	}
+	buf := make([]byte, n)
 	out := make([]Output, len(o.Items))
+	off := 0
 	for i, it := range o.Items {
-		out[i] = Output{Link: it.Link, Payload: append([]byte{}, it.Payload...)}
+		out[i].Link = it.Link
+		if it.Payload == nil {
+			continue
+		}
+		end := off + copy(buf[off:], it.Payload)
+		out[i].Payload = buf[off:end:end]
+		off = end
 	}
 	return out
+}
+
+// outputsPool recycles the Outputs that Deliver collects into. Pooled
+// buffers are capped so that one large event does not pin its arena.
+type outputsPool struct{ p sync.Pool }
+
+const maxPooledArena = 64 << 10
+
+func (p *outputsPool) get() *Outputs {
+	if o, ok := p.p.Get().(*Outputs); ok {
+		return o
+	}
+	return new(Outputs)
+}
+
+func (p *outputsPool) put(o *Outputs) {
+	if cap(o.arena) > maxPooledArena || cap(o.Items) > maxPooledArena/64 {
+		return
+	}
+	clear(o.Items) // drop references to payloads an interceptor returned
+	o.reset()
+	p.p.Put(o)
 }

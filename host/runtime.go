@@ -87,6 +87,7 @@ type Runtime struct {
 	cache    wazero.CompilationCache
 	modules  *moduleStore
 	watchdog *watchdog
+	outputs  outputsPool
 	zeroPage []byte
 	// moduleConfig is the per-instance config's immutable base.
 	moduleConfig wazero.ModuleConfig
