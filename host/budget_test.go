@@ -125,3 +125,23 @@ func TestSpawnFromSnapshotStartFunctionUnderBudget(t *testing.T) {
 		t.Fatalf("counter after the failed arrival: %q", got)
 	}
 }
+
+// The CPU time a runaway call is charged covers its whole budget: the
+// watchdog samples it at its sweeps, and the sweep that preempts the call
+// is at least a budget after the one that first charged it. The error
+// names the cause and the budget.
+func TestRunawayChargedItsBudget(t *testing.T) {
+	rt := readyRuntime(t, map[string][]byte{"loop": fixture(t, "loop.wasm"), "recurse": fixture(t, "recurse.wasm")})
+	budget := 30 * time.Millisecond
+	for _, kind := range []string{"loop", "recurse"} {
+		d := spawn(t, rt, kind, host.SpawnOptions{Limits: host.Limits{EventTimeout: budget}})
+		_, err := d.Deliver(ctxTimeout(t, time.Minute), host.Event{Payload: []byte("go")})
+		var ee *host.EventError
+		if !errors.As(err, &ee) || !errors.Is(err, host.ErrEventTimeout) || !strings.Contains(err.Error(), "budget "+budget.String()) {
+			t.Fatalf("%s: err = %v, want ErrEventTimeout naming the budget", kind, err)
+		}
+		if st := d.Stats(); st.CPUTime < budget {
+			t.Fatalf("%s: charged %v of CPU time for a call stopped at its budget of %v", kind, st.CPUTime, budget)
+		}
+	}
+}

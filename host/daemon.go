@@ -193,7 +193,7 @@ type Stats struct {
 	Snapshots       uint64
 	LastError       string
 	MemoryBytes     uint64
-	CPUTime         time.Duration
+	CPUTime         time.Duration // sampled by the watchdog: exact over many ticks, not per event
 	InputSeq        uint64
 	ChainSequence   uint64
 	LogsDropped     uint64

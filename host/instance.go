@@ -46,12 +46,19 @@ type instance struct {
 	callCtx context.Context
 	stack   [4]uint64
 
-	// Preemption: deadline is the monotonic deadline of the running call
-	// (0 when idle). The watchdog confirms and sets stopFlag under stopMu so
-	// a flag can never leak into the next call.
-	deadline  atomic.Int64
-	stopMu    sync.Mutex
-	preempted bool
+	// Preemption (see watchdog): calls counts the calls armed so far;
+	// armed is the number of the call in flight (0 when idle), armEpoch the
+	// watchdog epoch it was armed in, ctxDeadline the monotonic deadline of
+	// its context (0 if none). The watchdog confirms and sets stopFlag under
+	// stopMu so a flag can never leak into the next call.
+	calls, armed, armEpoch atomic.Uint64
+	ctxDeadline            atomic.Int64
+	stopMu                 sync.Mutex
+	preempted              bool
+
+	// Touched only by the watchdog goroutine, under its mu.
+	wdCalls, wdCall, wdFired uint64
+	wdDeadline               int64
 
 	// Per-call state, touched only by the goroutine making the call.
 	phase    phase
@@ -148,35 +155,33 @@ func (in *instance) close(ctx context.Context) {
 }
 
 // arm starts the CPU budget of one guest entry (which may span several
-// calls: wasmesh_input then wasmesh_process) and returns its start time.
-func (in *instance) arm(ctx context.Context) int64 {
-	now := in.rt.nanotime()
-	dl := now + int64(in.d.limits.EventTimeout)
-	if cdl, ok := ctx.Deadline(); ok {
-		if c := in.rt.monoOf(cdl); c < dl {
-			dl = c
-		}
+// calls: wasmesh_input then wasmesh_process). It reads no clock: the
+// watchdog bounds the start by its epoch.
+func (in *instance) arm(ctx context.Context) {
+	w := in.rt.watchdog
+	var cdl int64
+	if t, ok := ctx.Deadline(); ok {
+		cdl = max(in.rt.monoOf(t), 1) // 0 means none
 	}
 	in.failMsg = ""
 	in.logLines = 0
-	in.deadline.Store(dl)
-	in.rt.watchdog.enter()
-	return now
+	in.ctxDeadline.Store(cdl)
+	in.armEpoch.Store(w.epoch.Load())
+	in.armed.Store(in.calls.Add(1))
+	w.kick()
 }
 
 // disarm ends the budget and reports whether the watchdog fired; the flag
 // is cleared under stopMu so it can never leak into the next entry.
-func (in *instance) disarm(start int64) bool {
-	in.rt.watchdog.exit()
+func (in *instance) disarm() bool {
 	in.stopMu.Lock()
-	in.deadline.Store(0)
+	in.armed.Store(0)
 	preempted := in.preempted
 	if preempted {
 		in.stopFlag.Set(0)
 		in.preempted = false
 	}
 	in.stopMu.Unlock()
-	in.d.cpuNanos.Add(in.rt.nanotime() - start)
 	return preempted
 }
 
@@ -191,9 +196,9 @@ func (in *instance) invoke(fn api.Function, p phase) error {
 // call arms the budget around one guest call and classifies its failure
 // as one of the Err* event kinds.
 func (in *instance) call(ctx context.Context, fn api.Function, p phase) error {
-	start := in.arm(ctx)
+	in.arm(ctx)
 	err := in.invoke(fn, p)
-	return in.settle(err, in.disarm(start))
+	return in.settle(err, in.disarm())
 }
 
 func (in *instance) settle(err error, preempted bool) error {
@@ -268,7 +273,7 @@ func (in *instance) writeInput(data []byte) (uint32, error) {
 // withInput runs export(ptr, len) on data copied into the guest, under one
 // budget, and turns a non-zero result into ErrGuestError.
 func (in *instance) withInput(ctx context.Context, data []byte, fn api.Function, p phase, head func(ptr uint32) int) error {
-	start := in.arm(ctx)
+	in.arm(ctx)
 	ptr, err := in.writeInput(data)
 	if err == nil {
 		n := head(ptr)
@@ -276,7 +281,7 @@ func (in *instance) withInput(ctx context.Context, data []byte, fn api.Function,
 		in.stack[n+1] = api.EncodeI32(int32(len(data)))
 		err = in.invoke(fn, p)
 	}
-	if err = in.settle(err, in.disarm(start)); err != nil {
+	if err = in.settle(err, in.disarm()); err != nil {
 		return err
 	}
 	if rc := api.DecodeI32(in.stack[0]); rc != 0 {
@@ -326,9 +331,9 @@ func (in *instance) coopRestore(ctx context.Context, state []byte) error {
 }
 
 // preempt is called by the watchdog for a call whose deadline passed.
-func (in *instance) preempt(observed int64) {
+func (in *instance) preempt(call uint64) {
 	in.stopMu.Lock()
-	if in.deadline.Load() == observed && !in.preempted {
+	if in.armed.Load() == call && !in.preempted {
 		in.stopFlag.Set(1)
 		in.preempted = true
 	}

@@ -53,8 +53,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// Limits are the defaults for daemons that do not set their own.
 	Limits Limits
-	// WatchdogTick is how often an overrunning call is looked for; the
-	// preemption latency is at most one tick past the budget.
+	// WatchdogTick is how often an overrunning call is looked for while
+	// calls run; a call is stopped no earlier than its budget and about
+	// one tick past it at most (the watchdog's epoch bounds when it began).
 	WatchdogTick time.Duration
 	// Clock and Rand feed the guest's now/random imports and WASI clocks.
 	Clock func() time.Time
