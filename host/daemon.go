@@ -60,11 +60,13 @@ type Daemon struct {
 	// recordEv is the event handed to the InputJournal (under mu).
 	recordEv Event
 
-	processed, emitted, errs, snapshots atomic.Uint64
-	cpuNanos                            atomic.Int64
-	logsDropped                         atomic.Uint64
-	lastErr                             atomic.Pointer[string]
-	logs                                logRing
+	// Events processed and emitted are not counted here but read off the
+	// input sequence and chain head (countsLocked): no atomic per event.
+	errs, snapshots atomic.Uint64
+	cpuNanos        atomic.Int64
+	logsDropped     atomic.Uint64
+	lastErr         atomic.Pointer[string]
+	logs            logRing
 
 	observers atomic.Pointer[[]*Observer]
 	obsMu     sync.Mutex
@@ -204,15 +206,13 @@ type Stats struct {
 // Stats returns the current counters.
 func (d *Daemon) Stats() Stats {
 	s := Stats{
-		Origin:          d.origin,
-		Kind:            d.kind.Digest,
-		EventsProcessed: d.processed.Load(),
-		EventsEmitted:   d.emitted.Load(),
-		Errors:          d.errs.Load(),
-		Snapshots:       d.snapshots.Load(),
-		CPUTime:         time.Duration(d.cpuNanos.Load()),
-		LogsDropped:     d.logsDropped.Load(),
-		Mode:            d.kind.Info.Mode,
+		Origin:      d.origin,
+		Kind:        d.kind.Digest,
+		Errors:      d.errs.Load(),
+		Snapshots:   d.snapshots.Load(),
+		CPUTime:     time.Duration(d.cpuNanos.Load()),
+		LogsDropped: d.logsDropped.Load(),
+		Mode:        d.kind.Info.Mode,
 	}
 	if p := d.lastErr.Load(); p != nil {
 		s.LastError = *p
@@ -330,8 +330,6 @@ func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, intercepta
 	d.commitLocked(&ev, out, in.rec.buf)
 	obs := d.observers.Load()
 	d.mu.Unlock()
-	d.processed.Add(1)
-	d.emitted.Add(uint64(len(out.Items)))
 	if obs != nil {
 		for _, o := range *obs {
 			o.fn(ev, out.Items)
@@ -584,8 +582,6 @@ func (d *Daemon) restoreAnnotationsLocked(a *snapshot.Annotations) {
 	// out as the snapshot says (normally zero).
 	d.processedOff = c.EventsProcessed - d.inputSeq
 	d.emittedOff = c.EventsEmitted - d.head.Sequence
-	d.processed.Store(c.EventsProcessed)
-	d.emitted.Store(c.EventsEmitted)
 	d.errs.Store(c.Errors)
 	d.snapshots.Store(c.Snapshots)
 	d.cpuNanos.Store(int64(min(c.CPUNanos, 1<<63-1)))

@@ -61,10 +61,7 @@ func instOf(ctx context.Context) *instance {
 // next host call, so a loop of host calls (or one of large host calls) is
 // stopped there rather than at the next loop-header check.
 func (in *instance) checkStop() {
-	in.stopMu.Lock()
-	stop := in.preempted
-	in.stopMu.Unlock()
-	if stop {
+	if in.stopping() {
 		panic(&guestAbort{cause: ErrEventTimeout, detail: fmt.Sprintf("budget %s", in.d.limits.EventTimeout)})
 	}
 }

@@ -46,19 +46,23 @@ type instance struct {
 	callCtx context.Context
 	stack   [4]uint64
 
-	// Preemption (see watchdog): calls counts the calls armed so far;
-	// armed is the number of the call in flight (0 when idle), armEpoch the
-	// watchdog epoch it was armed in, ctxDeadline the monotonic deadline of
-	// its context (0 if none). The watchdog confirms and sets stopFlag under
-	// stopMu so a flag can never leak into the next call.
-	calls, armed, armEpoch atomic.Uint64
-	ctxDeadline            atomic.Int64
-	stopMu                 sync.Mutex
-	preempted              bool
+	// Preemption (see watchdog). armed is the word the watchdog reads:
+	// the number of the latest call (callNo) shifted past two bits, one set
+	// while it is in flight (armedInFlight) and one once the watchdog
+	// preempts it (armedFired). armEpoch is the watchdog epoch the call was
+	// armed in, ctxDeadline the monotonic deadline of its context (0 if
+	// none); both are written before armed. The watchdog sets the fired bit
+	// and the stop flag together under stopMu, so a disarm that sees the
+	// bit takes stopMu to clear the flag after it was set: a flag can never
+	// leak into the next call. A call the watchdog leaves alone takes no lock.
+	armed, armEpoch atomic.Uint64
+	ctxDeadline     atomic.Int64
+	stopMu          sync.Mutex
+	callNo          uint64 // the calling goroutine's
 
 	// Touched only by the watchdog goroutine, under its mu.
-	wdCalls, wdCall, wdFired uint64
-	wdDeadline               int64
+	wdLast, wdCall uint64
+	wdDeadline     int64
 
 	// Per-call state, touched only by the goroutine making the call.
 	phase    phase
@@ -154,9 +158,17 @@ func (in *instance) close(ctx context.Context) {
 	}
 }
 
+const (
+	armedInFlight = 1 << iota
+	armedFired
+	armedShift = iota
+)
+
 // arm starts the CPU budget of one guest entry (which may span several
 // calls: wasmesh_input then wasmesh_process). It reads no clock: the
-// watchdog bounds the start by its epoch.
+// watchdog bounds the start by its epoch. Each atomic store costs a full
+// barrier, so the epoch and the context deadline are stored only when they
+// changed (the epoch moves once per watchdog tick).
 func (in *instance) arm(ctx context.Context) {
 	w := in.rt.watchdog
 	var cdl int64
@@ -165,25 +177,32 @@ func (in *instance) arm(ctx context.Context) {
 	}
 	in.failMsg = ""
 	in.logLines = 0
-	in.ctxDeadline.Store(cdl)
-	in.armEpoch.Store(w.epoch.Load())
-	in.armed.Store(in.calls.Add(1))
+	if in.ctxDeadline.Load() != cdl {
+		in.ctxDeadline.Store(cdl)
+	}
+	if e := w.epoch.Load(); in.armEpoch.Load() != e {
+		in.armEpoch.Store(e)
+	}
+	in.callNo++
+	in.armed.Store(in.callNo<<armedShift | armedInFlight)
 	w.kick()
 }
 
-// disarm ends the budget and reports whether the watchdog fired; the flag
-// is cleared under stopMu so it can never leak into the next entry.
+// disarm ends the budget and reports whether the watchdog fired.
 func (in *instance) disarm() bool {
-	in.stopMu.Lock()
-	in.armed.Store(0)
-	preempted := in.preempted
-	if preempted {
-		in.stopFlag.Set(0)
-		in.preempted = false
+	if in.armed.Swap(in.callNo<<armedShift)&armedFired == 0 {
+		return false
 	}
+	// The watchdog set the bit and the flag under stopMu: once we hold it,
+	// the flag is set and can be cleared for good.
+	in.stopMu.Lock()
+	in.stopFlag.Set(0)
 	in.stopMu.Unlock()
-	return preempted
+	return true
 }
+
+// stopping reports whether the watchdog preempted the call in flight.
+func (in *instance) stopping() bool { return in.armed.Load()&armedFired != 0 }
 
 // invoke calls fn in phase p; the budget must be armed.
 func (in *instance) invoke(fn api.Function, p phase) error {
@@ -331,11 +350,12 @@ func (in *instance) coopRestore(ctx context.Context, state []byte) error {
 }
 
 // preempt is called by the watchdog for a call whose deadline passed.
+// call is the armed word the watchdog saw; the call is preempted only if
+// it is still that one.
 func (in *instance) preempt(call uint64) {
 	in.stopMu.Lock()
-	if in.armed.Load() == call && !in.preempted {
+	if in.armed.CompareAndSwap(call, call|armedFired) {
 		in.stopFlag.Set(1)
-		in.preempted = true
 	}
 	in.stopMu.Unlock()
 }

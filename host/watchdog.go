@@ -155,7 +155,7 @@ func (w *watchdog) anyArmed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for in := range w.live {
-		if in.armed.Load() != 0 {
+		if in.armed.Load()&armedInFlight != 0 {
 			return true
 		}
 	}
@@ -171,11 +171,11 @@ func (w *watchdog) sweep() (active bool, next int64) {
 	w.mu.Lock()
 	w.scan = w.scan[:0]
 	for in := range w.live {
-		if c := in.calls.Load(); c != in.wdCalls {
-			in.wdCalls, active = c, true
-		}
 		call := in.armed.Load()
-		if call == 0 {
+		if call != in.wdLast {
+			in.wdLast, active = call, true
+		}
+		if call&armedInFlight == 0 {
 			continue
 		}
 		active = true
@@ -184,7 +184,7 @@ func (w *watchdog) sweep() (active bool, next int64) {
 			continue // it ended (and maybe another began) while we read
 		}
 		in.d.cpuNanos.Add(now - prev)
-		if in.wdFired == call {
+		if call&armedFired != 0 {
 			continue
 		}
 		var dl int64 // 0: no deadline known yet
@@ -208,7 +208,6 @@ func (w *watchdog) sweep() (active bool, next int64) {
 			continue
 		}
 		if now >= dl {
-			in.wdFired = call
 			w.scan = append(w.scan, overdue{in, call})
 		} else if next == 0 || dl < next {
 			next = dl

@@ -74,7 +74,7 @@ func TestWatchdogBudgetNeverEarly(t *testing.T) {
 	if got := r.d.cpuNanos.Load(); got != 110 {
 		t.Fatalf("cpu charged %d, want 110 (the sweeps from 0 to 110)", got)
 	}
-	if r.sweepAt(200) || r.in.preempted {
+	if r.sweepAt(200) || r.in.stopping() {
 		t.Fatal("an idle instance was preempted")
 	}
 	if got := r.d.cpuNanos.Load(); got != 110 {
@@ -154,7 +154,7 @@ func TestWatchdogPreemptStaleCall(t *testing.T) {
 	r.in.disarm()
 	r.in.arm(context.Background())
 	r.in.preempt(old)
-	if r.flag.v != 0 || r.in.preempted {
+	if r.flag.v != 0 || r.in.stopping() {
 		t.Fatal("a preemption for an ended call reached the next one")
 	}
 	if r.in.disarm() {
