@@ -161,3 +161,32 @@ func TestWatchdogPreemptStaleCall(t *testing.T) {
 		t.Fatal("disarm reported a preemption")
 	}
 }
+
+// With its goroutine running, the watchdog wakes for a call, preempts it at
+// its budget, and goes back to sleep once nothing runs: an idle node costs
+// no timer wake-ups.
+func TestWatchdogSleepsWhenIdle(t *testing.T) {
+	epoch := time.Now()
+	w := newWatchdog(time.Millisecond, func() int64 { return int64(time.Since(epoch)) })
+	defer w.stop()
+	flag := &fakeFlag{}
+	in := &instance{rt: &Runtime{watchdog: w, epoch: epoch}, d: &Daemon{limits: Limits{EventTimeout: time.Millisecond}}, stopFlag: flag}
+	w.track(in)
+	in.arm(context.Background())
+	for !in.stopping() {
+		time.Sleep(100 * time.Microsecond) // the call "runs" until preempted
+	}
+	if !in.disarm() {
+		t.Fatal("disarm did not report the preemption")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.sleeping.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("watchdog still awake 10 s after the last call")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if in.d.cpuNanos.Load() < int64(time.Millisecond) {
+		t.Fatalf("charged %v for a call preempted at a 1ms budget", time.Duration(in.d.cpuNanos.Load()))
+	}
+}
