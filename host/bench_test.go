@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -231,4 +232,30 @@ func BenchmarkDeliverOwnedWATCounter(b *testing.B) {
 
 func BenchmarkDeliverOwnedWATEcho64(b *testing.B) {
 	benchDeliverOwned(b, example(b, "echo-wat", "echo-wat.wasm"), make([]byte, 64))
+}
+
+// BenchmarkDeliverParallelWATNoOutput runs one daemon per goroutine: what
+// daemons on one runtime share per event (the watchdog, the output pool)
+// shows up as the gap to GOMAXPROCS × the serial row.
+func BenchmarkDeliverParallelWATNoOutput(b *testing.B) {
+	rt := readyRuntime(b, map[string][]byte{"k": fixture(b, "ballast.wasm")})
+	ctx := context.Background()
+	var ds []*host.Daemon
+	for i := 0; i < 64; i++ {
+		ds = append(ds, spawn(b, rt, "k", host.SpawnOptions{}))
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		d := ds[int(next.Add(1)-1)%len(ds)]
+		ev := host.Event{Sender: 1, Payload: []byte{0, 0, 0, 0}}
+		for pb.Next() {
+			ev.Seq++
+			if _, err := d.Deliver(ctx, ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
