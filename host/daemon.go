@@ -24,6 +24,7 @@ type Daemon struct {
 	id      identity.Identity
 	entity  [abi.EntityIDSize]byte
 	origin  uint64
+	idText  string // the origin in hex, formatted once: senders ask per event
 	name    string
 	limits  Limits
 	created time.Time
@@ -128,7 +129,7 @@ const (
 func (d *Daemon) Origin() uint64 { return d.origin }
 
 // ID is the origin rendered as 16 hex digits.
-func (d *Daemon) ID() string { return abi.FormatOrigin(d.origin) }
+func (d *Daemon) ID() string { return d.idText }
 
 // EntityID is the daemon's ed25519 public key.
 func (d *Daemon) EntityID() [abi.EntityIDSize]byte { return d.entity }

@@ -408,7 +408,7 @@ func (rt *Runtime) build(ctx context.Context, kindOrDigest string, entity [abi.E
 		return nil, err
 	}
 	d := &Daemon{
-		rt: rt, kind: k, variant: v, entity: entity, origin: origin,
+		rt: rt, kind: k, variant: v, entity: entity, origin: origin, idText: abi.FormatOrigin(origin),
 		name: opts.Name, kindName: opts.KindName, limits: lim, created: rt.cfg.Clock(),
 		head: chain.Genesis(origin), headHash: chain.GenesisHash(origin), horizon: chain.NewHorizon(),
 	}
