@@ -353,6 +353,9 @@ func (in *instance) coopRestore(ctx context.Context, state []byte) error {
 // call is the armed word the watchdog saw; the call is preempted only if
 // it is still that one.
 func (in *instance) preempt(call uint64) {
+	if call&(armedInFlight|armedFired) != armedInFlight {
+		return // not in flight, or already preempted
+	}
 	in.stopMu.Lock()
 	if in.armed.CompareAndSwap(call, call|armedFired) {
 		in.stopFlag.Set(1)

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -11,11 +12,17 @@ import (
 // fakeFlag stands in for the instrumented module's stop flag.
 type fakeFlag struct {
 	api.MutableGlobal
-	v uint64
+	v    uint64
+	sets int // times set to 1
 }
 
-func (f *fakeFlag) Get() uint64  { return f.v }
-func (f *fakeFlag) Set(v uint64) { f.v = v }
+func (f *fakeFlag) Get() uint64 { return f.v }
+func (f *fakeFlag) Set(v uint64) {
+	f.v = v
+	if v == 1 {
+		f.sets++
+	}
+}
 
 // wdRig drives a watchdog by hand on a fake clock: no goroutine, no sleep,
 // so every step of the budget's bound is checked at an exact time.
@@ -189,4 +196,48 @@ func TestWatchdogSleepsWhenIdle(t *testing.T) {
 	if in.d.cpuNanos.Load() < int64(time.Millisecond) {
 		t.Fatalf("charged %v for a call preempted at a 1ms budget", time.Duration(in.d.cpuNanos.Load()))
 	}
+}
+
+// Preemptions racing with calls ending: every flag the watchdog sets is
+// reported by that call's disarm and cleared, and no call starts with the
+// flag set.
+func TestWatchdogPreemptRacesDisarm(t *testing.T) {
+	r := newWDRig(t, time.Hour)
+	const calls = 20000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			if w := r.in.armed.Load(); w&armedInFlight != 0 {
+				if n%2 == 0 {
+					runtime.Gosched() // often the call is over when we get to it
+				}
+				r.in.preempt(w)
+			}
+			if r.in.armed.Load()>>armedShift >= calls {
+				return
+			}
+		}
+	}()
+	reported := 0
+	for i := 0; i < calls; i++ {
+		r.in.stopMu.Lock()
+		leaked := r.flag.v
+		r.in.stopMu.Unlock()
+		if leaked != 0 {
+			t.Fatalf("call %d starts with the stop flag set", i)
+		}
+		r.in.arm(context.Background())
+		for j := 0; i%2 == 0 && j < 100 && !r.in.stopping(); j++ {
+			runtime.Gosched() // every other call runs until caught (or a while)
+		}
+		if r.in.disarm() {
+			reported++
+		}
+	}
+	<-done
+	if r.flag.sets != reported || reported == 0 {
+		t.Fatalf("flag set %d times, %d preemptions reported (want equal and not 0)", r.flag.sets, reported)
+	}
+	t.Logf("%d of %d calls preempted", reported, calls)
 }
