@@ -1,0 +1,341 @@
+package meshquic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// PipelineOps is what a node may add to LocalOps so that pipelined
+// delivery makes a run of events durable together: Apply runs one event
+// without waiting for it to be durable, Commit waits until every event
+// applied so far is. Without it the server falls back to LocalOps.Deliver
+// per event. Apply reports errors as Deliver does (ErrNotHosted for a
+// daemon not here, Coder errors for the rest) and fills resp; resp's
+// buffers belong to the caller only until the next Apply.
+type PipelineOps interface {
+	Apply(ctx context.Context, ev Event, resp *DeliverResponse) error
+	Commit(ctx context.Context) error
+}
+
+// Server-side bounds per pipeline stream. A well-behaved client stays
+// within the per-target window by construction; these stop one that does
+// not from making the server hold unbounded memory.
+const (
+	pipeStreamEvents = 2 * PipePeerCalls
+	pipeStreamBytes  = 4 * PipePeerBytes
+)
+
+// ErrOverloaded: a pipelined event beyond the per-daemon window or the
+// stream's bounds; it was refused without running.
+var ErrOverloaded = errors.New("meshquic: too many events in flight")
+
+// CodeOverloaded is ErrOverloaded's wire code.
+const CodeOverloaded = "overloaded"
+
+// inFrame is one received batch frame; its events alias it, so it goes
+// back to the pool only once every one of them has been answered.
+type inFrame struct {
+	b    []byte
+	refs atomic.Int32
+	pool *sync.Pool
+	srv  *pipeServer
+}
+
+func (f *inFrame) release() {
+	if f.refs.Add(-1) == 0 {
+		f.srv.heldBytes.Add(-int64(cap(f.b)))
+		if cap(f.b) <= 2*pipeBatchBytes {
+			f.pool.Put(f)
+		}
+	}
+}
+
+type srvEvent struct {
+	pipeEvent
+	frame *inFrame
+}
+
+// srvTarget is one daemon's FIFO on one stream, run by at most one worker.
+type srvTarget struct {
+	q       []srvEvent
+	spare   []srvEvent
+	running bool
+	// sticky: once a daemon answered "moved" on this stream, every later
+	// event for it answers the same until the client starts afresh (it
+	// holds new events while these are in flight, and resends them in
+	// order at the new home): a daemon moving back meanwhile must not let
+	// a later event overtake an earlier one.
+	sticky *MovedError
+	resps  []DeliverResponse
+	errs   []error
+}
+
+// pipeServer serves one SubDeliverPipe stream.
+type pipeServer struct {
+	e    *Endpoint
+	ops  LocalOps
+	pops PipelineOps
+	s    *Stream
+	ctx  context.Context
+
+	mu      sync.Mutex
+	targets map[uint64]*srvTarget
+	queued  int
+	workers sync.WaitGroup
+
+	heldBytes atomic.Int64
+	frames    sync.Pool
+
+	wmu   sync.Mutex
+	out   frameBuf
+	spare []byte
+	kick  chan struct{}
+}
+
+func (e *Endpoint) servePipeline(ops LocalOps) StreamHandler {
+	pops, _ := ops.(PipelineOps)
+	return func(ctx context.Context, s *Stream) error {
+		ps := &pipeServer{e: e, ops: ops, pops: pops, s: s, ctx: ctx,
+			targets: make(map[uint64]*srvTarget),
+			out:     newFrameBuf(pipeTypeResults, pipeBatchBytes),
+			kick:    make(chan struct{}, 1)}
+		ps.frames.New = func() any { return &inFrame{pool: &ps.frames, srv: ps} }
+		wdone := make(chan struct{})
+		stopw := make(chan struct{})
+		go func() {
+			defer close(wdone)
+			ps.writer(stopw)
+		}()
+		err := ps.read()
+		// Answer what was taken before the stream ended (a clean close of
+		// the client's side still wants its answers), then stop writing.
+		ps.workers.Wait()
+		close(stopw)
+		<-wdone
+		if errors.Is(err, errStreamEnded) {
+			return nil
+		}
+		return err
+	}
+}
+
+var errStreamEnded = errors.New("pipeline stream ended")
+
+// read takes event batches off the stream and queues each event on its
+// daemon's FIFO; it never blocks on a daemon.
+func (ps *pipeServer) read() error {
+	var evs []pipeEvent
+	for {
+		f := ps.frames.Get().(*inFrame)
+		frame, err := ReadFrame(ps.s.qs, f.b[:0], ps.s.maxFrame)
+		if err != nil {
+			ps.frames.Put(f)
+			if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrTruncatedFrame) {
+				return err
+			}
+			return errStreamEnded
+		}
+		f.b = frame
+		kind, body, err := splitFrame(frame)
+		if err == nil && kind != kindData {
+			err = fmt.Errorf("%w: frame kind %d on the pipeline", ErrMalformed, kind)
+		}
+		if err == nil {
+			evs, err = decodeEventBatch(body, evs[:0])
+		}
+		if err != nil {
+			return err
+		}
+		over := ps.heldBytes.Add(int64(cap(frame))) > pipeStreamBytes
+		f.refs.Store(int32(len(evs)) + 1)
+		ps.mu.Lock()
+		for i := range evs {
+			ps.queueLocked(srvEvent{pipeEvent: evs[i], frame: f}, over)
+		}
+		ps.mu.Unlock()
+		clear(evs)
+		f.release()
+	}
+}
+
+func (ps *pipeServer) queueLocked(ev srvEvent, over bool) {
+	t := ps.targets[ev.ev.Target]
+	if t == nil {
+		t = &srvTarget{}
+		ps.targets[ev.ev.Target] = t
+	}
+	if over || len(t.q) >= PipeTargetWindow || ps.queued >= pipeStreamEvents {
+		ps.answer(ev.id, nil, fmt.Errorf("%w: more than %d events queued for daemon %016x on this connection", ErrOverloaded, PipeTargetWindow, ev.ev.Target))
+		ev.frame.release()
+		if !t.running && len(t.q) == 0 && t.sticky == nil {
+			delete(ps.targets, ev.ev.Target)
+		}
+		return
+	}
+	t.q = append(t.q, ev)
+	ps.queued++
+	if !t.running {
+		t.running = true
+		ps.workers.Add(1)
+		go ps.work(ev.ev.Target, t)
+	}
+}
+
+// work runs one daemon's queued events: back to back, then one commit for
+// the lot, then the answers. It ends when the queue is empty.
+func (ps *pipeServer) work(target uint64, t *srvTarget) {
+	defer ps.workers.Done()
+	for {
+		ps.mu.Lock()
+		if len(t.q) == 0 {
+			t.running = false
+			if t.sticky == nil {
+				delete(ps.targets, target)
+			}
+			ps.mu.Unlock()
+			return
+		}
+		batch := t.q
+		t.q = t.spare[:0]
+		ps.queued -= len(batch)
+		sticky := t.sticky
+		ps.mu.Unlock()
+
+		sticky = ps.run(t, batch, sticky)
+
+		ps.mu.Lock()
+		t.sticky = sticky
+		clear(batch)
+		t.spare = batch[:0]
+		ps.mu.Unlock()
+	}
+}
+
+func (ps *pipeServer) run(t *srvTarget, batch []srvEvent, sticky *MovedError) *MovedError {
+	n := len(batch)
+	if cap(t.resps) < n {
+		t.resps = make([]DeliverResponse, n)
+		t.errs = make([]error, n)
+	}
+	resps, errs := t.resps[:n], t.errs[:n]
+	applied := 0
+	for i := range batch {
+		ev := &batch[i]
+		if ev.flags&flagFresh != 0 {
+			sticky = nil
+		}
+		resps[i] = DeliverResponse{Outputs: resps[i].Outputs[:0]}
+		var err error
+		switch {
+		case sticky != nil:
+			err = sticky
+		case ps.ctx.Err() != nil:
+			// The stream is gone: nobody would hear the answer, and an
+			// event not run is better than one run unseen.
+			err = fmt.Errorf("%w: %w", ErrPeerUnavailable, context.Cause(ps.ctx))
+		case ps.pops != nil:
+			err = ps.pops.Apply(ps.ctx, ev.ev, &resps[i])
+		default:
+			resps[i], err = ps.ops.Deliver(ps.ctx, DeliverRequest{Event: ev.ev})
+		}
+		if errors.Is(err, ErrNotHosted) {
+			if r, ok := ps.e.routes.Moved(ev.ev.Target); ok {
+				err = &MovedError{Origin: ev.ev.Target, To: r.Node, Epoch: r.Epoch}
+			}
+		}
+		var me *MovedError
+		if errors.As(err, &me) {
+			sticky = me
+		}
+		if err == nil {
+			applied++
+		}
+		errs[i] = err
+	}
+	if ps.pops != nil && applied > 0 {
+		if cerr := ps.pops.Commit(ps.ctx); cerr != nil {
+			// Outputs of events that may not survive a crash are withheld.
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = cerr
+				}
+			}
+		}
+	}
+	ps.wmu.Lock()
+	for i := range batch {
+		ps.answerLocked(batch[i].id, &resps[i], errs[i])
+	}
+	ps.wmu.Unlock()
+	ps.kickWriter()
+	for i := range batch {
+		batch[i].frame.release()
+		errs[i] = nil
+		// Drop references to the ops' output buffers but keep the slice.
+		for j := range resps[i].Outputs {
+			resps[i].Outputs[j] = Output{}
+		}
+	}
+	return sticky
+}
+
+func (ps *pipeServer) answer(id uint64, resp *DeliverResponse, err error) {
+	ps.wmu.Lock()
+	ps.answerLocked(id, resp, err)
+	ps.wmu.Unlock()
+	ps.kickWriter()
+}
+
+func (ps *pipeServer) answerLocked(id uint64, resp *DeliverResponse, err error) {
+	if err == nil {
+		b, eerr := appendOKItem(ps.out.item(), id, resp)
+		if eerr == nil {
+			ps.out.b = b
+			return
+		}
+		// item() counted an item: replace it with the error, not add one.
+		ps.out.count--
+		err = eerr
+	}
+	ps.out.b = appendErrItem(ps.out.item(), id, err)
+}
+
+func (ps *pipeServer) kickWriter() {
+	select {
+	case ps.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writer sends the answers buffered so far as one write; answers queued
+// while a write is in progress go out together in the next.
+func (ps *pipeServer) writer(stop <-chan struct{}) {
+	broken := false
+	flush := func() {
+		ps.wmu.Lock()
+		buf := ps.out.take(ps.spare)
+		ps.wmu.Unlock()
+		if len(buf) > 0 && !broken {
+			if _, err := ps.s.qs.Write(buf); err != nil {
+				// The reader sees the broken stream and ends the handler.
+				broken = true
+				ps.s.Abort()
+			}
+		}
+		ps.wmu.Lock()
+		ps.spare = buf[:0]
+		ps.wmu.Unlock()
+	}
+	for {
+		select {
+		case <-ps.kick:
+			flush()
+		case <-stop:
+			flush()
+			return
+		}
+	}
+}
