@@ -257,8 +257,7 @@ func (p *pipeline) answerLocked(pp *pipePeer, call *DeliverCall, err error) {
 	pp.bytes -= call.size
 	ts := p.targets[call.Event.Target]
 	ts.inflight--
-	var me *MovedError
-	if errors.As(err, &me) && me.Origin == call.Event.Target {
+	if me := asMoved(err); me != nil && me.Origin == call.Event.Target {
 		p.e.routes.Set(me.Origin, me.To, me.Epoch)
 		switch {
 		case me.To == p.e.id || me.To == call.To:

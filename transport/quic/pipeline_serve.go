@@ -13,8 +13,11 @@ import (
 // without waiting for it to be durable, Commit waits until every event
 // applied so far is. Without it the server falls back to LocalOps.Deliver
 // per event. Apply reports errors as Deliver does (ErrNotHosted for a
-// daemon not here, Coder errors for the rest) and fills resp; resp's
-// buffers belong to the caller only until the next Apply.
+// daemon not here, Coder errors for the rest) and appends the outputs to
+// resp.Outputs, which arrives empty but with the capacity (and, in each
+// element, the Link and Payload buffers) of an earlier use, so an Apply
+// that appends into those allocates nothing; what it puts there must stay
+// valid until the answer is sent, after Commit.
 type PipelineOps interface {
 	Apply(ctx context.Context, ev Event, resp *DeliverResponse) error
 	Commit(ctx context.Context) error
@@ -83,6 +86,9 @@ type pipeServer struct {
 
 	mu      sync.Mutex
 	targets map[uint64]*srvTarget
+	// idle keeps finished targets' buffers for the next daemon to start,
+	// so a daemon whose queue keeps draining does not reallocate them.
+	idle    []*srvTarget
 	queued  int
 	workers sync.WaitGroup
 
@@ -164,14 +170,19 @@ func (ps *pipeServer) read() error {
 func (ps *pipeServer) queueLocked(ev srvEvent, over bool) {
 	t := ps.targets[ev.ev.Target]
 	if t == nil {
-		t = &srvTarget{}
+		if k := len(ps.idle); k > 0 {
+			t = ps.idle[k-1]
+			ps.idle = ps.idle[:k-1]
+		} else {
+			t = &srvTarget{}
+		}
 		ps.targets[ev.ev.Target] = t
 	}
 	if over || len(t.q) >= PipeTargetWindow || ps.queued >= pipeStreamEvents {
 		ps.answer(ev.id, nil, fmt.Errorf("%w: more than %d events queued for daemon %016x on this connection", ErrOverloaded, PipeTargetWindow, ev.ev.Target))
 		ev.frame.release()
 		if !t.running && len(t.q) == 0 && t.sticky == nil {
-			delete(ps.targets, ev.ev.Target)
+			ps.retireLocked(ev.ev.Target, t)
 		}
 		return
 	}
@@ -184,6 +195,14 @@ func (ps *pipeServer) queueLocked(ev srvEvent, over bool) {
 	}
 }
 
+// retireLocked forgets an idle target, keeping its buffers for reuse.
+func (ps *pipeServer) retireLocked(target uint64, t *srvTarget) {
+	delete(ps.targets, target)
+	if len(ps.idle) < 64 {
+		ps.idle = append(ps.idle, t)
+	}
+}
+
 // work runs one daemon's queued events: back to back, then one commit for
 // the lot, then the answers. It ends when the queue is empty.
 func (ps *pipeServer) work(target uint64, t *srvTarget) {
@@ -193,7 +212,7 @@ func (ps *pipeServer) work(target uint64, t *srvTarget) {
 		if len(t.q) == 0 {
 			t.running = false
 			if t.sticky == nil {
-				delete(ps.targets, target)
+				ps.retireLocked(target, t)
 			}
 			ps.mu.Unlock()
 			return
@@ -246,12 +265,10 @@ func (ps *pipeServer) run(t *srvTarget, batch []srvEvent, sticky *MovedError) *M
 				err = &MovedError{Origin: ev.ev.Target, To: r.Node, Epoch: r.Epoch}
 			}
 		}
-		var me *MovedError
-		if errors.As(err, &me) {
-			sticky = me
-		}
 		if err == nil {
 			applied++
+		} else if me := asMoved(err); me != nil {
+			sticky = me
 		}
 		errs[i] = err
 	}
@@ -274,10 +291,6 @@ func (ps *pipeServer) run(t *srvTarget, batch []srvEvent, sticky *MovedError) *M
 	for i := range batch {
 		batch[i].frame.release()
 		errs[i] = nil
-		// Drop references to the ops' output buffers but keep the slice.
-		for j := range resps[i].Outputs {
-			resps[i].Outputs[j] = Output{}
-		}
 	}
 	return sticky
 }
@@ -338,4 +351,17 @@ func (ps *pipeServer) writer(stop <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// asMoved is errors.As for *MovedError, kept out of the success path: the
+// target variable of errors.As escapes, costing an allocation per call.
+func asMoved(err error) *MovedError {
+	if err == nil {
+		return nil
+	}
+	var me *MovedError
+	if errors.As(err, &me) {
+		return me
+	}
+	return nil
 }
