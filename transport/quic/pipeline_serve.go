@@ -27,6 +27,8 @@ type PipelineOps interface {
 // within the per-target window by construction; these stop one that does
 // not from making the server hold unbounded memory.
 const (
+	// pipeRunMax bounds the events one daemon runs before one commit.
+	pipeRunMax       = 32
 	pipeStreamEvents = 2 * PipePeerCalls
 	pipeStreamBytes  = 4 * PipePeerBytes
 )
@@ -217,8 +219,11 @@ func (ps *pipeServer) work(target uint64, t *srvTarget) {
 			ps.mu.Unlock()
 			return
 		}
+		// A bounded run: the first answers of a long queue should not wait
+		// for the whole queue to run and commit.
 		batch := t.q
-		t.q = t.spare[:0]
+		t.q = append(t.spare[:0], batch[min(len(batch), pipeRunMax):]...)
+		batch = batch[:min(len(batch), pipeRunMax)]
 		ps.queued -= len(batch)
 		sticky := t.sticky
 		ps.mu.Unlock()
