@@ -96,6 +96,9 @@ type pipePeer struct {
 	out   frameBuf
 	spare []byte
 	kick  chan struct{}
+	// closed: no writer serves this peer (the endpoint is closing), so
+	// calls for it fail at once instead of waiting for nobody.
+	closed bool
 }
 
 func (e *Endpoint) pipe() *pipeline {
@@ -201,7 +204,9 @@ func (p *pipeline) peerLocked(id NodeID) *pipePeer {
 	p.peers[id] = pp
 	e := p.e
 	e.pmu.Lock()
-	if !e.closed {
+	if e.closed {
+		pp.closed = true
+	} else {
 		e.wg.Add(1)
 		go p.writer(pp)
 	}
@@ -213,6 +218,14 @@ func (p *pipeline) peerLocked(id NodeID) *pipePeer {
 // send buffer for the writer.
 func (p *pipeline) sendLocked(ts *pipeTarget, call *DeliverCall) {
 	pp := p.peerLocked(call.To)
+	if pp.closed {
+		ts.node = call.To
+		ts.inflight++
+		pp.calls++
+		pp.bytes += call.size
+		p.answerLocked(pp, call, ErrClosed)
+		return
+	}
 	var flags byte
 	if call.Event.Once {
 		flags |= flagOnce
@@ -328,6 +341,11 @@ func (p *pipeline) failLocked(pp *pipePeer, gen uint64, err error) {
 	}
 	clear(calls)
 	p.scratch = calls[:0]
+	// Let the writer retire the peer if nothing is left for it.
+	select {
+	case pp.kick <- struct{}{}:
+	default:
+	}
 }
 
 // writer sends pp's buffered batches, opening the stream when there is
@@ -340,6 +358,7 @@ func (p *pipeline) writer(pp *pipePeer) {
 		case <-pp.kick:
 		case <-e.ctx.Done():
 			p.mu.Lock()
+			pp.closed = true
 			p.failLocked(pp, pp.gen, ErrClosed)
 			p.mu.Unlock()
 			return
@@ -347,6 +366,14 @@ func (p *pipeline) writer(pp *pipePeer) {
 		p.mu.Lock()
 		gen, s := pp.gen, pp.s
 		if len(pp.out.b) == 0 {
+			if s == nil && pp.calls == 0 {
+				// Idle without a stream (it broke, or the peer was never
+				// reached): forget the peer, so nodes that left cost
+				// nothing; the next call for it starts afresh.
+				delete(p.peers, pp.id)
+				p.mu.Unlock()
+				return
+			}
 			p.mu.Unlock()
 			continue
 		}
@@ -367,11 +394,17 @@ func (p *pipeline) writer(pp *pipePeer) {
 			}
 			pp.s = s
 			e.pmu.Lock()
-			if !e.closed {
+			closed := e.closed
+			if !closed {
 				e.wg.Add(1)
 				go p.reader(pp, s, gen)
 			}
 			e.pmu.Unlock()
+			if closed {
+				p.failLocked(pp, gen, ErrClosed)
+				p.mu.Unlock()
+				continue
+			}
 			p.mu.Unlock()
 		}
 		p.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasmesh/wasmesh/host/chain"
 )
@@ -394,4 +395,32 @@ func TestPipelineServerRefusesBeyondWindow(t *testing.T) {
 		}
 	}
 	wantSeqs(t, "daemon 1", ops.seqs(1), 1, PipeTargetWindow)
+}
+
+func TestPipelineUnknownAndClosed(t *testing.T) {
+	a, srv, _ := pipePair(t, 1)
+	ctx := ctxTimeout(t, 10*1e9)
+	var ghost NodeID
+	ghost[0] = 0xee
+	_, err := a.RemoteDeliver(ctx, ghost, DeliverRequest{Event: Event{Target: 1}})
+	wantErr(t, err, ErrUnknownPeer)
+	// A peer that could not be reached is forgotten with its writer.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		p := a.pipe()
+		p.mu.Lock()
+		_, kept := p.peers[ghost]
+		p.mu.Unlock()
+		if !kept {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unreachable peer is still kept")
+		}
+	}
+	if _, err := a.RemoteDeliver(ctx, srv.ID(), DeliverRequest{Event: Event{Target: 1, Seq: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	_, err = a.RemoteDeliver(ctx, srv.ID(), DeliverRequest{Event: Event{Target: 1, Seq: 2}})
+	wantErr(t, err, ErrClosed)
 }
