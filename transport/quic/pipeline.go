@@ -248,7 +248,7 @@ func (p *pipeline) sendLocked(ts *pipeTarget, call *DeliverCall) {
 	pp.slots[slot] = call
 	pp.calls++
 	pp.bytes += call.size
-	pp.out.b = appendEventItem(pp.out.item(), call.id, flags, &call.Event)
+	pp.out.b = appendEventItem(pp.out.item(eventItemSize(&call.Event)), call.id, flags, &call.Event)
 	select {
 	case pp.kick <- struct{}{}:
 	default:

@@ -44,6 +44,8 @@ const (
 
 	maxWireCode    = 64
 	maxWireMessage = 4 << 10
+	// errItemMax bounds appendErrItem's output.
+	errItemMax = 3*binary.MaxVarintLen64 + 1 + maxWireCode + maxWireMessage
 )
 
 // pipeEvent is one decoded event; Payload aliases the frame.
@@ -81,9 +83,12 @@ func newFrameBuf(typ byte, cut int) frameBuf {
 	return frameBuf{start: -1, typ: typ, cut: cut}
 }
 
-// item returns the buffer to append one item to, opening a frame if needed.
-func (f *frameBuf) item() []byte {
-	if f.start >= 0 && (len(f.b)-f.start >= f.cut || f.count == pipeMaxItems) {
+// item returns the buffer to append one item of at most size bytes to,
+// opening a frame if needed. An item that would take the open frame past
+// the cut starts a new one, so a frame exceeds the cut only by holding a
+// single large item (which the caller checked against MaxFrame).
+func (f *frameBuf) item(size int) []byte {
+	if f.start >= 0 && f.count > 0 && (len(f.b)-f.start+size > f.cut || f.count == pipeMaxItems) {
 		f.close()
 	}
 	if f.start < 0 {

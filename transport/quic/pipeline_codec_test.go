@@ -38,7 +38,7 @@ func TestPipelineCodecEventsRoundTrip(t *testing.T) {
 	f := newFrameBuf(pipeTypeEvents, 16)
 	for i := 0; i < 50; i++ {
 		for j := range in {
-			f.b = appendEventItem(f.item(), in[j].id, in[j].flags, &in[j].ev)
+			f.b = appendEventItem(f.item(0), in[j].id, in[j].flags, &in[j].ev)
 		}
 	}
 	var got []pipeEvent
@@ -66,16 +66,16 @@ func TestPipelineCodecResultsRoundTrip(t *testing.T) {
 	l := chain.Next(chain.Genesis(7), chain.GenesisHash(7), 0).AppendBinary(nil)
 	f := newFrameBuf(pipeTypeResults, pipeBatchBytes)
 	ok := DeliverResponse{Outputs: []Output{{Link: l, Payload: []byte("a")}, {Link: l, Payload: nil}}}
-	b, err := appendOKItem(f.item(), 1, &ok)
+	b, err := appendOKItem(f.item(0), 1, &ok)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.b = b
-	f.b, _ = appendOKItem(f.item(), 2, &DeliverResponse{Duplicate: true})
-	f.b = appendErrItem(f.item(), 3, ErrNotFound)
+	f.b, _ = appendOKItem(f.item(0), 2, &DeliverResponse{Duplicate: true})
+	f.b = appendErrItem(f.item(0), 3, ErrNotFound)
 	var to NodeID
 	to[0], to[15] = 1, 2
-	f.b = appendErrItem(f.item(), 4, &MovedError{Origin: 9, To: to, Epoch: 77})
+	f.b = appendErrItem(f.item(0), 4, &MovedError{Origin: 9, To: to, Epoch: 77})
 	bs := bodies(t, f.take(nil))
 	res, outs, err := decodeResultBatch(bs[0], nil, nil)
 	if err != nil {
@@ -98,7 +98,7 @@ func TestPipelineCodecResultsRoundTrip(t *testing.T) {
 
 func TestPipelineCodecRefusesMalformed(t *testing.T) {
 	f := newFrameBuf(pipeTypeEvents, pipeBatchBytes)
-	f.b = appendEventItem(f.item(), 1, 0, &Event{Target: 1, Payload: []byte("abc")})
+	f.b = appendEventItem(f.item(0), 1, 0, &Event{Target: 1, Payload: []byte("abc")})
 	good := bodies(t, f.take(nil))[0]
 	if _, err := decodeEventBatch(good, nil); err != nil {
 		t.Fatal(err)
@@ -140,15 +140,15 @@ func TestPipelineCodecRefusesMalformed(t *testing.T) {
 // re-encode to exactly the same bytes (one encoding per batch).
 func FuzzPipelineFrame(f *testing.F) {
 	ev := newFrameBuf(pipeTypeEvents, pipeBatchBytes)
-	ev.b = appendEventItem(ev.item(), 1, flagFresh|flagOnce, &Event{Target: 1, Sender: 2, Seq: 3, Payload: []byte("p"), Once: true})
-	ev.b = appendEventItem(ev.item(), 300, 0, &Event{Target: 1 << 63})
+	ev.b = appendEventItem(ev.item(0), 1, flagFresh|flagOnce, &Event{Target: 1, Sender: 2, Seq: 3, Payload: []byte("p"), Once: true})
+	ev.b = appendEventItem(ev.item(0), 300, 0, &Event{Target: 1 << 63})
 	f.Add(bodies(f, ev.take(nil))[0])
 	l := chain.Next(chain.Genesis(7), chain.GenesisHash(7), 0).AppendBinary(nil)
 	rs := newFrameBuf(pipeTypeResults, pipeBatchBytes)
-	rs.b, _ = appendOKItem(rs.item(), 1, &DeliverResponse{Outputs: []Output{{Link: l, Payload: []byte("o")}}})
-	rs.b, _ = appendOKItem(rs.item(), 2, &DeliverResponse{Duplicate: true})
-	rs.b = appendErrItem(rs.item(), 3, ErrNotFound)
-	rs.b = appendErrItem(rs.item(), 4, &MovedError{Origin: 5, Epoch: 6})
+	rs.b, _ = appendOKItem(rs.item(0), 1, &DeliverResponse{Outputs: []Output{{Link: l, Payload: []byte("o")}}})
+	rs.b, _ = appendOKItem(rs.item(0), 2, &DeliverResponse{Duplicate: true})
+	rs.b = appendErrItem(rs.item(0), 3, ErrNotFound)
+	rs.b = appendErrItem(rs.item(0), 4, &MovedError{Origin: 5, Epoch: 6})
 	f.Add(bodies(f, rs.take(nil))[0])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if evs, err := decodeEventBatch(body, nil); err == nil {
@@ -157,7 +157,7 @@ func FuzzPipelineFrame(f *testing.F) {
 				if evs[i].ev.Once != (evs[i].flags&flagOnce != 0) {
 					t.Fatal("Once disagrees with its flag")
 				}
-				fb.b = appendEventItem(fb.item(), evs[i].id, evs[i].flags, &evs[i].ev)
+				fb.b = appendEventItem(fb.item(0), evs[i].id, evs[i].flags, &evs[i].ev)
 			}
 			if again := bodies(t, fb.take(nil)); len(again) != 1 || !bytes.Equal(again[0], body) {
 				t.Fatalf("events re-encode differently")
@@ -175,16 +175,16 @@ func FuzzPipelineFrame(f *testing.F) {
 				for _, o := range outs[r.outStart : r.outStart+r.outN] {
 					resp.Outputs = append(resp.Outputs, Output{Link: o.link, Payload: o.payload})
 				}
-				b, err := appendOKItem(fb.item(), r.id, &resp)
+				b, err := appendOKItem(fb.item(0), r.id, &resp)
 				if err != nil {
 					t.Fatal(err)
 				}
 				fb.b = b
 			case statusDup:
-				fb.b, _ = appendOKItem(fb.item(), r.id, &DeliverResponse{Duplicate: true})
+				fb.b, _ = appendOKItem(fb.item(0), r.id, &DeliverResponse{Duplicate: true})
 			case statusMoved:
 				mv := r.moved
-				fb.b = appendErrItem(fb.item(), r.id, &mv)
+				fb.b = appendErrItem(fb.item(0), r.id, &mv)
 			case statusError:
 				// Error items are re-encoded through toWire, which may
 				// normalise codes; only check they decode.

@@ -2,6 +2,7 @@ package meshquic
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,7 +18,9 @@ import (
 // resp.Outputs, which arrives empty but with the capacity (and, in each
 // element, the Link and Payload buffers) of an earlier use, so an Apply
 // that appends into those allocates nothing; what it puts there must stay
-// valid until the answer is sent, after Commit.
+// valid until the answer is sent, after Commit. ev.Payload aliases the
+// received frame and is valid only during the call (as it is for
+// LocalOps.Deliver on this path): copy what must outlive it.
 type PipelineOps interface {
 	Apply(ctx context.Context, ev Event, resp *DeliverResponse) error
 	Commit(ctx context.Context) error
@@ -308,8 +311,20 @@ func (ps *pipeServer) answer(id uint64, resp *DeliverResponse, err error) {
 }
 
 func (ps *pipeServer) answerLocked(id uint64, resp *DeliverResponse, err error) {
+	var n int
 	if err == nil {
-		b, eerr := appendOKItem(ps.out.item(), id, resp)
+		// One answer must fit a frame, or the client could not read the
+		// stream at all: refuse this event's outputs, not the connection.
+		n = 2*binary.MaxVarintLen64 + 1
+		for i := range resp.Outputs {
+			n += len(resp.Outputs[i].Link) + binary.MaxVarintLen64 + len(resp.Outputs[i].Payload)
+		}
+		if limit := ps.s.maxFrame - 1 - pipeBatchHeader; n > limit {
+			err = fmt.Errorf("%w: outputs of %d bytes, limit %d", ErrFrameTooLarge, n, limit)
+		}
+	}
+	if err == nil {
+		b, eerr := appendOKItem(ps.out.item(n), id, resp)
 		if eerr == nil {
 			ps.out.b = b
 			return
@@ -318,7 +333,7 @@ func (ps *pipeServer) answerLocked(id uint64, resp *DeliverResponse, err error) 
 		ps.out.count--
 		err = eerr
 	}
-	ps.out.b = appendErrItem(ps.out.item(), id, err)
+	ps.out.b = appendErrItem(ps.out.item(errItemMax), id, err)
 }
 
 func (ps *pipeServer) kickWriter() {

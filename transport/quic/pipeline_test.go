@@ -351,7 +351,7 @@ func TestPipelineServerRefusesBeyondWindow(t *testing.T) {
 	const n = PipeTargetWindow + 10
 	f := newFrameBuf(pipeTypeEvents, 1<<30)
 	for i := uint64(1); i <= n; i++ {
-		f.b = appendEventItem(f.item(), i, 0, &Event{Target: 1, Seq: i})
+		f.b = appendEventItem(f.item(0), i, 0, &Event{Target: 1, Seq: i})
 	}
 	if _, err := s.qs.Write(f.take(nil)); err != nil {
 		t.Fatal(err)
@@ -423,4 +423,48 @@ func TestPipelineUnknownAndClosed(t *testing.T) {
 	a.Close()
 	_, err = a.RemoteDeliver(ctx, srv.ID(), DeliverRequest{Event: Event{Target: 1, Seq: 2}})
 	wantErr(t, err, ErrClosed)
+}
+
+// bigOps answers each event with an output twice its size.
+type bigOps struct{ *fakeOps }
+
+func (bigOps) Apply(ctx context.Context, ev Event, resp *DeliverResponse) error {
+	l := chain.Next(chain.Genesis(ev.Target), chain.GenesisHash(ev.Target), ev.Seq)
+	resp.Outputs = append(resp.Outputs, Output{Link: l.AppendBinary(nil), Payload: append(append([]byte(nil), ev.Payload...), ev.Payload...)})
+	return nil
+}
+
+func (bigOps) Commit(context.Context) error { return nil }
+
+// An answer too large for a frame fails that event alone; the stream and
+// the events around it carry on.
+func TestPipelineOversizedAnswerFailsOnlyItsEvent(t *testing.T) {
+	ca := newCA(t)
+	small := func() Config { c := testConfig(creds(t, ca)); c.MaxFrame = 4096; return c }
+	a, srv := listen(t, small()), listen(t, small())
+	srv.ServeLocalOps(bigOps{newFakeOps()})
+	a.SetPeerAddr(srv.ID(), srv.Addr().String())
+	ctx := ctxTimeout(t, 10*1e9)
+	done := make(chan *DeliverCall, 3)
+	for i, size := range []int{100, 3000, 100} {
+		c := &DeliverCall{To: srv.ID(), Event: Event{Target: 1, Seq: uint64(i + 1), Payload: make([]byte, size)}, Done: done}
+		a.Go(ctx, c)
+	}
+	for i := 1; i <= 3; i++ {
+		c := <-done
+		if c.Event.Seq != uint64(i) {
+			t.Fatalf("completion %d is event %d", i, c.Event.Seq)
+		}
+		if i == 2 {
+			wantErr(t, c.Err, ErrRemote, ErrFrameTooLarge)
+			continue
+		}
+		if c.Err != nil || len(c.Resp.Outputs[0].Payload) != 200 {
+			t.Fatalf("event %d: %v", i, c.Err)
+		}
+	}
+	// An event too large to send is refused before it leaves.
+	c := &DeliverCall{To: srv.ID(), Event: Event{Target: 1, Seq: 4, Payload: make([]byte, 5000)}}
+	a.Go(ctx, c)
+	wantErr(t, (<-c.Done).Err, ErrFrameTooLarge)
 }
