@@ -25,6 +25,9 @@ type seqOps struct {
 	entered chan uint64
 	movedAt map[uint64]int
 	movedTo NodeID
+	// bounce: the first event refused after the move brings the daemon
+	// back here at once, as a migration straight back would.
+	bounce  bool
 	commits int
 }
 
@@ -53,6 +56,9 @@ func (o *seqOps) Apply(ctx context.Context, ev Event, resp *DeliverResponse) err
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if !o.fakeOps.hosted[ev.Target] {
+		if o.bounce {
+			o.fakeOps.hosted[ev.Target] = true
+		}
 		return ErrNotHosted
 	}
 	o.applied[ev.Target] = append(o.applied[ev.Target], ev.Seq)
@@ -71,6 +77,17 @@ func (o *seqOps) Commit(ctx context.Context) error {
 	o.commits++
 	o.mu.Unlock()
 	return nil
+}
+
+// moveAfter makes target leave for to after k events. Under the lock:
+// the server reads it from goroutines whose only tie to the test's is the
+// network, which the race detector cannot see.
+func (o *seqOps) moveAfter(target uint64, k int, to NodeID, bounce bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.movedAt[target] = k
+	o.movedTo = to
+	o.bounce = bounce
 }
 
 func (o *seqOps) gate(target uint64) chan struct{} {
@@ -286,8 +303,7 @@ func TestPipelineMovedFollowedInOrder(t *testing.T) {
 	a, old, nu := newEndpoint(t, ca), newEndpoint(t, ca), newEndpoint(t, ca)
 	oldOps := newSeqOps(old, 5)
 	newOps := newSeqOps(nu, 5)
-	oldOps.movedAt[5] = 40
-	oldOps.movedTo = nu.ID()
+	oldOps.moveAfter(5, 40, nu.ID(), false)
 	a.SetPeerAddr(old.ID(), old.Addr().String())
 	a.SetPeerAddr(nu.ID(), nu.Addr().String())
 	old.SetPeerAddr(nu.ID(), nu.Addr().String())
@@ -467,4 +483,31 @@ func TestPipelineOversizedAnswerFailsOnlyItsEvent(t *testing.T) {
 	c := &DeliverCall{To: srv.ID(), Event: Event{Target: 1, Seq: 4, Payload: make([]byte, 5000)}}
 	a.Go(ctx, c)
 	wantErr(t, (<-c.Done).Err, ErrFrameTooLarge)
+}
+
+// The daemon leaves the old node and is back there before the events
+// queued behind the first "moved" run: those must not be applied at the
+// old node ahead of the redirected one (the server keeps answering moved
+// on that stream until the client starts afresh).
+func TestPipelineMovedAndBackKeepsOrder(t *testing.T) {
+	ca := newCA(t)
+	a, old, nu := newEndpoint(t, ca), newEndpoint(t, ca), newEndpoint(t, ca)
+	oldOps := newSeqOps(old, 5)
+	newOps := newSeqOps(nu, 5)
+	oldOps.moveAfter(5, 40, nu.ID(), true)
+	a.SetPeerAddr(old.ID(), old.Addr().String())
+	a.SetPeerAddr(nu.ID(), nu.Addr().String())
+	ctx := ctxTimeout(t, 20*1e9)
+	const n = PipeTargetWindow
+	done := make(chan *DeliverCall, n)
+	for i := uint64(1); i <= n; i++ {
+		goEvent(ctx, a, old.ID(), 5, i, done)
+	}
+	for i := uint64(1); i <= n; i++ {
+		if c := <-done; c.Err != nil || c.Event.Seq != i {
+			t.Fatalf("completion %d: event %d, %v", i, c.Event.Seq, c.Err)
+		}
+	}
+	wantSeqs(t, "old node", oldOps.seqs(5), 1, 40)
+	wantSeqs(t, "new node", newOps.seqs(5), 41, n)
 }
