@@ -66,19 +66,35 @@ type srvEvent struct {
 	frame *inFrame
 }
 
-// srvTarget is one daemon's FIFO on one stream, run by at most one worker.
+// srvTarget is one daemon's FIFO on one stream. Two stages, each run by at
+// most one goroutine: the worker applies queued events in rounds, the
+// committer makes finished rounds durable together and answers them, in
+// order, while the worker goes on applying: one fsync then covers what
+// arrived during the previous one.
 type srvTarget struct {
-	q       []srvEvent
-	spare   []srvEvent
-	running bool
+	q          []srvEvent
+	running    bool // a worker is applying
+	committing bool // a committer is committing and answering
+	// outstanding counts events queued or in rounds not yet answered:
+	// what the client's per-daemon window bounds.
+	outstanding int
 	// sticky: once a daemon answered "moved" on this stream, every later
 	// event for it answers the same until the client starts afresh (it
 	// holds new events while these are in flight, and resends them in
 	// order at the new home): a daemon moving back meanwhile must not let
 	// a later event overtake an earlier one.
 	sticky *MovedError
-	resps  []DeliverResponse
-	errs   []error
+	done   []*srvRound // applied, waiting for commit and answer
+	spare  []*srvRound
+	free   []*srvRound
+}
+
+// srvRound is one round of a daemon's events with their results.
+type srvRound struct {
+	events  []srvEvent
+	resps   []DeliverResponse
+	errs    []error
+	applied int
 }
 
 // pipeServer serves one SubDeliverPipe stream.
@@ -183,15 +199,14 @@ func (ps *pipeServer) queueLocked(ev srvEvent, over bool) {
 		}
 		ps.targets[ev.ev.Target] = t
 	}
-	if over || len(t.q) >= PipeTargetWindow || ps.queued >= pipeStreamEvents {
+	if over || t.outstanding >= PipeTargetWindow || ps.queued >= pipeStreamEvents {
 		ps.answer(ev.id, nil, fmt.Errorf("%w: more than %d events queued for daemon %016x on this connection", ErrOverloaded, PipeTargetWindow, ev.ev.Target))
 		ev.frame.release()
-		if !t.running && len(t.q) == 0 && t.sticky == nil {
-			ps.retireLocked(ev.ev.Target, t)
-		}
+		ps.maybeRetireLocked(ev.ev.Target, t)
 		return
 	}
 	t.q = append(t.q, ev)
+	t.outstanding++
 	ps.queued++
 	if !t.running {
 		t.running = true
@@ -200,61 +215,75 @@ func (ps *pipeServer) queueLocked(ev srvEvent, over bool) {
 	}
 }
 
-// retireLocked forgets an idle target, keeping its buffers for reuse.
-func (ps *pipeServer) retireLocked(target uint64, t *srvTarget) {
+// maybeRetireLocked forgets a target with nothing left to do, keeping its
+// buffers for the next daemon to start.
+func (ps *pipeServer) maybeRetireLocked(target uint64, t *srvTarget) {
+	if t.running || t.committing || t.outstanding > 0 || t.sticky != nil {
+		return
+	}
 	delete(ps.targets, target)
 	if len(ps.idle) < 64 {
 		ps.idle = append(ps.idle, t)
 	}
 }
 
-// work runs one daemon's queued events: back to back, then one commit for
-// the lot, then the answers. It ends when the queue is empty.
+// work applies one daemon's queued events, at most pipeRunMax per round
+// (so the first answers of a long queue need not wait for all of it), and
+// hands each round to the committer. It ends when the queue is empty.
 func (ps *pipeServer) work(target uint64, t *srvTarget) {
 	defer ps.workers.Done()
 	for {
 		ps.mu.Lock()
 		if len(t.q) == 0 {
 			t.running = false
-			if t.sticky == nil {
-				ps.retireLocked(target, t)
-			}
+			ps.maybeRetireLocked(target, t)
 			ps.mu.Unlock()
 			return
 		}
-		// A bounded run: the first answers of a long queue should not wait
-		// for the whole queue to run and commit.
-		batch := t.q
-		t.q = append(t.spare[:0], batch[min(len(batch), pipeRunMax):]...)
-		batch = batch[:min(len(batch), pipeRunMax)]
-		ps.queued -= len(batch)
+		var r *srvRound
+		if k := len(t.free); k > 0 {
+			r = t.free[k-1]
+			t.free = t.free[:k-1]
+		} else {
+			r = &srvRound{}
+		}
+		k := min(len(t.q), pipeRunMax)
+		r.events = append(r.events[:0], t.q[:k]...)
+		n := copy(t.q, t.q[k:])
+		clear(t.q[n:])
+		t.q = t.q[:n]
 		sticky := t.sticky
 		ps.mu.Unlock()
 
-		sticky = ps.run(t, batch, sticky)
+		sticky = ps.apply(r, sticky)
 
 		ps.mu.Lock()
 		t.sticky = sticky
-		clear(batch)
-		t.spare = batch[:0]
+		t.done = append(t.done, r)
+		if !t.committing {
+			t.committing = true
+			ps.workers.Add(1)
+			go ps.commit(target, t)
+		}
 		ps.mu.Unlock()
 	}
 }
 
-func (ps *pipeServer) run(t *srvTarget, batch []srvEvent, sticky *MovedError) *MovedError {
-	n := len(batch)
-	if cap(t.resps) < n {
-		t.resps = make([]DeliverResponse, n)
-		t.errs = make([]error, n)
+// apply runs a round's events and records their results.
+func (ps *pipeServer) apply(r *srvRound, sticky *MovedError) *MovedError {
+	n := len(r.events)
+	if cap(r.resps) < n {
+		r.resps = make([]DeliverResponse, n, pipeRunMax)
+		r.errs = make([]error, n, pipeRunMax)
 	}
-	resps, errs := t.resps[:n], t.errs[:n]
-	applied := 0
-	for i := range batch {
-		ev := &batch[i]
+	r.resps, r.errs = r.resps[:n], r.errs[:n]
+	r.applied = 0
+	for i := range r.events {
+		ev := &r.events[i]
 		if ev.flags&flagFresh != 0 {
 			sticky = nil
 		}
-		resps[i] = DeliverResponse{Outputs: resps[i].Outputs[:0]}
+		r.resps[i] = DeliverResponse{Outputs: r.resps[i].Outputs[:0]}
 		var err error
 		switch {
 		case sticky != nil:
@@ -264,43 +293,89 @@ func (ps *pipeServer) run(t *srvTarget, batch []srvEvent, sticky *MovedError) *M
 			// event not run is better than one run unseen.
 			err = fmt.Errorf("%w: %w", ErrPeerUnavailable, context.Cause(ps.ctx))
 		case ps.pops != nil:
-			err = ps.pops.Apply(ps.ctx, ev.ev, &resps[i])
+			err = ps.pops.Apply(ps.ctx, ev.ev, &r.resps[i])
 		default:
-			resps[i], err = ps.ops.Deliver(ps.ctx, DeliverRequest{Event: ev.ev})
+			r.resps[i], err = ps.ops.Deliver(ps.ctx, DeliverRequest{Event: ev.ev})
 		}
 		if errors.Is(err, ErrNotHosted) {
-			if r, ok := ps.e.routes.Moved(ev.ev.Target); ok {
-				err = &MovedError{Origin: ev.ev.Target, To: r.Node, Epoch: r.Epoch}
+			if rt, ok := ps.e.routes.Moved(ev.ev.Target); ok {
+				err = &MovedError{Origin: ev.ev.Target, To: rt.Node, Epoch: rt.Epoch}
 			}
 		}
 		if err == nil {
-			applied++
+			r.applied++
 		} else if me := asMoved(err); me != nil {
 			sticky = me
 		}
-		errs[i] = err
+		r.errs[i] = err
 	}
-	if ps.pops != nil && applied > 0 {
-		if cerr := ps.pops.Commit(ps.ctx); cerr != nil {
-			// Outputs of events that may not survive a crash are withheld.
-			for i := range errs {
-				if errs[i] == nil {
-					errs[i] = cerr
+	return sticky
+}
+
+// commit makes the applied rounds durable with one Commit and answers
+// them in order; rounds applied meanwhile go with the next Commit. It ends
+// when no round waits.
+func (ps *pipeServer) commit(target uint64, t *srvTarget) {
+	defer ps.workers.Done()
+	for {
+		ps.mu.Lock()
+		if len(t.done) == 0 {
+			t.committing = false
+			ps.maybeRetireLocked(target, t)
+			ps.mu.Unlock()
+			return
+		}
+		rounds := t.done
+		t.done = t.spare[:0]
+		ps.mu.Unlock()
+
+		applied := 0
+		for _, r := range rounds {
+			applied += r.applied
+		}
+		if ps.pops != nil && applied > 0 {
+			if cerr := ps.pops.Commit(ps.ctx); cerr != nil {
+				// Outputs of events that may not survive a crash are
+				// withheld.
+				for _, r := range rounds {
+					for i := range r.errs {
+						if r.errs[i] == nil {
+							r.errs[i] = cerr
+						}
+					}
 				}
 			}
 		}
+		// Room in the window before the answers can leave: a client that
+		// hears an answer may send the next event at once.
+		ps.mu.Lock()
+		for _, r := range rounds {
+			t.outstanding -= len(r.events)
+			ps.queued -= len(r.events)
+		}
+		ps.mu.Unlock()
+		ps.wmu.Lock()
+		for _, r := range rounds {
+			for i := range r.events {
+				ps.answerLocked(r.events[i].id, &r.resps[i], r.errs[i])
+			}
+		}
+		ps.wmu.Unlock()
+		ps.kickWriter()
+		for _, r := range rounds {
+			for i := range r.events {
+				r.events[i].frame.release()
+				r.errs[i] = nil
+			}
+			clear(r.events)
+			r.events = r.events[:0]
+		}
+		ps.mu.Lock()
+		t.free = append(t.free, rounds...)
+		clear(rounds)
+		t.spare = rounds[:0]
+		ps.mu.Unlock()
 	}
-	ps.wmu.Lock()
-	for i := range batch {
-		ps.answerLocked(batch[i].id, &resps[i], errs[i])
-	}
-	ps.wmu.Unlock()
-	ps.kickWriter()
-	for i := range batch {
-		batch[i].frame.release()
-		errs[i] = nil
-	}
-	return sticky
 }
 
 func (ps *pipeServer) answer(id uint64, resp *DeliverResponse, err error) {

@@ -27,8 +27,9 @@ type seqOps struct {
 	movedTo NodeID
 	// bounce: the first event refused after the move brings the daemon
 	// back here at once, as a migration straight back would.
-	bounce  bool
-	commits int
+	bounce    bool
+	commits   int
+	commitErr error
 }
 
 func newSeqOps(ep *Endpoint, hosted ...uint64) *seqOps {
@@ -74,9 +75,9 @@ func (o *seqOps) Apply(ctx context.Context, ev Event, resp *DeliverResponse) err
 
 func (o *seqOps) Commit(ctx context.Context) error {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.commits++
-	o.mu.Unlock()
-	return nil
+	return o.commitErr
 }
 
 // moveAfter makes target leave for to after k events. Under the lock:
@@ -510,4 +511,32 @@ func TestPipelineMovedAndBackKeepsOrder(t *testing.T) {
 	}
 	wantSeqs(t, "old node", oldOps.seqs(5), 1, 40)
 	wantSeqs(t, "new node", newOps.seqs(5), 41, n)
+}
+
+// Events whose commit failed ran but may not survive a crash: their
+// outputs are withheld and each fails with the commit's error.
+func TestPipelineFailedCommitWithholdsOutputs(t *testing.T) {
+	a, srv, ops := pipePair(t, 1)
+	ctx := ctxTimeout(t, 10*1e9)
+	ops.mu.Lock()
+	ops.commitErr = fmt.Errorf("%w: journal disk gone", ErrPeerUnavailable)
+	ops.mu.Unlock()
+	done := make(chan *DeliverCall, 20)
+	for i := uint64(1); i <= 20; i++ {
+		goEvent(ctx, a, srv.ID(), 1, i, done)
+	}
+	for i := uint64(1); i <= 20; i++ {
+		c := <-done
+		wantErr(t, c.Err, ErrRemote, ErrPeerUnavailable)
+		if len(c.Resp.Outputs) != 0 || c.Event.Seq != i {
+			t.Fatalf("event %d (completion %d) came back with %d outputs", c.Event.Seq, i, len(c.Resp.Outputs))
+		}
+	}
+	ops.mu.Lock()
+	ops.commitErr = nil
+	ops.mu.Unlock()
+	resp, err := a.RemoteDeliver(ctx, srv.ID(), DeliverRequest{Event: Event{Target: 1, Seq: 21, Payload: []byte("ok")}})
+	if err != nil || string(resp.Outputs[0].Payload) != "ok" {
+		t.Fatalf("after the journal recovered: %v", err)
+	}
 }
