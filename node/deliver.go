@@ -139,6 +139,12 @@ func (n *Node) sendRemote(ctx context.Context, origin uint64, p peerRef, in inpu
 // Under DurabilitySync it returns only once the event is in the journal on
 // disk: outputs are never acknowledged for an event a crash could lose.
 func (n *Node) deliverLocal(ctx context.Context, d *host.Daemon, ev host.Event) ([]host.Output, error) {
+	return n.runLocal(ctx, d, ev, true)
+}
+
+// runLocal is deliverLocal; with durable false it does not wait for the
+// journal's fsync (the pipelined path commits a run of events at once).
+func (n *Node) runLocal(ctx context.Context, d *host.Daemon, ev host.Event, durable bool) ([]host.Output, error) {
 	if n.wal != nil {
 		if err := n.wal.Err(); err != nil {
 			return nil, fmt.Errorf("%w: this node cannot make events durable: %w", ErrUnavailable, err)
@@ -152,7 +158,7 @@ func (n *Node) deliverLocal(ctx context.Context, d *host.Daemon, ev host.Event) 
 		// fsync: answer "applied" only once that is durable too.
 		err = nil
 	}
-	if err == nil && n.wal != nil {
+	if err == nil && n.wal != nil && durable {
 		// Group commit: this waits for the fsync that covers the event,
 		// shared with every event that arrived meanwhile.
 		if serr := n.wal.Sync(ctx); serr != nil {

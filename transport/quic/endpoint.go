@@ -61,6 +61,9 @@ type Endpoint struct {
 	inbound map[*quic.Conn]struct{}
 
 	stopAfter func() bool
+	// pipeline is the client side of pipelined delivery, made on first use.
+	pipeOnce  sync.Once
+	pipeline  *pipeline
 	closeOnce sync.Once
 	closeErr  error
 }

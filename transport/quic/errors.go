@@ -86,6 +86,7 @@ var codeSentinels = [...]struct {
 	{CodeTimeout, ErrTimeout},
 	{CodeUnavailable, ErrPeerUnavailable},
 	{CodeModuleTooLarge, ErrModuleTooLarge},
+	{CodeOverloaded, ErrOverloaded},
 }
 
 // Coder lets errors from other packages (the host, migration) choose their

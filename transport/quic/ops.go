@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/wasmesh/wasmesh/host/chain"
 )
 
 // Subprotocols of the remote operations. The /1 suffix versions each one
@@ -135,42 +133,31 @@ func (e *Endpoint) ServeLocalOps(ops LocalOps) {
 		}
 		return resp, err
 	}))
+	e.Handle(SubDeliverPipe, e.servePipeline(ops))
 	e.Handle(SubSpawn, unaryOp(ops.Spawn))
 	e.Handle(SubStop, unaryOp(ops.Stop))
 	e.Handle(SubSnapshot, unaryOp(ops.Snapshot))
 	e.Handle(SubModule, e.serveModule(ops))
 }
 
-// RemoteDeliver delivers an event to the daemon on node to. A "moved"
-// answer updates Routes and is followed, at most MaxRedirects times; a
-// redirect to this node itself is returned as the *MovedError for the
-// caller to deliver locally.
+// RemoteDeliver delivers an event to the daemon on node to, over the
+// pipelined stream to that node (see Go). A "moved" answer updates Routes
+// and is followed, at most MaxRedirects times; a redirect to this node
+// itself is returned as the *MovedError for the caller to deliver locally.
 func (e *Endpoint) RemoteDeliver(ctx context.Context, to NodeID, req DeliverRequest) (DeliverResponse, error) {
-	for hops := 0; ; hops++ {
-		var resp DeliverResponse
-		err := e.Call(ctx, PeerID(to), SubDeliver, req, &resp)
-		var me *MovedError
-		if errors.As(err, &me) && me.Origin == req.Event.Target {
-			e.routes.Set(me.Origin, me.To, me.Epoch)
-			if me.To == e.id || me.To == to {
-				return DeliverResponse{}, err
-			}
-			if hops >= e.cfg.MaxRedirects {
-				return DeliverResponse{}, fmt.Errorf("%w after %d hops: %w", ErrTooManyRedirects, hops, err)
-			}
-			to = me.To
-			continue
-		}
-		if err != nil {
-			return DeliverResponse{}, err
-		}
-		for i, o := range resp.Outputs {
-			if len(o.Link) != chain.LinkSize {
-				return DeliverResponse{}, fmt.Errorf("%w: output %d link is %d bytes, want %d", ErrMalformed, i, len(o.Link), chain.LinkSize)
-			}
-		}
-		return resp, nil
+	call := &DeliverCall{To: to, Event: req.Event, Done: make(chan *DeliverCall, 1)}
+	e.Go(ctx, call)
+	select {
+	case <-call.Done:
+	case <-ctx.Done():
+		// The call stays in flight; its answer lands in the buffered Done
+		// and is dropped with it.
+		return DeliverResponse{}, ctxErr(ctx)
 	}
+	if call.Err != nil {
+		return DeliverResponse{}, call.Err
+	}
+	return call.Resp, nil
 }
 
 // RouteDeliver delivers an event wherever Routes says its target lives.
