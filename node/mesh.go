@@ -566,6 +566,11 @@ func (e *remoteError) Unwrap() error { return e.sentinel }
 // fromRemote maps a transport error to the node's vocabulary through the
 // error table, so a failure keeps its class however many nodes relay it.
 func fromRemote(err error, peer string) error {
+	if errors.Is(err, meshquic.ErrOverloaded) {
+		// Refused before it ran (a sender beyond its window): as
+		// undelivered as an unreachable peer, so a client may resend it.
+		return classed(ErrUnavailable, err, "node "+peer)
+	}
 	var re *meshquic.RemoteError
 	if errors.As(err, &re) {
 		sentinel := meshquic.ErrRemote
