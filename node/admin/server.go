@@ -122,6 +122,7 @@ func Handler(b Backend, opts Options) http.Handler {
 	route("GET /v1/daemons/{ref}", s.stats)
 	route("DELETE /v1/daemons/{ref}", s.stop)
 	route("POST /v1/daemons/{ref}/events", s.send)
+	route("POST /v1/daemons/{ref}/events/stream", s.sendStream)
 	route("GET /v1/daemons/{ref}/snapshot", s.snapshot)
 	route("GET /v1/daemons/{ref}/logs", s.logs)
 	route("POST /v1/restore", s.restore)
