@@ -46,7 +46,10 @@ event in order while later lines are still being sent, so a long input runs
 at the speed of the daemon rather than of one request per event; the name is
 resolved once for the stream, and a stream that breaks is reopened and goes
 on with the rest (events it got no answer for: resent with --client-id,
-else reported as of unknown fate). --json prints one object per event:
+else reported as of unknown fate). At most --window events are on their way
+at once: that many may be applied without an answer if the node crashes
+(they are durable all the same: an answer is only given once the event is).
+--json prints one object per event:
    {"event":3,"daemon":"3f2a9c0d11e2b7a4","node":"n2","outputs":["3"]}
    {"event":4,"error":"node: event failed: ...","code":"event_failed"}
 
@@ -63,6 +66,7 @@ Examples:
 			&cli.DurationFlag{Name: "retry-for", Value: 15 * time.Second, Usage: "resend an undelivered event (daemon not found mid-stream; with --client-id any event whose answer was lost) for up to `DURATION`"},
 			&cli.StringFlag{Name: "client-id", Usage: "exactly-once sends: number the events under this client `ID` (1-64 printable characters)"},
 			&cli.Uint64Flag{Name: "first-event-id", Value: 1, Usage: "with --client-id, the id of the first event (ids go up by one per event)"},
+			&cli.IntFlag{Name: "window", Value: 512, Usage: "with --stdin, at most `N` events sent and not yet answered (1: one at a time)"},
 			&cli.BoolFlag{Name: "json", Usage: "with --stdin, print one JSON object per event: event (its line), outputs (in --output-format), duplicate, or error and code"},
 		),
 		Action: sendAction,

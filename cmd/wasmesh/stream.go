@@ -29,7 +29,10 @@ type streamSend struct {
 	client   string
 	next     uint64 // the next client event id
 	retryFor time.Duration
-	inFmt    payload.Format
+	// window bounds the events sent but not answered: what a crash of
+	// the node can leave applied without an answer.
+	window int
+	inFmt  payload.Format
 	// print writes one final entry (outputs, duplicate note or error);
 	// entries reach it in input order. printed follows each batch, with
 	// whether more answers are on their way (so output may wait for them).
@@ -97,8 +100,10 @@ func (s *streamSend) run(ctx context.Context, r io.Reader) (int, error) {
 		}
 		if err != nil {
 			// The stream could not be opened or broke: go on with the rest
-			// from where the answers stopped, within the retry window.
-			if !s.reached || ctxErr(err) != nil {
+			// from where the answers stopped, within the retry window. A
+			// node that cannot be reached any more ends it, unless a
+			// client id makes resending safe.
+			if !s.reached || ctxErr(err) != nil || s.client == "" && errors.Is(err, admin.ErrUnreachable) {
 				return s.failed, err
 			}
 			if brokenSince.IsZero() {
@@ -163,7 +168,7 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 	var stopOnce sync.Once
 	halt := func() { stopOnce.Do(func() { close(stop) }) }
 	// sent is what this stream carries, in order, for matching answers.
-	sentCh := make(chan *streamEntry, 1<<16)
+	sentCh := make(chan *streamEntry, s.window)
 	inputDone := false
 	produced := make(chan struct{})
 	go func() {
@@ -225,7 +230,7 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 		}
 	}()
 	var abort error
-	_, serr := s.cl.SendStream(ctx, s.daemon, s.client, lines, func(a admin.StreamAnswer) error {
+	_, serr := s.cl.SendStream(ctx, s.daemon, s.client, lines, func(a admin.StreamAnswer, more bool) error {
 		e, ok := <-sentCh
 		if !ok || e.n != a.Line {
 			halt()
@@ -240,7 +245,7 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 			// It goes again, in its place: nothing after it may go first.
 			halt()
 		}
-		s.flushMore(len(sentCh) > 0)
+		s.flushMore(more)
 		return nil
 	})
 	halt()
@@ -397,7 +402,11 @@ func (e *streamEntry) json(outFmt payload.Format) []byte {
 // sendStdin is send --stdin over one stream.
 func sendStdin(c *cli.Context, cl *admin.Client, daemon string, rs *resender, inFmt, outFmt payload.Format, escapeOut bool, w *bufio.Writer, failed *int) error {
 	asJSON := c.Bool("json")
-	ss := &streamSend{cl: cl, daemon: daemon, client: rs.client, next: rs.next, retryFor: rs.retryFor, inFmt: inFmt}
+	window := c.Int("window")
+	if window < 1 || window > 1<<16 {
+		return fail(2, "--window must be 1-65536")
+	}
+	ss := &streamSend{cl: cl, daemon: daemon, client: rs.client, next: rs.next, retryFor: rs.retryFor, inFmt: inFmt, window: window}
 	ss.print = func(e *streamEntry) {
 		if asJSON {
 			w.Write(e.json(outFmt))
@@ -424,9 +433,9 @@ func sendStdin(c *cli.Context, cl *admin.Client, daemon string, rs *resender, in
 	}
 	last := time.Now()
 	ss.printed = func(more bool) {
-		// A burst of answers costs one write; an answer with nothing
-		// behind it (an interactive client) is shown at once.
-		if !more || time.Since(last) > 50*time.Millisecond {
+		// Answers that arrived together cost one write; what has arrived
+		// is shown before waiting for more.
+		if !more || time.Since(last) > 20*time.Millisecond {
 			w.Flush()
 			last = time.Now()
 		}

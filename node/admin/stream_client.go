@@ -37,10 +37,12 @@ func LineOf(payload []byte, id uint64, line int) StreamLine {
 
 // SendStream sends the lines read from lines (until it is closed) to daemon
 // as one stream, exactly-once under client when that is set, and calls each
-// with every event's answer, in order, as they come. It returns the
+// with every event's answer, in order, as they come; more says whether
+// further answers have already arrived (a caller that prints them may wait
+// for those before it flushes). It returns the
 // stream's End once every line was answered; an error from each stops the
 // stream. A stream that breaks first returns ErrStreamBroken.
-func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-chan StreamLine, each func(StreamAnswer) error) (StreamEnd, error) {
+func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-chan StreamLine, each func(a StreamAnswer, more bool) error) (StreamEnd, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -85,7 +87,8 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 		return StreamEnd{}, err
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	dec := json.NewDecoder(br)
 	for {
 		var a StreamAnswer
 		if err := dec.Decode(&a); err != nil {
@@ -97,7 +100,11 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 		if a.End != nil {
 			return *a.End, nil
 		}
-		if err := each(a); err != nil {
+		more := br.Buffered() > 0
+		if b, ok := dec.Buffered().(interface{ Len() int }); ok && b.Len() > 1 {
+			more = true // more than the newline after this answer
+		}
+		if err := each(a, more); err != nil {
 			return StreamEnd{}, err
 		}
 	}

@@ -131,7 +131,7 @@ func TestStreamClientExactlyOnceAndAuth(t *testing.T) {
 		}
 		close(lines)
 		var got []StreamAnswer
-		end, err := c.SendStream(ctx, "c", client, lines, func(a StreamAnswer) error { got = append(got, a); return nil })
+		end, err := c.SendStream(ctx, "c", client, lines, func(a StreamAnswer, _ bool) error { got = append(got, a); return nil })
 		if err != nil {
 			t.Fatal(err)
 		}
