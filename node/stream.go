@@ -57,6 +57,10 @@ type StreamResult struct {
 	Delivery
 	// Err is the event's failure; Delivery is empty then.
 	Err error
+	// More: the next result is ready too, so a writer may hold this one
+	// back until it has written that (one flush for a burst, not one per
+	// result); without More it should flush now.
+	More bool
 }
 
 // StreamSummary counts what a stream did.
@@ -442,7 +446,7 @@ func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- st
 		carry  *slot
 		batch  []*slot
 	)
-	out := func(sl *slot) {
+	out := func(sl *slot, more bool) {
 		if failed != nil {
 			return
 		}
@@ -450,6 +454,7 @@ func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- st
 		if sl.res.Err != nil {
 			sum.Failed++
 		}
+		sl.res.More = more
 		if err := emit(sl.res); err != nil {
 			failed = err
 		}
@@ -462,6 +467,16 @@ func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- st
 		}
 		return sl, ok
 	}
+	// peek takes the next slot into carry if one is queued, and reports
+	// whether it is answered already.
+	peek := func() bool {
+		if carry == nil && len(queue) > 0 {
+			if t, ok := take(); ok {
+				carry = t
+			}
+		}
+		return carry != nil && isDone(carry) && !carry.sync
+	}
 	for {
 		sl := carry
 		carry = nil
@@ -473,7 +488,7 @@ func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- st
 		}
 		<-sl.done
 		if !sl.sync {
-			out(sl)
+			out(sl, peek())
 			continue
 		}
 		batch = append(batch[:0], sl)
@@ -499,8 +514,8 @@ func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- st
 				}
 			}
 		}
-		for _, b := range batch {
-			out(b)
+		for i, b := range batch {
+			out(b, i < len(batch)-1 || peek())
 		}
 	}
 }

@@ -18,9 +18,11 @@ import (
 	"github.com/wasmesh/wasmesh/node"
 )
 
-// Streaming send: POST /v1/daemons/{ref}/events/stream?client=ID with an
-// NDJSON body, one StreamLine per line, answered by an NDJSON body, one
-// StreamAnswer per event in order as results come, then one line with End.
+// Streaming send: POST /v1/daemons/{ref}/events/stream?client=ID&links=true
+// with an NDJSON body, one StreamLine per line, answered by an NDJSON body,
+// one StreamAnswer per event in order as results come, then one line with
+// End. client makes every event exactly-once under its event_id; links adds
+// the outputs' causal links to the answers.
 
 // StreamContentType is the media type of both directions of a stream.
 const StreamContentType = "application/x-ndjson"
@@ -228,6 +230,8 @@ func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
 	// server would read a client's endless body to reuse the connection).
 	_ = rc.EnableFullDuplex()
 	client := r.URL.Query().Get("client")
+	// Links (56 bytes each) are as large as small outputs: only on request.
+	links := r.URL.Query().Get("links") == "true"
 	st, err := sb.OpenStream(r.Context(), r.PathValue("ref"), client)
 	if err != nil {
 		w.Header().Set("Connection", "close")
@@ -250,7 +254,10 @@ func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
 	}()
 	out := newAnswerWriter(w, rc)
 	sum, err := st.Run(ctx, events, func(res node.StreamResult) error {
-		a := StreamAnswer{Line: res.Line, Daemon: res.Daemon, Node: res.Node, Outputs: res.Outputs, Links: res.Links, Duplicate: res.Duplicate}
+		a := StreamAnswer{Line: res.Line, Daemon: res.Daemon, Node: res.Node, Outputs: res.Outputs, Duplicate: res.Duplicate}
+		if links {
+			a.Links = res.Links
+		}
 		if res.Err != nil {
 			_, a.Code = classify(res.Err)
 			a.Error = res.Err.Error()
@@ -258,7 +265,7 @@ func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
 		} else if a.Outputs == nil {
 			a.Outputs = [][]byte{}
 		}
-		return out.write(a)
+		return out.write(a, !res.More)
 	})
 	cancel()
 	if err == nil {
@@ -266,14 +273,14 @@ func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
 		if sum.Stopped != nil {
 			end.Stopped = sum.Stopped.Error()
 		}
-		_ = out.write(StreamAnswer{End: &end})
+		_ = out.write(StreamAnswer{End: &end}, true)
 	}
 	// The reader must be done with the body before the handler returns.
 	readers.Wait()
 }
 
-// answerWriter writes answers and flushes once no more are ready, so a
-// burst costs one flush, not one per line.
+// answerWriter writes answers, flushing when told (the node says when no
+// more results are ready), so a burst costs one flush, not one per line.
 type answerWriter struct {
 	w   *bufio.Writer
 	rc  *http.ResponseController
@@ -285,9 +292,12 @@ func newAnswerWriter(w http.ResponseWriter, rc *http.ResponseController) *answer
 	return &answerWriter{w: bw, rc: rc, enc: json.NewEncoder(bw)}
 }
 
-func (a *answerWriter) write(v StreamAnswer) error {
+func (a *answerWriter) write(v StreamAnswer, flush bool) error {
 	if err := a.enc.Encode(v); err != nil {
 		return err
+	}
+	if !flush {
+		return nil
 	}
 	if err := a.w.Flush(); err != nil {
 		return err
