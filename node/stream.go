@@ -191,7 +191,8 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 	defer cancelSends()
 	st := &runState{s: s, ctx: sendCtx, queue: make(chan *slot, StreamWindow), calls: make(chan *remoteCall, StreamWindow), room: make(chan struct{}, 1), sum: &sum}
 	emitted := make(chan error, 1)
-	go func() { emitted <- s.emitAll(ctx, st.queue, st.room, emit, &sum) }()
+	refused := make(chan struct{}) // closed when emit first fails
+	go func() { emitted <- s.emitAll(ctx, st.queue, st.room, refused, emit, &sum) }()
 	var runErr error
 	var settle <-chan time.Time
 	done := ctx.Done()
@@ -215,7 +216,12 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 		case <-done:
 			// The client went away: read nothing more, let what is in
 			// flight answer (for an exact applied count), within a bound.
-			runErr, done, events, st.gone = ctx.Err(), nil, nil, true
+			runErr, done, refused, events, st.gone = ctx.Err(), nil, nil, nil, true
+			settle = time.After(streamSettle)
+		case <-refused:
+			// Its answers cannot be written: the same, without a context
+			// error (emit's own is returned).
+			done, refused, events, st.gone = nil, nil, nil, true
 			settle = time.After(streamSettle)
 		case <-settle:
 			cancelSends()
@@ -440,7 +446,7 @@ func (st *runState) reroute() {
 // emitAll hands results to emit in order. A local result is released only
 // once a journal sync covers it; one sync covers every result applied
 // before it, so a stream pays one fsync per batch, not per event.
-func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- struct{}, emit func(StreamResult) error, sum *StreamSummary) error {
+func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- struct{}, refused chan<- struct{}, emit func(StreamResult) error, sum *StreamSummary) error {
 	var (
 		failed error
 		carry  *slot
@@ -457,6 +463,7 @@ func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- st
 		sl.res.More = more
 		if err := emit(sl.res); err != nil {
 			failed = err
+			close(refused)
 		}
 	}
 	take := func() (*slot, bool) {

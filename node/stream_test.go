@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/wasmesh/wasmesh/plugins/examples"
@@ -246,4 +247,62 @@ func TestStreamClientGoneMidwayReportsWhatWasApplied(t *testing.T) {
 		total += got
 	}
 	_ = b
+}
+
+// A daemon that goes away for good mid-stream: the event that could not be
+// delivered says so, every later one is answered "not sent" (so a client
+// may resend them in order), and nothing after it was applied anywhere.
+func TestStreamStopsAtAnEventThatCannotBeDelivered(t *testing.T) {
+	ctx := context.Background()
+	a := startTest(t, "a", t.TempDir())
+	if _, err := a.Deploy(ctx, examples.CounterWAT(), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.OpenStream(ctx, "c", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := make(chan StreamEvent)
+	got := make(chan StreamResult, 16)
+	done := make(chan StreamSummary, 1)
+	go func() {
+		sum, err := s.Run(ctx, in, func(r StreamResult) error { got <- r; return nil })
+		if err != nil {
+			t.Error(err)
+		}
+		close(got)
+		done <- sum
+	}()
+	for i := 1; i <= 2; i++ {
+		in <- StreamEvent{Line: i, Payload: []byte("x")}
+		if r := <-got; r.Err != nil || string(r.Outputs[0]) != strconv.Itoa(i) {
+			t.Fatalf("line %d: %+v", i, r)
+		}
+	}
+	if _, err := a.Stop(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i <= 5; i++ {
+		in <- StreamEvent{Line: i, Payload: []byte("x")}
+	}
+	close(in)
+	var rs []StreamResult
+	for r := range got {
+		rs = append(rs, r)
+	}
+	sum := <-done
+	if len(rs) != 3 || sum.Stopped == nil || sum.Applied != 2 {
+		t.Fatalf("results %+v, summary %+v", rs, sum)
+	}
+	for i, r := range rs {
+		if r.Line != 3+i || !errors.Is(r.Err, ErrDaemonNotFound) {
+			t.Fatalf("line %d: %+v", 3+i, r)
+		}
+	}
+	if !strings.Contains(rs[1].Err.Error(), "not sent") || !strings.Contains(rs[2].Err.Error(), "not sent") {
+		t.Fatalf("later events: %v / %v", rs[1].Err, rs[2].Err)
+	}
 }
