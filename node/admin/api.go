@@ -20,10 +20,13 @@
 //
 // A stream (see stream.go) resolves {ref} once and answers each event in
 // order, as results come, while the request is still being sent (full
-// duplex); a bad line fails that event only, with its line number:
+// duplex); a bad line fails that event only, with its line number. Lines
+// are {"text":"a"}, {"hex":"00ff"} or {"base64":"AP8="}, with "event_id"
+// (a decimal string) under ?client=ID; answers carry "line", "outputs"
+// (base64) or "error" and "code", and the last line is {"end":{...}}:
 //
 //	printf '{"text":"a"}\n{"hex":"00ff"}\n{"text":"get"}\n' |
-//	  curl -sN -T - -H 'Content-Type: application/x-ndjson' \
+//	  curl -sN -X POST -T - -H 'Content-Type: application/x-ndjson' \
 //	  http://127.0.0.1:7401/v1/daemons/c1/events/stream
 //
 // {ref} is a daemon id (16 hex digits) or name. Errors are JSON
