@@ -112,6 +112,9 @@ func DecodeStreamLine(b []byte, line int) (ev node.StreamEvent, skip bool) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return ev, true
 	}
+	if fev, ok := fastStreamLine(b, line); ok {
+		return fev, false
+	}
 	bad := func(format string, a ...any) (node.StreamEvent, bool) {
 		ev.Err = fmt.Errorf("%w: line %d: %s", node.ErrBadRequest, line, fmt.Sprintf(format, a...))
 		return ev, false
@@ -285,6 +288,7 @@ type answerWriter struct {
 	w   *bufio.Writer
 	rc  *http.ResponseController
 	enc *json.Encoder
+	buf []byte
 }
 
 func newAnswerWriter(w http.ResponseWriter, rc *http.ResponseController) *answerWriter {
@@ -293,7 +297,12 @@ func newAnswerWriter(w http.ResponseWriter, rc *http.ResponseController) *answer
 }
 
 func (a *answerWriter) write(v StreamAnswer, flush bool) error {
-	if err := a.enc.Encode(v); err != nil {
+	if b, ok := appendAnswer(a.buf[:0], v); ok {
+		a.buf = append(b, '\n')
+		if _, err := a.w.Write(a.buf); err != nil {
+			return err
+		}
+	} else if err := a.enc.Encode(v); err != nil {
 		return err
 	}
 	if !flush {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -51,6 +52,7 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 		defer close(wrote)
 		bw := bufio.NewWriterSize(pw, 32<<10)
 		enc := json.NewEncoder(bw)
+		var buf []byte
 		var err error
 		for err == nil {
 			select {
@@ -61,7 +63,13 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 					}
 					return
 				}
-				err = enc.Encode(l)
+				var fast bool
+				if buf, fast = appendStreamLine(buf[:0], l); fast {
+					buf = append(buf, '\n')
+					_, err = bw.Write(buf)
+				} else {
+					err = enc.Encode(l)
+				}
 				if err == nil && len(lines) == 0 {
 					// Nothing more ready: send what there is now, so an
 					// interactive client gets its answers.
@@ -88,23 +96,37 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 	}
 	defer resp.Body.Close()
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
-	dec := json.NewDecoder(br)
+	var long []byte
 	for {
-		var a StreamAnswer
-		if err := dec.Decode(&a); err != nil {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// An answer longer than the buffer: gather it.
+			long = append(long, line...)
+			continue
+		}
+		if long != nil {
+			line, long = append(long, line...), nil
+		}
+		if err != nil && (err != io.EOF || len(bytes.TrimSpace(line)) == 0) {
 			if ctx.Err() != nil {
 				return StreamEnd{}, ctx.Err()
 			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return StreamEnd{}, fmt.Errorf("%w: %s: %v", ErrStreamBroken, c.Base, rootCause(err))
+		}
+		a, ok := fastAnswer(line)
+		if !ok {
+			a = StreamAnswer{}
+			if jerr := json.Unmarshal(line, &a); jerr != nil {
+				return StreamEnd{}, fmt.Errorf("%w: %s: bad answer: %v", ErrStreamBroken, c.Base, jerr)
+			}
 		}
 		if a.End != nil {
 			return *a.End, nil
 		}
-		more := br.Buffered() > 0
-		if b, ok := dec.Buffered().(interface{ Len() int }); ok && b.Len() > 1 {
-			more = true // more than the newline after this answer
-		}
-		if err := each(a, more); err != nil {
+		if err := each(a, br.Buffered() > 0); err != nil {
 			return StreamEnd{}, err
 		}
 	}

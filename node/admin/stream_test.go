@@ -2,9 +2,13 @@ package admin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -181,4 +185,100 @@ func FuzzStreamLine(f *testing.F) {
 			t.Fatalf("%q: decoded %+v, re-encoded %s decodes %+v", b, ev, line, again)
 		}
 	})
+}
+
+// The hand-written fast paths agree with encoding/json: a line the fast
+// reader takes decodes to what the strict decoder gives; what the fast
+// writers write is what json.Marshal means.
+func FuzzStreamFastPaths(f *testing.F) {
+	for _, s := range []string{`{"text":"a"}`, `{"text":"a","event_id":"7","line":3}`, `{"hex":"00ff","line":0}`,
+		`{"base64":"AP8="}`, `{"text":"","event_id":9007199254740993}`, `{"text":"a","event_id":"07"}`, `{"text":"a"}  `,
+		`{"line":3,"daemon":"d","node":"n","outputs":["MQ=="],"links":["AA=="],"duplicate":true}`, `{"line":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fev, ok := fastStreamLine(b, 5); ok {
+			slow := decodeSlow(b, 5)
+			if slow.Err != nil || !bytes.Equal(slow.Payload, fev.Payload) || slow.EventID != fev.EventID || slow.Line != fev.Line {
+				t.Fatalf("%q: fast %+v, strict %+v", b, fev, slow)
+			}
+		}
+		if a, ok := fastAnswer(b); ok {
+			var j StreamAnswer
+			if err := json.Unmarshal(b, &j); err != nil || !sameAnswer(a, j) {
+				t.Fatalf("%q: fast %+v, json %+v (%v)", b, a, j, err)
+			}
+			w, ok := appendAnswer(nil, a)
+			var back StreamAnswer
+			if !ok || json.Unmarshal(w, &back) != nil || !sameAnswer(a, back) {
+				t.Fatalf("%q: re-encoded as %s", b, w)
+			}
+		}
+		ev, skip := DecodeStreamLine(b, 5)
+		if !skip && ev.Err == nil {
+			l := LineOf(ev.Payload, ev.EventID, ev.Line)
+			if w, ok := appendStreamLine(nil, l); ok {
+				// The same line to a strict reader (json escapes more).
+				back := decodeSlow(w, 5)
+				if back.Err != nil || !bytes.Equal(back.Payload, ev.Payload) || back.EventID != ev.EventID || back.Line != ev.Line {
+					t.Fatalf("line %+v: written as %s, reads back as %+v", l, w, back)
+				}
+			}
+		}
+	})
+}
+
+// decodeSlow is DecodeStreamLine without its fast path.
+func decodeSlow(b []byte, line int) node.StreamEvent {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var l StreamLine
+	if err := dec.Decode(&l); err != nil {
+		return node.StreamEvent{Err: err}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return node.StreamEvent{Err: errors.New("trailing data")}
+	}
+	ev := node.StreamEvent{Line: line, EventID: uint64(l.EventID)}
+	if l.Line > 0 {
+		ev.Line = l.Line
+	}
+	n := 0
+	var err error
+	switch {
+	case l.Text != nil:
+		n++
+		ev.Payload = []byte(*l.Text)
+	case l.Hex != nil:
+		n++
+		ev.Payload, err = hex.DecodeString(*l.Hex)
+	case l.Base64 != nil:
+		n++
+		ev.Payload, err = base64.StdEncoding.Strict().DecodeString(*l.Base64)
+	}
+	if l.Line < 0 || (l.Text != nil && l.Hex != nil) || (l.Text != nil && l.Base64 != nil) || (l.Hex != nil && l.Base64 != nil) {
+		err = errors.New("bad")
+	}
+	if n == 0 && err == nil {
+		err = errors.New("no payload")
+	}
+	ev.Err = err
+	return ev
+}
+
+func sameAnswer(a, b StreamAnswer) bool {
+	eq := func(x, y [][]byte) bool {
+		if len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !bytes.Equal(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return a.Line == b.Line && a.EventID == b.EventID && a.Daemon == b.Daemon && a.Node == b.Node &&
+		eq(a.Outputs, b.Outputs) && eq(a.Links, b.Links) && a.Duplicate == b.Duplicate && a.Error == b.Error &&
+		a.Code == b.Code && (a.End == nil) == (b.End == nil)
 }
