@@ -164,9 +164,9 @@ func (sl *slot) finish(err error) {
 // runState is a stream's router state; only Run's goroutine touches it.
 type runState struct {
 	s        *Stream
-	ctx      context.Context // the sends' context: outlives the client by streamSettle
-	queue    chan *slot      // in read order, to the emitter
-	calls    chan *remoteCall
+	ctx      context.Context  // the sends' context: outlives the client by streamSettle
+	queue    chan *slot       // in read order, to the emitter
+	calls    chan *remoteCall // completions; room for more than can be in flight (the window, and the slots the emitter holds)
 	inflight int
 	room     chan struct{} // the emitter took a slot off queue
 	redo     []*slot       // answered "not delivered", to resend once nothing is in flight
@@ -189,7 +189,7 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 	var sum StreamSummary
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	st := &runState{s: s, ctx: sendCtx, queue: make(chan *slot, StreamWindow), calls: make(chan *remoteCall, StreamWindow), room: make(chan struct{}, 1), sum: &sum}
+	st := &runState{s: s, ctx: sendCtx, queue: make(chan *slot, StreamWindow), calls: make(chan *remoteCall, 2*StreamWindow), room: make(chan struct{}, 1), sum: &sum}
 	emitted := make(chan error, 1)
 	refused := make(chan struct{}) // closed when emit first fails
 	go func() { emitted <- s.emitAll(ctx, st.queue, st.room, refused, emit, &sum) }()
