@@ -149,6 +149,9 @@ func (s *server) auth(h http.Handler) http.Handler {
 	want := []byte("Bearer " + s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			// Answer at once, without first reading what is left of the
+			// body: an event stream's body may not end until it is answered.
+			w.Header().Set("Connection", "close")
 			writeErrorCode(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token (give --token-file)")
 			return
 		}

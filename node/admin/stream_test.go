@@ -152,8 +152,16 @@ func TestStreamClientExactlyOnceAndAuth(t *testing.T) {
 	if !got[0].Duplicate || len(got[0].Outputs) != 0 || got[1].Duplicate || string(got[1].Outputs[0]) != "4" {
 		t.Fatalf("resend %+v", got)
 	}
+	// Refusals come back while the stream's body is still open.
 	if _, err := c.SendStream(ctx, "ghost", "", make(chan StreamLine), nil); !errors.Is(err, node.ErrDaemonNotFound) {
 		t.Fatalf("unknown daemon: %v", err)
+	}
+	wrong := *c
+	wrong.Token = "wrong-token-0123456"
+	open := make(chan StreamLine, 1)
+	open <- LineOf([]byte("x"), 0, 0)
+	if _, err := wrong.SendStream(ctx, "c", "", open, nil); !errors.Is(err, node.ErrUnauthorized) {
+		t.Fatalf("wrong token: %v", err)
 	}
 	// A big id as a JSON number is refused (a reader would round it), as a
 	// string it is fine.
