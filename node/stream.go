@@ -53,7 +53,8 @@ type StreamEvent struct {
 
 // StreamResult is one event's answer.
 type StreamResult struct {
-	Line int
+	Line    int
+	EventID uint64 // the event's client event id, if it had one
 	Delivery
 	// Err is the event's failure; Delivery is empty then.
 	Err error
@@ -247,7 +248,7 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 func (st *runState) dispatch(ev StreamEvent) {
 	s := st.s
 	sl := &slot{line: ev.Line, done: make(chan struct{})}
-	sl.res.Line = ev.Line
+	sl.res.Line, sl.res.EventID = ev.Line, ev.EventID
 	st.queue <- sl // never blocks: Run keeps the window below its capacity
 	switch {
 	case ev.Err != nil:

@@ -257,7 +257,7 @@ func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
 	}()
 	out := newAnswerWriter(w, rc)
 	sum, err := st.Run(ctx, events, func(res node.StreamResult) error {
-		a := StreamAnswer{Line: res.Line, Daemon: res.Daemon, Node: res.Node, Outputs: res.Outputs, Duplicate: res.Duplicate}
+		a := StreamAnswer{Line: res.Line, EventID: EventID(res.EventID), Daemon: res.Daemon, Node: res.Node, Outputs: res.Outputs, Duplicate: res.Duplicate}
 		if links {
 			a.Links = res.Links
 		}

@@ -148,6 +148,9 @@ func TestStreamClientExactlyOnceAndAuth(t *testing.T) {
 	if got[0].Line != 100 || string(got[0].Outputs[0]) != "1" || string(got[2].Outputs[0]) != "3" {
 		t.Fatalf("first run %+v", got)
 	}
+	if got[2].EventID != 1<<60 {
+		t.Fatalf("answer's event id %d, want %d", got[2].EventID, uint64(1<<60))
+	}
 	got = run("loader", 2, 1<<60+1)
 	if !got[0].Duplicate || len(got[0].Outputs) != 0 || got[1].Duplicate || string(got[1].Outputs[0]) != "4" {
 		t.Fatalf("resend %+v", got)
