@@ -83,7 +83,14 @@ type Stream struct {
 	sender uint64 // the client's sender id; 0 for anonymous events
 	local  *host.Daemon
 	peer   peerRef // where the daemon is when local is nil
+	// noLinks: the client does not want the outputs' causal links, so a
+	// local event does not encode them.
+	noLinks bool
 }
+
+// SkipLinks leaves the outputs' causal links out of local results (a
+// remote node sends them anyway); call it before Run.
+func (s *Stream) SkipLinks() { s.noLinks = true }
 
 // OpenStream resolves ref (a daemon id or name) once for a stream of events
 // and returns the stream; client, when set, makes every event exactly-once
@@ -335,10 +342,15 @@ func (st *runState) applyLocal(sl *slot) {
 		}
 	default:
 		n.metrics.eventsProcessed.Inc()
-		res := Delivery{Daemon: d.ID(), Node: n.name, Outputs: make([][]byte, len(outs)), Links: make([][]byte, len(outs))}
+		res := Delivery{Daemon: d.ID(), Node: n.name, Outputs: make([][]byte, len(outs))}
+		if !s.noLinks {
+			res.Links = make([][]byte, len(outs))
+		}
 		for i, o := range outs {
 			res.Outputs[i] = o.Payload
-			res.Links[i] = o.Link.AppendBinary(nil)
+			if !s.noLinks {
+				res.Links[i] = o.Link.AppendBinary(nil)
+			}
 		}
 		sl.sync = n.wal != nil
 		sl.res.Delivery = res

@@ -242,6 +242,9 @@ func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", StreamContentType)
+	if !links {
+		st.SkipLinks()
+	}
 	w.Header().Set("X-Wasmesh-Daemon", st.Daemon())
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()

@@ -173,6 +173,14 @@ func TestStreamClientExactlyOnceAndAuth(t *testing.T) {
 	if len(out) != 3 || out[0].Code != CodeBadRequest || out[1].Error != "" || string(out[1].Outputs[0]) != "5" {
 		t.Fatalf("big ids: %+v", out)
 	}
+	if len(out[1].Links) != 0 {
+		t.Fatalf("links without ?links=true: %+v", out[1])
+	}
+	// The causal links only on request.
+	_, out = postStream(t, base+"/v1/daemons/c/events/stream?links=true", "sekrit-token-0123", `{"text":"x"}`)
+	if len(out) != 2 || len(out[0].Links) != 1 || len(out[0].Links[0]) != 56 {
+		t.Fatalf("links: %+v", out)
+	}
 }
 
 // The stream line decoder is fed by clients: it never panics, and what it
