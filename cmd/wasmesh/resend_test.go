@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,10 @@ type scriptedNode struct {
 }
 
 func (s *scriptedNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/events/stream") {
+		s.serveStream(w, r)
+		return
+	}
 	var req admin.SendRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -43,6 +48,42 @@ func (s *scriptedNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	json.NewEncoder(w).Encode(ans)
+}
+
+// serveStream is the stream endpoint under the same script, with the real
+// node's rule: after an event it did not deliver it sends nothing more and
+// answers the rest "not sent" (not recorded).
+func (s *scriptedNode) serveStream(w http.ResponseWriter, r *http.Request) {
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	w.Header().Set("Content-Type", admin.StreamContentType)
+	enc := json.NewEncoder(w)
+	sc := bufio.NewScanner(r.Body)
+	stopped := false
+	for n := 1; sc.Scan(); n++ {
+		ev, _ := admin.DecodeStreamLine(sc.Bytes(), n)
+		p := string(ev.Payload)
+		a := admin.StreamAnswer{Line: ev.Line}
+		if stopped {
+			a.Code, a.Error = admin.CodeNotFound, "node: daemon not found: event not sent: the stream stopped before it"
+		} else {
+			s.mu.Lock()
+			s.got = append(s.got, p)
+			var ans admin.Error
+			if q := s.script[p]; len(q) > 0 {
+				ans, s.script[p] = q[0], q[1:]
+			}
+			s.mu.Unlock()
+			if ans.Code == "" {
+				a.Daemon, a.Outputs = "c1", [][]byte{ev.Payload}
+			} else {
+				a.Code, a.Error = ans.Code, ans.Message
+				stopped = ans.Code == admin.CodeNotFound
+			}
+		}
+		enc.Encode(a)
+		http.NewResponseController(w).Flush()
+	}
+	enc.Encode(admin.StreamAnswer{End: &admin.StreamEnd{}})
 }
 
 var notFound = admin.Error{Code: admin.CodeNotFound, Message: `node: daemon not found: "c1" is not on any of the 2 alive node(s)`}

@@ -41,11 +41,24 @@ To continue after this command itself died, run it again with the same
 --first-event-id set to its number), or from the start: what was applied is
 answered as already applied.
 
+With --stdin, all lines go over one streaming request, answered event by
+event in order while later lines are still being sent, so a long input runs
+at the speed of the daemon rather than of one request per event; the name is
+resolved once for the stream, and a stream that breaks is reopened and goes
+on with the rest (events it got no answer for: resent with --client-id,
+else reported as of unknown fate). At most --window events are on their way
+at once: that many may be applied without an answer if the node crashes
+(they are durable all the same: an answer is only given once the event is).
+--json prints one object per event:
+   {"event":3,"daemon":"3f2a9c0d11e2b7a4","node":"n2","outputs":["3"]}
+   {"event":4,"error":"node: event failed: ...","code":"event_failed"}
+
 Examples:
    wasmesh send c1 a b get
    printf 'a\nb\n' | wasmesh send 3f2a9c0d11e2b7a4 --stdin
    wasmesh send c1 00ff --input-format hex --output-format base64
-   seq 1 1000 | wasmesh send c1 --stdin --client-id loader-7 --retry-for 1m`,
+   seq 1 1000 | wasmesh send c1 --stdin --client-id loader-7 --retry-for 1m
+   seq 1 200000 | wasmesh send c1 --stdin --json > results.ndjson`,
 		Flags: clientFlags(
 			&cli.BoolFlag{Name: "stdin", Usage: "read one event per line from standard input"},
 			&cli.StringFlag{Name: "input-format", Value: "text", Usage: "payload encoding: text, hex or base64"},
@@ -53,6 +66,8 @@ Examples:
 			&cli.DurationFlag{Name: "retry-for", Value: 15 * time.Second, Usage: "resend an undelivered event (daemon not found mid-stream; with --client-id any event whose answer was lost) for up to `DURATION`"},
 			&cli.StringFlag{Name: "client-id", Usage: "exactly-once sends: number the events under this client `ID` (1-64 printable characters)"},
 			&cli.Uint64Flag{Name: "first-event-id", Value: 1, Usage: "with --client-id, the id of the first event (ids go up by one per event)"},
+			&cli.IntFlag{Name: "window", Value: 512, Usage: "with --stdin, at most `N` events sent and not yet answered (1: one at a time)"},
+			&cli.BoolFlag{Name: "json", Usage: "with --stdin, print one JSON object per event: event (its line), outputs (in --output-format), duplicate, or error and code"},
 		),
 		Action: sendAction,
 	}
@@ -71,6 +86,9 @@ func sendAction(c *cli.Context) error {
 		return fail(2, "--output-format: %v", err)
 	}
 	args := c.Args().Slice()[1:]
+	if c.Bool("json") && !c.Bool("stdin") {
+		return fail(2, "--json needs --stdin")
+	}
 	if c.Bool("stdin") && len(args) > 0 {
 		return fail(2, "give payloads as arguments or with --stdin, not both")
 	}
@@ -131,23 +149,8 @@ func sendAction(c *cli.Context) error {
 		return nil
 	}
 	if c.Bool("stdin") {
-		sc := bufio.NewScanner(c.App.Reader)
-		sc.Buffer(make([]byte, 64*1024), 32<<20)
-		for n := 1; sc.Scan(); n++ {
-			p, err := inFmt.Decode(sc.Text())
-			if err != nil {
-				w.Flush()
-				fmt.Fprintf(c.App.ErrWriter, "error: event %d: %s\n", n, termSafe(err.Error(), false))
-				failed++
-				continue
-			}
-			if err := send(n, p); err != nil {
-				return err
-			}
-			w.Flush()
-		}
-		if err := sc.Err(); err != nil {
-			return fail(1, "reading stdin: %v", err)
+		if err := sendStdin(c, cl, daemon, &rs, inFmt, outFmt, escapeOut, w, &failed); err != nil {
+			return err
 		}
 	} else {
 		if len(events) == 0 {

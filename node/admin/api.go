@@ -8,6 +8,7 @@
 //	GET    /v1/daemons/{ref}                                    → DaemonInfo
 //	DELETE /v1/daemons/{ref}                                    → DaemonInfo
 //	POST   /v1/daemons/{ref}/events     SendRequest             → SendResponse (client + event_id: exactly once)
+//	POST   /v1/daemons/{ref}/events/stream?client=ID  NDJSON StreamLine per line → NDJSON StreamAnswer per event, then End
 //	GET    /v1/daemons/{ref}/snapshot                           → signed snapshot bytes
 //	GET    /v1/daemons/{ref}/logs                               → []LogLine
 //	POST   /v1/restore?kind=NAME&on=NODE&force=true body: snapshot bytes → DaemonInfo (on: default the key's holder; force: roll a running daemon back)
@@ -16,6 +17,17 @@
 //
 // Uploads (modules, snapshots) in progress at once are capped node-wide
 // (Options.MaxUploads); one over the cap is answered 503 (busy, retry).
+//
+// A stream (see stream.go) resolves {ref} once and answers each event in
+// order, as results come, while the request is still being sent (full
+// duplex); a bad line fails that event only, with its line number. Lines
+// are {"text":"a"}, {"hex":"00ff"} or {"base64":"AP8="}, with "event_id"
+// (a decimal string) under ?client=ID; answers carry "line", "outputs"
+// (base64) or "error" and "code", and the last line is {"end":{...}}:
+//
+//	printf '{"text":"a"}\n{"hex":"00ff"}\n{"text":"get"}\n' |
+//	  curl -sN -X POST -T - -H 'Content-Type: application/x-ndjson' \
+//	  http://127.0.0.1:7401/v1/daemons/c1/events/stream
 //
 // {ref} is a daemon id (16 hex digits) or name. Errors are JSON
 // {"error": "...", "code": "..."}; the code and the HTTP status are the

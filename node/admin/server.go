@@ -122,6 +122,7 @@ func Handler(b Backend, opts Options) http.Handler {
 	route("GET /v1/daemons/{ref}", s.stats)
 	route("DELETE /v1/daemons/{ref}", s.stop)
 	route("POST /v1/daemons/{ref}/events", s.send)
+	route("POST /v1/daemons/{ref}/events/stream", s.sendStream)
 	route("GET /v1/daemons/{ref}/snapshot", s.snapshot)
 	route("GET /v1/daemons/{ref}/logs", s.logs)
 	route("POST /v1/restore", s.restore)
@@ -148,6 +149,9 @@ func (s *server) auth(h http.Handler) http.Handler {
 	want := []byte("Bearer " + s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			// Answer at once, without first reading what is left of the
+			// body: an event stream's body may not end until it is answered.
+			w.Header().Set("Connection", "close")
 			writeErrorCode(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong bearer token (give --token-file)")
 			return
 		}
