@@ -172,9 +172,10 @@ func (sl *slot) finish(err error) {
 // runState is a stream's router state; only Run's goroutine touches it.
 type runState struct {
 	s        *Stream
-	ctx      context.Context  // the sends' context: outlives the client by streamSettle
-	queue    chan *slot       // in read order, to the emitter
-	calls    chan *remoteCall // completions; room for more than can be in flight (the window, and the slots the emitter holds)
+	ctx      context.Context            // the sends' context: outlives the client by streamSettle
+	queue    chan *slot                 // in read order, to the emitter
+	calls    chan *meshquic.DeliverCall // completions; room for more than can be in flight (the window, and the slots the emitter holds)
+	pending  map[*meshquic.DeliverCall]*remoteCall
 	inflight int
 	room     chan struct{} // the emitter took a slot off queue
 	redo     []*slot       // answered "not delivered", to resend once nothing is in flight
@@ -197,7 +198,7 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 	var sum StreamSummary
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	st := &runState{s: s, ctx: sendCtx, queue: make(chan *slot, StreamWindow), calls: make(chan *remoteCall, 2*StreamWindow), room: make(chan struct{}, 1), sum: &sum}
+	st := &runState{s: s, ctx: sendCtx, queue: make(chan *slot, StreamWindow), calls: make(chan *meshquic.DeliverCall, 2*StreamWindow), pending: make(map[*meshquic.DeliverCall]*remoteCall, StreamWindow), room: make(chan struct{}, 1), sum: &sum}
 	emitted := make(chan error, 1)
 	refused := make(chan struct{}) // closed when emit first fails
 	go func() { emitted <- s.emitAll(ctx, st.queue, st.room, refused, emit, &sum) }()
@@ -218,7 +219,9 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 				continue
 			}
 			st.dispatch(ev)
-		case c := <-st.calls:
+		case dc := <-st.calls:
+			c := st.pending[dc]
+			delete(st.pending, dc)
 			st.answered(c)
 		case <-st.room:
 		case <-done:
@@ -296,12 +299,14 @@ func (st *runState) send(sl *slot) {
 	}
 	st.inflight++
 	s.n.goDeliver(st.ctx, &remoteCall{
-		To:    s.peer.id,
-		Event: meshquic.Event{Target: s.origin, Sender: sl.ev.Sender, Seq: sl.ev.Seq, Payload: sl.ev.Payload, Once: sl.ev.Once},
-		Done:  st.calls,
-		slot:  sl,
-		peer:  s.peer,
-	})
+		DeliverCall: meshquic.DeliverCall{
+			To:    s.peer.id,
+			Event: meshquic.Event{Target: s.origin, Sender: sl.ev.Sender, Seq: sl.ev.Seq, Payload: sl.ev.Payload, Once: sl.ev.Once},
+			Done:  st.calls,
+		},
+		slot: sl,
+		peer: s.peer,
+	}, st.pending)
 }
 
 // applyLocal runs sl on the local daemon; its result waits in the queue for
@@ -363,6 +368,10 @@ func (st *runState) applyLocal(sl *slot) {
 func (st *runState) answered(c *remoteCall) {
 	st.inflight--
 	sl, n := c.slot, st.s.n
+	if c.To != c.peer.id {
+		// The transport followed a "moved" answer: name where it ran.
+		c.peer = peerRef{id: c.To, name: n.peerName(c.To)}
+	}
 	var me *meshquic.MovedError
 	switch {
 	case errors.As(c.Err, &me):

@@ -6,28 +6,22 @@ import (
 	meshquic "github.com/wasmesh/wasmesh/transport/quic"
 )
 
-// remoteCall is one stream event on its way to another node. Its fields
-// mirror the transport's pipelined meshquic.DeliverCall so that goDeliver
-// can hand it over as is.
+// remoteCall is one stream event on its way to another node: the
+// transport's pipelined call plus what the stream needs to answer it.
 type remoteCall struct {
-	To    meshquic.NodeID
-	Event meshquic.Event
-	Resp  meshquic.DeliverResponse
-	Err   error
-	// Done receives the call once Resp or Err is set; it has room for
-	// every call of the stream in flight, so a completion never blocks.
-	Done chan *remoteCall
+	meshquic.DeliverCall
 
 	slot *slot
 	peer peerRef // To, for messages
 }
 
-// goDeliver sends every remote event of a stream. Calls to one target
-// complete on Done in the order they were made, following "moved" answers
-// (a move to this node comes back as a *meshquic.MovedError). For now it is
-// synchronous, one event per round trip; it is the one place to switch to
-// the transport's pipelined delivery, which keeps many events in flight.
-func (n *Node) goDeliver(ctx context.Context, c *remoteCall) {
-	c.Resp, c.Err = n.ep.RemoteDeliver(ctx, c.To, meshquic.DeliverRequest{Event: c.Event})
-	c.Done <- c
+// goDeliver sends one remote event of a stream through the transport's
+// pipeline (many events in flight per peer, batched on one stream). Calls
+// to one target complete on Done in the order they were made, following
+// "moved" answers (a move to this node comes back as a
+// *meshquic.MovedError). pending maps the transport's call back to the
+// stream's; only the stream's Run goroutine touches it.
+func (n *Node) goDeliver(ctx context.Context, c *remoteCall, pending map[*meshquic.DeliverCall]*remoteCall) {
+	pending[&c.DeliverCall] = c
+	n.ep.Go(ctx, &c.DeliverCall)
 }
