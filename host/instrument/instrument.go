@@ -133,6 +133,10 @@ type Options struct {
 	// (each gets an equal share); table.grow past it returns -1. 0 keeps the
 	// modules' own maxima.
 	MaxTableEntries uint64
+
+	// uncheckedCost replaces MaxUncheckedCost when not 0, and leaves every
+	// function checked when negative: benchmarks compare with it.
+	uncheckedCost int
 }
 
 // GlobalExport names one mutable global of the original module in the
@@ -227,10 +231,15 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
 	}
 
+	limit := MaxUncheckedCost
+	if opt.uncheckedCost != 0 {
+		limit = opt.uncheckedCost
+	}
+	ix.unchecked = uncheckedFuncs(m, limit)
 	ix.reenter = make([]uint32, len(m.Codes))
 	next := ix.yield + 1
 	for i, c := range m.Codes {
-		if !hasLoop(c.Body) {
+		if !ix.unchecked[i] && !hasLoop(c.Body) {
 			ix.reenter[i] = next
 			next++
 		}
@@ -313,8 +322,12 @@ type indices struct {
 	stop, fuel, dirty uint32 // globals
 	yield, yieldType  uint32
 	// reenter[i] is the index of $reenter_i, or 0 for a function with a
-	// loop, which has none (it calls $yield in place).
+	// loop, which has none (it calls $yield in place), and for an unchecked
+	// one.
 	reenter []uint32
+	// unchecked[i] tells that defined function i gets no entry check (see
+	// "Functions without an entry check" in bounded.go).
+	unchecked []bool
 	// charge is the index of $charge (0: the module has no bulk
 	// instruction, so none is added), chargeType its type, spent the i64
 	// global it counts bytes in.
@@ -496,7 +509,9 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 
 		body := c.Body
 		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)
-		out = append(out, entry...)
+		if !ix.unchecked[i] {
+			out = append(out, entry...)
+		}
 		copied := 0
 		scratch := false
 		var prev wasmbin.Instr
