@@ -35,13 +35,27 @@ import "github.com/wasmesh/wasmesh/abi/wasmbin"
 // goes on at a rate bounded below.
 //
 // So a call of an unchecked function runs at most MaxUncheckedCost
-// instructions before it returns or enters a checked function, and the
-// bound the counts give is as before, each instruction of a checked
-// function's straight-line code now standing for up to MaxUncheckedCost:
-// between two counts the guest runs at most the straight-line rest of the
-// functions on its stack and the unchecked calls they make. Bulk
-// instructions keep their own charge (see "Bulk instructions") wherever
-// they are.
+// instructions before it returns or enters a checked function. The checked
+// code that calls unchecked functions pays for them in the count: a
+// function entry or loop header adds not 1 but its weight, 1 +
+// (the costs of the unchecked call sites in the function, or in the
+// loop's body) / WeightUnit, and yields when the count crosses a multiple
+// of YieldMask+1. A count therefore stands for at most about WeightUnit
+// instructions of unchecked calls on top of the checked code's own
+// straight-line stretch, as it stood for that stretch alone before, and
+// the stop latency stays what it was (the doubling DAG of
+// testdata/unchecked.wat traps in about 0.2 ms with the flag set, as it did
+// when every function was checked; without the weights it took 3.5 ms).
+// Bulk instructions keep their own charge (see "Bulk instructions")
+// wherever they are.
+
+// WeightUnit is how many instructions of unchecked calls one count stands
+// for (see "Functions without an entry check").
+const WeightUnit = 32
+
+// maxWeight caps a count's weight below YieldMask+1, so that adding it
+// cannot step over a multiple of YieldMask+1 unseen.
+const maxWeight = (YieldMask + 1) / 4
 
 // MaxUncheckedCost is the most instructions a call of a function without an
 // entry check runs before it returns or enters a checked function (see
@@ -56,12 +70,14 @@ const MaxUncheckedCost = 256
 // without an entry check (see "Functions without an entry check").
 // limit is the cost bound (MaxUncheckedCost but in tests); below 0 every
 // function is checked.
-func uncheckedFuncs(m *wasmbin.Module, limit int) []bool {
+// The second result is the cost of each unchecked function.
+func uncheckedFuncs(m *wasmbin.Module, limit int) ([]bool, []uint64) {
 	n := uint32(len(m.Codes))
 	unchecked := make([]bool, n)
+	cost := make([]uint64, n)
 	taken, ok := addressTaken(m)
 	if !ok || limit < 0 {
-		return unchecked
+		return unchecked, cost
 	}
 	max := uint64(limit)
 	const (
@@ -70,7 +86,6 @@ func uncheckedFuncs(m *wasmbin.Module, limit int) []bool {
 		free
 	)
 	state := make([]byte, n)
-	cost := make([]uint64, n)
 	pending := make([]int, n)      // call sites of undecided callees
 	callers := make([][]uint32, n) // one entry per call site
 	for i, c := range m.Codes {
@@ -150,7 +165,12 @@ func uncheckedFuncs(m *wasmbin.Module, limit int) []bool {
 			next++
 		}
 		if next == n {
-			return unchecked
+			for f := range cost {
+				if !unchecked[f] {
+					cost[f] = 0
+				}
+			}
+			return unchecked, cost
 		}
 		state[next] = checked
 		settle(next)
@@ -273,4 +293,108 @@ func elemFuncs(raw []byte, mark func(uint32)) bool {
 		mark(f)
 	}
 	return pos == len(raw)
+}
+
+// weight is the count weight of every count point of a checked function
+// (its entry and its loop headers; see "Functions without an entry
+// check"): 1 + the most that unchecked calls can cost on one path from a
+// count point to the next one (a loop header, or the function's end), over
+// WeightUnit. The paths are those of the structured control flow, a
+// br_table taken to branch to every label up to its largest.
+func weight(m *wasmbin.Module, unchecked []bool, cost []uint64, body []byte) uint32 {
+	const dead = -1 // cur after an unconditional branch
+	type frame struct {
+		loop    bool
+		els     bool  // an if that has its else
+		entry   int64 // cur at an if
+		endMost int64 // the most cur at the end, from branches to it
+	}
+	var frames []frame
+	var cur, most int64
+	// reach accounts for control reaching label l (0 innermost) with cur.
+	reach := func(l uint32) {
+		if cur == dead {
+			return
+		}
+		if int(l) >= len(frames) { // the function's end
+			most = max(most, cur)
+			return
+		}
+		f := &frames[len(frames)-1-int(l)]
+		if f.loop {
+			most = max(most, cur) // a back edge ends the stretch
+		} else {
+			f.endMost = max(f.endMost, cur)
+		}
+	}
+	calls := func(idx uint32) int64 {
+		if g := idx - m.ImportedFuncs; idx >= m.ImportedFuncs && g < uint32(len(unchecked)) && unchecked[g] {
+			return int64(cost[g])
+		}
+		return 0
+	}
+	for off := 0; off < len(body); {
+		in, err := wasmbin.DecodeInstr(body, off)
+		if err != nil { // Parse already decoded every body
+			return maxWeight
+		}
+		off = in.End
+		switch in.Op {
+		case wasmbin.OpBlock:
+			frames = append(frames, frame{endMost: dead})
+		case wasmbin.OpIf:
+			frames = append(frames, frame{entry: cur, endMost: dead})
+		case wasmbin.OpLoop:
+			most = max(most, cur)
+			frames = append(frames, frame{loop: true, endMost: dead})
+			cur = 0
+		case wasmbin.OpElse:
+			f := &frames[len(frames)-1]
+			f.endMost, f.els = max(f.endMost, cur), true
+			cur = f.entry
+		case wasmbin.OpEnd:
+			if len(frames) == 0 { // the body's end
+				most = max(most, cur)
+				break
+			}
+			f := frames[len(frames)-1]
+			frames = frames[:len(frames)-1]
+			if !f.loop && !f.els && f.entry != dead {
+				f.endMost = max(f.endMost, f.entry) // the empty else
+			}
+			if !f.loop {
+				cur = max(cur, f.endMost)
+			}
+		case wasmbin.OpBr:
+			reach(in.Index)
+			cur = dead
+		case wasmbin.OpBrIf:
+			reach(in.Index)
+		case wasmbin.OpBrTable:
+			for l := uint32(0); l <= in.Index2 && int(l) <= len(frames); l++ {
+				reach(l)
+			}
+			reach(in.Index)
+			cur = dead
+		case wasmbin.OpReturn, wasmbin.OpReturnCallIndirect:
+			reach(uint32(len(frames)))
+			cur = dead
+		case wasmbin.OpReturnCall:
+			if cur != dead {
+				cur += calls(in.Index)
+			}
+			reach(uint32(len(frames)))
+			cur = dead
+		case wasmbin.OpUnreachable:
+			cur = dead
+		case wasmbin.OpCall:
+			if cur != dead {
+				cur += calls(in.Index)
+			}
+		}
+	}
+	if w := 1 + most/WeightUnit; w < maxWeight {
+		return uint32(w)
+	}
+	return maxWeight
 }

@@ -235,7 +235,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	if opt.uncheckedCost != 0 {
 		limit = opt.uncheckedCost
 	}
-	ix.unchecked = uncheckedFuncs(m, limit)
+	ix.unchecked, ix.cost = uncheckedFuncs(m, limit)
 	ix.reenter = make([]uint32, len(m.Codes))
 	next := ix.yield + 1
 	for i, c := range m.Codes {
@@ -328,6 +328,9 @@ type indices struct {
 	// unchecked[i] tells that defined function i gets no entry check (see
 	// "Functions without an entry check" in bounded.go).
 	unchecked []bool
+	// cost[i] is the cost of unchecked function i (0 for a checked one),
+	// which its callers' count weights carry.
+	cost []uint64
 	// charge is the index of $charge (0: the module has no bulk
 	// instruction, so none is added), chargeType its type, spent the i64
 	// global it counts bytes in.
@@ -461,16 +464,27 @@ func reenterBody(m *wasmbin.Module, ix indices, i int) []byte {
 // across it and the frame is the original's. A function with a loop calls
 // $yield in place (see below).
 func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
-	// check: (fuel & YieldMask) == 0, with fuel on the stack.
-	check := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
-	check = append(check, 0x71 /* i32.and */, 0x45 /* i32.eqz */, wasmbin.OpIf, 0x40)
-	// tail: if check { call $yield } (loop headers).
-	tail := append(wasmbin.AppendU32(append(append([]byte(nil), check...), wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
+	// check(w): the count, on the stack, crossed a multiple of YieldMask+1
+	// by adding w: (fuel & YieldMask) < w, or == 0 for w == 1.
+	check := func(b []byte, w uint32) []byte {
+		b = wasmbin.AppendS32(append(b, wasmbin.OpI32Const), YieldMask)
+		b = append(b, 0x71 /* i32.and */)
+		if w == 1 {
+			b = append(b, 0x45 /* i32.eqz */)
+		} else {
+			b = append(wasmbin.AppendS32(append(b, wasmbin.OpI32Const), int32(w)), 0x49 /* i32.lt_u */)
+		}
+		return append(b, wasmbin.OpIf, 0x40)
+	}
+	// tail(w): if check(w) { call $yield } (loop headers).
+	tail := func(b []byte, w uint32) []byte {
+		return append(wasmbin.AppendU32(append(check(b, w), wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
+	}
 	mark := append([]byte{wasmbin.OpI32Const, 1}, wasmbin.AppendU32([]byte{wasmbin.OpGlobalSet}, ix.dirty)...)
 
 	usesTables := false
 	codes := make([]wasmbin.Code, len(m.Codes))
-	var entry, loop []byte
+	var entry []byte
 	for i, c := range m.Codes {
 		nlocals := uint64(len(m.Types[m.Funcs[i]].Params))
 		for _, l := range c.Locals {
@@ -480,12 +494,14 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			return nil, false, unsupported("function %d has no room for another local", int(m.ImportedFuncs)+i)
 		}
 		fuel := uint32(nlocals)
-		// entry: global.get $fuel_g; i32.const 1; i32.add; local.tee $fuel;
-		// global.set $fuel_g; local.get $fuel; check
+		w := weight(m, ix.unchecked, ix.cost, c.Body)
+		// entry: global.get $fuel_g; i32.const w; i32.add; local.tee $fuel;
+		// global.set $fuel_g; local.get $fuel; check(w)
 		//   local.get 0..params-1; return_call $reenter_i
 		// end
 		entry = wasmbin.AppendU32(append(entry[:0], wasmbin.OpGlobalGet), ix.fuel)
-		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
+		entry = wasmbin.AppendS32(append(entry, wasmbin.OpI32Const), int32(w))
+		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
 		if ix.reenter[i] == 0 {
@@ -493,19 +509,20 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			// in stack slots, so calling in place costs the frame nothing
 			// more, and wazero's register allocator keeps the loop tighter
 			// when the context registers are spilled before it is entered.
-			entry = append(entry, tail...)
+			entry = tail(entry, w)
 		} else {
-			entry = append(entry, check...)
+			entry = check(entry, w)
 			for p := range m.Types[m.Funcs[i]].Params {
 				entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
 			}
 			entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.reenter[i])
 			entry = append(entry, wasmbin.OpEnd)
 		}
-		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
-		loop = wasmbin.AppendU32(append(loop[:0], wasmbin.OpLocalGet), fuel)
-		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
-		loop = append(loop, tail...)
+		// loop: local.get $fuel; i32.const w; i32.add; local.tee $fuel; tail(w)
+		loop := wasmbin.AppendU32([]byte{wasmbin.OpLocalGet}, fuel)
+		loop = wasmbin.AppendS32(append(loop, wasmbin.OpI32Const), int32(w))
+		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
+		loop = tail(loop, w)
 
 		body := c.Body
 		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)

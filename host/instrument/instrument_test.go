@@ -479,7 +479,7 @@ func TestEveryTestModule(t *testing.T) {
 		}
 		// Loop-free functions with an entry check each get a $reenter;
 		// unchecked ones (see bounded.go) get neither.
-		unchecked := uncheckedFuncs(orig, MaxUncheckedCost)
+		unchecked, _ := uncheckedFuncs(orig, MaxUncheckedCost)
 		loopFree := 0
 		for i, c := range orig.Codes {
 			if !hasLoop(c.Body) && !unchecked[i] {

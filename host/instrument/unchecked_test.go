@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetratelabs/wazero/api"
+
 	"github.com/wasmesh/wasmesh/abi/wasmbin"
 )
 
@@ -108,7 +110,7 @@ func TestUncheckedFuncs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := uncheckedFuncs(m, MaxUncheckedCost)
+	u, _ := uncheckedFuncs(m, MaxUncheckedCost)
 	checkUnchecked(t, m, u)
 	// Function indices in unchecked.wat: 0 spin, 1 $rec, 2 direct, 3 $even,
 	// 4 $odd, 5 mutual, 6 $ind, 7 indirect, 8 dag, 9.. $f1..$f48, then sum.
@@ -161,7 +163,7 @@ func TestUncheckedFuncsOnEveryModule(t *testing.T) {
 		if err != nil {
 			continue // the bad guests of abi/testdata
 		}
-		t.Run(filepath.Base(f), func(t *testing.T) { checkUnchecked(t, m, uncheckedFuncs(m, MaxUncheckedCost)) })
+		t.Run(filepath.Base(f), func(t *testing.T) { checkUnchecked(t, m, first(uncheckedFuncs(m, MaxUncheckedCost))) })
 	}
 }
 
@@ -179,7 +181,7 @@ func FuzzUncheckedFuncs(f *testing.F) {
 		if err != nil {
 			return
 		}
-		checkUnchecked(t, m, uncheckedFuncs(m, MaxUncheckedCost))
+		checkUnchecked(t, m, first(uncheckedFuncs(m, MaxUncheckedCost)))
 	})
 }
 
@@ -210,5 +212,43 @@ func TestUncheckedRunawaysStop(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func first[T, U any](t T, _ U) T { return t }
+
+// TestUncheckedStopBound: with the flag set, each runaway of unchecked.wasm
+// traps within YieldMask+1 counts, and a count stands for one checked call
+// or at most about WeightUnit (32) instructions of unchecked ones (see the count
+// weights in bounded.go): every call there runs at least 4 instructions,
+// so at most (YieldMask+1)*WeightUnit/4 calls run before the trap, however
+// few of them count. (Every function checked, it is YieldMask+1 calls.) The
+// calls are counted by the guest itself, in its global $n.
+func TestUncheckedStopBound(t *testing.T) {
+	orig := readFile(t, "testdata/unchecked.wasm")
+	for _, variant := range []struct {
+		name string
+		opt  Options
+	}{{"default", Options{}}, {"allchecked", Options{uncheckedCost: -1}}} {
+		res := mustInstrument(t, orig, variant.opt)
+		r := newRuntime(t, engines[0].cfg())
+		m := instantiate(t, r, res.Module, "unchecked")
+		mutable(t, m, res.StopExport).Set(1)
+		calls := mutable(t, m, GlobalExportName(0))
+		for _, fn := range []string{"direct", "mutual", "indirect", "dag"} {
+			calls.Set(0)
+			args := []uint64{62}
+			if fn == "dag" {
+				args = nil
+			}
+			if _, err := m.ExportedFunction(fn).Call(context.Background(), args...); err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Fatalf("%s %s with the flag set: %v", variant.name, fn, err)
+			}
+			n := int(api.DecodeI32(calls.Get()))
+			t.Logf("%s %s: %d calls before the trap", variant.name, fn, n)
+			if limit := (YieldMask + 1) * 32 / 4; n <= 0 || n > limit {
+				t.Errorf("%s %s: %d calls before the trap, want at most %d", variant.name, fn, n, limit)
+			}
+		}
 	}
 }
