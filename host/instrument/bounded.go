@@ -36,22 +36,37 @@ import "github.com/wasmesh/wasmesh/abi/wasmbin"
 //
 // So a call of an unchecked function runs at most MaxUncheckedCost
 // instructions before it returns or enters a checked function. The checked
-// code that calls unchecked functions pays for them in the count: a
-// function entry or loop header adds not 1 but its weight, 1 +
-// (the costs of the unchecked call sites in the function, or in the
-// loop's body) / WeightUnit, and yields when the count crosses a multiple
-// of YieldMask+1. A count therefore stands for at most about WeightUnit
-// instructions of unchecked calls on top of the checked code's own
-// straight-line stretch, as it stood for that stretch alone before, and
-// the stop latency stays what it was (the doubling DAG of
-// testdata/unchecked.wat traps in about 0.2 ms with the flag set, as it did
-// when every function was checked; without the weights it took 3.5 ms).
-// Bulk instructions keep their own charge (see "Bulk instructions")
-// wherever they are.
+// code that calls unchecked functions pays for them in the count: every
+// count point of a checked function (its entry, its loop headers) adds not
+// 1 but the function's weight, 1 + (the most the unchecked calls on one
+// path from a count point to the next can cost) / WeightUnit (see weight),
+// and the check yields when the count crosses a multiple of YieldMask+1
+// ((count & YieldMask) < weight; == 0 as before for weight 1). Between two
+// counts the guest runs the checked code's own straight-line stretch, as
+// before, plus at most about WeightUnit instructions of unchecked calls per
+// unit of the count it added.
+//
+// What that buys and costs, measured (BenchmarkRealProgram, and the
+// doubling DAG of testdata/unchecked.wat with the flag already set):
+//
+//	                     Lua instr./plain  DAG calls before the trap
+//	every function checked     1.05–1.12      16 382 (0.2 ms)
+//	unchecked, unweighted      1.01–1.07   1 031 775 (3.5 ms)
+//	weights, WeightUnit 256    1.01–1.08     515 744 (1.7 ms)
+//	weights, WeightUnit 32     1.03–1.10      85 348 (0.4 ms)
+//
+// (ranges over runs on a loaded 2-core machine; in one run the order was
+// always that of the table.) Smaller units make checked functions that call
+// many unchecked ones yield often enough to lose most of the gain. With
+// 256, one count stands for at most a few hundred instructions, the size
+// of an ordinary function's straight-line stretch, which is what it stood
+// for before. Bulk instructions keep their own charge (see "Bulk
+// instructions") wherever they are.
 
 // WeightUnit is how many instructions of unchecked calls one count stands
-// for (see "Functions without an entry check").
-const WeightUnit = 32
+// for (see "Functions without an entry check"). It equals MaxUncheckedCost:
+// a checked call of one unchecked function of the largest cost adds 2.
+const WeightUnit = 256
 
 // maxWeight caps a count's weight below YieldMask+1, so that adding it
 // cannot step over a multiple of YieldMask+1 unseen.
@@ -60,10 +75,7 @@ const maxWeight = (YieldMask + 1) / 4
 // MaxUncheckedCost is the most instructions a call of a function without an
 // entry check runs before it returns or enters a checked function (see
 // "Functions without an entry check"): a few hundred nanoseconds of guest
-// time. On the Lua interpreter 256, 1024 and 8192 gain the same; with the
-// flag set, the doubling DAG of testdata/unchecked.wat runs about 16384
-// times this many instructions before it traps (10 ms at 256, 67 ms at
-// 1024, against well under 1 ms when every function was checked).
+// time. On the Lua interpreter 256, 1024 and 8192 gain the same, 64 little.
 const MaxUncheckedCost = 256
 
 // uncheckedFuncs reports, for each defined function of m, whether it can go
@@ -301,7 +313,7 @@ func elemFuncs(raw []byte, mark func(uint32)) bool {
 // count point to the next one (a loop header, or the function's end), over
 // WeightUnit. The paths are those of the structured control flow, a
 // br_table taken to branch to every label up to its largest.
-func weight(m *wasmbin.Module, unchecked []bool, cost []uint64, body []byte) uint32 {
+func weight(m *wasmbin.Module, unchecked []bool, cost []uint64, body []byte, unit int64) uint32 {
 	const dead = -1 // cur after an unconditional branch
 	type frame struct {
 		loop    bool
@@ -393,7 +405,7 @@ func weight(m *wasmbin.Module, unchecked []bool, cost []uint64, body []byte) uin
 			}
 		}
 	}
-	if w := 1 + most/WeightUnit; w < maxWeight {
+	if w := 1 + most/unit; w < maxWeight {
 		return uint32(w)
 	}
 	return maxWeight

@@ -219,11 +219,12 @@ func first[T, U any](t T, _ U) T { return t }
 
 // TestUncheckedStopBound: with the flag set, each runaway of unchecked.wasm
 // traps within YieldMask+1 counts, and a count stands for one checked call
-// or at most about WeightUnit (32) instructions of unchecked ones (see the count
-// weights in bounded.go): every call there runs at least 4 instructions,
-// so at most (YieldMask+1)*WeightUnit/4 calls run before the trap, however
-// few of them count. (Every function checked, it is YieldMask+1 calls.) The
-// calls are counted by the guest itself, in its global $n.
+// or at most about WeightUnit (256) instructions of unchecked ones (see the
+// count weights in bounded.go). Every call there runs at least 5
+// instructions, so at most (YieldMask+1)*256/5 calls run before the trap,
+// however few of them count (without the weights the DAG makes about
+// (YieldMask+1)*256/4; with every function checked, YieldMask+1). The calls
+// are counted by the guest itself, in its global $n.
 func TestUncheckedStopBound(t *testing.T) {
 	orig := readFile(t, "testdata/unchecked.wasm")
 	for _, variant := range []struct {
@@ -246,7 +247,7 @@ func TestUncheckedStopBound(t *testing.T) {
 			}
 			n := int(api.DecodeI32(calls.Get()))
 			t.Logf("%s %s: %d calls before the trap", variant.name, fn, n)
-			if limit := (YieldMask + 1) * 32 / 4; n <= 0 || n > limit {
+			if limit := (YieldMask + 1) * 256 / 5; n <= 0 || n > limit {
 				t.Errorf("%s %s: %d calls before the trap, want at most %d", variant.name, fn, n, limit)
 			}
 		}
