@@ -90,8 +90,9 @@ const realProgCopies = 4
 // BenchmarkRealProgram runs the Lua benchmark script on the original
 // interpreter and on derived ones in the same run and reports each derived
 // one's time over the original's (the goal is at most 1.03 for
-// "instrumented/plain"; "allchecked/plain" is the derivation before
-// functions went without entry checks, every function checked). Each
+// "instrumented/plain"; "allchecked/plain" is the derivation with every
+// function checked, byte for byte what Instrument derived before functions
+// went without entry checks). Each
 // iteration calls every side once, back to back, on copy i%realProgCopies
 // of each, timed by the calling thread's CPU time (see threadTime), and a
 // ratio is the median over iterations of that iteration's ratio: the calls
