@@ -361,6 +361,9 @@ func weight(m *wasmbin.Module, unchecked []bool, cost []uint64, body []byte, uni
 			frames = append(frames, frame{loop: true, endMost: dead})
 			cur = 0
 		case wasmbin.OpElse:
+			if len(frames) == 0 { // Parse refuses such a body
+				return maxWeight
+			}
 			f := &frames[len(frames)-1]
 			f.endMost, f.els = max(f.endMost, cur), true
 			cur = f.entry

@@ -1,6 +1,7 @@
 package instrument
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -255,5 +256,47 @@ func TestUncheckedStopBound(t *testing.T) {
 				t.Errorf("%s %s: %d calls before the trap, want at most %d", variant.name, fn, n, limit)
 			}
 		}
+	}
+}
+
+// TestWeightPaths: a function's weight follows its costliest path from one
+// count point to the next, not the sum of its call sites: the arms of an
+// if count as alternatives, a loop's back edge and header end a path, code
+// after an unconditional branch is not on the path.
+func TestWeightPaths(t *testing.T) {
+	leaf := append(bytes.Repeat([]byte{wasmbin.OpNop}, 99), wasmbin.OpEnd) // cost 100
+	call0 := []byte{wasmbin.OpCall, 0}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, c := range []struct {
+		name  string
+		body  []byte
+		calls int // leaf calls on the costliest path
+	}{
+		{"straight", cat(call0, call0, call0, []byte{wasmbin.OpEnd}), 3},
+		{"if else", cat([]byte{wasmbin.OpI32Const, 0, wasmbin.OpIf, 0x40}, call0, []byte{wasmbin.OpElse}, call0, call0, []byte{wasmbin.OpEnd, wasmbin.OpEnd}), 2},
+		{"if without else", cat(call0, []byte{wasmbin.OpI32Const, 0, wasmbin.OpIf, 0x40}, call0, []byte{wasmbin.OpEnd}, call0, []byte{wasmbin.OpEnd}), 3},
+		{"loop", cat(call0, []byte{wasmbin.OpLoop, 0x40}, call0, call0, []byte{wasmbin.OpBr, 0, wasmbin.OpEnd}, call0, []byte{wasmbin.OpEnd}), 2},
+		{"dead code", cat([]byte{wasmbin.OpBlock, 0x40}, call0, []byte{wasmbin.OpBr, 0}, call0, call0, call0, []byte{wasmbin.OpEnd}, call0, []byte{wasmbin.OpEnd}), 2},
+		{"branch out", cat([]byte{wasmbin.OpBlock, 0x40}, call0, call0, []byte{wasmbin.OpI32Const, 0, wasmbin.OpBrIf, 0}, call0, []byte{wasmbin.OpReturn, wasmbin.OpEnd}, call0, []byte{wasmbin.OpEnd}), 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bin := wasmbin.Encode([]wasmbin.Section{
+				wasmbin.TypeSection([]wasmbin.FuncType{{}}),
+				wasmbin.FunctionSection([]uint32{0, 0}),
+				wasmbin.ExportSection([]wasmbin.Export{{Name: "f", Kind: wasmbin.KindFunc, Index: 1}}),
+				wasmbin.CodeSection([]wasmbin.Code{{Body: leaf}, {Body: c.body}}),
+			})
+			m, err := wasmbin.Parse(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, cost := uncheckedFuncs(m, MaxUncheckedCost)
+			if !u[0] || u[1] || cost[0] != 100 {
+				t.Fatalf("verdicts %v, costs %v", u, cost)
+			}
+			if got, want := weight(m, u, cost, m.Codes[1].Body, 10), uint32(1+10*c.calls); got != want {
+				t.Errorf("weight %d, want %d (%d leaf calls)", got, want, c.calls)
+			}
+		})
 	}
 }
