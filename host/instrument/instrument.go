@@ -16,7 +16,7 @@
 //   - caps the memory maximum at the host's limit.
 //
 // The derived module appends globals, types, functions ($yield, one
-// $reenter per loop-free function, $charge when the module has a bulk
+// $reenter per loop-free function with an entry check, $charge when the module has a bulk
 // instruction, $fill and $copy when it has a memory.fill or memory.copy),
 // one local per function and exports; it adds no
 // import, so no existing index shifts and every call, branch, element
@@ -37,32 +37,37 @@
 //
 // So the derived module counts instead, and leaves native code now and then:
 //
-//	function entry:  $fuel = $fuel_g + 1; $fuel_g = $fuel
-//	                 if ($fuel & YieldMask) == 0 { return_call $reenter_f(params) }
+//	function entry:  $fuel = $fuel_g + w; $fuel_g = $fuel
+//	                 if ($fuel & YieldMask) < w { return_call $reenter_f(params) }
 //	                 (in a function with a loop: { call $yield })
-//	loop header:     $fuel = $fuel + 1
-//	                 if ($fuel & YieldMask) == 0 { call $yield }
+//	loop header:     $fuel = $fuel + w
+//	                 if ($fuel & YieldMask) < w { call $yield }
 //	$reenter_f:      call $yield; return_call $f(params)
 //	$yield:          if $stop { unreachable }
 //	                 memory.grow 0 (drop)
 //
 // $fuel is a new local of each function (kept in a register, so a loop
 // header costs an add, an and and a well-predicted branch), $fuel_g a new
-// global carrying the count across calls. The entry check of a loop-free
+// global carrying the count across calls. w, the function's weight, is
+// 1 unless it calls functions that have no entry check: small loop-free
+// functions that no call_indirect can reach and whose calls cannot recurse
+// go without one, since what a call of them can run is bounded by their
+// code (MaxUncheckedCost instructions), and their callers' weights pay
+// for that work (see "Functions without an entry check" in bounded.go). The entry check of a loop-free
 // function leaves by a tail call and comes back by one, so nothing in the
 // function's frame lives across a call the original did not make: the
 // frame, and so the recursion depth the guest reaches, stays the original's
 // (see rewriteCode). A tail
 // call runs the callee's entry check like any call, so endless tail
 // recursion is stopped too. memory.grow is implemented in Go
-// by wazero's compiler, so every YieldMask+1 loop iterations or calls the
-// goroutine passes through Go code where the scheduler can stop it for a
+// by wazero's compiler, so every YieldMask+1 counts the goroutine passes through Go code where the scheduler can stop it for a
 // collection or hand the processor to another goroutine. A module without
 // memory gets an empty one (0 pages, max 0) for this purpose.
 //
 // The host stops a guest by setting the exported i32 global StopExport to 1
 // (api.MutableGlobal.Set, from any goroutine); the guest traps with
-// "unreachable" within YieldMask+1 loop iterations or calls. The host must
+// "unreachable" within YieldMask+1 counts: loop iterations, calls of
+// checked functions, or WeightUnit instructions of unchecked calls. The host must
 // tell that trap from a genuine unreachable by its own flag, reset the flag
 // to 0, and roll the daemon back, as for any failed event.
 package instrument
@@ -94,7 +99,8 @@ func GlobalExportName(idx uint32) string {
 }
 
 // YieldMask sets how often instrumented code leaves native code: every
-// YieldMask+1 loop iterations or function entries.
+// YieldMask+1 counts (loop iterations and checked function entries, each
+// counting its weight).
 const YieldMask = 1<<14 - 1
 
 // MaxPages is the largest memory a wasm32 module can have (4 GiB).
@@ -133,6 +139,12 @@ type Options struct {
 	// (each gets an equal share); table.grow past it returns -1. 0 keeps the
 	// modules' own maxima.
 	MaxTableEntries uint64
+
+	// uncheckedCost replaces MaxUncheckedCost when not 0, and leaves every
+	// function checked when negative: benchmarks compare with it.
+	uncheckedCost int
+	// weightUnit replaces WeightUnit when not 0.
+	weightUnit int64
 }
 
 // GlobalExport names one mutable global of the original module in the
@@ -227,10 +239,19 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		sections = wasmbin.SetSection(sections, wasmbin.TypeSection(types))
 	}
 
+	limit := MaxUncheckedCost
+	if opt.uncheckedCost != 0 {
+		limit = opt.uncheckedCost
+	}
+	ix.unchecked, ix.cost = uncheckedFuncs(m, limit)
+	ix.unit = WeightUnit
+	if opt.weightUnit != 0 {
+		ix.unit = opt.weightUnit
+	}
 	ix.reenter = make([]uint32, len(m.Codes))
 	next := ix.yield + 1
 	for i, c := range m.Codes {
-		if !hasLoop(c.Body) {
+		if !ix.unchecked[i] && !hasLoop(c.Body) {
 			ix.reenter[i] = next
 			next++
 		}
@@ -313,8 +334,17 @@ type indices struct {
 	stop, fuel, dirty uint32 // globals
 	yield, yieldType  uint32
 	// reenter[i] is the index of $reenter_i, or 0 for a function with a
-	// loop, which has none (it calls $yield in place).
+	// loop, which has none (it calls $yield in place), and for an unchecked
+	// one.
 	reenter []uint32
+	// unchecked[i] tells that defined function i gets no entry check (see
+	// "Functions without an entry check" in bounded.go).
+	unchecked []bool
+	// cost[i] is the cost of unchecked function i (0 for a checked one),
+	// which its callers' count weights carry.
+	cost []uint64
+	// unit is WeightUnit but in tests.
+	unit int64
 	// charge is the index of $charge (0: the module has no bulk
 	// instruction, so none is added), chargeType its type, spent the i64
 	// global it counts bytes in.
@@ -448,16 +478,27 @@ func reenterBody(m *wasmbin.Module, ix indices, i int) []byte {
 // across it and the frame is the original's. A function with a loop calls
 // $yield in place (see below).
 func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
-	// check: (fuel & YieldMask) == 0, with fuel on the stack.
-	check := wasmbin.AppendS32([]byte{wasmbin.OpI32Const}, YieldMask)
-	check = append(check, 0x71 /* i32.and */, 0x45 /* i32.eqz */, wasmbin.OpIf, 0x40)
-	// tail: if check { call $yield } (loop headers).
-	tail := append(wasmbin.AppendU32(append(append([]byte(nil), check...), wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
+	// check(w): the count, on the stack, crossed a multiple of YieldMask+1
+	// by adding w: (fuel & YieldMask) < w, or == 0 for w == 1.
+	check := func(b []byte, w uint32) []byte {
+		b = wasmbin.AppendS32(append(b, wasmbin.OpI32Const), YieldMask)
+		b = append(b, 0x71 /* i32.and */)
+		if w == 1 {
+			b = append(b, 0x45 /* i32.eqz */)
+		} else {
+			b = append(wasmbin.AppendS32(append(b, wasmbin.OpI32Const), int32(w)), 0x49 /* i32.lt_u */)
+		}
+		return append(b, wasmbin.OpIf, 0x40)
+	}
+	// tail(w): if check(w) { call $yield } (loop headers).
+	tail := func(b []byte, w uint32) []byte {
+		return append(wasmbin.AppendU32(append(check(b, w), wasmbin.OpCall), ix.yield), wasmbin.OpEnd)
+	}
 	mark := append([]byte{wasmbin.OpI32Const, 1}, wasmbin.AppendU32([]byte{wasmbin.OpGlobalSet}, ix.dirty)...)
 
 	usesTables := false
 	codes := make([]wasmbin.Code, len(m.Codes))
-	var entry, loop []byte
+	var entry []byte
 	for i, c := range m.Codes {
 		nlocals := uint64(len(m.Types[m.Funcs[i]].Params))
 		for _, l := range c.Locals {
@@ -467,12 +508,14 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			return nil, false, unsupported("function %d has no room for another local", int(m.ImportedFuncs)+i)
 		}
 		fuel := uint32(nlocals)
-		// entry: global.get $fuel_g; i32.const 1; i32.add; local.tee $fuel;
-		// global.set $fuel_g; local.get $fuel; check
+		w := weight(m, ix.unchecked, ix.cost, c.Body, ix.unit)
+		// entry: global.get $fuel_g; i32.const w; i32.add; local.tee $fuel;
+		// global.set $fuel_g; local.get $fuel; check(w)
 		//   local.get 0..params-1; return_call $reenter_i
 		// end
 		entry = wasmbin.AppendU32(append(entry[:0], wasmbin.OpGlobalGet), ix.fuel)
-		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
+		entry = wasmbin.AppendS32(append(entry, wasmbin.OpI32Const), int32(w))
+		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
 		if ix.reenter[i] == 0 {
@@ -480,23 +523,26 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			// in stack slots, so calling in place costs the frame nothing
 			// more, and wazero's register allocator keeps the loop tighter
 			// when the context registers are spilled before it is entered.
-			entry = append(entry, tail...)
+			entry = tail(entry, w)
 		} else {
-			entry = append(entry, check...)
+			entry = check(entry, w)
 			for p := range m.Types[m.Funcs[i]].Params {
 				entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
 			}
 			entry = wasmbin.AppendU32(append(entry, wasmbin.OpReturnCall), ix.reenter[i])
 			entry = append(entry, wasmbin.OpEnd)
 		}
-		// loop: local.get $fuel; i32.const 1; i32.add; local.tee $fuel; tail
-		loop = wasmbin.AppendU32(append(loop[:0], wasmbin.OpLocalGet), fuel)
-		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Const, 1, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
-		loop = append(loop, tail...)
+		// loop: local.get $fuel; i32.const w; i32.add; local.tee $fuel; tail(w)
+		loop := wasmbin.AppendU32([]byte{wasmbin.OpLocalGet}, fuel)
+		loop = wasmbin.AppendS32(append(loop, wasmbin.OpI32Const), int32(w))
+		loop = wasmbin.AppendU32(append(loop, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
+		loop = tail(loop, w)
 
 		body := c.Body
 		out := make([]byte, 0, len(body)+len(entry)+len(body)/8)
-		out = append(out, entry...)
+		if !ix.unchecked[i] {
+			out = append(out, entry...)
+		}
 		copied := 0
 		scratch := false
 		var prev wasmbin.Instr

@@ -477,9 +477,12 @@ func TestEveryTestModule(t *testing.T) {
 				t.Errorf("%s: export %q changed", f, e.Name)
 			}
 		}
+		// Loop-free functions with an entry check each get a $reenter;
+		// unchecked ones (see bounded.go) get neither.
+		unchecked, _ := uncheckedFuncs(orig, MaxUncheckedCost)
 		loopFree := 0
-		for _, c := range orig.Codes {
-			if !hasLoop(c.Body) {
+		for i, c := range orig.Codes {
+			if !hasLoop(c.Body) && !unchecked[i] {
 				loopFree++
 			}
 		}
@@ -532,6 +535,13 @@ func TestEveryTestModule(t *testing.T) {
 				}
 				beforeMark, prev2, prev = prev2, prev, in
 				off = in.End
+			}
+			if unchecked[i] {
+				first, _ := wasmbin.DecodeInstr(c.Body, 0)
+				if loops != 0 || calls != 0 || reenters != 0 || first.Op == wasmbin.OpGlobalGet && first.Index == orig.NumGlobals()+1 {
+					t.Errorf("%s: unchecked function %d: %d loops, %d yield points, %d entry checks", f, i, loops, calls, reenters)
+				}
+				continue
 			}
 			if loops > 0 && (calls != loops+1 || reenters != 0) || loops == 0 && (calls != 0 || reenters != 1) {
 				t.Errorf("%s: function %d: %d yield points for %d loops, %d entry checks", f, i, calls, loops, reenters)
