@@ -20,7 +20,7 @@ const SubDeliverPipe = "wasmesh/deliver/2"
 // makes the server block its reader.
 const (
 	// PipeTargetWindow bounds calls in flight per target daemon.
-	PipeTargetWindow = 128
+	PipeTargetWindow = 512
 	// PipePeerCalls and PipePeerBytes bound calls and payload bytes in
 	// flight per peer.
 	PipePeerCalls = 4096

@@ -31,7 +31,7 @@ type PipelineOps interface {
 // not from making the server hold unbounded memory.
 const (
 	// pipeRunMax bounds the events one daemon runs before one commit.
-	pipeRunMax       = 32
+	pipeRunMax       = 128
 	pipeStreamEvents = 2 * PipePeerCalls
 	pipeStreamBytes  = 4 * PipePeerBytes
 )
