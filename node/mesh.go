@@ -97,7 +97,9 @@ type location struct {
 }
 
 func (n *Node) serveMesh() {
+	n.dir = newDirState(n.metrics.Registry)
 	n.ep.ServeLocalOps((*meshOps)(n))
+	n.serveDirectory()
 	n.ep.Handle(SubLookup, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req lookupRequest) (lookupResponse, error) {
 		return n.answerLookup(req.Ref), nil
 	}))
@@ -161,7 +163,13 @@ func (n *Node) verifyMember(ctx context.Context, m cluster.Member) error {
 // watchMembers keeps the transport's address book in step with membership.
 func (n *Node) watchMembers() {
 	defer n.wg.Done()
+	n.wg.Add(1)
+	go n.dirLoop()
+	n.kickDir() // registers what recovery brought back
 	for ev := range n.mem.Subscribe(n.ctx) {
+		// Homes follow membership: re-home (a round with an unchanged
+		// member set and no local change sends nothing).
+		n.kickDir()
 		m := ev.Member
 		if m.Local || m.MetaErr != nil {
 			continue
@@ -185,6 +193,9 @@ func (n *Node) watchMembers() {
 }
 
 func (n *Node) kickMeta() {
+	// Every change of the local daemons announces the load: the
+	// directory hears of it the same way.
+	n.kickDir()
 	select {
 	case n.metaKick <- struct{}{}:
 	default:
@@ -265,7 +276,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			n.ep.Routes().Delete(o, r.Epoch)
 		}
 	}
-	if loc, ok := n.locateResolved(ctx, ref); ok {
+	if loc, ok := n.locateResolved(withLookupKind(ctx, lookupFollow), ref); ok {
 		return loc, nil
 	}
 	var (
@@ -279,7 +290,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 		// along; else it is a weak hit (the cluster may have another daemon
 		// of that name, or the name is still on its way).
 		to := peerRef{id: r.Node, name: n.peerName(r.Node)}
-		loc, err := n.follow(ctx, to, abi.FormatOrigin(o))
+		loc, err := n.follow(withLookupKind(ctx, lookupFollow), to, abi.FormatOrigin(o))
 		if err != nil && !errors.Is(err, errNotThere) {
 			silent = append(silent, to.String())
 		}
@@ -292,7 +303,14 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			found = append(found, loc)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+	if len(found) == 0 {
+		if loc, ok := n.locateHomes(ctx, ref); ok {
+			return loc, nil
+		}
+	}
+	// The last resort: the homes did not answer or do not know it.
+	n.dir.fanouts.Add(1)
+	ctx, cancel := context.WithTimeout(withLookupKind(ctx, lookupFanout), fanoutTimeout)
 	defer cancel()
 	peers := n.peers()
 	for _, p := range peers {
@@ -375,6 +393,7 @@ var errNotThere = errors.New("not hosted there")
 // lookupAt asks p for ref; a "moved" answer is a *movedAnswer error.
 func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, error) {
 	var resp lookupResponse
+	n.countLookup(ctx)
 	if err := n.ep.Call(ctx, p.peer(), SubLookup, lookupRequest{Ref: ref}, &resp); err != nil {
 		return location{}, err
 	}
@@ -416,7 +435,9 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 		if m.MetaErr != nil || err != nil {
 			// Not addressable (its announcement is broken), but a
 			// member all the same: its row says so.
+			mu.Lock() // the calls below append to gone too
 			gone = append(gone, absent{ref: peerRef{name: m.Name}, status: StatusUnreachable})
+			mu.Unlock()
 			continue
 		}
 		if id == n.id {
@@ -429,7 +450,9 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 			if m.State == cluster.StateLeft {
 				status = StatusOffline
 			}
+			mu.Lock()
 			gone = append(gone, absent{ref: p, status: status})
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)

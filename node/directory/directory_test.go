@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func nodeID(i int) string { return fmt.Sprintf("%064x", 0xabc0000+i) }
+func nodeID(i int) string { return fmt.Sprintf("%032x", 0xabc0000+i) }
 
 func members(n int) *Members {
 	ids := make([]string, n)
@@ -38,7 +38,7 @@ func TestHomesAreStableAndSpread(t *testing.T) {
 	// (e.g. without the finaliser) piles most keys on a few members.
 	for id, c := range count {
 		if c < 40 || c > 200 {
-			t.Fatalf("member %s is first home of %d keys of 5000 (want about 100)", id[56:], c)
+			t.Fatalf("member %s is first home of %d keys of 5000 (want about 100)", id[24:], c)
 		}
 	}
 	if len(count) != 50 {
@@ -166,7 +166,7 @@ func TestRehomeSendsOnlyWhatMoved(t *testing.T) {
 	for _, a := range as {
 		for _, to := range a.To {
 			if to != nodeID(500) {
-				t.Fatalf("a join re-registers %d at %s, not at the new member", a.Entry.Origin, to[56:])
+				t.Fatalf("a join re-registers %d at %s, not at the new member", a.Entry.Origin, to[24:])
 			}
 			msgs++
 		}

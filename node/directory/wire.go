@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
 
 // Wire messages between a host (or an asker) and a home. The format is
@@ -41,10 +43,10 @@ type Message struct {
 // ErrMalformed is a message that does not decode.
 var ErrMalformed = errors.New("malformed directory message")
 
-// maxNode and maxName bound the strings: node ids are 64 hex digits,
-// daemon names at most 64 characters.
+// maxNode and maxName bound the strings: node ids are exactly
+// 2*nodekey.NodeIDSize hex digits, daemon names at most 64 characters.
 const (
-	maxNode = 64
+	maxNode = 2 * nodekey.NodeIDSize
 	maxName = 64
 )
 
@@ -216,8 +218,8 @@ func (d *decoder) entry() Entry {
 	return e
 }
 
-// checkNode accepts a node id as the mesh spells it: 64 lowercase hex
-// digits.
+// checkNode accepts a node id as the mesh spells it (NodeID.String):
+// lowercase hex digits, exactly maxNode of them.
 func checkNode(s string) error {
 	if len(s) != maxNode {
 		return fmt.Errorf("%w: node id of %d characters, want %d", ErrMalformed, len(s), maxNode)
