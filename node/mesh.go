@@ -21,10 +21,12 @@ import (
 // Routing choice: a node does not announce its daemons. NodeMeta has a
 // 512-byte gossip budget, far too small for a route list, and gossiping
 // every spawn would cost every node work for daemons it never talks to.
-// Instead, a node that does not know where a daemon lives fans a Lookup
-// out to the alive members, caches the answer in the transport's Routes,
-// and drops the entry when the node it points at says "not hosted". The
-// migration cutover updates Routes and answers stragglers with "moved".
+// Instead, a node that does not know where a daemon lives asks the
+// daemon's homes in the location directory (directory.go) and then the
+// node they name, and only when they do not know fans a Lookup out to the
+// alive members; it caches the answer in the transport's Routes, and drops
+// the entry when the node it points at says "not hosted". The migration
+// cutover updates Routes and answers stragglers with "moved".
 const (
 	SubLookup = "wasmesh/node/lookup/1"
 	SubList   = "wasmesh/node/list/1"
@@ -257,8 +259,9 @@ func (n *Node) resolveNode(ref string) (nodekey.NodeID, error) {
 }
 
 // locate finds a daemon that is not local: through the cached route when
-// the reference is an id, through this node's own "moved" tombstone, else
-// by asking every alive peer. "Moved" answers are followed to the daemon's
+// the reference is an id, through this node's own "moved" tombstone,
+// through the directory's homes, else by asking every alive peer. "Moved"
+// answers are followed to the daemon's
 // new node, and a daemon found on both sides of a move in flight resolves
 // to its live owner, so a name stays usable through every phase of a
 // migration. The result may be this node (a daemon that just moved here).

@@ -307,19 +307,26 @@ func (t *Table) Len() int {
 }
 
 // Prune drops the entries for which keep says no (e.g. those this node is
-// no longer a home of) and reports how many went.
+// no longer a home of) and reports how many went. keep runs without the
+// table's lock (ranking a big table over many members takes a while, and
+// lookups must not wait for it); an entry that changed meanwhile stays.
 func (t *Table) Prune(keep func(Entry) bool) int {
 	t.mu.Lock()
-	var drop []Entry
+	all := make([]Entry, 0, len(t.byOrigin))
 	for _, e := range t.byOrigin {
-		if !keep(e) {
-			drop = append(drop, e)
-		}
-	}
-	for _, e := range drop {
-		t.unindexLocked(e)
-		delete(t.byOrigin, e.Origin)
+		all = append(all, e)
 	}
 	t.mu.Unlock()
-	return len(drop)
+	drop := slices.DeleteFunc(all, keep)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, e := range drop {
+		if cur, ok := t.byOrigin[e.Origin]; ok && cur == e {
+			t.unindexLocked(e)
+			delete(t.byOrigin, e.Origin)
+			n++
+		}
+	}
+	return n
 }
