@@ -90,6 +90,8 @@ func newDirState(reg prometheus.Registerer) *dirState {
 			Help: "Directory registrations and unregistrations this node sent for its daemons, by outcome (ok, failed).",
 		}, []string{"outcome"}),
 	}
+	d.regs.WithLabelValues("ok")
+	d.regs.WithLabelValues("failed")
 	const help = "Mesh messages this node sent to find where a daemon lives: to a home of the directory, to the node a home or a cached route named (follow), or to every peer (fanout)."
 	msgs := func(kind string, c *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wasmesh_lookup_messages_total", Help: help, ConstLabels: prometheus.Labels{"kind": kind}},

@@ -349,4 +349,21 @@ func TestDirectoryFollowsMigration(t *testing.T) {
 	if got := send(t, third, "mover", "x"); got != "2" {
 		t.Fatalf("after the move: %s", got)
 	}
+	// The counters the test read are what /metrics shows.
+	home, follow, _, _ := third.LookupMessages()
+	mfs, err := third.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				seen[mf.GetName()+"/"+l.GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if seen["wasmesh_lookup_messages_total/home"] != float64(home) || seen["wasmesh_lookup_messages_total/follow"] != float64(follow) || home == 0 {
+		t.Fatalf("exported %v; counted home %d follow %d", seen, home, follow)
+	}
 }
