@@ -2,15 +2,19 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/cluster"
 	"github.com/wasmesh/wasmesh/node/directory"
 	"github.com/wasmesh/wasmesh/plugins/examples"
+	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
 
 // dirCluster starts size in-process nodes joined through the first, waits
@@ -365,5 +369,30 @@ func TestDirectoryFollowsMigration(t *testing.T) {
 	}
 	if seen["wasmesh_lookup_messages_total/home"] != float64(home) || seen["wasmesh_lookup_messages_total/follow"] != float64(follow) || home == 0 {
 		t.Fatalf("exported %v; counted home %d follow %d", seen, home, follow)
+	}
+}
+
+// A node registers and unregisters only its own daemons: the entry must
+// name the peer the mesh authenticated.
+func TestDirectoryRefusesOthersEntries(t *testing.T) {
+	n := &Node{dir: newDirState(prometheus.NewRegistry())}
+	var a, b nodekey.NodeID
+	a[0], b[0] = 1, 2
+	e := directory.Entry{Origin: 9, Node: a.String(), Epoch: 1, Name: "x"}
+	if _, err := n.answerDir(b, directory.Message{Kind: directory.KindRegister, Entry: e}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("b registered a's daemon: %v", err)
+	}
+	if _, err := n.answerDir(a, directory.Message{Kind: directory.KindRegister, Entry: e}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.answerDir(b, directory.Message{Kind: directory.KindUnregister, Entry: e}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("b unregistered a's daemon: %v", err)
+	}
+	ans, err := n.answerDir(b, directory.Message{Kind: directory.KindLookupName, Name: "x"})
+	if err != nil || len(ans.Entries) != 1 || ans.Entries[0] != e {
+		t.Fatalf("lookup: %+v %v", ans, err)
+	}
+	if _, err := n.answerDir(b, directory.Message{Kind: directory.KindAnswer}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("an answer taken as a request: %v", err)
 	}
 }
