@@ -73,14 +73,14 @@ func (n *Node) send(ctx context.Context, ref string, in input) (Delivery, error)
 	if f, ok := n.findFailed(ref); ok {
 		return Delivery{}, f.refusal("send")
 	}
-	if o, err := abi.ParseOrigin(ref); err == nil {
-		if r, ok := n.ep.Routes().Lookup(o); ok && r.Node != n.id {
-			res, err := n.sendRemote(ctx, o, peerRef{id: r.Node, name: n.peerName(r.Node)}, in)
-			if !errors.Is(err, ErrDaemonNotFound) && !errors.Is(err, ErrUnavailable) {
-				return res, err
-			}
-			n.ep.Routes().Delete(o, r.Epoch)
+	// An id's route, or the route of the daemon a name resolved to: a
+	// repeated send asks no one where it lives (directory.go).
+	if o, r, ok := n.cachedRoute(ref); ok {
+		res, err := n.sendRemote(ctx, o, peerRef{id: r.Node, name: n.peerName(r.Node)}, in)
+		if !errors.Is(err, ErrDaemonNotFound) && !errors.Is(err, ErrUnavailable) {
+			return res, err
 		}
+		n.forgetRoute(ref, o, r)
 	}
 	loc, err := n.locate(ctx, ref)
 	if err != nil {

@@ -21,10 +21,12 @@ import (
 // Routing choice: a node does not announce its daemons. NodeMeta has a
 // 512-byte gossip budget, far too small for a route list, and gossiping
 // every spawn would cost every node work for daemons it never talks to.
-// Instead, a node that does not know where a daemon lives fans a Lookup
-// out to the alive members, caches the answer in the transport's Routes,
-// and drops the entry when the node it points at says "not hosted". The
-// migration cutover updates Routes and answers stragglers with "moved".
+// Instead, a node that does not know where a daemon lives asks the
+// daemon's homes in the location directory (directory.go) and then the
+// node they name, and only when they do not know fans a Lookup out to the
+// alive members; it caches the answer in the transport's Routes, and drops
+// the entry when the node it points at says "not hosted". The migration
+// cutover updates Routes and answers stragglers with "moved".
 const (
 	SubLookup = "wasmesh/node/lookup/1"
 	SubList   = "wasmesh/node/list/1"
@@ -97,7 +99,9 @@ type location struct {
 }
 
 func (n *Node) serveMesh() {
+	n.dir = newDirState(n.metrics.Registry)
 	n.ep.ServeLocalOps((*meshOps)(n))
+	n.serveDirectory()
 	n.ep.Handle(SubLookup, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req lookupRequest) (lookupResponse, error) {
 		return n.answerLookup(req.Ref), nil
 	}))
@@ -161,7 +165,13 @@ func (n *Node) verifyMember(ctx context.Context, m cluster.Member) error {
 // watchMembers keeps the transport's address book in step with membership.
 func (n *Node) watchMembers() {
 	defer n.wg.Done()
+	n.wg.Add(1)
+	go n.dirLoop()
+	n.kickDir() // registers what recovery brought back
 	for ev := range n.mem.Subscribe(n.ctx) {
+		// Homes follow membership: re-home (a round with an unchanged
+		// member set and no local change sends nothing).
+		n.kickDir()
 		m := ev.Member
 		if m.Local || m.MetaErr != nil {
 			continue
@@ -185,6 +195,9 @@ func (n *Node) watchMembers() {
 }
 
 func (n *Node) kickMeta() {
+	// Every change of the local daemons announces the load: the
+	// directory hears of it the same way.
+	n.kickDir()
 	select {
 	case n.metaKick <- struct{}{}:
 	default:
@@ -246,8 +259,9 @@ func (n *Node) resolveNode(ref string) (nodekey.NodeID, error) {
 }
 
 // locate finds a daemon that is not local: through the cached route when
-// the reference is an id, through this node's own "moved" tombstone, else
-// by asking every alive peer. "Moved" answers are followed to the daemon's
+// the reference is an id, through this node's own "moved" tombstone,
+// through the directory's homes, else by asking every alive peer. "Moved"
+// answers are followed to the daemon's
 // new node, and a daemon found on both sides of a move in flight resolves
 // to its live owner, so a name stays usable through every phase of a
 // migration. The result may be this node (a daemon that just moved here).
@@ -265,7 +279,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			n.ep.Routes().Delete(o, r.Epoch)
 		}
 	}
-	if loc, ok := n.locateResolved(ctx, ref); ok {
+	if loc, ok := n.locateResolved(withLookupKind(ctx, lookupFollow), ref); ok {
 		return loc, nil
 	}
 	var (
@@ -279,7 +293,7 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 		// along; else it is a weak hit (the cluster may have another daemon
 		// of that name, or the name is still on its way).
 		to := peerRef{id: r.Node, name: n.peerName(r.Node)}
-		loc, err := n.follow(ctx, to, abi.FormatOrigin(o))
+		loc, err := n.follow(withLookupKind(ctx, lookupFollow), to, abi.FormatOrigin(o))
 		if err != nil && !errors.Is(err, errNotThere) {
 			silent = append(silent, to.String())
 		}
@@ -292,7 +306,14 @@ func (n *Node) locate(ctx context.Context, ref string) (location, error) {
 			found = append(found, loc)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, fanoutTimeout)
+	if len(found) == 0 {
+		if loc, ok := n.locateHomes(ctx, ref); ok {
+			return loc, nil
+		}
+	}
+	// The last resort: the homes did not answer or do not know it.
+	n.dir.fanouts.Add(1)
+	ctx, cancel := context.WithTimeout(withLookupKind(ctx, lookupFanout), fanoutTimeout)
 	defer cancel()
 	peers := n.peers()
 	for _, p := range peers {
@@ -375,6 +396,7 @@ var errNotThere = errors.New("not hosted there")
 // lookupAt asks p for ref; a "moved" answer is a *movedAnswer error.
 func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, error) {
 	var resp lookupResponse
+	n.countLookup(ctx)
 	if err := n.ep.Call(ctx, p.peer(), SubLookup, lookupRequest{Ref: ref}, &resp); err != nil {
 		return location{}, err
 	}
@@ -416,7 +438,9 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 		if m.MetaErr != nil || err != nil {
 			// Not addressable (its announcement is broken), but a
 			// member all the same: its row says so.
+			mu.Lock() // the calls below append to gone too
 			gone = append(gone, absent{ref: peerRef{name: m.Name}, status: StatusUnreachable})
+			mu.Unlock()
 			continue
 		}
 		if id == n.id {
@@ -429,7 +453,9 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 			if m.State == cluster.StateLeft {
 				status = StatusOffline
 			}
+			mu.Lock()
 			gone = append(gone, absent{ref: p, status: status})
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)

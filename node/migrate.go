@@ -328,6 +328,7 @@ func (n *Node) adoptName(ctx context.Context, origin uint64, name string) error 
 		if err == nil || !errors.Is(err, store.ErrNotFound) {
 			if err == nil {
 				d.SetName(name)
+				n.kickDir()
 			}
 			n.mu.Unlock()
 			return err
@@ -340,6 +341,7 @@ func (n *Node) adoptName(ctx context.Context, origin uint64, name string) error 
 			n.mu.Lock()
 			d.SetName(name)
 			n.mu.Unlock()
+			n.kickDir()
 			return nil
 		case <-time.After(5 * time.Millisecond):
 		}

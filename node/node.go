@@ -78,6 +78,8 @@ type Node struct {
 	// peer (and waiting for the slowest) again (mesh.go locate).
 	resolved movedNames
 	adminURL atomic.Pointer[string]
+	// dir is this node's part of the location directory (directory.go).
+	dir *dirState
 
 	ctx       context.Context
 	cancel    context.CancelFunc
