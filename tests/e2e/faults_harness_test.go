@@ -167,6 +167,21 @@ func (c *faultCluster) faultDaemon(name, on string) {
 
 // owner is the node ps lists the daemon on ("" if not exactly one).
 func (c *faultCluster) owner(via *faultNode, daemon string) (string, string) {
+	// Right after a heal a peer may still be in its dial backoff (a dial
+	// that started during the cut fails, and calls fail fast until the
+	// next one): ps lists it as unreachable for that moment, so ask again
+	// for a few seconds before concluding.
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		on, why, reachable := c.ownerOnce(via, daemon)
+		if reachable || time.Now().After(deadline) {
+			return on, why
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *faultCluster) ownerOnce(via *faultNode, daemon string) (string, string, bool) {
 	r := cli(c.t, "", "ps", "--json", "--node", via.url())
 	var ps []node.DaemonInfo
 	_ = json.Unmarshal([]byte(r.stdout), &ps)
@@ -176,10 +191,11 @@ func (c *faultCluster) owner(via *faultNode, daemon string) (string, string) {
 			on = append(on, d.Node)
 		}
 	}
+	reachable := !strings.Contains(r.stderr, "did not answer")
 	if len(on) != 1 {
-		return "", fmt.Sprintf("%s on %v: %s", daemon, on, r)
+		return "", fmt.Sprintf("%s on %v: %s", daemon, on, r), reachable
 	}
-	return on[0], r.stdout
+	return on[0], r.stdout, reachable
 }
 
 // migrate moves the daemon to node to through the admin API of via, aborted
