@@ -201,7 +201,10 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 	st := &runState{s: s, ctx: sendCtx, queue: make(chan *slot, StreamWindow), calls: make(chan *meshquic.DeliverCall, 2*StreamWindow), pending: make(map[*meshquic.DeliverCall]*remoteCall, StreamWindow), room: make(chan struct{}, 1), sum: &sum}
 	emitted := make(chan error, 1)
 	refused := make(chan struct{}) // closed when emit first fails
-	go func() { emitted <- s.emitAll(ctx, st.queue, st.room, refused, emit, &sum) }()
+	// The journal syncs run under the sends' context: events applied
+	// before the client went away are made durable (and counted) all the
+	// same, not answered "not durable" because the client left.
+	go func() { emitted <- s.emitAll(sendCtx, st.queue, st.room, refused, emit, &sum) }()
 	var runErr error
 	var settle <-chan time.Time
 	done := ctx.Done()
