@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/host/chain"
 	"github.com/wasmesh/wasmesh/migrator"
 	meshquic "github.com/wasmesh/wasmesh/transport/quic"
 )
@@ -19,10 +21,15 @@ import (
 // every event in flight has answered, so events reach the daemon in the
 // order they were read.
 
-// StreamWindow bounds the events of one stream that are read but not yet
-// answered: it is the pipeline's depth and the back-pressure on a client
-// that sends faster than the daemon takes events.
-const StreamWindow = 512
+// StreamWindow and StreamWindowBytes bound the events of one stream (and
+// their payload bytes) that are read but not yet answered: they are the
+// pipeline's depth and the back-pressure on a client that sends faster
+// than the daemon takes events. The depth covers a round trip to another
+// node plus a journal sync at full speed.
+const (
+	StreamWindow      = 4096
+	StreamWindowBytes = 8 << 20
+)
 
 // streamRedo bounds how often one stream re-resolves its daemon for the
 // same event before it gives up on it (a daemon moved to and fro faster
@@ -33,9 +40,6 @@ const streamRedo = 4
 // away may take to answer, so that the applied count the node logs is the
 // truth and not a guess.
 const streamSettle = 10 * time.Second
-
-// maxSyncBatch bounds the results one journal sync releases at once.
-const maxSyncBatch = 1024
 
 // StreamEvent is one event of a stream.
 type StreamEvent struct {
@@ -151,7 +155,15 @@ func (s *Stream) resolve(ctx context.Context) error {
 	return nil
 }
 
-// slot is one event between being read and being answered.
+// Inside a stream, results pass from the router (Run's goroutine) to the
+// writer (emitAll) through a ring of slots and two counters, not a channel
+// operation per event: the router publishes how many slots from the start
+// are answered, the writer how many it has written and handed back. Each
+// side wakes the other at most once per change it publishes, so a burst of
+// events costs one handoff, not one per event.
+
+// slot is one event between being read and being answered. Slots live in
+// the stream's ring and are reused, with their buffers, once written.
 type slot struct {
 	line int
 	ev   host.Event
@@ -161,32 +173,72 @@ type slot struct {
 	sync bool
 	// tries counts the routes the event was sent along.
 	tries int
-	done  chan struct{} // closed when res is final
+	// final: res is the answer. Only the router writes a slot; the writer
+	// reads slots below the published count.
+	final bool
+
+	call    meshquic.DeliverCall // a remote attempt (its buffers reused)
+	peer    peerRef              // where call went, for messages
+	outs    host.Outputs         // a local attempt's outputs
+	outputs [][]byte             // backing of res.Outputs
+	links   [][]byte             // backing of res.Links
+	linkBuf []byte
 }
 
 func (sl *slot) finish(err error) {
 	sl.res.Err = err
-	close(sl.done)
+	sl.final = true
+}
+
+// ring is a stream's window of slots shared by the router and the writer.
+type ring struct {
+	slots []*slot
+	// answered: every slot numbered below it is final (router stores).
+	answered atomic.Uint64
+	// written: every slot numbered below it was written and may be reused
+	// (writer stores).
+	written atomic.Uint64
+	// over: the router has taken its last slot (set after answered).
+	over  atomic.Bool
+	ready chan struct{} // router → writer: answered moved or over was set
+	room  chan struct{} // writer → router: written moved
+}
+
+func (r *ring) at(i uint64) *slot { return r.slots[i%uint64(len(r.slots))] }
+
+// wake leaves a token on c unless one waits there already.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // runState is a stream's router state; only Run's goroutine touches it.
 type runState struct {
-	s        *Stream
-	ctx      context.Context            // the sends' context: outlives the client by streamSettle
-	queue    chan *slot                 // in read order, to the emitter
-	calls    chan *meshquic.DeliverCall // completions; room for more than can be in flight (the window, and the slots the emitter holds)
-	pending  map[*meshquic.DeliverCall]*remoteCall
-	inflight int
-	room     chan struct{} // the emitter took a slot off queue
+	s     *Stream
+	ctx   context.Context // the sends' context: outlives the client by streamSettle
+	r     *ring
+	taken uint64                     // slots numbered below it are in use
+	freed uint64                     // slots below it were written and their bytes given back
+	bytes int                        // payload bytes of the slots in use
+	done  uint64                     // answered, as the router last published it
+	calls chan *meshquic.DeliverCall // completions; room for every slot
+	// flight holds the remote slots in flight in the order they were sent,
+	// which is the order the transport answers calls to one daemon.
+	flight   []*slot
 	redo     []*slot       // answered "not delivered", to resend once nothing is in flight
+	held     []StreamEvent // read, waiting for room in the window
 	stopped  error
 	gone     bool // the client went away: nothing more is sent
 	sum      *StreamSummary
+	daemonID string
 }
 
-// Run sends every event read from events (until it is closed or ctx ends)
-// and hands each result to emit in the order the events were read; emit is
-// called from one goroutine at a time. A failed event fails that event
+// Run sends every event read from events (batches, until it is closed or
+// ctx ends) and hands each result to emit in the order the events were
+// read; emit is called from one goroutine at a time and must not keep the
+// result's slices after it returns. A failed event fails that event
 // only, except that the stream stops sending (the rest are answered "not
 // sent", with ErrDaemonNotFound, so a client may resend them in order) at
 // an event that could not be delivered, and, on a stream with a client id,
@@ -194,58 +246,65 @@ type runState struct {
 // the daemon's horizon swallow a resend of it. When ctx ends or emit fails
 // (the client went away), the events in flight settle, Run logs how many
 // events the stream applied and returns the summary with the error.
-func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(StreamResult) error) (StreamSummary, error) {
+func (s *Stream) Run(ctx context.Context, events <-chan []StreamEvent, emit func(StreamResult) error) (StreamSummary, error) {
 	var sum StreamSummary
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	st := &runState{s: s, ctx: sendCtx, queue: make(chan *slot, StreamWindow), calls: make(chan *meshquic.DeliverCall, 2*StreamWindow), pending: make(map[*meshquic.DeliverCall]*remoteCall, StreamWindow), room: make(chan struct{}, 1), sum: &sum}
+	r := &ring{slots: make([]*slot, StreamWindow), ready: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	st := &runState{s: s, ctx: sendCtx, r: r, calls: make(chan *meshquic.DeliverCall, StreamWindow), sum: &sum, daemonID: s.Daemon()}
 	emitted := make(chan error, 1)
 	refused := make(chan struct{}) // closed when emit first fails
 	// The journal syncs run under the sends' context: events applied
 	// before the client went away are made durable (and counted) all the
 	// same, not answered "not durable" because the client left.
-	go func() { emitted <- s.emitAll(sendCtx, st.queue, st.room, refused, emit, &sum) }()
+	go func() { emitted <- s.emitAll(sendCtx, r, refused, emit, &sum) }()
 	var runErr error
 	var settle <-chan time.Time
 	done := ctx.Done()
-	for events != nil || st.inflight > 0 {
+	for events != nil || len(st.flight) > 0 || len(st.held) > 0 {
+		st.advance()
 		in := events
-		if len(st.queue) == cap(st.queue) || len(st.redo) > 0 {
-			// The window is full or a route change waits for the events
+		if len(st.held) > 0 || len(st.redo) > 0 {
+			// The window is full, or a route change waits for the events
 			// in flight: read no more until they answer.
 			in = nil
 		}
 		select {
-		case ev, ok := <-in:
+		case batch, ok := <-in:
 			if !ok {
 				events = nil
 				continue
 			}
-			st.dispatch(ev)
+			st.held = batch
 		case dc := <-st.calls:
-			c := st.pending[dc]
-			delete(st.pending, dc)
-			st.answered(c)
-		case <-st.room:
+			st.answered(dc)
+			for more := true; more; {
+				select {
+				case dc = <-st.calls:
+					st.answered(dc)
+				default:
+					more = false
+				}
+			}
+		case <-r.room:
 		case <-done:
 			// The client went away: read nothing more, let what is in
 			// flight answer (for an exact applied count), within a bound.
-			runErr, done, refused, events, st.gone = ctx.Err(), nil, nil, nil, true
+			runErr, done, refused, events, st.gone, st.held = ctx.Err(), nil, nil, nil, true, nil
 			settle = time.After(streamSettle)
 		case <-refused:
 			// Its answers cannot be written: the same, without a context
 			// error (emit's own is returned).
-			done, refused, events, st.gone = nil, nil, nil, true
+			done, refused, events, st.gone, st.held = nil, nil, nil, true, nil
 			settle = time.After(streamSettle)
 		case <-settle:
 			cancelSends()
 			settle = nil
 		}
-		if len(st.redo) > 0 && st.inflight == 0 {
-			st.reroute()
-		}
+		st.advance()
 	}
-	close(st.queue)
+	r.over.Store(true)
+	wake(r.ready)
 	if err := <-emitted; err != nil && runErr == nil {
 		runErr = err
 	}
@@ -257,12 +316,68 @@ func (s *Stream) Run(ctx context.Context, events <-chan StreamEvent, emit func(S
 	return sum, runErr
 }
 
+// advance sends what can be sent now: held events while the window has
+// room, and, once nothing is in flight, the events to resend after a route
+// change (before any later event); then it publishes the answers.
+func (st *runState) advance() {
+	for {
+		st.feed()
+		if len(st.redo) == 0 || len(st.flight) > 0 {
+			break
+		}
+		st.reroute()
+	}
+	st.publish()
+}
+
+// feed dispatches held events while the window has room and no event
+// waits to be resent.
+func (st *runState) feed() {
+	for w := st.r.written.Load(); st.freed < w; st.freed++ {
+		st.bytes -= len(st.r.at(st.freed).ev.Payload)
+	}
+	for len(st.held) > 0 && len(st.redo) == 0 && st.taken-st.freed < uint64(len(st.r.slots)) {
+		if k := len(st.held[0].Payload); st.bytes > 0 && st.bytes+k > StreamWindowBytes {
+			return
+		}
+		st.dispatch(st.held[0])
+		st.held[0] = StreamEvent{}
+		st.held = st.held[1:]
+	}
+}
+
+// publish tells the writer how many slots from the start are answered.
+func (st *runState) publish() {
+	d := st.done
+	for d < st.taken && st.r.at(d).final {
+		d++
+	}
+	if d != st.done {
+		st.done = d
+		st.r.answered.Store(d)
+		wake(st.r.ready)
+	}
+}
+
+// take returns the next free slot of the ring, reset for line.
+func (st *runState) take(line int, id uint64) *slot {
+	i := st.taken % uint64(len(st.r.slots))
+	sl := st.r.slots[i]
+	if sl == nil {
+		sl = &slot{}
+		st.r.slots[i] = sl
+	}
+	st.taken++
+	sl.line, sl.sync, sl.tries, sl.final = line, false, 0, false
+	sl.ev = host.Event{}
+	sl.res = StreamResult{Line: line, EventID: id}
+	return sl
+}
+
 // dispatch sends one event read from the client (or answers it at once).
 func (st *runState) dispatch(ev StreamEvent) {
 	s := st.s
-	sl := &slot{line: ev.Line, done: make(chan struct{})}
-	sl.res.Line, sl.res.EventID = ev.Line, ev.EventID
-	st.queue <- sl // never blocks: Run keeps the window below its capacity
+	sl := st.take(ev.Line, ev.EventID)
 	switch {
 	case ev.Err != nil:
 		sl.finish(ev.Err)
@@ -282,6 +397,7 @@ func (st *runState) dispatch(ev StreamEvent) {
 	} else {
 		sl.ev = host.Event{Seq: s.n.eventSeq.Add(1), Payload: ev.Payload}
 	}
+	st.bytes += len(ev.Payload)
 	st.send(sl)
 }
 
@@ -293,26 +409,23 @@ func (st *runState) send(sl *slot) {
 		st.applyLocal(sl)
 		return
 	}
-	if st.inflight == 0 {
+	if len(st.flight) == 0 {
 		// Nothing in flight, so a newer route cannot overtake an older
 		// event: take the one the transport learnt from "moved" answers.
 		if r, ok := s.n.ep.Routes().Lookup(s.origin); ok && r.Node != s.n.id && r.Node != s.peer.id {
 			s.peer = peerRef{id: r.Node, name: s.n.peerName(r.Node)}
 		}
 	}
-	st.inflight++
-	s.n.goDeliver(st.ctx, &remoteCall{
-		DeliverCall: meshquic.DeliverCall{
-			To:    s.peer.id,
-			Event: meshquic.Event{Target: s.origin, Sender: sl.ev.Sender, Seq: sl.ev.Seq, Payload: sl.ev.Payload, Once: sl.ev.Once},
-			Done:  st.calls,
-		},
-		slot: sl,
-		peer: s.peer,
-	}, st.pending)
+	st.flight = append(st.flight, sl)
+	sl.peer = s.peer
+	c := &sl.call
+	c.To = s.peer.id
+	c.Event = meshquic.Event{Target: s.origin, Sender: sl.ev.Sender, Seq: sl.ev.Seq, Payload: sl.ev.Payload, Once: sl.ev.Once}
+	c.Done = st.calls
+	s.n.ep.Go(st.ctx, c)
 }
 
-// applyLocal runs sl on the local daemon; its result waits in the queue for
+// applyLocal runs sl on the local daemon; its result waits in the ring for
 // the journal sync that makes it durable (emitAll).
 func (st *runState) applyLocal(sl *slot) {
 	s, n := st.s, st.s.n
@@ -324,16 +437,16 @@ func (st *runState) applyLocal(sl *slot) {
 		}
 	}
 	start := time.Now()
-	outs, err := d.Deliver(st.ctx, sl.ev)
+	err := d.DeliverInto(st.ctx, sl.ev, &sl.outs)
 	n.metrics.eventLatency.Observe(time.Since(start).Seconds())
 	switch {
 	case errors.Is(err, host.ErrDuplicateEvent):
 		// The first attempt may still wait for its fsync: this answer is
 		// released by the same kind of sync.
 		sl.sync = n.wal != nil
-		sl.res.Delivery = Delivery{Daemon: d.ID(), Node: n.name, Duplicate: true}
+		sl.res.Delivery = Delivery{Daemon: st.daemonID, Node: n.name, Duplicate: true}
 		st.sum.Duplicates++
-		close(sl.done)
+		sl.final = true
 	case errors.Is(err, host.ErrDaemonStopped), errors.Is(err, host.ErrDaemonNotFound),
 		errors.Is(err, meshquic.ErrMoved), errors.Is(err, migrator.ErrNotDelivered):
 		// It left this node (a migration) before the event ran, or the
@@ -350,59 +463,83 @@ func (st *runState) applyLocal(sl *slot) {
 		}
 	default:
 		n.metrics.eventsProcessed.Inc()
-		res := Delivery{Daemon: d.ID(), Node: n.name, Outputs: make([][]byte, len(outs))}
-		if !s.noLinks {
-			res.Links = make([][]byte, len(outs))
+		items := sl.outs.Items
+		sl.outputs = sl.outputs[:0]
+		for _, o := range items {
+			sl.outputs = append(sl.outputs, o.Payload)
 		}
-		for i, o := range outs {
-			res.Outputs[i] = o.Payload
-			if !s.noLinks {
-				res.Links[i] = o.Link.AppendBinary(nil)
+		res := Delivery{Daemon: st.daemonID, Node: n.name, Outputs: sl.outputs}
+		if !s.noLinks {
+			// Encode every link first: the buffer may move while it grows.
+			sl.linkBuf = sl.linkBuf[:0]
+			for _, o := range items {
+				sl.linkBuf = o.Link.AppendBinary(sl.linkBuf)
 			}
+			sl.links = sl.links[:0]
+			off := 0
+			for range items {
+				sl.links = append(sl.links, sl.linkBuf[off:off+chain.LinkSize:off+chain.LinkSize])
+				off += chain.LinkSize
+			}
+			res.Links = sl.links
 		}
 		sl.sync = n.wal != nil
 		sl.res.Delivery = res
 		st.sum.Applied++
-		close(sl.done)
+		sl.final = true
 	}
 }
 
 // answered takes a remote event's answer.
-func (st *runState) answered(c *remoteCall) {
-	st.inflight--
-	sl, n := c.slot, st.s.n
-	if c.To != c.peer.id {
+func (st *runState) answered(dc *meshquic.DeliverCall) {
+	var sl *slot
+	for i, f := range st.flight {
+		// The transport answers in send order, so this is the first one
+		// unless a call failed on its own (a context error).
+		if &f.call == dc {
+			sl = f
+			copy(st.flight[i:], st.flight[i+1:])
+			st.flight[len(st.flight)-1] = nil
+			st.flight = st.flight[:len(st.flight)-1]
+			break
+		}
+	}
+	if sl == nil {
+		return // not this stream's: cannot happen
+	}
+	n := st.s.n
+	if dc.To != sl.peer.id {
 		// The transport followed a "moved" answer: name where it ran.
-		c.peer = peerRef{id: c.To, name: n.peerName(c.To)}
+		sl.peer = peerRef{id: dc.To, name: n.peerName(dc.To)}
 	}
 	var me *meshquic.MovedError
 	switch {
-	case errors.As(c.Err, &me):
+	case errors.As(dc.Err, &me):
 		// It moved here while the event was on its way (or further than
 		// the transport follows).
-		st.notDelivered(sl, fmt.Errorf("%w: daemon %s moved to node %s", ErrDaemonNotFound, st.s.Daemon(), n.peerName(me.To)))
+		st.notDelivered(sl, fmt.Errorf("%w: daemon %s moved to node %s", ErrDaemonNotFound, st.daemonID, n.peerName(me.To)))
 		return
-	case c.Err != nil:
-		err := fromRemote(c.Err, c.peer.String())
-		if errors.Is(err, ErrDaemonNotFound) || errors.Is(c.Err, meshquic.ErrUnknownPeer) || errors.Is(c.Err, migrator.ErrNotDelivered) {
+	case dc.Err != nil:
+		err := fromRemote(dc.Err, sl.peer.String())
+		if errors.Is(err, ErrDaemonNotFound) || errors.Is(dc.Err, meshquic.ErrUnknownPeer) || errors.Is(dc.Err, migrator.ErrNotDelivered) {
 			st.notDelivered(sl, err)
 			return
 		}
 		st.fail(sl, err)
 		return
 	}
-	res := Delivery{Daemon: st.s.Daemon(), Node: c.peer.String(), Outputs: make([][]byte, len(c.Resp.Outputs)), Links: make([][]byte, len(c.Resp.Outputs)), Duplicate: c.Resp.Duplicate}
-	for i, o := range c.Resp.Outputs {
-		res.Outputs[i] = o.Payload
-		res.Links[i] = o.Link
+	sl.outputs, sl.links = sl.outputs[:0], sl.links[:0]
+	for _, o := range dc.Resp.Outputs {
+		sl.outputs = append(sl.outputs, o.Payload)
+		sl.links = append(sl.links, o.Link)
 	}
-	if res.Duplicate {
+	sl.res.Delivery = Delivery{Daemon: st.daemonID, Node: sl.peer.String(), Outputs: sl.outputs, Links: sl.links, Duplicate: dc.Resp.Duplicate}
+	if dc.Resp.Duplicate {
 		st.sum.Duplicates++
 	} else {
 		st.sum.Applied++
 	}
-	sl.res.Delivery = res
-	close(sl.done)
+	sl.final = true
 }
 
 // fail answers sl with err. On a stream with a client id, an error that
@@ -468,95 +605,58 @@ func (st *runState) reroute() {
 	}
 }
 
-// emitAll hands results to emit in order. A local result is released only
-// once a journal sync covers it; one sync covers every result applied
-// before it, so a stream pays one fsync per batch, not per event.
-func (s *Stream) emitAll(ctx context.Context, queue <-chan *slot, room chan<- struct{}, refused chan<- struct{}, emit func(StreamResult) error, sum *StreamSummary) error {
-	var (
-		failed error
-		carry  *slot
-		batch  []*slot
-	)
-	out := func(sl *slot, more bool) {
-		if failed != nil {
-			return
-		}
-		sum.Events++
-		if sl.res.Err != nil {
-			sum.Failed++
-		}
-		sl.res.More = more
-		if err := emit(sl.res); err != nil {
-			failed = err
-			close(refused)
-		}
-	}
-	take := func() (*slot, bool) {
-		sl, ok := <-queue
-		select {
-		case room <- struct{}{}:
-		default:
-		}
-		return sl, ok
-	}
-	// peek takes the next slot into carry if one is queued, and reports
-	// whether it is answered already.
-	peek := func() bool {
-		if carry == nil && len(queue) > 0 {
-			if t, ok := take(); ok {
-				carry = t
-			}
-		}
-		return carry != nil && isDone(carry) && !carry.sync
-	}
+// emitAll hands results to emit in order, as the router publishes them. A
+// local result is released only once a journal sync covers it; one sync
+// covers every result applied before it, so a stream pays one fsync per
+// burst, not per event.
+func (s *Stream) emitAll(ctx context.Context, r *ring, refused chan<- struct{}, emit func(StreamResult) error, sum *StreamSummary) error {
+	var failed error
+	next := uint64(0)
 	for {
-		sl := carry
-		carry = nil
-		if sl == nil {
-			var ok bool
-			if sl, ok = take(); !ok {
+		hi := r.answered.Load()
+		if hi == next {
+			if r.over.Load() && r.answered.Load() == next {
 				return failed
 			}
-		}
-		<-sl.done
-		if !sl.sync {
-			out(sl, peek())
+			<-r.ready
 			continue
 		}
-		batch = append(batch[:0], sl)
-	extend:
-		for len(batch) < maxSyncBatch && len(queue) > 0 {
-			t, ok := take()
-			switch {
-			case !ok:
-				break extend
-			case !isDone(t):
-				carry = t
-				break extend
+		sync := false
+		for i := next; i < hi; i++ {
+			if r.at(i).sync {
+				sync = true
+				break
 			}
-			batch = append(batch, t)
 		}
-		// Every slot in batch was applied before this call: one sync
-		// covers them all.
-		if err := s.n.wal.Sync(ctx); err != nil {
-			for _, b := range batch {
-				if b.sync && b.res.Err == nil {
-					b.res.Delivery = Delivery{}
-					b.res.Err = fmt.Errorf("%w: event ran but is not durable (its outputs are withheld): %w", ErrUnavailable, err)
+		// Every slot below hi was applied before it was published: one
+		// sync covers them all.
+		if sync {
+			if err := s.n.wal.Sync(ctx); err != nil {
+				for i := next; i < hi; i++ {
+					if b := r.at(i); b.sync && b.res.Err == nil {
+						b.res.Delivery = Delivery{}
+						b.res.Err = fmt.Errorf("%w: event ran but is not durable (its outputs are withheld): %w", ErrUnavailable, err)
+					}
 				}
 			}
 		}
-		for i, b := range batch {
-			out(b, i < len(batch)-1 || peek())
+		for i := next; i < hi; i++ {
+			if failed != nil {
+				break
+			}
+			sl := r.at(i)
+			sum.Events++
+			if sl.res.Err != nil {
+				sum.Failed++
+			}
+			sl.res.More = i+1 < hi || r.answered.Load() > hi
+			if err := emit(sl.res); err != nil {
+				failed = err
+				close(refused)
+			}
 		}
-	}
-}
-
-func isDone(sl *slot) bool {
-	select {
-	case <-sl.done:
-		return true
-	default:
-		return false
+		next = hi
+		r.written.Store(hi)
+		wake(r.room)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,15 +23,21 @@ func streamAll(t *testing.T, via *Node, ref, client string, evs []StreamEvent) (
 	if err != nil {
 		t.Fatalf("open stream to %s via %s: %v", ref, via.Name(), err)
 	}
-	in := make(chan StreamEvent)
+	in := make(chan []StreamEvent)
 	go func() {
 		defer close(in)
 		for _, ev := range evs {
-			in <- ev
+			in <- []StreamEvent{ev}
 		}
 	}()
 	var out []StreamResult
-	sum, err := s.Run(ctx, in, func(r StreamResult) error { out = append(out, r); return nil })
+	sum, err := s.Run(ctx, in, func(r StreamResult) error {
+		// The stream reuses a result's slices once emit returns.
+		r.Outputs = cloneAll(r.Outputs)
+		r.Links = cloneAll(r.Links)
+		out = append(out, r)
+		return nil
+	})
 	if err != nil {
 		t.Fatalf("stream: %v", err)
 	}
@@ -129,7 +136,7 @@ func TestStreamByNameFollowsTheDaemonThroughMigrations(t *testing.T) {
 		}
 		const perLeg = 400
 		moves := []string{"a", "b", "a"} // here, away, here again
-		in := make(chan StreamEvent)
+		in := make(chan []StreamEvent)
 		got := make(chan StreamResult, 64)
 		done := make(chan error, 1)
 		go func() {
@@ -153,7 +160,7 @@ func TestStreamByNameFollowsTheDaemonThroughMigrations(t *testing.T) {
 				if client != "" {
 					id = uint64(line)
 				}
-				in <- StreamEvent{Line: line, Payload: []byte("x"), EventID: id}
+				in <- []StreamEvent{{Line: line, Payload: []byte("x"), EventID: id}}
 				r := <-got
 				if r.Err != nil || r.Line != line || r.Duplicate || len(r.Outputs) != 1 || string(r.Outputs[0]) != strconv.Itoa(before+line) {
 					t.Fatalf("client %q line %d: %+v (err %v)", client, line, r, r.Err)
@@ -208,11 +215,11 @@ func TestStreamClientGoneMidwayReportsWhatWasApplied(t *testing.T) {
 			t.Fatal(err)
 		}
 		cctx, cancel := context.WithCancel(ctx)
-		in := make(chan StreamEvent)
+		in := make(chan []StreamEvent)
 		go func() {
 			for i := 1; ; i++ {
 				select {
-				case in <- StreamEvent{Line: i, Payload: []byte("x")}:
+				case in <- []StreamEvent{{Line: i, Payload: []byte("x")}}:
 				case <-cctx.Done():
 					return
 				}
@@ -265,7 +272,7 @@ func TestStreamStopsAtAnEventThatCannotBeDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := make(chan StreamEvent)
+	in := make(chan []StreamEvent)
 	got := make(chan StreamResult, 16)
 	done := make(chan StreamSummary, 1)
 	go func() {
@@ -277,7 +284,7 @@ func TestStreamStopsAtAnEventThatCannotBeDelivered(t *testing.T) {
 		done <- sum
 	}()
 	for i := 1; i <= 2; i++ {
-		in <- StreamEvent{Line: i, Payload: []byte("x")}
+		in <- []StreamEvent{{Line: i, Payload: []byte("x")}}
 		if r := <-got; r.Err != nil || string(r.Outputs[0]) != strconv.Itoa(i) {
 			t.Fatalf("line %d: %+v", i, r)
 		}
@@ -286,7 +293,7 @@ func TestStreamStopsAtAnEventThatCannotBeDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 3; i <= 5; i++ {
-		in <- StreamEvent{Line: i, Payload: []byte("x")}
+		in <- []StreamEvent{{Line: i, Payload: []byte("x")}}
 	}
 	close(in)
 	var rs []StreamResult
@@ -305,4 +312,15 @@ func TestStreamStopsAtAnEventThatCannotBeDelivered(t *testing.T) {
 	if !strings.Contains(rs[1].Err.Error(), "not sent") || !strings.Contains(rs[2].Err.Error(), "not sent") {
 		t.Fatalf("later events: %v / %v", rs[1].Err, rs[2].Err)
 	}
+}
+
+func cloneAll(l [][]byte) [][]byte {
+	if l == nil {
+		return nil
+	}
+	c := make([][]byte, len(l))
+	for i, b := range l {
+		c[i] = slices.Clone(b)
+	}
+	return c
 }

@@ -66,7 +66,7 @@ Examples:
 			&cli.DurationFlag{Name: "retry-for", Value: 15 * time.Second, Usage: "resend an undelivered event (daemon not found mid-stream; with --client-id any event whose answer was lost) for up to `DURATION`"},
 			&cli.StringFlag{Name: "client-id", Usage: "exactly-once sends: number the events under this client `ID` (1-64 printable characters)"},
 			&cli.Uint64Flag{Name: "first-event-id", Value: 1, Usage: "with --client-id, the id of the first event (ids go up by one per event)"},
-			&cli.IntFlag{Name: "window", Value: 512, Usage: "with --stdin, at most `N` events sent and not yet answered (1: one at a time)"},
+			&cli.IntFlag{Name: "window", Value: 4096, Usage: "with --stdin, at most `N` events sent and not yet answered (1: one at a time)"},
 			&cli.BoolFlag{Name: "json", Usage: "with --stdin, print one JSON object per event: event (its line), outputs (in --output-format), duplicate, or error and code"},
 		),
 		Action: sendAction,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,10 +42,13 @@ type streamSend struct {
 
 	mu      sync.Mutex
 	order   []*streamEntry // read, not yet printed, in input order
+	sent    []*streamEntry // on the current stream, not yet answered, in order
+	pmu     sync.Mutex     // held while printing
+	ready   []*streamEntry // flushMore's buffer, under pmu
 	reached bool           // some event of this command reached the daemon
 	failed  int
-	input   chan streamRaw // lines from stdin; closed at its end
-	inErr   error          // why reading stdin stopped, if not its end
+	input   chan []streamRaw // lines from stdin; closed at its end
+	inErr   error            // why reading stdin stopped, if not its end
 }
 
 type streamRaw struct {
@@ -72,22 +76,70 @@ type errAbort struct{ err error }
 func (e *errAbort) Error() string { return e.err.Error() }
 func (e *errAbort) Unwrap() error { return e.err }
 
+// maxInputLine bounds one line of stdin (one event).
+const maxInputLine = 32 << 20
+
+// inputBatch bounds the lines read from stdin that are handed on at once.
+const inputBatch = 256
+
+// readInput reads stdin line by line (a trailing "\r" dropped, as
+// bufio.ScanLines does) and hands the lines on in batches: a batch goes
+// when it is full or when no further whole line is buffered, so a piped
+// file costs one handoff per batch and a line typed by hand goes at once.
 func (s *streamSend) readInput(r io.Reader) {
 	defer close(s.input)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 32<<20)
-	for n := 1; sc.Scan(); n++ {
-		s.input <- streamRaw{n: n, text: sc.Text()}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var batch []streamRaw
+	var long []byte
+	var err error
+	for n := 1; ; {
+		var chunk []byte
+		chunk, err = br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(long)+len(chunk) > maxInputLine {
+				err = fmt.Errorf("line %d is longer than %d bytes", n, maxInputLine)
+				break
+			}
+			long = append(long, chunk...)
+			continue
+		}
+		line := chunk
+		if long != nil {
+			line, long = append(long, chunk...), nil
+		}
+		if err == nil || len(line) > 0 {
+			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			batch = append(batch, streamRaw{n: n, text: string(line)})
+			n++
+		}
+		if err != nil || len(batch) >= inputBatch || !lineBuffered(br) {
+			if len(batch) > 0 {
+				s.input <- batch
+				batch = nil
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
 	}
 	s.mu.Lock()
-	s.inErr = sc.Err()
+	s.inErr = err
 	s.mu.Unlock()
+}
+
+// lineBuffered reports whether a whole line waits in br.
+func lineBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // run sends everything read from r; it returns the number of failed
 // events, or an error that ends the command.
 func (s *streamSend) run(ctx context.Context, r io.Reader) (int, error) {
-	s.input = make(chan streamRaw, 1024)
+	s.input = make(chan []streamRaw, 8)
 	go s.readInput(r)
 	wait := 10 * time.Millisecond
 	var brokenSince time.Time
@@ -163,41 +215,59 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 		}
 	}
 	s.mu.Unlock()
-	lines := make(chan admin.StreamLine, 256)
+	lines := make(chan []admin.StreamLine, 4)
 	stop := make(chan struct{})
 	var stopOnce sync.Once
 	halt := func() { stopOnce.Do(func() { close(stop) }) }
-	// sent is what this stream carries, in order, for matching answers.
-	sentCh := make(chan *streamEntry, s.window)
+	// room wakes the producer when answers made room in the window.
+	room := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.sent = s.sent[:0]
+	s.mu.Unlock()
 	inputDone := false
 	produced := make(chan struct{})
 	go func() {
 		defer close(produced)
 		defer close(lines)
-		defer close(sentCh)
-		send := func(e *streamEntry) bool {
-			select {
-			case sentCh <- e:
-			case <-stop:
-				return false
+		// send puts batch on the stream as the window makes room; an
+		// entry joins s.sent before its line goes, so its answer finds it.
+		send := func(batch []*streamEntry) bool {
+			for len(batch) > 0 {
+				s.mu.Lock()
+				k := min(len(batch), s.window-len(s.sent))
+				if k > 0 {
+					s.sent = append(s.sent, batch[:k]...)
+				}
+				s.mu.Unlock()
+				if k <= 0 {
+					select {
+					case <-room:
+						continue
+					case <-stop:
+						return false
+					}
+				}
+				ls := make([]admin.StreamLine, k)
+				for i, e := range batch[:k] {
+					ls[i] = admin.LineOf(e.payload, e.id, e.n)
+				}
+				select {
+				case lines <- ls:
+				case <-stop:
+					return false
+				}
+				batch = batch[k:]
 			}
-			select {
-			case lines <- admin.LineOf(e.payload, e.id, e.n):
-				return true
-			case <-stop:
-				return false
-			}
+			return true
 		}
-		for _, e := range backlog {
-			if !send(e) {
-				return
-			}
+		if !send(backlog) {
+			return
 		}
 		for {
-			var raw streamRaw
+			var raws []streamRaw
 			var ok bool
 			select {
-			case raw, ok = <-s.input:
+			case raws, ok = <-s.input:
 			case <-stop:
 				return
 			}
@@ -205,38 +275,50 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 				inputDone = true
 				return
 			}
-			e := &streamEntry{n: raw.n}
-			p, err := s.inFmt.Decode(raw.text)
+			batch := make([]*streamEntry, 0, len(raws))
+			bad := false
 			s.mu.Lock()
-			s.order = append(s.order, e)
-			if err != nil {
-				e.final, e.err = true, fmt.Errorf("%s", err)
-				s.failed++
-			} else {
+			for _, raw := range raws {
+				e := &streamEntry{n: raw.n}
+				s.order = append(s.order, e)
+				p, err := s.inFmt.Decode(raw.text)
+				if err != nil {
+					e.final, e.err = true, fmt.Errorf("%s", err)
+					s.failed++
+					bad = true
+					continue
+				}
 				e.payload = p
 				if s.client != "" {
 					e.id = s.next
 					s.next++
 				}
+				batch = append(batch, e)
 			}
 			s.mu.Unlock()
-			if err != nil {
+			if bad {
 				s.flush()
-				continue
 			}
-			if !send(e) {
+			if !send(batch) {
 				return
 			}
 		}
 	}()
 	var abort error
 	_, serr := s.cl.SendStream(ctx, s.daemon, s.client, lines, func(a admin.StreamAnswer, more bool) error {
-		e, ok := <-sentCh
-		if !ok || e.n != a.Line {
+		s.mu.Lock()
+		if len(s.sent) == 0 || s.sent[0].n != a.Line {
+			s.mu.Unlock()
 			halt()
 			return fmt.Errorf("%w: the node answered line %d out of turn", admin.ErrStreamBroken, a.Line)
 		}
-		if err := s.answer(e, a); err != nil {
+		e := s.sent[0]
+		s.sent[0] = nil
+		s.sent = s.sent[1:]
+		err := s.answerLocked(e, a)
+		s.mu.Unlock()
+		wakeRoom(room)
+		if err != nil {
 			abort = err
 			halt()
 			return err
@@ -258,7 +340,11 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 	// answers 200).
 	var ae *admin.APIError
 	unopened := errors.As(serr, &ae) || errors.Is(serr, admin.ErrUnreachable)
-	for e := range sentCh {
+	s.mu.Lock()
+	unanswered := s.sent
+	s.sent = nil
+	s.mu.Unlock()
+	for _, e := range unanswered {
 		s.mu.Lock()
 		switch {
 		case serr == nil, unopened:
@@ -299,10 +385,16 @@ func (s *streamSend) owed() bool {
 	return false
 }
 
-// answer takes the node's answer for e.
-func (s *streamSend) answer(e *streamEntry, a admin.StreamAnswer) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// wakeRoom leaves a token on c unless one waits there already.
+func wakeRoom(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// answerLocked takes the node's answer for e. Caller holds s.mu.
+func (s *streamSend) answerLocked(e *streamEntry, a admin.StreamAnswer) error {
 	err := a.Err()
 	if err == nil {
 		s.reached = true
@@ -350,17 +442,24 @@ func streamEventOnly(err error) bool {
 func (s *streamSend) flush() { s.flushMore(false) }
 
 func (s *streamSend) flushMore(more bool) {
+	// Printing is serialized (the producer flushes a bad line, the reader
+	// answers): entries leave s.order and reach print in the same order.
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
 	s.mu.Lock()
-	var ready []*streamEntry
+	ready := s.ready[:0]
 	i := 0
 	for ; i < len(s.order) && s.order[i].final; i++ {
 		ready = append(ready, s.order[i])
 	}
+	clear(s.order[:i])
 	s.order = s.order[i:]
 	s.mu.Unlock()
 	for _, e := range ready {
 		s.print(e)
 	}
+	clear(ready)
+	s.ready = ready[:0] // only under pmu
 	if s.printed != nil {
 		s.printed(more)
 	}

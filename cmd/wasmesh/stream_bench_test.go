@@ -90,7 +90,9 @@ func BenchmarkStreamSend(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		tRun += timed("run", mod, "--quiet-logs")
-		tLocal += timed("send", "here", "--stdin", "--node", aURL)
+		if os.Getenv("WASMESH_BENCH_REMOTE_ONLY") == "" { // for profiling the remote path
+			tLocal += timed("send", "here", "--stdin", "--node", aURL)
+		}
 		if os.Getenv("WASMESH_BENCH_LOCAL_ONLY") == "" { // for profiling the local path
 			tRemote += timed("send", "there", "--stdin", "--node", aURL)
 		}

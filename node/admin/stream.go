@@ -172,13 +172,29 @@ func abbrev(b []byte) string {
 	return string(b)
 }
 
-// readStreamLines reads the request body line by line into events: lines
-// longer than max fail alone (the rest of such a line is skipped), the
-// stream goes on. It ends at the body's end, a read error, or ctx.
-func readStreamLines(ctx context.Context, body io.Reader, max int, events chan<- node.StreamEvent) {
+// readStreamLines reads the request body line by line into batches of
+// events: lines longer than max fail alone (the rest of such a line is
+// skipped), the stream goes on. A batch goes out when it is full or when no
+// further whole line is buffered, so a burst costs one handoff and a client
+// that sends one line at a time is answered at once. It ends at the body's
+// end, a read error, or ctx.
+func readStreamLines(ctx context.Context, body io.Reader, max int, events chan<- []node.StreamEvent) {
 	defer close(events)
 	br := bufio.NewReaderSize(body, 64<<10)
 	var buf []byte
+	var batch []node.StreamEvent
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case events <- batch:
+			batch = make([]node.StreamEvent, 0, streamBatch)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for line := 1; ; line++ {
 		buf = buf[:0]
 		long, eof := false, false
@@ -209,16 +225,29 @@ func readStreamLines(ctx context.Context, body io.Reader, max int, events chan<-
 			ev, skip = DecodeStreamLine(bytes.TrimSuffix(buf, []byte("\n")), line)
 		}
 		if !skip {
-			select {
-			case events <- ev:
-			case <-ctx.Done():
+			batch = append(batch, ev)
+		}
+		if eof {
+			flush()
+			return
+		}
+		if len(batch) >= streamBatch || !lineBuffered(br) {
+			if !flush() {
 				return
 			}
 		}
-		if eof {
-			return
-		}
 	}
+}
+
+// streamBatch is how many events the reader hands the stream at once at
+// most (the node reads a batch only when its window has room for it all).
+const streamBatch = 64
+
+// lineBuffered reports whether a whole line waits in br, so reading it
+// does not block.
+func lineBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +280,7 @@ func (s *server) sendStream(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	events := make(chan node.StreamEvent, 64)
+	events := make(chan []node.StreamEvent, 4)
 	var readers sync.WaitGroup
 	readers.Add(1)
 	go func() {

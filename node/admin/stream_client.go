@@ -36,14 +36,14 @@ func LineOf(payload []byte, id uint64, line int) StreamLine {
 	return l
 }
 
-// SendStream sends the lines read from lines (until it is closed) to daemon
-// as one stream, exactly-once under client when that is set, and calls each
+// SendStream sends the lines read from lines (batches, until it is closed)
+// to daemon as one stream, exactly-once under client when that is set, and calls each
 // with every event's answer, in order, as they come; more says whether
 // further answers have already arrived (a caller that prints them may wait
 // for those before it flushes). It returns the
 // stream's End once every line was answered; an error from each stops the
 // stream. A stream that breaks first returns ErrStreamBroken.
-func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-chan StreamLine, each func(a StreamAnswer, more bool) error) (StreamEnd, error) {
+func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-chan []StreamLine, each func(a StreamAnswer, more bool) error) (StreamEnd, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -56,19 +56,24 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 		var err error
 		for err == nil {
 			select {
-			case l, ok := <-lines:
+			case batch, ok := <-lines:
 				if !ok {
 					if err = bw.Flush(); err == nil {
 						_ = pw.Close()
 					}
 					return
 				}
-				var fast bool
-				if buf, fast = appendStreamLine(buf[:0], l); fast {
-					buf = append(buf, '\n')
-					_, err = bw.Write(buf)
-				} else {
-					err = enc.Encode(l)
+				for _, l := range batch {
+					var fast bool
+					if buf, fast = appendStreamLine(buf[:0], l); fast {
+						buf = append(buf, '\n')
+						_, err = bw.Write(buf)
+					} else {
+						err = enc.Encode(l)
+					}
+					if err != nil {
+						break
+					}
 				}
 				if err == nil && len(lines) == 0 {
 					// Nothing more ready: send what there is now, so an
@@ -97,6 +102,7 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 	defer resp.Body.Close()
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	var long []byte
+	var names answerNames
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -116,7 +122,7 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 			}
 			return StreamEnd{}, fmt.Errorf("%w: %s: %v", ErrStreamBroken, c.Base, rootCause(err))
 		}
-		a, ok := fastAnswer(line)
+		a, ok := names.fastAnswer(line)
 		if !ok {
 			a = StreamAnswer{}
 			if jerr := json.Unmarshal(line, &a); jerr != nil {

@@ -226,8 +226,24 @@ func appendAnswer(b []byte, a StreamAnswer) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
+// answerNames keeps the daemon and node names of a stream's last answer:
+// a stream's answers repeat them, so each is allocated once, not per line.
+type answerNames struct{ daemon, node string }
+
+func (n *answerNames) intern(b []byte, last *string) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
+}
+
 // fastAnswer reads what appendAnswer writes; ok false for anything else.
 func fastAnswer(line []byte) (a StreamAnswer, ok bool) {
+	var n answerNames
+	return n.fastAnswer(line)
+}
+
+func (n *answerNames) fastAnswer(line []byte) (a StreamAnswer, ok bool) {
 	s := scanner{b: line, ok: true}
 	if !s.lit(`{"line":`) {
 		return a, false
@@ -242,28 +258,40 @@ func fastAnswer(line []byte) (a StreamAnswer, ok bool) {
 		a.EventID = EventID(id)
 	}
 	if s.lit(`,"daemon":"`) {
-		a.Daemon = string(s.str())
+		a.Daemon = n.intern(s.str(), &n.daemon)
 	}
 	if s.lit(`,"node":"`) {
-		a.Node = string(s.str())
+		a.Node = n.intern(s.str(), &n.node)
 	}
 	list := func(name string) ([][]byte, bool) {
 		if !s.lit(`,"` + name + `":[`) {
 			return nil, true
 		}
-		out := [][]byte{}
+		// One allocation for every decoded value of the list, one for the
+		// list: the values are capped, so an append to one cannot spill
+		// into the next.
+		var arena []byte
+		var endsBuf [8]int
+		ends := endsBuf[:0]
 		for !s.lit("]") {
-			if len(out) > 0 && !s.lit(",") || !s.lit(`"`) {
+			if len(ends) > 0 && !s.lit(",") || !s.lit(`"`) {
 				return nil, false
 			}
-			v, err := base64.StdEncoding.Strict().AppendDecode(nil, s.str())
+			var err error
+			arena, err = base64.StdEncoding.Strict().AppendDecode(arena, s.str())
 			if err != nil || !s.ok {
 				return nil, false
 			}
-			if v == nil {
-				v = []byte{}
+			ends = append(ends, len(arena))
+		}
+		out := make([][]byte, len(ends))
+		off := 0
+		for i, e := range ends {
+			out[i] = arena[off:e:e]
+			if out[i] == nil {
+				out[i] = []byte{}
 			}
-			out = append(out, v)
+			off = e
 		}
 		return out, true
 	}

@@ -129,9 +129,17 @@ func TestStreamClientExactlyOnceAndAuth(t *testing.T) {
 	}
 	run := func(client string, ids ...uint64) []StreamAnswer {
 		t.Helper()
-		lines := make(chan StreamLine, len(ids))
+		lines := make(chan []StreamLine, len(ids))
 		for i, id := range ids {
-			lines <- LineOf([]byte("x"), id, 100+i)
+			// One line per batch, and the last two in one batch.
+			if i == len(ids)-1 && i > 0 {
+				continue
+			}
+			b := []StreamLine{LineOf([]byte("x"), id, 100+i)}
+			if i == len(ids)-2 {
+				b = append(b, LineOf([]byte("x"), ids[i+1], 100+i+1))
+			}
+			lines <- b
 		}
 		close(lines)
 		var got []StreamAnswer
@@ -156,13 +164,13 @@ func TestStreamClientExactlyOnceAndAuth(t *testing.T) {
 		t.Fatalf("resend %+v", got)
 	}
 	// Refusals come back while the stream's body is still open.
-	if _, err := c.SendStream(ctx, "ghost", "", make(chan StreamLine), nil); !errors.Is(err, node.ErrDaemonNotFound) {
+	if _, err := c.SendStream(ctx, "ghost", "", make(chan []StreamLine), nil); !errors.Is(err, node.ErrDaemonNotFound) {
 		t.Fatalf("unknown daemon: %v", err)
 	}
 	wrong := *c
 	wrong.Token = "wrong-token-0123456"
-	open := make(chan StreamLine, 1)
-	open <- LineOf([]byte("x"), 0, 0)
+	open := make(chan []StreamLine, 1)
+	open <- []StreamLine{LineOf([]byte("x"), 0, 0)}
 	if _, err := wrong.SendStream(ctx, "c", "", open, nil); !errors.Is(err, node.ErrUnauthorized) {
 		t.Fatalf("wrong token: %v", err)
 	}

@@ -20,10 +20,10 @@ const SubDeliverPipe = "wasmesh/deliver/2"
 // makes the server block its reader.
 const (
 	// PipeTargetWindow bounds calls in flight per target daemon.
-	PipeTargetWindow = 512
+	PipeTargetWindow = 4096
 	// PipePeerCalls and PipePeerBytes bound calls and payload bytes in
 	// flight per peer.
-	PipePeerCalls = 4096
+	PipePeerCalls = 4 * PipeTargetWindow
 	PipePeerBytes = 8 << 20
 	// pipeBatchBytes is where a batch frame is cut.
 	pipeBatchBytes = 64 << 10
