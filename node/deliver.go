@@ -145,13 +145,26 @@ func (n *Node) deliverLocal(ctx context.Context, d *host.Daemon, ev host.Event) 
 // runLocal is deliverLocal; with durable false it does not wait for the
 // journal's fsync (the pipelined path commits a run of events at once).
 func (n *Node) runLocal(ctx context.Context, d *host.Daemon, ev host.Event, durable bool) ([]host.Output, error) {
+	out := n.outputs.Get().(*host.Outputs)
+	defer n.outputs.Put(out)
+	if err := n.runLocalInto(ctx, d, ev, out, durable); err != nil {
+		return nil, err
+	}
+	if len(out.Items) == 0 {
+		return nil, nil
+	}
+	return out.Clone(), nil
+}
+
+// runLocalInto is runLocal into out (valid until out is used again).
+func (n *Node) runLocalInto(ctx context.Context, d *host.Daemon, ev host.Event, out *host.Outputs, durable bool) error {
 	if n.wal != nil {
 		if err := n.wal.Err(); err != nil {
-			return nil, fmt.Errorf("%w: this node cannot make events durable: %w", ErrUnavailable, err)
+			return fmt.Errorf("%w: this node cannot make events durable: %w", ErrUnavailable, err)
 		}
 	}
 	start := time.Now()
-	outs, err := d.Deliver(ctx, ev)
+	err := d.DeliverInto(ctx, ev, out)
 	dup := errors.Is(err, host.ErrDuplicateEvent)
 	if dup {
 		// Applied by an earlier attempt, which may still be waiting for its
@@ -163,7 +176,7 @@ func (n *Node) runLocal(ctx context.Context, d *host.Daemon, ev host.Event, dura
 		// shared with every event that arrived meanwhile.
 		if serr := n.wal.Sync(ctx); serr != nil {
 			n.metrics.eventLatency.Observe(time.Since(start).Seconds())
-			return nil, fmt.Errorf("%w: event ran but is not durable (its outputs are withheld): %w", ErrUnavailable, serr)
+			return fmt.Errorf("%w: event ran but is not durable (its outputs are withheld): %w", ErrUnavailable, serr)
 		}
 	}
 	n.metrics.eventLatency.Observe(time.Since(start).Seconds())
@@ -172,15 +185,15 @@ func (n *Node) runLocal(ctx context.Context, d *host.Daemon, ev host.Event, dura
 		var ee *host.EventError
 		switch {
 		case errors.As(err, &ee), errors.Is(err, host.ErrDaemonFailed):
-			return nil, wrap(ErrEventFailed, err)
+			return wrap(ErrEventFailed, err)
 		case errors.Is(err, host.ErrDaemonStopped), errors.Is(err, host.ErrDaemonNotFound):
-			return nil, wrap(ErrDaemonNotFound, err)
+			return wrap(ErrDaemonNotFound, err)
 		}
-		return nil, fmt.Errorf("deliver to %s: %w", d.ID(), err)
+		return fmt.Errorf("deliver to %s: %w", d.ID(), err)
 	}
 	if dup {
-		return nil, fmt.Errorf("deliver to %s: %w", d.ID(), host.ErrDuplicateEvent)
+		return fmt.Errorf("deliver to %s: %w", d.ID(), host.ErrDuplicateEvent)
 	}
 	n.metrics.eventsProcessed.Inc()
-	return outs, nil
+	return nil
 }

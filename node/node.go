@@ -67,6 +67,9 @@ type Node struct {
 	lastCkpt sync.Map // origin -> uint64
 
 	eventSeq atomic.Uint64
+	// outputs pools the buffers events run into before their outputs are
+	// copied out (runLocal) or encoded (the pipeline's Apply).
+	outputs  sync.Pool
 	metaKick chan struct{}
 	// listings is each peer's last listing, for when it stops answering.
 	listings peerListings
@@ -101,6 +104,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, layout: layout{root: cfg.DataDir}, metaKick: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.eventSeq.Store(uint64(time.Now().UnixNano()))
+	n.outputs.New = func() any { return new(host.Outputs) }
 	var cleanup []func()
 	defer func() {
 		if err != nil {

@@ -28,7 +28,9 @@ func (o *meshOps) Apply(ctx context.Context, ev meshquic.Event, resp *meshquic.D
 		}
 		return fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}
-	outs, err := n.runLocal(ctx, d, host.Event{Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload, Once: ev.Once}, false)
+	out := n.outputs.Get().(*host.Outputs)
+	defer n.outputs.Put(out)
+	err = n.runLocalInto(ctx, d, host.Event{Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload, Once: ev.Once}, out, false)
 	if errors.Is(err, host.ErrDuplicateEvent) {
 		// Applied by an earlier attempt: Commit makes sure it is durable
 		// before the answer goes out.
@@ -38,7 +40,7 @@ func (o *meshOps) Apply(ctx context.Context, ev meshquic.Event, resp *meshquic.D
 	if err != nil {
 		return toWire(err)
 	}
-	for _, out := range outs {
+	for _, out := range out.Items {
 		o := resp.Outputs
 		if len(o) < cap(o) {
 			o = o[:len(o)+1]
@@ -47,8 +49,8 @@ func (o *meshOps) Apply(ctx context.Context, ev meshquic.Event, resp *meshquic.D
 		}
 		last := &o[len(o)-1]
 		last.Link = out.Link.AppendBinary(last.Link[:0])
-		// The daemon's outputs are already the caller's (Deliver), no copy.
-		last.Payload = out.Payload
+		// Into the response's own buffers, reused round after round.
+		last.Payload = append(last.Payload[:0], out.Payload...)
 		resp.Outputs = o
 	}
 	return nil
