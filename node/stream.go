@@ -498,9 +498,11 @@ func (st *runState) answered(dc *meshquic.DeliverCall) {
 		// unless a call failed on its own (a context error).
 		if &f.call == dc {
 			sl = f
-			copy(st.flight[i:], st.flight[i+1:])
-			st.flight[len(st.flight)-1] = nil
-			st.flight = st.flight[:len(st.flight)-1]
+			// Drop it from the front (the earlier ones move up one):
+			// no copy at all in the usual case.
+			copy(st.flight[1:i+1], st.flight[:i])
+			st.flight[0] = nil
+			st.flight = st.flight[1:]
 			break
 		}
 	}

@@ -53,7 +53,7 @@ type streamSend struct {
 
 type streamRaw struct {
 	n    int
-	text string
+	line []byte // the reader's own copy
 }
 
 // streamEntry is one input line on its way.
@@ -109,7 +109,7 @@ func (s *streamSend) readInput(r io.Reader) {
 		}
 		if err == nil || len(line) > 0 {
 			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-			batch = append(batch, streamRaw{n: n, text: string(line)})
+			batch = append(batch, streamRaw{n: n, line: bytes.Clone(line)})
 			n++
 		}
 		if err != nil || len(batch) >= inputBatch || !lineBuffered(br) {
@@ -249,7 +249,7 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 				}
 				ls := make([]admin.StreamLine, k)
 				for i, e := range batch[:k] {
-					ls[i] = admin.LineOf(e.payload, e.id, e.n)
+					ls[i] = admin.StreamLine{Payload: e.payload, EventID: admin.EventID(e.id), Line: e.n}
 				}
 				select {
 				case lines <- ls:
@@ -276,17 +276,22 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 				return
 			}
 			batch := make([]*streamEntry, 0, len(raws))
+			slab := make([]streamEntry, len(raws)) // one allocation for the batch's entries
 			bad := false
 			s.mu.Lock()
-			for _, raw := range raws {
-				e := &streamEntry{n: raw.n}
+			for i, raw := range raws {
+				e := &slab[i]
+				e.n = raw.n
 				s.order = append(s.order, e)
-				p, err := s.inFmt.Decode(raw.text)
+				p, err := s.inFmt.DecodeBytes(raw.line)
 				if err != nil {
 					e.final, e.err = true, fmt.Errorf("%s", err)
 					s.failed++
 					bad = true
 					continue
+				}
+				if p == nil {
+					p = []byte{}
 				}
 				e.payload = p
 				if s.client != "" {
@@ -506,6 +511,7 @@ func sendStdin(c *cli.Context, cl *admin.Client, daemon string, rs *resender, in
 		return fail(2, "--window must be 1-65536")
 	}
 	ss := &streamSend{cl: cl, daemon: daemon, client: rs.client, next: rs.next, retryFor: rs.retryFor, inFmt: inFmt, window: window}
+	var obuf []byte
 	ss.print = func(e *streamEntry) {
 		if asJSON {
 			w.Write(e.json(outFmt))
@@ -524,10 +530,11 @@ func sendStdin(c *cli.Context, cl *admin.Client, daemon string, rs *resender, in
 		for _, o := range e.ans.Outputs {
 			if escapeOut {
 				w.WriteString(termSafe(string(o), false))
-			} else {
-				w.WriteString(outFmt.Encode(o))
+				w.WriteByte('\n')
+				continue
 			}
-			w.WriteByte('\n')
+			obuf = append(outFmt.AppendEncode(obuf[:0], o), '\n')
+			w.Write(obuf)
 		}
 	}
 	last := time.Now()

@@ -53,6 +53,26 @@ func (f Format) Decode(s string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %q", ErrBadFormat, string(f))
 }
 
+// DecodeBytes is Decode of a line the caller hands over: text comes back
+// as b itself, not a copy.
+func (f Format) DecodeBytes(b []byte) ([]byte, error) {
+	if f == Text {
+		return b, nil
+	}
+	return f.Decode(string(b))
+}
+
+// AppendEncode appends the rendering of b (Encode) to dst.
+func (f Format) AppendEncode(dst, b []byte) []byte {
+	switch f {
+	case Hex:
+		return hex.AppendEncode(dst, b)
+	case Base64:
+		return base64.StdEncoding.AppendEncode(dst, b)
+	}
+	return append(dst, b...)
+}
+
 // Encode renders payload bytes for output.
 func (f Format) Encode(b []byte) string {
 	switch f {

@@ -61,6 +61,10 @@ func (id *EventID) UnmarshalJSON(b []byte) error {
 // stream's client id (from 1); Line, when set, is the number its answer
 // carries (default: the line's number in this request).
 type StreamLine struct {
+	// Payload, for a client, is the payload as bytes: it is sent as text
+	// when it is plain UTF-8 and as base64 otherwise (see LineOf), without
+	// Text or Base64 being filled in.
+	Payload []byte  `json:"-"`
 	Text    *string `json:"text,omitempty"`
 	Hex     *string `json:"hex,omitempty"`
 	Base64  *string `json:"base64,omitempty"`

@@ -25,7 +25,16 @@ var ErrStreamBroken = errors.New("event stream broken")
 // base64; id is its client event id (0 without a client id), line the
 // number its answer carries (0: its place in the request).
 func LineOf(payload []byte, id uint64, line int) StreamLine {
-	l := StreamLine{EventID: EventID(id), Line: line}
+	return wireLine(StreamLine{Payload: payload, EventID: EventID(id), Line: line})
+}
+
+// wireLine fills in l's Text or Base64 from its Payload.
+func wireLine(l StreamLine) StreamLine {
+	if l.Payload == nil {
+		return l
+	}
+	payload := l.Payload
+	l.Payload = nil
 	if utf8.Valid(payload) {
 		s := string(payload)
 		l.Text = &s
@@ -69,7 +78,7 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 						buf = append(buf, '\n')
 						_, err = bw.Write(buf)
 					} else {
-						err = enc.Encode(l)
+						err = enc.Encode(wireLine(l))
 					}
 					if err != nil {
 						break

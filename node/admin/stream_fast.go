@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/wasmesh/wasmesh/node"
 )
@@ -152,6 +153,22 @@ func fastStreamLine(b []byte, line int) (ev node.StreamEvent, ok bool) {
 // its newline) when its text is plain; ok false otherwise.
 func appendStreamLine(b []byte, l StreamLine) ([]byte, bool) {
 	switch {
+	case l.Payload != nil:
+		if l.Text != nil || l.Hex != nil || l.Base64 != nil {
+			return b, false
+		}
+		if plain(l.Payload) {
+			b = append(b, `{"text":"`...)
+			b = append(b, l.Payload...)
+		} else {
+			// What LineOf would choose: text only when plain here, so a
+			// UTF-8 payload that needs escapes goes the slow way.
+			if utf8.Valid(l.Payload) {
+				return b, false
+			}
+			b = append(b, `{"base64":"`...)
+			b = base64.StdEncoding.AppendEncode(b, l.Payload)
+		}
 	case l.Text != nil && l.Hex == nil && l.Base64 == nil && plain(*l.Text):
 		b = append(b, `{"text":"`...)
 		b = append(b, *l.Text...)
@@ -264,7 +281,7 @@ func (n *answerNames) fastAnswer(line []byte) (a StreamAnswer, ok bool) {
 		a.Node = n.intern(s.str(), &n.node)
 	}
 	list := func(name string) ([][]byte, bool) {
-		if !s.lit(`,"` + name + `":[`) {
+		if !s.lit(name) {
 			return nil, true
 		}
 		// One allocation for every decoded value of the list, one for the
@@ -296,8 +313,8 @@ func (n *answerNames) fastAnswer(line []byte) (a StreamAnswer, ok bool) {
 		return out, true
 	}
 	var okO, okL bool
-	a.Outputs, okO = list("outputs")
-	a.Links, okL = list("links")
+	a.Outputs, okO = list(`,"outputs":[`)
+	a.Links, okL = list(`,"links":[`)
 	if !okO || !okL {
 		return a, false
 	}

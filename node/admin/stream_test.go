@@ -244,11 +244,26 @@ func FuzzStreamFastPaths(f *testing.F) {
 		ev, skip := DecodeStreamLine(b, 5)
 		if !skip && ev.Err == nil {
 			l := LineOf(ev.Payload, ev.EventID, ev.Line)
+			// A line given as bytes is written as LineOf's would be.
+			raw := StreamLine{Payload: ev.Payload, EventID: EventID(ev.EventID), Line: ev.Line}
+			if raw.Payload == nil {
+				raw.Payload = []byte{}
+			}
+			wr, okRaw := appendStreamLine(nil, raw)
 			if w, ok := appendStreamLine(nil, l); ok {
 				// The same line to a strict reader (json escapes more).
 				back := decodeSlow(w, 5)
 				if back.Err != nil || !bytes.Equal(back.Payload, ev.Payload) || back.EventID != ev.EventID || back.Line != ev.Line {
 					t.Fatalf("line %+v: written as %s, reads back as %+v", l, w, back)
+				}
+				if okRaw && !bytes.Equal(w, wr) {
+					t.Fatalf("payload %q: written as %s from bytes, %s from LineOf", ev.Payload, wr, w)
+				}
+			}
+			if okRaw {
+				back := decodeSlow(wr, 5)
+				if back.Err != nil || !bytes.Equal(back.Payload, ev.Payload) || back.EventID != ev.EventID || back.Line != ev.Line {
+					t.Fatalf("payload %q: written from bytes as %s, reads back as %+v", ev.Payload, wr, back)
 				}
 			}
 		}
