@@ -422,6 +422,7 @@ func (st *runState) send(sl *slot) {
 	c.To = s.peer.id
 	c.Event = meshquic.Event{Target: s.origin, Sender: sl.ev.Sender, Seq: sl.ev.Seq, Payload: sl.ev.Payload, Once: sl.ev.Once}
 	c.Done = st.calls
+	c.NoLinks = s.noLinks
 	s.n.ep.Go(st.ctx, c)
 }
 

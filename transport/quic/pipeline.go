@@ -47,6 +47,9 @@ type DeliverCall struct {
 	// flight (its fate is unknown), ErrTooManyRedirects, or a context
 	// error while Go waited for room.
 	Err error
+	// NoLinks: the caller does not want the outputs' causal links (each as
+	// large as a small output): Resp's outputs come without them.
+	NoLinks bool
 	// Done receives the call when it completes. It should be buffered
 	// with room for every call outstanding on it; nil gets a channel of
 	// one.
@@ -232,6 +235,9 @@ func (p *pipeline) sendLocked(ts *pipeTarget, call *DeliverCall) {
 	}
 	if ts.inflight == 0 {
 		flags |= flagFresh
+	}
+	if call.NoLinks {
+		flags |= flagNoLinks
 	}
 	ts.node = call.To
 	ts.inflight++
@@ -527,7 +533,7 @@ func (p *pipeline) complete(pp *pipePeer, gen uint64, s *Stream, res []pipeResul
 		pp.free = append(pp.free, slot)
 		var err error
 		switch r.status {
-		case statusOK:
+		case statusOK, statusBare:
 			o := call.Resp.Outputs[:0]
 			for _, w := range outs[r.outStart : r.outStart+r.outN] {
 				if len(o) < cap(o) {

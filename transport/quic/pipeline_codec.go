@@ -17,6 +17,8 @@ import (
 //	        seq(uvarint) | len(uvarint) | payload
 //	result = id(uvarint) | status(1) | status body
 //	  ok:    nouts(uvarint) | nouts × (link(56) | len(uvarint) | payload)
+//	  bare:  nouts(uvarint) | nouts × (len(uvarint) | payload)
+//	         (ok without links, for an event flagged noLinks)
 //	  dup:   nothing
 //	  error: len(uvarint) | code | len(uvarint) | message
 //	  moved: origin(uint64 BE) | node(16) | epoch(uvarint)
@@ -35,12 +37,16 @@ const (
 
 	flagOnce   byte = 1 << 0
 	flagFresh  byte = 1 << 1 // the sender had nothing in flight for the target
-	flagsKnown      = flagOnce | flagFresh
+	// flagNoLinks: the sender does not want the outputs' links, which are
+	// as large as small outputs; the answer is a bare ok.
+	flagNoLinks byte = 1 << 2
+	flagsKnown       = flagOnce | flagFresh | flagNoLinks
 
 	statusOK    byte = 0
 	statusDup   byte = 1
 	statusError byte = 2
 	statusMoved byte = 3
+	statusBare  byte = 4
 
 	maxWireCode    = 64
 	maxWireMessage = 4 << 10
@@ -139,9 +145,20 @@ func eventItemSize(ev *Event) int {
 	return 4*binary.MaxVarintLen64 + 1 + 8 + len(ev.Payload)
 }
 
-// appendOKItem encodes a successful result; a link of the wrong size is
-// the encoder's caller's bug and is refused before anything is appended.
-func appendOKItem(b []byte, id uint64, resp *DeliverResponse) ([]byte, error) {
+// appendOKItem encodes a successful result, bare (without links) when
+// noLinks; a link of the wrong size is the encoder's caller's bug and is
+// refused before anything is appended.
+func appendOKItem(b []byte, id uint64, resp *DeliverResponse, noLinks bool) ([]byte, error) {
+	if noLinks && !resp.Duplicate {
+		b = binary.AppendUvarint(b, id)
+		b = append(b, statusBare)
+		b = binary.AppendUvarint(b, uint64(len(resp.Outputs)))
+		for i := range resp.Outputs {
+			b = binary.AppendUvarint(b, uint64(len(resp.Outputs[i].Payload)))
+			b = append(b, resp.Outputs[i].Payload...)
+		}
+		return b, nil
+	}
 	for i := range resp.Outputs {
 		if n := len(resp.Outputs[i].Link); n != chain.LinkSize {
 			return b, fmt.Errorf("%w: output %d link is %d bytes, want %d", ErrMalformed, i, n, chain.LinkSize)
@@ -327,6 +344,17 @@ func decodeResultBatch(body []byte, dst []pipeResult, outs []pipeOut) ([]pipeRes
 				o.link = r.bytes(chain.LinkSize)
 				o.payload = r.bytes(r.uvarint())
 				outs = append(outs, o)
+			}
+		case statusBare:
+			k := r.uvarint()
+			// Each output takes at least a length byte.
+			if k > uint64(len(r.b)-r.p) {
+				r.fail(fmt.Sprintf("output count %d", k))
+				break
+			}
+			res.outStart, res.outN = len(outs), int(k)
+			for j := 0; j < int(k) && r.err == nil; j++ {
+				outs = append(outs, pipeOut{payload: r.bytes(r.uvarint())})
 			}
 		case statusDup:
 		case statusError:

@@ -66,22 +66,26 @@ func TestPipelineCodecResultsRoundTrip(t *testing.T) {
 	l := chain.Next(chain.Genesis(7), chain.GenesisHash(7), 0).AppendBinary(nil)
 	f := newFrameBuf(pipeTypeResults, pipeBatchBytes)
 	ok := DeliverResponse{Outputs: []Output{{Link: l, Payload: []byte("a")}, {Link: l, Payload: nil}}}
-	b, err := appendOKItem(f.item(0), 1, &ok)
+	b, err := appendOKItem(f.item(0), 1, &ok, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.b = b
-	f.b, _ = appendOKItem(f.item(0), 2, &DeliverResponse{Duplicate: true})
+	f.b, _ = appendOKItem(f.item(0), 2, &DeliverResponse{Duplicate: true}, false)
 	f.b = appendErrItem(f.item(0), 3, ErrNotFound)
 	var to NodeID
 	to[0], to[15] = 1, 2
 	f.b = appendErrItem(f.item(0), 4, &MovedError{Origin: 9, To: to, Epoch: 77})
+	// For an event flagged noLinks: the outputs without their links, and
+	// a duplicate stays a duplicate.
+	f.b, _ = appendOKItem(f.item(0), 5, &ok, true)
+	f.b, _ = appendOKItem(f.item(0), 6, &DeliverResponse{Duplicate: true}, true)
 	bs := bodies(t, f.take(nil))
 	res, outs, err := decodeResultBatch(bs[0], nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 4 || res[0].status != statusOK || res[0].outN != 2 || string(outs[0].payload) != "a" || !bytes.Equal(outs[1].link, l) || len(outs[1].payload) != 0 {
+	if len(res) < 4 || res[0].status != statusOK || res[0].outN != 2 || string(outs[0].payload) != "a" || !bytes.Equal(outs[1].link, l) || len(outs[1].payload) != 0 {
 		t.Fatalf("ok result: %+v %+v", res, outs)
 	}
 	if res[1].status != statusDup || res[2].status != statusError || string(res[2].code) != CodeNotFound {
@@ -90,8 +94,11 @@ func TestPipelineCodecResultsRoundTrip(t *testing.T) {
 	if res[3].status != statusMoved || res[3].moved != (MovedError{Origin: 9, To: to, Epoch: 77}) {
 		t.Fatalf("moved %+v", res[3].moved)
 	}
+	if len(res) != 6 || res[4].status != statusBare || res[4].outN != 2 || string(outs[2].payload) != "a" || outs[2].link != nil || len(outs[3].payload) != 0 || res[5].status != statusDup {
+		t.Fatalf("bare results: %+v %+v", res, outs)
+	}
 	// A link of the wrong size is never put on the wire.
-	if _, err := appendOKItem(nil, 5, &DeliverResponse{Outputs: []Output{{Link: l[:55]}}}); !errors.Is(err, ErrMalformed) {
+	if _, err := appendOKItem(nil, 5, &DeliverResponse{Outputs: []Output{{Link: l[:55]}}}, false); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("short link: %v", err)
 	}
 }
@@ -145,8 +152,9 @@ func FuzzPipelineFrame(f *testing.F) {
 	f.Add(bodies(f, ev.take(nil))[0])
 	l := chain.Next(chain.Genesis(7), chain.GenesisHash(7), 0).AppendBinary(nil)
 	rs := newFrameBuf(pipeTypeResults, pipeBatchBytes)
-	rs.b, _ = appendOKItem(rs.item(0), 1, &DeliverResponse{Outputs: []Output{{Link: l, Payload: []byte("o")}}})
-	rs.b, _ = appendOKItem(rs.item(0), 2, &DeliverResponse{Duplicate: true})
+	rs.b, _ = appendOKItem(rs.item(0), 1, &DeliverResponse{Outputs: []Output{{Link: l, Payload: []byte("o")}}}, false)
+	rs.b, _ = appendOKItem(rs.item(0), 2, &DeliverResponse{Duplicate: true}, false)
+	rs.b, _ = appendOKItem(rs.item(0), 5, &DeliverResponse{Outputs: []Output{{Link: l, Payload: []byte("o")}, {}}}, true)
 	rs.b = appendErrItem(rs.item(0), 3, ErrNotFound)
 	rs.b = appendErrItem(rs.item(0), 4, &MovedError{Origin: 5, Epoch: 6})
 	f.Add(bodies(f, rs.take(nil))[0])
@@ -170,18 +178,21 @@ func FuzzPipelineFrame(f *testing.F) {
 		fb := newFrameBuf(pipeTypeResults, 1<<30)
 		for _, r := range res {
 			switch r.status {
-			case statusOK:
+			case statusOK, statusBare:
 				resp := DeliverResponse{}
 				for _, o := range outs[r.outStart : r.outStart+r.outN] {
+					if r.status == statusBare && o.link != nil {
+						t.Fatal("a bare result decoded with a link")
+					}
 					resp.Outputs = append(resp.Outputs, Output{Link: o.link, Payload: o.payload})
 				}
-				b, err := appendOKItem(fb.item(0), r.id, &resp)
+				b, err := appendOKItem(fb.item(0), r.id, &resp, r.status == statusBare)
 				if err != nil {
 					t.Fatal(err)
 				}
 				fb.b = b
 			case statusDup:
-				fb.b, _ = appendOKItem(fb.item(0), r.id, &DeliverResponse{Duplicate: true})
+				fb.b, _ = appendOKItem(fb.item(0), r.id, &DeliverResponse{Duplicate: true}, false)
 			case statusMoved:
 				mv := r.moved
 				fb.b = appendErrItem(fb.item(0), r.id, &mv)

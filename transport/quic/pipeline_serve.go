@@ -357,7 +357,7 @@ func (ps *pipeServer) commit(target uint64, t *srvTarget) {
 		ps.wmu.Lock()
 		for _, r := range rounds {
 			for i := range r.events {
-				ps.answerLocked(r.events[i].id, &r.resps[i], r.errs[i])
+				ps.answerLocked(r.events[i].id, r.events[i].flags&flagNoLinks != 0, &r.resps[i], r.errs[i])
 			}
 		}
 		ps.wmu.Unlock()
@@ -380,12 +380,12 @@ func (ps *pipeServer) commit(target uint64, t *srvTarget) {
 
 func (ps *pipeServer) answer(id uint64, resp *DeliverResponse, err error) {
 	ps.wmu.Lock()
-	ps.answerLocked(id, resp, err)
+	ps.answerLocked(id, false, resp, err)
 	ps.wmu.Unlock()
 	ps.kickWriter()
 }
 
-func (ps *pipeServer) answerLocked(id uint64, resp *DeliverResponse, err error) {
+func (ps *pipeServer) answerLocked(id uint64, noLinks bool, resp *DeliverResponse, err error) {
 	var n int
 	if err == nil {
 		// One answer must fit a frame, or the client could not read the
@@ -399,7 +399,7 @@ func (ps *pipeServer) answerLocked(id uint64, resp *DeliverResponse, err error) 
 		}
 	}
 	if err == nil {
-		b, eerr := appendOKItem(ps.out.item(n), id, resp)
+		b, eerr := appendOKItem(ps.out.item(n), id, resp, noLinks)
 		if eerr == nil {
 			ps.out.b = b
 			return

@@ -543,3 +543,24 @@ func TestPipelineFailedCommitWithholdsOutputs(t *testing.T) {
 		t.Fatalf("after the journal recovered: %v", err)
 	}
 }
+
+// A call that asks for no links gets its outputs without them (a bare
+// answer on the wire); the next call on the same stream, reusing the call,
+// gets them again.
+func TestPipelineNoLinksLeavesLinksOut(t *testing.T) {
+	a, srv, _ := pipePair(t, 1)
+	ctx := ctxTimeout(t, 20*1e9)
+	done := make(chan *DeliverCall, 1)
+	c := &DeliverCall{To: srv.ID(), Event: Event{Target: 1, Sender: 1, Seq: 1, Payload: []byte("one")}, Done: done, NoLinks: true}
+	a.Go(ctx, c)
+	<-done
+	if c.Err != nil || len(c.Resp.Outputs) != 1 || string(c.Resp.Outputs[0].Payload) != "one" || len(c.Resp.Outputs[0].Link) != 0 {
+		t.Fatalf("no-links call: err %v outputs %+v", c.Err, c.Resp.Outputs)
+	}
+	c.Event.Seq, c.Event.Payload, c.NoLinks = 2, []byte("two"), false
+	a.Go(ctx, c)
+	<-done
+	if c.Err != nil || len(c.Resp.Outputs) != 1 || string(c.Resp.Outputs[0].Payload) != "two" || len(c.Resp.Outputs[0].Link) != chain.LinkSize {
+		t.Fatalf("call with links: err %v outputs %+v", c.Err, c.Resp.Outputs)
+	}
+}
