@@ -35,8 +35,8 @@ const (
 	// pipeMaxItems bounds one batch's count before anything is allocated.
 	pipeMaxItems = 1 << 16
 
-	flagOnce   byte = 1 << 0
-	flagFresh  byte = 1 << 1 // the sender had nothing in flight for the target
+	flagOnce  byte = 1 << 0
+	flagFresh byte = 1 << 1 // the sender had nothing in flight for the target
 	// flagNoLinks: the sender does not want the outputs' links, which are
 	// as large as small outputs; the answer is a bare ok.
 	flagNoLinks byte = 1 << 2
