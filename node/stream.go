@@ -515,20 +515,8 @@ func (st *runState) answered(dc *meshquic.DeliverCall) {
 		// The transport followed a "moved" answer: name where it ran.
 		sl.peer = peerRef{id: dc.To, name: n.peerName(dc.To)}
 	}
-	var me *meshquic.MovedError
-	switch {
-	case errors.As(dc.Err, &me):
-		// It moved here while the event was on its way (or further than
-		// the transport follows).
-		st.notDelivered(sl, fmt.Errorf("%w: daemon %s moved to node %s", ErrDaemonNotFound, st.daemonID, n.peerName(me.To)))
-		return
-	case dc.Err != nil:
-		err := fromRemote(dc.Err, sl.peer.String())
-		if errors.Is(err, ErrDaemonNotFound) || errors.Is(dc.Err, meshquic.ErrUnknownPeer) || errors.Is(dc.Err, migrator.ErrNotDelivered) {
-			st.notDelivered(sl, err)
-			return
-		}
-		st.fail(sl, err)
+	if dc.Err != nil {
+		st.remoteFailed(sl, dc.Err)
 		return
 	}
 	sl.outputs, sl.links = sl.outputs[:0], sl.links[:0]
@@ -543,6 +531,25 @@ func (st *runState) answered(dc *meshquic.DeliverCall) {
 		st.sum.Applied++
 	}
 	sl.final = true
+}
+
+// remoteFailed takes a remote event's failure. (Apart from answered: the
+// errors.As target would otherwise be allocated for every answer.)
+func (st *runState) remoteFailed(sl *slot, cerr error) {
+	n := st.s.n
+	var me *meshquic.MovedError
+	if errors.As(cerr, &me) {
+		// It moved here while the event was on its way (or further than
+		// the transport follows).
+		st.notDelivered(sl, fmt.Errorf("%w: daemon %s moved to node %s", ErrDaemonNotFound, st.daemonID, n.peerName(me.To)))
+		return
+	}
+	err := fromRemote(cerr, sl.peer.String())
+	if errors.Is(err, ErrDaemonNotFound) || errors.Is(cerr, meshquic.ErrUnknownPeer) || errors.Is(cerr, migrator.ErrNotDelivered) {
+		st.notDelivered(sl, err)
+		return
+	}
+	st.fail(sl, err)
 }
 
 // fail answers sl with err. On a stream with a client id, an error that

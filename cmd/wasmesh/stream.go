@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/wasmesh/wasmesh/internal/payload"
+	"github.com/wasmesh/wasmesh/internal/slab"
 	"github.com/wasmesh/wasmesh/node/admin"
 )
 
@@ -89,6 +90,7 @@ const inputBatch = 256
 func (s *streamSend) readInput(r io.Reader) {
 	defer close(s.input)
 	br := bufio.NewReaderSize(r, 64<<10)
+	var lines slab.Bytes
 	var batch []streamRaw
 	var long []byte
 	var err error
@@ -109,7 +111,7 @@ func (s *streamSend) readInput(r io.Reader) {
 		}
 		if err == nil || len(line) > 0 {
 			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-			batch = append(batch, streamRaw{n: n, line: bytes.Clone(line)})
+			batch = append(batch, streamRaw{n: n, line: lines.Copy(line)})
 			n++
 		}
 		if err != nil || len(batch) >= inputBatch || !lineBuffered(br) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,15 +77,20 @@ func BenchmarkStreamSend(b *testing.B) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cpu := map[string]time.Duration{}
+	allocs := map[string]uint64{}
 	timed := func(args ...string) time.Duration {
 		b.Helper()
 		var out bytes.Buffer
 		var errb bytes.Buffer
 		c0 := processCPU()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
 		t0 := time.Now()
 		code := run(append([]string{"wasmesh"}, args...), strings.NewReader(input), &out, &errb)
 		d := time.Since(t0)
 		cpu[args[1]] += processCPU() - c0
+		runtime.ReadMemStats(&m1)
+		allocs[args[1]] += m1.Mallocs - m0.Mallocs
 		if code != 0 {
 			b.Fatalf("%v: exit %d: %s", args, code, errb.String())
 		}
@@ -112,6 +118,8 @@ func BenchmarkStreamSend(b *testing.B) {
 	// the path costs, whatever else the machine runs meanwhile.
 	perEvent := func(k string) float64 { return float64(cpu[k].Nanoseconds()) / float64(events*b.N) }
 	b.ReportMetric(perEvent(mod), "run-cpu-ns/ev")
+	b.ReportMetric(float64(allocs["there"])/float64(events*b.N), "remote-allocs/ev")
+	b.ReportMetric(float64(allocs["here"])/float64(events*b.N), "local-allocs/ev")
 	b.ReportMetric(perEvent("here"), "local-cpu-ns/ev")
 	b.ReportMetric(perEvent("there"), "remote-cpu-ns/ev")
 	b.ReportMetric(float64(tLocal)/float64(tRun), "local/run")

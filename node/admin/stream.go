@@ -15,6 +15,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/wasmesh/wasmesh/internal/slab"
 	"github.com/wasmesh/wasmesh/node"
 )
 
@@ -112,11 +113,17 @@ var _ streamBackend = (*node.Node)(nil)
 // yields an event whose Err says why (with the line number), so it fails
 // alone and the stream goes on.
 func DecodeStreamLine(b []byte, line int) (ev node.StreamEvent, skip bool) {
+	return decodeStreamLine(b, line, nil)
+}
+
+// decodeStreamLine is DecodeStreamLine with text payloads copied into keep
+// (when set) rather than allocated one by one.
+func decodeStreamLine(b []byte, line int, keep *slab.Bytes) (ev node.StreamEvent, skip bool) {
 	ev.Line = line
 	if len(bytes.TrimSpace(b)) == 0 {
 		return ev, true
 	}
-	if fev, ok := fastStreamLine(b, line); ok {
+	if fev, ok := fastStreamLine(b, line, keep); ok {
 		return fev, false
 	}
 	bad := func(format string, a ...any) (node.StreamEvent, bool) {
@@ -186,6 +193,7 @@ func readStreamLines(ctx context.Context, body io.Reader, max int, events chan<-
 	defer close(events)
 	br := bufio.NewReaderSize(body, 64<<10)
 	var buf []byte
+	var payloads slab.Bytes
 	var batch []node.StreamEvent
 	flush := func() bool {
 		if len(batch) == 0 {
@@ -226,7 +234,7 @@ func readStreamLines(ctx context.Context, body io.Reader, max int, events chan<-
 		case long:
 			ev = node.StreamEvent{Line: line, Err: fmt.Errorf("%w: line %d is longer than %d bytes", node.ErrTooLarge, line, max)}
 		default:
-			ev, skip = DecodeStreamLine(bytes.TrimSuffix(buf, []byte("\n")), line)
+			ev, skip = decodeStreamLine(bytes.TrimSuffix(buf, []byte("\n")), line, &payloads)
 		}
 		if !skip {
 			batch = append(batch, ev)

@@ -133,10 +133,13 @@ func (c *Client) SendStream(ctx context.Context, daemon, client string, lines <-
 		}
 		a, ok := names.fastAnswer(line)
 		if !ok {
-			a = StreamAnswer{}
-			if jerr := json.Unmarshal(line, &a); jerr != nil {
+			// Its own variable: taking a's address would move a to the
+			// heap for every answer, not only for this rare one.
+			var ja StreamAnswer
+			if jerr := json.Unmarshal(line, &ja); jerr != nil {
 				return StreamEnd{}, fmt.Errorf("%w: %s: bad answer: %v", ErrStreamBroken, c.Base, jerr)
 			}
+			a = ja
 		}
 		if a.End != nil {
 			return *a.End, nil

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/wasmesh/wasmesh/internal/slab"
 	"github.com/wasmesh/wasmesh/node"
 )
 
@@ -102,7 +103,7 @@ func (s *scanner) end() bool {
 // fastStreamLine is DecodeStreamLine for {"text"|"hex"|"base64":"..."}
 // with optional "event_id" then "line", written without white space; ok is
 // false when the line is anything else (DecodeStreamLine decides).
-func fastStreamLine(b []byte, line int) (ev node.StreamEvent, ok bool) {
+func fastStreamLine(b []byte, line int, keep *slab.Bytes) (ev node.StreamEvent, ok bool) {
 	s := scanner{b: b, ok: true}
 	var kind string
 	switch {
@@ -137,7 +138,11 @@ func fastStreamLine(b []byte, line int) (ev node.StreamEvent, ok bool) {
 	var err error
 	switch kind {
 	case "text":
-		ev.Payload = []byte(string(val))
+		if keep != nil {
+			ev.Payload = keep.Copy(val)
+		} else {
+			ev.Payload = []byte(string(val))
+		}
 	case "hex":
 		ev.Payload, err = hex.DecodeString(string(val))
 	default:
@@ -245,7 +250,14 @@ func appendAnswer(b []byte, a StreamAnswer) ([]byte, bool) {
 
 // answerNames keeps the daemon and node names of a stream's last answer:
 // a stream's answers repeat them, so each is allocated once, not per line.
-type answerNames struct{ daemon, node string }
+// Decoded outputs are copied into shared chunks (keep, lists) rather than
+// allocated per answer.
+type answerNames struct {
+	daemon, node string
+	tmp          []byte
+	keep         slab.Bytes
+	lists        [][]byte
+}
 
 func (n *answerNames) intern(b []byte, last *string) string {
 	if string(b) != *last {
@@ -284,10 +296,11 @@ func (n *answerNames) fastAnswer(line []byte) (a StreamAnswer, ok bool) {
 		if !s.lit(name) {
 			return nil, true
 		}
-		// One allocation for every decoded value of the list, one for the
-		// list: the values are capped, so an append to one cannot spill
+		// The values are decoded into one scratch buffer, then copied out
+		// into shared chunks, capped, so an append to one cannot spill
 		// into the next.
-		var arena []byte
+		arena := n.tmp[:0]
+		defer func() { n.tmp = arena[:0] }()
 		var endsBuf [8]int
 		ends := endsBuf[:0]
 		for !s.lit("]") {
@@ -301,13 +314,15 @@ func (n *answerNames) fastAnswer(line []byte) (a StreamAnswer, ok bool) {
 			}
 			ends = append(ends, len(arena))
 		}
-		out := make([][]byte, len(ends))
+		k := len(ends)
+		if len(n.lists) < k {
+			n.lists = make([][]byte, max(k, 1024))
+		}
+		out := n.lists[:k:k]
+		n.lists = n.lists[k:]
 		off := 0
 		for i, e := range ends {
-			out[i] = arena[off:e:e]
-			if out[i] == nil {
-				out[i] = []byte{}
-			}
+			out[i] = n.keep.Copy(arena[off:e])
 			off = e
 		}
 		return out, true

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wasmesh/wasmesh/internal/slab"
 	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
@@ -224,7 +225,13 @@ func FuzzStreamFastPaths(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if fev, ok := fastStreamLine(b, 5); ok {
+		var keep slab.Bytes
+		if kev, ok := fastStreamLine(b, 5, &keep); ok {
+			if fev, _ := fastStreamLine(b, 5, nil); !bytes.Equal(kev.Payload, fev.Payload) {
+				t.Fatalf("%q: payload %q kept, %q allocated", b, kev.Payload, fev.Payload)
+			}
+		}
+		if fev, ok := fastStreamLine(b, 5, nil); ok {
 			slow := decodeSlow(b, 5)
 			if slow.Err != nil || !bytes.Equal(slow.Payload, fev.Payload) || slow.EventID != fev.EventID || slow.Line != fev.Line {
 				t.Fatalf("%q: fast %+v, strict %+v", b, fev, slow)
