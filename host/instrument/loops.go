@@ -1,0 +1,91 @@
+package instrument
+
+import "github.com/wasmesh/wasmesh/abi/wasmbin"
+
+// # Loop headers that need no check of their own
+//
+// A loop header needs a count because a back edge to it closes a cycle. If
+// every pass through a header runs on, without a branch, a call or a
+// return, into the header of a loop nested in it, that inner header's count
+// is on every such cycle as well, so the outer one's is redundant: with
+// nested loops that clang opens back to back (the Lua interpreter's
+// luaV_execute opens three, and the outer two run 10% of all the checks it
+// makes), one count per pass is enough. So in a straight run of code, made
+// of instructions that neither branch nor call (a `block` or `loop` opening
+// is one of them: it jumps nowhere), only the last loop header counts; the
+// others go without their check. The code between two of those headers
+// calls nothing, so no count point's weight changes (see weight).
+//
+// The function entry is such a header too: when the body opens with a
+// straight run that reaches a loop header, the entry still adds its weight
+// to $fuel_g (the count that carries recursion) but does not test it; it
+// leaves $fuel at the value before the add, and the loop header's own add
+// replays it on $fuel and tests the result, so the crossing of a multiple
+// of YieldMask+1 that the entry's add made is seen there, a few
+// instructions later, and calls the same $yield. A function that starts
+// with a loop (a do-while or a tail recursion turned into one) so tests
+// once per call, not twice.
+
+// loopPlan is which count points of a body test: skip holds the offsets of
+// the loop instructions whose header goes without a check, deferEntry tells
+// that the entry leaves its test to the first checked loop header.
+type loopPlan struct {
+	skip       map[int]bool
+	deferEntry bool
+}
+
+// planLoops finds the loop headers of a (parsed, so decodable) body that
+// the next loop header of the same straight run covers (see "Loop headers
+// that need no check of their own").
+func planLoops(body []byte) loopPlan {
+	var p loopPlan
+	last := -1    // offset of the last loop opening in the current run
+	inRun := true // the run that starts at the function entry
+	entryRun := true
+	for off := 0; off < len(body); {
+		in, err := wasmbin.DecodeInstr(body, off)
+		if err != nil {
+			break
+		}
+		off = in.End
+		switch {
+		case in.Op == wasmbin.OpLoop:
+			if inRun && last >= 0 {
+				if p.skip == nil {
+					p.skip = map[int]bool{}
+				}
+				p.skip[last] = true
+			}
+			if entryRun {
+				p.deferEntry = true
+			}
+			last, inRun = in.Offset, true
+		case in.Op == wasmbin.OpBlock || straight(in):
+		default:
+			last, inRun, entryRun = -1, false, false
+		}
+	}
+	return p
+}
+
+// straight reports whether in runs on to the next instruction and calls
+// nothing: no branch, call, return, block structure other than an
+// opening, trap instruction, or instruction the derived module turns into
+// a call (bulk ones: see "Bulk instructions").
+func straight(in wasmbin.Instr) bool {
+	switch op := in.Op; {
+	case op == wasmbin.OpNop, op == wasmbin.OpDrop, op == wasmbin.OpSelect, op == wasmbin.OpSelectT:
+		return true
+	case op == wasmbin.OpMemoryGrow:
+		return false
+	case op >= wasmbin.OpLocalGet && op <= 0xc4: // variables, tables, memory, numeric
+		return true
+	case op == wasmbin.OpRefNull, op == wasmbin.OpRefIsNull, op == wasmbin.OpRefFunc:
+		return true
+	case op == wasmbin.OpPrefixFC:
+		return in.Sub <= 7 // the saturating truncations
+	case op == wasmbin.OpPrefixFD:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,109 @@
+package instrument
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmesh/wasmesh/abi/wasmbin"
+)
+
+// TestPlanLoops: only the last loop header of a straight run checks, and
+// the entry defers its test only to a loop header its straight run reaches;
+// a branch, a call or a bulk instruction between two headers keeps both.
+func TestPlanLoops(t *testing.T) {
+	const (
+		loop  = wasmbin.OpLoop
+		block = wasmbin.OpBlock
+		end   = wasmbin.OpEnd
+		empty = 0x40
+	)
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	b := func(bs ...byte) []byte { return bs }
+	for _, c := range []struct {
+		name       string
+		body       []byte
+		skip       []int
+		deferEntry bool
+	}{
+		{"one loop at entry", b(loop, empty, end, end), nil, true},
+		{"back to back", b(loop, empty, loop, empty, end, end, end), []int{0}, true},
+		{"straight code and a block between", cat(b(loop, empty, wasmbin.OpI32Const, 1, wasmbin.OpDrop, block, empty), b(loop, empty, end, end, end, end)), []int{0}, true},
+		{"three", b(loop, empty, loop, empty, loop, empty, end, end, end, end), []int{0, 2}, true},
+		{"call before the loop", b(wasmbin.OpCall, 0, loop, empty, end, end), nil, false},
+		{"call between", b(wasmbin.OpNop, block, empty, end, loop, empty, wasmbin.OpCall, 0, loop, empty, end, end, end), nil, false},
+		{"branch between", b(loop, empty, wasmbin.OpI32Const, 0, wasmbin.OpBrIf, 0, loop, empty, end, end, end), nil, true},
+		{"if between", b(loop, empty, wasmbin.OpI32Const, 0, wasmbin.OpIf, empty, loop, empty, end, end, end, end), nil, true},
+		{"memory.grow between", b(loop, empty, wasmbin.OpI32Const, 0, wasmbin.OpMemoryGrow, 0, wasmbin.OpDrop, loop, empty, end, end, end), nil, true},
+		{"memory.fill between", b(loop, empty, wasmbin.OpI32Const, 0, wasmbin.OpI32Const, 0, wasmbin.OpI32Const, 0, wasmbin.OpPrefixFC, 11, 0, loop, empty, end, end, end), nil, true},
+		{"end between", b(loop, empty, end, loop, empty, end, end), nil, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := planLoops(c.body)
+			if p.deferEntry != c.deferEntry {
+				t.Errorf("deferEntry %v, want %v", p.deferEntry, c.deferEntry)
+			}
+			if len(p.skip) != len(c.skip) {
+				t.Fatalf("skipped %v, want %v", p.skip, c.skip)
+			}
+			for _, off := range c.skip {
+				if !p.skip[off] {
+					t.Fatalf("skipped %v, want %v", p.skip, c.skip)
+				}
+			}
+		})
+	}
+}
+
+// TestLoopPlanStops: loops whose headers go unchecked and a function whose
+// entry defers its test compute what the original does, a runaway of each
+// is stopped by the flag, and with the flag set each traps within
+// YieldMask+1 counts (passes counted by the guest in $n), as if every
+// header and entry tested. The loop that must keep its check is stopped too.
+func TestLoopPlanStops(t *testing.T) {
+	orig := readFile(t, "testdata/loops.wasm")
+	m, err := wasmbin.Parse(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The module's shapes are the ones the rule applies to.
+	for i, want := range []loopPlan{{skip: map[int]bool{}, deferEntry: true}, {deferEntry: true}, {deferEntry: true}} {
+		p := planLoops(m.Codes[i].Body)
+		if p.deferEntry != want.deferEntry || (len(p.skip) == 0) != (want.skip == nil) {
+			t.Fatalf("function %d: plan %+v", i, p)
+		}
+	}
+	res := mustInstrument(t, orig, Options{})
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			if raceEnabled && e.name == "interpreter" {
+				t.Skip("the flag write races with the interpreter's read (see race_test.go)")
+			}
+			r := newRuntime(t, e.cfg())
+			inst := instantiate(t, r, res.Module, "loops")
+			passes := mutable(t, inst, GlobalExportName(0))
+			for _, fn := range []string{"nested", "tailloop"} {
+				passes.Set(0)
+				if got := call(t, inst, fn, 3*(YieldMask+1))[0]; got != 3*(YieldMask+1) {
+					t.Fatalf("%s(%d) = %d passes", fn, 3*(YieldMask+1), got)
+				}
+			}
+			runUntilStopped(t, inst, res.StopExport, "nested", 0)
+			runUntilStopped(t, inst, res.StopExport, "tailloop", 0)
+			runUntilStopped(t, inst, res.StopExport, "guarded", 1)
+			mutable(t, inst, res.StopExport).Set(1)
+			for fn, arg := range map[string]uint64{"nested": 0, "tailloop": 0, "guarded": 1} {
+				passes.Set(0)
+				if _, err := inst.ExportedFunction(fn).Call(context.Background(), arg); err == nil || !strings.Contains(err.Error(), "unreachable") {
+					t.Fatalf("%s with the flag set: %v", fn, err)
+				}
+				if n := api.DecodeI32(passes.Get()); n <= 0 || n > YieldMask+1 {
+					t.Errorf("%s: %d passes before the trap, want 1..%d", fn, n, YieldMask+1)
+				}
+			}
+		})
+	}
+}
