@@ -3,6 +3,8 @@ package instrument
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -105,5 +107,98 @@ func TestLoopPlanStops(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkPlan is planLoops' oracle, one forward scan per loop: a loop header
+// goes unchecked exactly when the instructions after it, up to a later loop
+// opening, only open blocks or run straight on, and the loop its run ends on
+// keeps its check; the entry defers its test exactly when the same holds
+// from the body's start.
+func checkPlan(t *testing.T, body []byte, p loopPlan) {
+	t.Helper()
+	var ins []wasmbin.Instr
+	for off := 0; off < len(body); {
+		in, err := wasmbin.DecodeInstr(body, off)
+		if err != nil {
+			t.Fatalf("body does not decode at %d: %v", off, err)
+		}
+		ins = append(ins, in)
+		off = in.End
+	}
+	// reaches reports the index of the loop opening the run from ins[k:]
+	// reaches first, or -1.
+	reaches := func(k int) int {
+		for j := k; j < len(ins); j++ {
+			switch in := ins[j]; {
+			case in.Op == wasmbin.OpLoop:
+				return j
+			case in.Op != wasmbin.OpBlock && !straight(in):
+				return -1
+			}
+		}
+		return -1
+	}
+	skipped := 0
+	for k, in := range ins {
+		if in.Op != wasmbin.OpLoop {
+			continue
+		}
+		want := reaches(k+1) >= 0
+		if p.skip[in.Offset] != want {
+			t.Fatalf("loop at %d: unchecked %v, want %v", in.Offset, p.skip[in.Offset], want)
+		}
+		if want {
+			skipped++
+			j := k
+			for p.skip[ins[j].Offset] {
+				j = reaches(j + 1)
+			}
+			if ins[j].Op != wasmbin.OpLoop {
+				t.Fatalf("loop at %d: its run ends on no checked loop", in.Offset)
+			}
+		}
+	}
+	if len(p.skip) != skipped {
+		t.Fatalf("%d unchecked headers, %d of them loops", len(p.skip), skipped)
+	}
+	if want := reaches(0) >= 0; p.deferEntry != want {
+		t.Fatalf("deferEntry %v, want %v", p.deferEntry, want)
+	}
+}
+
+// FuzzPlanLoops: for whatever Parse accepts, every body's plan keeps the
+// oracle's invariants.
+func FuzzPlanLoops(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.wasm")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil && len(b) <= 64<<10 {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := wasmbin.Parse(b)
+		if err != nil {
+			return
+		}
+		for _, c := range m.Codes {
+			checkPlan(t, c.Body, planLoops(c.Body))
+		}
+	})
+}
+
+// TestPlanLoopsRealPrograms: the plans of every function of the test
+// modules, the plugins and the Lua interpreter keep the oracle's invariants.
+func TestPlanLoopsRealPrograms(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.wasm")
+	more, _ := filepath.Glob("../../plugins/examples/*/*.wasm")
+	for _, f := range append(append(files, more...), realProg) {
+		m, err := wasmbin.Parse(readFile(t, f))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, c := range m.Codes {
+			checkPlan(t, c.Body, planLoops(c.Body))
+		}
 	}
 }
