@@ -46,10 +46,12 @@
 //	$yield:          if $stop { unreachable }
 //	                 memory.grow 0 (drop)
 //
-// A loop header that runs straight on into a nested loop's header has no
-// check of its own, and an entry that runs straight on into a loop header
+// A loop header that runs straight on into a nested loop's header, or whose
+// every pass reaches one past forward branches and calls of checked
+// functions, has no check of its own, and an entry that runs straight on into a loop header
 // adds to $fuel_g without testing: that header tests for it (see "Loop
-// headers that need no check of their own" in loops.go).
+// headers that need no check of their own" and "Loop headers whose every
+// pass reaches a nested loop" in loops.go).
 //
 // $fuel is a new local of each function (kept in a register, so a loop
 // header costs an add, an and and a well-predicted branch), $fuel_g a new
@@ -533,6 +535,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		var plan loopPlan
 		if !ix.everyLoop && !ix.unchecked[i] {
 			plan = planLoops(c.Body)
+			widenPlan(m, ix.unchecked, c.Body, &plan)
 		}
 		switch {
 		case plan.deferEntry:

@@ -546,6 +546,7 @@ func TestEveryTestModule(t *testing.T) {
 			// One yield point per checked loop header and one at an entry
 			// that tests (see "Loop headers that need no check of their own").
 			plan := planLoops(orig.Codes[i].Body)
+			widenPlan(orig, unchecked, orig.Codes[i].Body, &plan)
 			want := loops - len(plan.skip) + 1
 			if plan.deferEntry {
 				want--

@@ -99,3 +99,96 @@ func straight(in wasmbin.Instr) bool {
 	}
 	return false
 }
+
+// # Loop headers whose every pass reaches a nested loop
+//
+// The straight run is the simplest case of a wider one: a loop header also
+// needs no check when every pass through it reaches the opening of a loop
+// nested directly in its body, whatever forward branches and calls it takes
+// on the way (the Lua interpreter's second loop runs a few calls and
+// branches before it opens the dispatch loop, 6% of its checks). widenPlan
+// follows the code after the header, counting the blocks and ifs it opens,
+// and skips the header when it reaches a loop opening outside any of them,
+// having met only
+//
+//   - instructions that run straight on (see straight), block and if
+//     openings, else and the end of a block it opened;
+//   - branches to blocks it opened (forward, to their end, still before the
+//     loop opening);
+//   - calls of checked functions, imports and call_indirect (which reaches
+//     only checked functions: see "Functions without an entry check"): the
+//     callee counts for itself, and weight charges such a call nothing, so
+//     no count point's weight changes;
+//   - unreachable.
+//
+// Anything else, a branch to the header or out of the loop, a return, a
+// call of an unchecked function, a bulk instruction, a loop opening inside
+// a block it opened, keeps the check. The loop reached may itself go
+// unchecked: it then reaches another one the same way, further on, and the
+// last of them checks. The search gives up after maxWiden instructions.
+const maxWiden = 4096
+
+// widenPlan adds to p.skip the loop headers of body (a parsed function of
+// m) whose every pass reaches a nested loop opening (see above).
+func widenPlan(m *wasmbin.Module, unchecked []bool, body []byte, p *loopPlan) {
+	var ins []wasmbin.Instr
+	for off := 0; off < len(body); {
+		in, err := wasmbin.DecodeInstr(body, off)
+		if err != nil {
+			return
+		}
+		ins = append(ins, in)
+		off = in.End
+	}
+	for k, in := range ins {
+		if in.Op != wasmbin.OpLoop || p.skip[in.Offset] || !reachesLoop(m, unchecked, ins[k+1:]) {
+			continue
+		}
+		if p.skip == nil {
+			p.skip = map[int]bool{}
+		}
+		p.skip[in.Offset] = true
+	}
+}
+
+// reachesLoop reports whether every path through ins, the code after a loop
+// header, reaches a loop opening outside the blocks it opens (see "Loop
+// headers whose every pass reaches a nested loop").
+func reachesLoop(m *wasmbin.Module, unchecked []bool, ins []wasmbin.Instr) bool {
+	depth := uint32(0) // blocks and ifs opened since the header
+	for j, in := range ins {
+		if j >= maxWiden {
+			return false
+		}
+		switch in.Op {
+		case wasmbin.OpLoop:
+			return depth == 0
+		case wasmbin.OpBlock, wasmbin.OpIf:
+			depth++
+		case wasmbin.OpElse, wasmbin.OpUnreachable:
+		case wasmbin.OpEnd:
+			if depth == 0 { // the loop's own end: control falls out of it
+				return false
+			}
+			depth--
+		case wasmbin.OpBr, wasmbin.OpBrIf:
+			if in.Index >= depth {
+				return false
+			}
+		case wasmbin.OpBrTable:
+			if in.Index >= depth || in.Index2 >= depth {
+				return false
+			}
+		case wasmbin.OpCall:
+			if g := in.Index - m.ImportedFuncs; in.Index >= m.ImportedFuncs && g < uint32(len(unchecked)) && unchecked[g] {
+				return false
+			}
+		case wasmbin.OpCallIndirect:
+		default:
+			if !straight(in) {
+				return false
+			}
+		}
+	}
+	return false
+}

@@ -80,10 +80,16 @@ func TestLoopPlanStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The module's shapes are the ones the rule applies to.
-	for i, want := range []loopPlan{{skip: map[int]bool{}}, {deferEntry: true}, {}} {
+	unchecked, _ := uncheckedFuncs(m, MaxUncheckedCost)
+	for i, want := range []struct {
+		straight, widened int // unchecked headers
+		deferEntry        bool
+	}{{2, 2, false}, {0, 0, true}, {0, 1, true}, {0, 0, false}, {0, 0, false}} {
 		p := planLoops(m.Codes[i].Body)
-		if p.deferEntry != want.deferEntry || (len(p.skip) == 0) != (want.skip == nil) {
-			t.Fatalf("function %d: plan %+v", i, p)
+		n := len(p.skip)
+		widenPlan(m, unchecked, m.Codes[i].Body, &p)
+		if p.deferEntry != want.deferEntry || n != want.straight || len(p.skip) != want.widened {
+			t.Fatalf("function %d: plan %+v (%d from straight runs)", i, p, n)
 		}
 	}
 	res := mustInstrument(t, orig, Options{})
@@ -95,7 +101,7 @@ func TestLoopPlanStops(t *testing.T) {
 			r := newRuntime(t, e.cfg())
 			inst := instantiate(t, r, res.Module, "loops")
 			passes := mutable(t, inst, GlobalExportName(0))
-			for _, fn := range []string{"nested", "tailloop"} {
+			for _, fn := range []string{"nested", "tailloop", "widened"} {
 				passes.Set(0)
 				if got := call(t, inst, fn, 3*(YieldMask+1))[0]; got != 3*(YieldMask+1) {
 					t.Fatalf("%s(%d) = %d passes", fn, 3*(YieldMask+1), got)
@@ -103,9 +109,10 @@ func TestLoopPlanStops(t *testing.T) {
 			}
 			runUntilStopped(t, inst, res.StopExport, "nested", 0)
 			runUntilStopped(t, inst, res.StopExport, "tailloop", 0)
+			runUntilStopped(t, inst, res.StopExport, "widened", 0)
 			runUntilStopped(t, inst, res.StopExport, "guarded", 1)
 			mutable(t, inst, res.StopExport).Set(1)
-			for fn, arg := range map[string]uint64{"nested": 0, "tailloop": 0, "guarded": 1} {
+			for fn, arg := range map[string]uint64{"nested": 0, "tailloop": 0, "widened": 0, "guarded": 1} {
 				passes.Set(0)
 				if _, err := inst.ExportedFunction(fn).Call(context.Background(), arg); err == nil || !strings.Contains(err.Error(), "unreachable") {
 					t.Fatalf("%s with the flag set: %v", fn, err)
@@ -196,8 +203,12 @@ func FuzzPlanLoops(f *testing.F) {
 		if err != nil {
 			return
 		}
+		unchecked, _ := uncheckedFuncs(m, MaxUncheckedCost)
 		for _, c := range m.Codes {
-			checkPlan(t, c.Body, planLoops(c.Body))
+			p := planLoops(c.Body)
+			checkPlan(t, c.Body, p)
+			widenPlan(m, unchecked, c.Body, &p)
+			checkWidened(t, m, unchecked, c.Body, p)
 		}
 	})
 }
@@ -214,6 +225,130 @@ func TestPlanLoopsRealPrograms(t *testing.T) {
 		}
 		for _, c := range m.Codes {
 			checkPlan(t, c.Body, planLoops(c.Body))
+		}
+	}
+}
+
+// checkWidened is widenPlan's oracle, on the control-flow graph instead of
+// the structure: from every unchecked loop header, each path reaches a loop
+// opening nested in it before it branches back to the header, leaves the
+// loop, returns, calls an unchecked function or runs a bulk instruction.
+func checkWidened(t *testing.T, m *wasmbin.Module, unchecked []bool, body []byte, p loopPlan) {
+	t.Helper()
+	var ins []wasmbin.Instr
+	for off := 0; off < len(body); {
+		in, err := wasmbin.DecodeInstr(body, off)
+		if err != nil {
+			t.Fatalf("body does not decode at %d: %v", off, err)
+		}
+		ins = append(ins, in)
+		off = in.End
+	}
+	// Match every opening with its else and end, and record the frames
+	// open at every instruction (innermost last).
+	end, els := make([]int, len(ins)), make([]int, len(ins))
+	open := make([][]int, len(ins))
+	var stack []int
+	for j, in := range ins {
+		open[j] = append([]int(nil), stack...)
+		switch in.Op {
+		case wasmbin.OpBlock, wasmbin.OpLoop, wasmbin.OpIf:
+			stack = append(stack, j)
+			els[j] = -1
+		case wasmbin.OpElse:
+			els[stack[len(stack)-1]] = j
+		case wasmbin.OpEnd:
+			if len(stack) > 0 {
+				end[stack[len(stack)-1]] = j
+				stack = stack[:len(stack)-1]
+			}
+		}
+	}
+	for k, in := range ins {
+		if in.Op != wasmbin.OpLoop || !p.skip[in.Offset] {
+			continue
+		}
+		seen := map[int]bool{}
+		var walk func(j int)
+		walk = func(j int) {
+			if j <= k || j >= end[k] {
+				t.Fatalf("loop at %d: a path from its header reaches instruction %d, outside its body, before a loop opening", in.Offset, j)
+			}
+			if seen[j] {
+				return
+			}
+			seen[j] = true
+			target := func(l uint32) int {
+				fr := open[j]
+				if int(l) >= len(fr) {
+					return len(ins) // the function's end
+				}
+				f := fr[len(fr)-1-int(l)]
+				if ins[f].Op == wasmbin.OpLoop {
+					return f
+				}
+				return end[f]
+			}
+			switch x := ins[j]; {
+			case x.Op == wasmbin.OpLoop:
+				return // covered: a nested loop's header
+			case x.Op == wasmbin.OpUnreachable:
+				return
+			case x.Op == wasmbin.OpBr:
+				walk(target(x.Index))
+			case x.Op == wasmbin.OpBrIf:
+				walk(target(x.Index))
+				walk(j + 1)
+			case x.Op == wasmbin.OpBrTable:
+				walk(target(x.Index))
+				walk(target(x.Index2)) // the largest label: the labels in between are checked by widenPlan's rule alike
+				walk(j + 1)
+			case x.Op == wasmbin.OpIf:
+				walk(j + 1)
+				if els[j] >= 0 {
+					walk(els[j] + 1)
+				} else {
+					walk(end[j])
+				}
+			case x.Op == wasmbin.OpElse:
+				walk(end[open[j][len(open[j])-1]])
+			case x.Op == wasmbin.OpCall:
+				if g := x.Index - m.ImportedFuncs; x.Index >= m.ImportedFuncs && g < uint32(len(unchecked)) && unchecked[g] {
+					t.Fatalf("loop at %d: a path from its header calls unchecked function %d first", in.Offset, x.Index)
+				}
+				walk(j + 1)
+			case x.Op == wasmbin.OpBlock, x.Op == wasmbin.OpEnd, x.Op == wasmbin.OpCallIndirect, straight(x):
+				walk(j + 1)
+			default:
+				t.Fatalf("loop at %d: a path from its header runs %#x (at %d) first", in.Offset, x.Op, x.Offset)
+			}
+		}
+		walk(k + 1)
+	}
+}
+
+// TestWidenedPlans: in the test modules, the plugins and the Lua
+// interpreter every widened plan passes the oracle, and widening finds more
+// than the straight runs in Lua (its second interpreter loop).
+func TestWidenedPlans(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.wasm")
+	more, _ := filepath.Glob("../../plugins/examples/*/*.wasm")
+	for _, f := range append(append(files, more...), realProg) {
+		m, err := wasmbin.Parse(readFile(t, f))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		unchecked, _ := uncheckedFuncs(m, MaxUncheckedCost)
+		straightRuns, widened := 0, 0
+		for _, c := range m.Codes {
+			p := planLoops(c.Body)
+			straightRuns += len(p.skip)
+			widenPlan(m, unchecked, c.Body, &p)
+			widened += len(p.skip)
+			checkWidened(t, m, unchecked, c.Body, p)
+		}
+		if f == realProg && widened <= straightRuns {
+			t.Errorf("%s: %d unchecked loop headers widened, %d from straight runs", f, widened, straightRuns)
 		}
 	}
 }

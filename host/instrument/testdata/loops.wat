@@ -24,6 +24,22 @@
     (if (i32.eq (local.get $k) (i32.const 1))
       (then (return (global.get $n))))
     (return_call $tailloop (i32.sub (local.get $k) (i32.const 1))))
+  ;; $k passes (endless for $k = 0) of a loop whose header branches forward
+  ;; and calls a checked function before every pass reaches the nested
+  ;; loop: only $inner counts.
+  (func (export "widened") (param $k i32) (result i32)
+    (loop $outer
+      (global.set $n (i32.add (global.get $n) (i32.const 1)))
+      (block $b
+        (br_if $b (i32.eqz (i32.and (local.get $k) (i32.const 1))))
+        (drop (call $checked (local.get $k))))
+      (loop $inner
+        (local.set $k (i32.sub (local.get $k) (i32.const 1))))
+      (br_if $outer (local.get $k)))
+    (global.get $n))
+  ;; Exported, so checked.
+  (func $checked (export "checked") (param $k i32) (result i32)
+    (i32.add (local.get $k) (i32.const 1)))
   ;; An endless loop for $k != 0 whose header branches past the inner loop
   ;; before reaching it: $outer must keep its own check.
   (func (export "guarded") (param $k i32)
