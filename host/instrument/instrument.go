@@ -46,6 +46,13 @@
 //	$yield:          if $stop { unreachable }
 //	                 memory.grow 0 (drop)
 //
+// A loop header that runs straight on into a nested loop's header, or whose
+// every pass reaches one past forward branches and calls of checked
+// functions, has no check of its own, and an entry that runs straight on into a loop header
+// adds to $fuel_g without testing: that header tests for it (see "Loop
+// headers that need no check of their own" and "Loop headers whose every
+// pass reaches a nested loop" in loops.go).
+//
 // $fuel is a new local of each function (kept in a register, so a loop
 // header costs an add, an and and a well-predicted branch), $fuel_g a new
 // global carrying the count across calls. w, the function's weight, is
@@ -145,6 +152,10 @@ type Options struct {
 	uncheckedCost int
 	// weightUnit replaces WeightUnit when not 0.
 	weightUnit int64
+	// checkEveryLoop keeps a check at every loop header and a test at every
+	// entry (see "Loop headers that need no check of their own"):
+	// benchmarks compare with it.
+	checkEveryLoop bool
 }
 
 // GlobalExport names one mutable global of the original module in the
@@ -248,6 +259,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 	if opt.weightUnit != 0 {
 		ix.unit = opt.weightUnit
 	}
+	ix.everyLoop = opt.checkEveryLoop
 	ix.reenter = make([]uint32, len(m.Codes))
 	next := ix.yield + 1
 	for i, c := range m.Codes {
@@ -345,6 +357,8 @@ type indices struct {
 	cost []uint64
 	// unit is WeightUnit but in tests.
 	unit int64
+	// everyLoop is Options.checkEveryLoop.
+	everyLoop bool
 	// charge is the index of $charge (0: the module has no bulk
 	// instruction, so none is added), chargeType its type, spent the i64
 	// global it counts bytes in.
@@ -518,13 +532,26 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Add, wasmbin.OpLocalTee), fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpGlobalSet), ix.fuel)
 		entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), fuel)
-		if ix.reenter[i] == 0 {
+		var plan loopPlan
+		if !ix.everyLoop && !ix.unchecked[i] {
+			plan = planLoops(c.Body)
+			widenPlan(m, ix.unchecked, c.Body, &plan)
+		}
+		switch {
+		case plan.deferEntry:
+			// entry: global.get $fuel_g; local.tee $fuel; i32.const w;
+			// i32.add; global.set $fuel_g: the first loop header tests.
+			entry = wasmbin.AppendU32(append(entry[:0], wasmbin.OpGlobalGet), ix.fuel)
+			entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalTee), fuel)
+			entry = wasmbin.AppendS32(append(entry, wasmbin.OpI32Const), int32(w))
+			entry = wasmbin.AppendU32(append(entry, wasmbin.OpI32Add, wasmbin.OpGlobalSet), ix.fuel)
+		case ix.reenter[i] == 0:
 			// The loop's own yield call already keeps the function's values
 			// in stack slots, so calling in place costs the frame nothing
 			// more, and wazero's register allocator keeps the loop tighter
 			// when the context registers are spilled before it is entered.
 			entry = tail(entry, w)
-		} else {
+		default:
 			entry = check(entry, w)
 			for p := range m.Types[m.Funcs[i]].Params {
 				entry = wasmbin.AppendU32(append(entry, wasmbin.OpLocalGet), uint32(p))
@@ -551,7 +578,7 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			if err != nil { // Parse already decoded every body
 				return nil, false, fmt.Errorf("instrument: function %d: %w", int(m.ImportedFuncs)+i, err)
 			}
-			if in.Op == wasmbin.OpLoop {
+			if in.Op == wasmbin.OpLoop && !plan.skip[in.Offset] {
 				out = append(out, body[copied:in.End]...)
 				out = append(out, loop...)
 				copied = in.End

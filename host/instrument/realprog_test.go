@@ -92,7 +92,8 @@ const realProgCopies = 4
 // one's time over the original's (the goal is at most 1.03 for
 // "instrumented/plain"; "allchecked/plain" is the derivation with every
 // function checked, byte for byte what Instrument derived before functions
-// went without entry checks). Each
+// went without entry checks; "everyloop/plain" the derivation that checks
+// every loop header and tests at every entry). Each
 // iteration calls every side once, back to back, on copy i%realProgCopies
 // of each, timed by the calling thread's CPU time (see threadTime), and a
 // ratio is the median over iterations of that iteration's ratio: the calls
@@ -103,7 +104,7 @@ func BenchmarkRealProgram(b *testing.B) {
 	variants := []struct {
 		name string
 		opt  Options
-	}{{"instrumented", Options{}}, {"allchecked", Options{uncheckedCost: -1}}}
+	}{{"instrumented", Options{}}, {"allchecked", Options{uncheckedCost: -1}}, {"everyloop", Options{checkEveryLoop: true}}}
 	sides := make([][realProgCopies]api.Function, 1+len(variants))
 	for c := 0; c < realProgCopies; c++ {
 		sides[0][c] = newRealProg(b, orig).ExportedFunction("bench")
