@@ -80,6 +80,9 @@ func (e *errAbort) Unwrap() error { return e.err }
 // maxInputLine bounds one line of stdin (one event).
 const maxInputLine = 32 << 20
 
+// printBurst bounds the answers of a burst taken before they are printed.
+const printBurst = 64
+
 // inputBatch bounds the lines read from stdin that are handed on at once.
 const inputBatch = 256
 
@@ -312,6 +315,7 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 		}
 	}()
 	var abort error
+	burst := 0
 	_, serr := s.cl.SendStream(ctx, s.daemon, s.client, lines, func(a admin.StreamAnswer, more bool) error {
 		s.mu.Lock()
 		if len(s.sent) == 0 || s.sent[0].n != a.Line {
@@ -334,7 +338,12 @@ func (s *streamSend) attempt(ctx context.Context) (more bool, err error) {
 			// It goes again, in its place: nothing after it may go first.
 			halt()
 		}
-		s.flushMore(more)
+		// Print as answers come, but within a burst only every so often:
+		// each print takes the locks and scans for what is ready.
+		if burst++; !more || burst >= printBurst {
+			burst = 0
+			s.flushMore(more)
+		}
 		return nil
 	})
 	halt()
@@ -543,9 +552,13 @@ func sendStdin(c *cli.Context, cl *admin.Client, daemon string, rs *resender, in
 	ss.printed = func(more bool) {
 		// Answers that arrived together cost one write; what has arrived
 		// is shown before waiting for more.
-		if !more || time.Since(last) > 20*time.Millisecond {
+		if !more {
 			w.Flush()
-			last = time.Now()
+			return
+		}
+		if now := time.Now(); now.Sub(last) > 20*time.Millisecond {
+			w.Flush()
+			last = now
 		}
 	}
 	n, err := ss.run(c.Context, c.App.Reader)
