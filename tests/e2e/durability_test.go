@@ -305,7 +305,10 @@ func TestKill9WithClientEventIDs(t *testing.T) {
 	for i := 1; i <= events; i++ {
 		fmt.Fprintf(&in, "e%d\n", i)
 	}
-	cmd.Stdin = strings.NewReader(in.String())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -316,6 +319,19 @@ func TestKill9WithClientEventIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	killAt := 100 + rng.IntN(events-400)
+	// The input comes in two parts, the second only once the node was
+	// killed and restarted: however fast the stream is (it may have
+	// answered the whole first part by then), the kill lands in its
+	// middle, with events still to send over the same stream.
+	lineEnd := func(k int) int { return strings.Index(in.String(), fmt.Sprintf("\ne%d\n", k)) + 1 }
+	cut := lineEnd(min(killAt+200, events))
+	resume := make(chan struct{})
+	go func() {
+		defer stdin.Close()
+		io.WriteString(stdin, in.String()[:cut])
+		<-resume
+		io.WriteString(stdin, in.String()[cut:])
+	}()
 	lines := 0
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
@@ -323,7 +339,11 @@ func TestKill9WithClientEventIDs(t *testing.T) {
 		if lines == killAt {
 			n2.kill()
 			n2 = startNode(t, "n2", d2, "--join", n1.info.Gossip, "--checkpoint-interval", "1s")
+			close(resume)
 		}
+	}
+	if lines < killAt {
+		close(resume) // the sender ended early: let the writer go
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("sender: %v\n%s", err, stderr.String())
