@@ -156,6 +156,9 @@ type Options struct {
 	// entry (see "Loop headers that need no check of their own"):
 	// benchmarks compare with it.
 	checkEveryLoop bool
+	// noCountFlow leaves the loop counts in each function's local, as
+	// before "The count across calls": benchmarks compare with it.
+	noCountFlow bool
 }
 
 // GlobalExport names one mutable global of the original module in the
@@ -260,6 +263,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		ix.unit = opt.weightUnit
 	}
 	ix.everyLoop = opt.checkEveryLoop
+	ix.noFlow = opt.noCountFlow
 	ix.reenter = make([]uint32, len(m.Codes))
 	next := ix.yield + 1
 	for i, c := range m.Codes {
@@ -357,8 +361,8 @@ type indices struct {
 	cost []uint64
 	// unit is WeightUnit but in tests.
 	unit int64
-	// everyLoop is Options.checkEveryLoop.
-	everyLoop bool
+	// everyLoop is Options.checkEveryLoop, noFlow Options.noCountFlow.
+	everyLoop, noFlow bool
 	// charge is the index of $charge (0: the module has no bulk
 	// instruction, so none is added), chargeType its type, spent the i64
 	// global it counts bytes in.
@@ -570,6 +574,16 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		if !ix.unchecked[i] {
 			out = append(out, entry...)
 		}
+		// A function whose loop headers count in $fuel hands the count
+		// back to $fuel_g wherever control leaves it, for a call or for
+		// good, and takes it up again after a call (see "The count across
+		// calls"); depth is the nesting of the instruction, 0 in the body.
+		flow := !ix.noFlow && !ix.unchecked[i] && countsLoops(body, plan)
+		save := wasmbin.AppendU32([]byte{wasmbin.OpLocalGet}, fuel)
+		save = wasmbin.AppendU32(append(save, wasmbin.OpGlobalSet), ix.fuel)
+		load := wasmbin.AppendU32([]byte{wasmbin.OpGlobalGet}, ix.fuel)
+		load = wasmbin.AppendU32(append(load, wasmbin.OpLocalSet), fuel)
+		depth := uint32(0)
 		copied := 0
 		scratch := false
 		var prev wasmbin.Instr
@@ -577,6 +591,23 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			in, err := wasmbin.DecodeInstr(body, off)
 			if err != nil { // Parse already decoded every body
 				return nil, false, fmt.Errorf("instrument: function %d: %w", int(m.ImportedFuncs)+i, err)
+			}
+			if flow {
+				before, after := leaves(in, depth)
+				if before {
+					out = append(append(out, body[copied:in.Offset]...), save...)
+					copied = in.Offset
+				}
+				if after {
+					out = append(append(out, body[copied:in.End]...), load...)
+					copied = in.End
+				}
+				switch in.Op {
+				case wasmbin.OpBlock, wasmbin.OpLoop, wasmbin.OpIf:
+					depth++
+				case wasmbin.OpEnd:
+					depth--
+				}
 			}
 			if in.Op == wasmbin.OpLoop && !plan.skip[in.Offset] {
 				out = append(out, body[copied:in.End]...)
