@@ -6,28 +6,34 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
 
 // TestCountFlowsThroughCalls: a caller's loop of calls of a callee whose
 // loop runs fewer than YieldMask+1 passes per call stops within about
 // YieldMask+1 passes of the flag, whichever way the callee leaves (final
-// end, br_if to the body's label, return, reached by a tail call), not
+// end, br_if or br_table to the body's label, return, tail call, or reached
+// by a tail call), on either engine, not
 // after about (YieldMask+1)²/2 passes as when the loop counts stayed in
 // each function's local. The guest counts the passes itself, in $n.
 func TestCountFlowsThroughCalls(t *testing.T) {
 	res := mustInstrument(t, readFile(t, "testdata/flow.wasm"), Options{})
-	r := newRuntime(t, engines[0].cfg())
-	m := instantiate(t, r, res.Module, "flow")
-	n := mutable(t, m, GlobalExportName(0))
-	stop := mutable(t, m, res.StopExport)
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			countFlows(t, newRuntime(t, e.cfg()), res)
+		})
+	}
+}
+
+func countFlows(t *testing.T, r wazero.Runtime, res *Result) {
 	type run struct {
 		fn   string
 		args []uint64
 	}
 	var runs []run
 	for _, k := range []uint64{3, (YieldMask + 1) / 2, YieldMask} {
-		for f := range uint64(3) {
+		for f := range uint64(5) {
 			runs = append(runs, run{"outer", []uint64{f, 0, k}})
 		}
 		runs = append(runs, run{"direct", []uint64{0, k}})
@@ -37,6 +43,11 @@ func TestCountFlowsThroughCalls(t *testing.T) {
 		name := fmt.Sprintf("%s%v", w.fn, w.args)
 		args := append([]uint64(nil), w.args...)
 		k := args[len(args)-1]
+		// A fresh instance, whose count starts at 0: the flag stops the
+		// first call that runs YieldMask+1 counts.
+		m := instantiate(t, r, res.Module, name)
+		n := mutable(t, m, GlobalExportName(0))
+		stop := mutable(t, m, res.StopExport)
 
 		// Without the flag the derived module does what the original does.
 		stop.Set(0)

@@ -5,8 +5,8 @@
 (module
   (type $k (func (param i32)))
   (global $n (mut i32) (i32.const 0))
-  (table 3 funcref)
-  (elem (i32.const 0) $end $br $ret)
+  (table 5 funcref)
+  (elem (i32.const 0) $end $br $ret $tbl $rc)
 
   ;; falls off its final end
   (func $end (param $k i32)
@@ -31,7 +31,24 @@
       (if (i32.eqz (local.get $k)) (then (return)))
       (br $l)))
 
-  ;; calls callee number $f (0 $end, 1 $br, 2 $ret) $calls times with $k
+  ;; leaves by a br_table whose default is the body's label
+  (func $tbl (param $k i32)
+    (loop $l
+      (global.set $n (i32.add (global.get $n) (i32.const 1)))
+      (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+      (br_table $l 1 (i32.eqz (local.get $k)))))
+
+  ;; leaves by a tail call of a loop-free function
+  (func $rc (param $k i32)
+    (loop $l
+      (global.set $n (i32.add (global.get $n) (i32.const 1)))
+      (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+      (br_if $l (local.get $k)))
+    (return_call $leaf))
+  (func $leaf (export "leaf"))
+
+  ;; calls callee number $f (0 $end, 1 $br, 2 $ret, 3 $tbl, 4 $rc) $calls
+  ;; times with $k
   (func (export "outer") (param $f i32) (param $calls i32) (param $k i32)
     (loop $l
       (call_indirect (type $k) (local.get $k) (local.get $f))
