@@ -45,6 +45,13 @@
 //	$reenter_f:      call $yield; return_call $f(params)
 //	$yield:          if $stop { unreachable }
 //	                 memory.grow 0 (drop)
+//	in a function with a counting loop header:
+//	  before a call and every way out:  $fuel_g = $fuel
+//	  after a call:                     $fuel = $fuel_g
+//
+// so the count runs on through calls and returns as one sequence (see "The
+// count across calls" in flow.go): a short loop called again and again
+// advances it as much as one long loop.
 //
 // A loop header that runs straight on into a nested loop's header, or whose
 // every pass reaches one past forward branches and calls of checked
@@ -74,7 +81,8 @@
 // The host stops a guest by setting the exported i32 global StopExport to 1
 // (api.MutableGlobal.Set, from any goroutine); the guest traps with
 // "unreachable" within YieldMask+1 counts: loop iterations, calls of
-// checked functions, or WeightUnit instructions of unchecked calls. The host must
+// checked functions, or WeightUnit instructions of unchecked calls, however
+// they are spread over calls (TestCountFlowsThroughCalls). The host must
 // tell that trap from a genuine unreachable by its own flag, reset the flag
 // to 0, and roll the daemon back, as for any failed event.
 package instrument
