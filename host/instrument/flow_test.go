@@ -71,3 +71,25 @@ func countFlows(t *testing.T, r wazero.Runtime, res *Result) {
 		}
 	}
 }
+
+// TestDeferredEntryRecursionStops: a recursive function whose entry leaves
+// its test to a loop header that widenPlan then skips must still count its
+// entry into the callee: the hand-over before the call would otherwise
+// write back the count from before the entry's add, no level of the
+// recursion would advance the count, and the guest would run until its
+// stack overflows instead of trapping within YieldMask+1 calls. Only the
+// compiler: the interpreter's call stack ends a few thousand frames deep,
+// before YieldMask+1.
+func TestDeferredEntryRecursionStops(t *testing.T) {
+	res := mustInstrument(t, readFile(t, "testdata/flow.wasm"), Options{})
+	m := instantiate(t, newRuntime(t, engines[0].cfg()), res.Module, "flow")
+	mutable(t, m, res.StopExport).Set(1)
+	n := mutable(t, m, GlobalExportName(0))
+	_, err := m.ExportedFunction("recur").Call(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("recur with the flag set: %v", err)
+	}
+	if got := int(api.DecodeI32(n.Get())); got <= 0 || got > YieldMask+1 {
+		t.Errorf("%d calls before the trap, want 1..%d", got, YieldMask+1)
+	}
+}

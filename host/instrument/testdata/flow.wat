@@ -61,4 +61,14 @@
     (loop $l
       (call $tail (local.get $k))
       (local.set $calls (i32.sub (local.get $calls) (i32.const 1)))
-      (br_if $l (local.get $calls)))))
+      (br_if $l (local.get $calls))))
+
+  ;; endless recursion whose entry runs straight into a loop header that
+  ;; goes unchecked (every pass reaches $inner past the call): the entry's
+  ;; count must reach the callee although the function counts in $fuel
+  (func $recur (export "recur")
+    (loop $outer
+      (global.set $n (i32.add (global.get $n) (i32.const 1)))
+      (call $recur)
+      (loop $inner)
+      (br $outer))))
