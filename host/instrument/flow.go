@@ -33,6 +33,7 @@ import "github.com/wasmesh/wasmesh/abi/wasmbin"
 //
 //	                            with hand-over  without
 //	BenchmarkRealProgram (Lua)  1.076 1.029 1.053  1.084 1.034 1.054  × plain
+//	          another run           1.024 1.061 0.973  1.035 1.055 0.972
 //	BenchmarkLoopOverhead sum   2.88 3.83 3.01     2.91 3.89 3.07
 //	                      fnv   1.33 1.29 1.27     1.22 1.23 1.36
 //	                      calls 1.44 1.33 1.41     1.44 1.32 1.43
