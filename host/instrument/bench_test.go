@@ -20,7 +20,9 @@ import (
 //	fnv:   FNV-1a over 1e6 bytes, a loop whose body does real work
 //	calls: a call tree of 2^20 calls and no loops
 //
-// Metrics: <variant>-ns/call and instrumented/plain, ctxdone/plain ratios.
+// Metrics: <variant>-ns/call and instrumented/plain, ctxdone/plain,
+// noflow/plain (loop counts kept in each function: see "The count across
+// calls") ratios.
 func BenchmarkLoopOverhead(b *testing.B) {
 	ctx := context.Background()
 	orig := readFile(b, "testdata/spin.wasm")
@@ -36,6 +38,7 @@ func BenchmarkLoopOverhead(b *testing.B) {
 	}
 	plain := load(wazero.NewRuntimeConfigCompiler(), orig)
 	inst := load(wazero.NewRuntimeConfigCompiler(), res.Module)
+	noflow := load(wazero.NewRuntimeConfigCompiler(), mustInstrument(b, orig, Options{noCountFlow: true}).Module)
 	ctxdone := load(wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true), orig)
 	cctx, cancel := context.WithCancel(ctx) // a cancellable context, as a host would pass
 	defer cancel()
@@ -54,6 +57,7 @@ func BenchmarkLoopOverhead(b *testing.B) {
 				{name: "plain", fn: plain.ExportedFunction(w.fn), ctx: ctx},
 				{name: "instrumented", fn: inst.ExportedFunction(w.fn), ctx: ctx},
 				{name: "ctxdone", fn: ctxdone.ExportedFunction(w.fn), ctx: cctx},
+				{name: "noflow", fn: noflow.ExportedFunction(w.fn), ctx: ctx},
 			}
 			stack := make([]uint64, 1)
 			var want uint64
@@ -89,6 +93,7 @@ func BenchmarkLoopOverhead(b *testing.B) {
 			}
 			b.ReportMetric(med[1]/med[0], "instrumented/plain")
 			b.ReportMetric(med[2]/med[0], "ctxdone/plain")
+			b.ReportMetric(med[3]/med[0], "noflow/plain")
 		})
 	}
 }

@@ -45,6 +45,13 @@
 //	$reenter_f:      call $yield; return_call $f(params)
 //	$yield:          if $stop { unreachable }
 //	                 memory.grow 0 (drop)
+//	in a function with a counting loop header:
+//	  before a call and every way out:  $fuel_g = $fuel
+//	  after a call:                     $fuel = $fuel_g
+//
+// so the count runs on through calls and returns as one sequence (see "The
+// count across calls" in flow.go): a short loop called again and again
+// advances it as much as one long loop.
 //
 // A loop header that runs straight on into a nested loop's header, or whose
 // every pass reaches one past forward branches and calls of checked
@@ -74,7 +81,8 @@
 // The host stops a guest by setting the exported i32 global StopExport to 1
 // (api.MutableGlobal.Set, from any goroutine); the guest traps with
 // "unreachable" within YieldMask+1 counts: loop iterations, calls of
-// checked functions, or WeightUnit instructions of unchecked calls. The host must
+// checked functions, or WeightUnit instructions of unchecked calls, however
+// they are spread over calls (TestCountFlowsThroughCalls). The host must
 // tell that trap from a genuine unreachable by its own flag, reset the flag
 // to 0, and roll the daemon back, as for any failed event.
 package instrument
@@ -156,6 +164,9 @@ type Options struct {
 	// entry (see "Loop headers that need no check of their own"):
 	// benchmarks compare with it.
 	checkEveryLoop bool
+	// noCountFlow leaves the loop counts in each function's local, as
+	// before "The count across calls": benchmarks compare with it.
+	noCountFlow bool
 }
 
 // GlobalExport names one mutable global of the original module in the
@@ -260,6 +271,7 @@ func Instrument(module []byte, opt Options) (*Result, error) {
 		ix.unit = opt.weightUnit
 	}
 	ix.everyLoop = opt.checkEveryLoop
+	ix.noFlow = opt.noCountFlow
 	ix.reenter = make([]uint32, len(m.Codes))
 	next := ix.yield + 1
 	for i, c := range m.Codes {
@@ -357,8 +369,8 @@ type indices struct {
 	cost []uint64
 	// unit is WeightUnit but in tests.
 	unit int64
-	// everyLoop is Options.checkEveryLoop.
-	everyLoop bool
+	// everyLoop is Options.checkEveryLoop, noFlow Options.noCountFlow.
+	everyLoop, noFlow bool
 	// charge is the index of $charge (0: the module has no bulk
 	// instruction, so none is added), chargeType its type, spent the i64
 	// global it counts bytes in.
@@ -570,6 +582,16 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 		if !ix.unchecked[i] {
 			out = append(out, entry...)
 		}
+		// A function whose loop headers count in $fuel hands the count
+		// back to $fuel_g wherever control leaves it, for a call or for
+		// good, and takes it up again after a call (see "The count across
+		// calls"); depth is the nesting of the instruction, 0 in the body.
+		flow := !ix.noFlow && !ix.unchecked[i] && countsLoops(body, plan)
+		save := wasmbin.AppendU32([]byte{wasmbin.OpLocalGet}, fuel)
+		save = wasmbin.AppendU32(append(save, wasmbin.OpGlobalSet), ix.fuel)
+		load := wasmbin.AppendU32([]byte{wasmbin.OpGlobalGet}, ix.fuel)
+		load = wasmbin.AppendU32(append(load, wasmbin.OpLocalSet), fuel)
+		depth := uint32(0)
 		copied := 0
 		scratch := false
 		var prev wasmbin.Instr
@@ -577,6 +599,23 @@ func rewriteCode(m *wasmbin.Module, ix indices) ([]wasmbin.Code, bool, error) {
 			in, err := wasmbin.DecodeInstr(body, off)
 			if err != nil { // Parse already decoded every body
 				return nil, false, fmt.Errorf("instrument: function %d: %w", int(m.ImportedFuncs)+i, err)
+			}
+			if flow {
+				before, after := leaves(in, depth)
+				if before {
+					out = append(append(out, body[copied:in.Offset]...), save...)
+					copied = in.Offset
+				}
+				if after {
+					out = append(append(out, body[copied:in.End]...), load...)
+					copied = in.End
+				}
+				switch in.Op {
+				case wasmbin.OpBlock, wasmbin.OpLoop, wasmbin.OpIf:
+					depth++
+				case wasmbin.OpEnd:
+					depth--
+				}
 			}
 			if in.Op == wasmbin.OpLoop && !plan.skip[in.Offset] {
 				out = append(out, body[copied:in.End]...)

@@ -125,7 +125,9 @@ func straight(in wasmbin.Instr) bool {
 // call of an unchecked function, a bulk instruction, a loop opening inside
 // a block it opened, keeps the check. The loop reached may itself go
 // unchecked: it then reaches another one the same way, further on, and the
-// last of them checks. The search gives up after maxWiden instructions.
+// last of them checks. The search gives up after maxWiden instructions. An
+// entry that deferred its test to the header its straight run ends on tests
+// again once that header is skipped (TestDeferredEntryRecursionStops).
 const maxWiden = 4096
 
 // widenPlan adds to p.skip the loop headers of body (a parsed function of
@@ -149,6 +151,29 @@ func widenPlan(m *wasmbin.Module, unchecked []bool, body []byte, p *loopPlan) {
 		}
 		p.skip[in.Offset] = true
 	}
+	// A deferred entry needs the header its straight run ends on to test:
+	// once that header is skipped, the next one that tests lies past calls,
+	// and a recursion through them would pass entry after entry untested
+	// (and, with the count handed over at calls, uncounted).
+	if p.deferEntry && p.skip[entryLoop(ins)] {
+		p.deferEntry = false
+	}
+}
+
+// entryLoop is the offset of the last loop opening of the straight run
+// that starts a body (decoded as ins), or -1.
+func entryLoop(ins []wasmbin.Instr) int {
+	last := -1
+	for _, in := range ins {
+		switch {
+		case in.Op == wasmbin.OpLoop:
+			last = in.Offset
+		case in.Op == wasmbin.OpBlock || straight(in):
+		default:
+			return last
+		}
+	}
+	return last
 }
 
 // reachesLoop reports whether every path through ins, the code after a loop

@@ -93,7 +93,9 @@ const realProgCopies = 4
 // "instrumented/plain"; "allchecked/plain" is the derivation with every
 // function checked, byte for byte what Instrument derived before functions
 // went without entry checks; "everyloop/plain" the derivation that checks
-// every loop header and tests at every entry). Each
+// every loop header and tests at every entry; "noflow/plain" the one
+// whose loop counts stay in each function, without "The count across
+// calls"). Each
 // iteration calls every side once, back to back, on copy i%realProgCopies
 // of each, timed by the calling thread's CPU time (see threadTime), and a
 // ratio is the median over iterations of that iteration's ratio: the calls
@@ -104,7 +106,7 @@ func BenchmarkRealProgram(b *testing.B) {
 	variants := []struct {
 		name string
 		opt  Options
-	}{{"instrumented", Options{}}, {"allchecked", Options{uncheckedCost: -1}}, {"everyloop", Options{checkEveryLoop: true}}}
+	}{{"instrumented", Options{}}, {"allchecked", Options{uncheckedCost: -1}}, {"everyloop", Options{checkEveryLoop: true}}, {"noflow", Options{noCountFlow: true}}}
 	sides := make([][realProgCopies]api.Function, 1+len(variants))
 	for c := 0; c < realProgCopies; c++ {
 		sides[0][c] = newRealProg(b, orig).ExportedFunction("bench")
