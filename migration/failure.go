@@ -55,8 +55,12 @@ func failure(r Reason, format string, args ...any) *Failure {
 }
 
 // AsFailure turns any error from the I/O layer into a Failure: a wrapped
-// *Failure keeps its reason, anything else is StateFailed with its text.
+// *Failure keeps its reason, anything else is StateFailed with its text;
+// nil stays nil.
 func AsFailure(err error) *Failure {
+	if err == nil {
+		return nil
+	}
 	var f *Failure
 	if errors.As(err, &f) {
 		return f

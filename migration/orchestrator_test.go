@@ -2,6 +2,7 @@ package migration
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -299,5 +300,18 @@ func TestOrchestratorGivesUpWaitingPastCutover(t *testing.T) {
 	}
 	if d, err := o.Result(); !d || err == nil {
 		t.Fatalf("result %v %v", d, err)
+	}
+}
+
+func TestAsFailureKeepsNilAndReasons(t *testing.T) {
+	if f := AsFailure(nil); f != nil {
+		t.Fatalf("AsFailure(nil) = %+v, want nil", f)
+	}
+	want := &Failure{Reason: NotReady, Text: "busy"}
+	if f := AsFailure(fmt.Errorf("wrapped: %w", want)); f != want {
+		t.Fatalf("a wrapped failure came back as %+v", f)
+	}
+	if f := AsFailure(errors.New("disk on fire")); f == nil || f.Reason != StateFailed || f.Text != "disk on fire" {
+		t.Fatalf("a plain error came back as %+v", f)
 	}
 }

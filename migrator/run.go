@@ -441,10 +441,11 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 			m.inbound.release(inboundKey{id: r.id})
 		}
 		if who == roleOrch && r.handle != nil {
-			r.handle.finish(e.Err)
 			// The runtime keeps the last failure per daemon for
-			// PeekMigrationFailure; a success clears it.
+			// PeekMigrationFailure; a success clears it. Recorded before
+			// the handle finishes, so whoever waited on it reads it.
 			rt.RecordMigrationFailure(r.handle.origin, e.Err)
+			r.handle.finish(e.Err)
 		}
 		if who == roleSource && e.Err != nil && r.daemon != nil {
 			// Failed with the source keeping the daemon: ResumeLocal has
