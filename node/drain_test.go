@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,5 +166,31 @@ func TestDrainingSurvivesRestart(t *testing.T) {
 	}
 	if _, err := a.Drain(ctx, DrainRequest{Parallel: -1}, nil); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("negative parallel: %v", err)
+	}
+}
+
+// TestDrainPlanSpreadsAndRetriesElsewhere: picks go to the least-loaded
+// target counting earlier picks, and a retry avoids targets already tried
+// while another is left.
+func TestDrainPlanSpreadsAndRetriesElsewhere(t *testing.T) {
+	p := &drainPlan{load: map[string]int{"a": 0, "b": 3, "c": 1}}
+	var got []string
+	for range 6 {
+		got = append(got, p.pick(nil))
+	}
+	// Always the least loaded, ties to the smaller id: a a c a c a.
+	count := map[string]int{}
+	for _, g := range got {
+		count[g]++
+	}
+	if strings.Join(got, "") != "aacaca" || p.load["a"] != 4 || p.load["b"] != 3 || p.load["c"] != 3 || count["b"] != 0 {
+		t.Fatalf("picks %v leave loads %v", got, p.load)
+	}
+	p.unassign("a")
+	if id := p.pick(map[string]bool{"a": true}); id == "a" {
+		t.Fatal("retry went back to the target that just failed while others were left")
+	}
+	if id := p.pick(map[string]bool{"a": true, "b": true, "c": true}); id == "" {
+		t.Fatal("no target when every one was tried: the least loaded should be retried")
 	}
 }
