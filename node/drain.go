@@ -241,6 +241,10 @@ func (n *Node) Drain(ctx context.Context, req DrainRequest, progress func(DrainP
 		return DrainResult{}, fmt.Errorf("%w: --parallel %d: want 1 to %d", ErrBadRequest, req.Parallel, MaxDrainParallel)
 	}
 	par := cmp.Or(req.Parallel, DefaultDrainParallel)
+	if !n.drainRunning.CompareAndSwap(false, true) {
+		return DrainResult{}, fmt.Errorf("%w: a drain of %s is already running", ErrDraining, n.name)
+	}
+	defer n.drainRunning.Store(false)
 	targets, err := n.drainTargets(req)
 	if err != nil {
 		return DrainResult{}, err

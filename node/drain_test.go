@@ -164,6 +164,11 @@ func TestDrainingSurvivesRestart(t *testing.T) {
 	if _, err := a.Drain(ctx, DrainRequest{Node: "a"}, nil); !errors.Is(err, ErrNoMatch) {
 		t.Fatalf("drain with nowhere to go: %v", err)
 	}
+	a.drainRunning.Store(true)
+	if _, err := a.Drain(ctx, DrainRequest{Node: "a"}, nil); !errors.Is(err, ErrDraining) {
+		t.Fatalf("a second drain while one runs: %v", err)
+	}
+	a.drainRunning.Store(false)
 	if _, err := a.Drain(ctx, DrainRequest{Parallel: -1}, nil); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("negative parallel: %v", err)
 	}

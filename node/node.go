@@ -84,6 +84,9 @@ type Node struct {
 	// draining mirrors the store's flag (drain.go): spawns and inbound
 	// migrations are refused while it is set.
 	draining atomic.Bool
+	// drainRunning keeps a second drain from racing the first over the
+	// same daemons.
+	drainRunning atomic.Bool
 	// dir is this node's part of the location directory (directory.go).
 	dir *dirState
 
