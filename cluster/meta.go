@@ -76,6 +76,9 @@ type NodeMeta struct {
 	// AdminURL is where the node serves its admin API (http(s)://host:port),
 	// so operators and the CLI can aim at the right node; "" when unknown.
 	AdminURL string
+	// Draining: the node is being emptied; schedulers place nothing there
+	// and sources do not migrate daemons to it.
+	Draining bool
 }
 
 // Validate checks every field against its limits. It does not check the
@@ -172,6 +175,7 @@ const (
 	keyMigration = "m"
 	keyVersion   = "v"
 	keyAdmin     = "a"
+	keyDraining  = "dr"
 	// keyLeaving is internal: set by Leave so peers can tell a graceful
 	// departure from a failure (memberlist itself does not tell its
 	// delegates which one it was).
@@ -193,7 +197,7 @@ func encodeMeta(m NodeMeta, leaving bool) ([]byte, error) {
 
 	n := 1 // node id is always present
 	for _, present := range []bool{m.QUICAddr != "", len(m.X25519Public) > 0, len(m.X25519Signature) > 0, len(m.NodeKey) > 0,
-		len(caps.Tags) > 0, len(caps.Values) > 0, m.Load != 0, m.MigrationSupported, m.Version != "", m.AdminURL != "", leaving} {
+		len(caps.Tags) > 0, len(caps.Values) > 0, m.Load != 0, m.MigrationSupported, m.Version != "", m.AdminURL != "", m.Draining, leaving} {
 		if present {
 			n++
 		}
@@ -251,6 +255,10 @@ func encodeMeta(m NodeMeta, leaving bool) ([]byte, error) {
 	if m.AdminURL != "" {
 		put(enc.EncodeString(keyAdmin))
 		put(enc.EncodeString(m.AdminURL))
+	}
+	if m.Draining {
+		put(enc.EncodeString(keyDraining))
+		put(enc.EncodeBool(true))
 	}
 	if leaving {
 		put(enc.EncodeString(keyLeaving))
@@ -346,6 +354,12 @@ func decodeMetaBody(body []byte) (m NodeMeta, leaving bool, err error) {
 			m.Version, err = mr.str(MaxVersionLen)
 		case keyAdmin:
 			m.AdminURL, err = mr.str(MaxAdminURLLen)
+		case keyDraining:
+			// Only true is ever written: an explicit false is not canonical.
+			m.Draining, err = mr.d.DecodeBool()
+			if err == nil && !m.Draining {
+				err = errors.New("false is written by omission")
+			}
 		case keyLeaving:
 			leaving, err = mr.d.DecodeBool()
 		default:

@@ -188,6 +188,8 @@ func FuzzDecodeMeta(f *testing.F) {
 	f.Add(good)
 	minimal, _ := EncodeMeta(NodeMeta{NodeID: "n"})
 	f.Add(minimal)
+	draining, _ := EncodeMeta(NodeMeta{NodeID: "n", Draining: true})
+	f.Add(draining)
 	f.Add([]byte{metaFormatV1, 0xdf, 0x7f, 0xff, 0xff, 0xff})
 	f.Add([]byte{metaFormatV1, 0x82, 0xa2, 'i', 'd', 0xa1, 'n', 0xa1, 'a', 0xa8, 'h', 't', 't', 'p', ':', '/', '/', 'h'})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -207,7 +209,7 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("re-encoded meta does not decode: %v", err)
 		}
 		if m.NodeID != m2.NodeID || m.Load != m2.Load || !m.Capabilities.Equal(m2.Capabilities) ||
-			!bytes.Equal(m.X25519Public, m2.X25519Public) || m.QUICAddr != m2.QUICAddr || m.AdminURL != m2.AdminURL {
+			!bytes.Equal(m.X25519Public, m2.X25519Public) || m.QUICAddr != m2.QUICAddr || m.AdminURL != m2.AdminURL || m.Draining != m2.Draining {
 			t.Fatalf("re-encoding changed the meta: %+v vs %+v", m, m2)
 		}
 	})

@@ -153,12 +153,13 @@ func pick(f Filter, candidates []Candidate, extra func(Candidate) []string) (str
 
 // CandidatesFrom turns a membership view into scheduler input: alive members
 // whose metadata decoded cleanly, that proved a cluster certificate
-// (Verified) and that are not leaving. Suspect, dead,
-// left, leaving and undecodable members are left out because placing a daemon there would fail or be unsafe.
+// (Verified) and that are not leaving or draining. Suspect, dead,
+// left, leaving and undecodable members are left out because placing a daemon there would fail or be unsafe;
+// a draining node is being emptied, so nothing new goes there.
 func CandidatesFrom(members []Member) []Candidate {
 	out := make([]Candidate, 0, len(members))
 	for _, m := range members {
-		if m.State != StateAlive || m.Leaving || m.MetaErr != nil || m.Meta.NodeID == "" || !m.Verified {
+		if m.State != StateAlive || m.Leaving || m.MetaErr != nil || m.Meta.NodeID == "" || !m.Verified || m.Meta.Draining {
 			continue
 		}
 		out = append(out, Candidate{

@@ -197,6 +197,9 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 	if req.Kind == "" {
 		return DaemonInfo{}, fmt.Errorf("%w: a kind or digest is required", ErrBadRequest)
 	}
+	if err := n.refuseIfDraining("spawn"); err != nil {
+		return DaemonInfo{}, err
+	}
 	if err := validName(req.Name); err != nil {
 		return DaemonInfo{}, err
 	}

@@ -37,6 +37,9 @@ var (
 	ErrShuttingDown = errors.New("node: shutting down")
 	ErrTooLarge     = errors.New("node: request too large")
 	ErrUnauthorized = errors.New("node: not authorized")
+	// ErrDraining: the node is being drained (wasmesh node drain) and takes
+	// no new daemons, by spawn or by migration, until it is undrained.
+	ErrDraining = errors.New("node: node is draining")
 )
 
 // Codes of the error table: the one vocabulary of the mesh (a peer's
@@ -59,6 +62,7 @@ const (
 	CodeShuttingDown = "shutting_down"
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
+	CodeDraining     = "draining"
 )
 
 // ErrorClass is one row of the error table: a sentinel, its code on the
@@ -112,6 +116,7 @@ func ErrorClasses() []ErrorClass {
 		{Sentinel: ErrAmbiguous, Code: CodeAmbiguous, HTTP: http.StatusConflict, Exit: 1},
 		{Sentinel: ErrNameTaken, Code: CodeNameTaken, HTTP: http.StatusConflict, Exit: 1,
 			twins: []error{store.ErrNameTaken}},
+		{Sentinel: ErrDraining, Code: CodeDraining, HTTP: http.StatusConflict, Exit: 1},
 		{Sentinel: ErrShuttingDown, Code: CodeShuttingDown, HTTP: http.StatusServiceUnavailable, Exit: 1,
 			twins: []error{host.ErrShuttingDown}},
 		{Sentinel: ErrUnavailable, Code: CodeUnavailable, HTTP: http.StatusServiceUnavailable, Exit: 1,

@@ -22,6 +22,7 @@ var sentinels = []error{
 	node.ErrBadRequest, node.ErrTooLarge, node.ErrUnauthorized, node.ErrRefused, node.ErrMigration,
 	node.ErrEventFailed, node.ErrDaemonFailed, node.ErrDaemonNotFound, node.ErrUnknownKind, node.ErrUnknownNode, node.ErrNoMatch,
 	node.ErrNoIdentity, node.ErrAmbiguous, node.ErrNameTaken, node.ErrShuttingDown, node.ErrUnavailable,
+	node.ErrDraining,
 }
 
 // TestErrorTableIsOneToOne: every sentinel has exactly one row, classifies

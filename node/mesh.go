@@ -217,6 +217,7 @@ func (n *Node) publishMeta() {
 		meta := n.meta
 		meta.Load = len(n.rt.Daemons())
 		meta.AdminURL = n.AdminURL()
+		meta.Draining = n.draining.Load()
 		ctx, cancel := context.WithTimeout(n.ctx, 3*time.Second)
 		if err := n.mem.UpdateMeta(ctx, meta); err != nil && !errors.Is(err, cluster.ErrAnnounceUnconfirmed) && n.ctx.Err() == nil {
 			n.log.Warn("announce failed", "err", err)

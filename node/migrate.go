@@ -170,6 +170,9 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 	if m, ok := n.mem.MemberByNodeID(target.String()); ok && !m.Meta.MigrationSupported {
 		return MigrateResult{}, fmt.Errorf("%w: node %s does not accept migrations", ErrBadRequest, req.To)
 	}
+	if err := n.refuseDrainingTarget(target, req.To); err != nil {
+		return MigrateResult{}, err
+	}
 	name := ""
 	if d, err := n.rt.Daemon(origin); err == nil {
 		name = d.Name()

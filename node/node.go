@@ -81,6 +81,12 @@ type Node struct {
 	// peer (and waiting for the slowest) again (mesh.go locate).
 	resolved movedNames
 	adminURL atomic.Pointer[string]
+	// draining mirrors the store's flag (drain.go): spawns and inbound
+	// migrations are refused while it is set.
+	draining atomic.Bool
+	// drainRunning keeps a second drain from racing the first over the
+	// same daemons.
+	drainRunning atomic.Bool
 	// dir is this node's part of the location directory (directory.go).
 	dir *dirState
 
@@ -201,7 +207,11 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Version:            cfg.Version,
 		MigrationSupported: true,
 	}
+	if err := n.loadDraining(); err != nil {
+		return nil, err
+	}
 	meta := n.meta
+	meta.Draining = n.draining.Load()
 	meta.Load = len(n.rt.Daemons())
 	secret := cfg.ClusterSecret
 	if cfg.Dev {

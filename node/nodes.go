@@ -36,6 +36,9 @@ func (n *Node) Nodes() []NodeInfo {
 		if m.Leaving && m.State.String() == "alive" {
 			ni.State = "leaving"
 		}
+		if m.Meta.Draining && ni.State == "alive" {
+			ni.State = "draining"
+		}
 		if m.State == cluster.StateAlive && !m.Verified && m.MetaErr == nil {
 			// Knows the gossip secret but has not proved a certificate of
 			// the cluster CA: listed so operators see it, never given work.
@@ -50,6 +53,9 @@ func (n *Node) Nodes() []NodeInfo {
 		if m.Local {
 			ni.Load = len(n.rt.Daemons())
 			ni.Admin = n.AdminURL()
+			if n.draining.Load() && ni.State == "alive" {
+				ni.State = "draining"
+			}
 		}
 		out = append(out, ni)
 	}

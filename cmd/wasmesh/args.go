@@ -21,7 +21,11 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 	}
-	if cmd == nil || len(cmd.Subcommands) > 0 {
+	if cmd != nil && len(cmd.Subcommands) > 0 {
+		// "wasmesh node drain NODE --to X": the same, one level down.
+		return append([]string{args[0]}, interspersed(&cli.App{Commands: cmd.Subcommands}, args[1:])...)
+	}
+	if cmd == nil {
 		return args
 	}
 	takesValue := map[string]bool{}

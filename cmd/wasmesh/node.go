@@ -50,7 +50,7 @@ Examples:
    wasmesh node --dev --data /tmp/n2 --listen 127.0.0.1:7412 --gossip 127.0.0.1:7956 --admin 127.0.0.1:7411 \
        --join 127.0.0.1:7946 --name n2 --tag zone=eu-1 --tag gpu`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data", Usage: "data `DIR` (created if missing)", Required: true},
+			&cli.StringFlag{Name: "data", Usage: "data `DIR` (created if missing; required)"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7402", Usage: "QUIC mesh `HOST:PORT`"},
 			&cli.StringFlag{Name: "advertise", Usage: "QUIC mesh `HOST:PORT` announced to peers, when they reach this node elsewhere than --listen (NAT, relay, fault proxy); default the bound --listen address"},
 			&cli.StringFlag{Name: "gossip", Value: "127.0.0.1:7946", Usage: "membership gossip `HOST:PORT`"},
@@ -70,6 +70,9 @@ Examples:
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		},
 		Action: nodeAction,
+		// A required --data would be checked before the subcommands run:
+		// nodeConfig checks it instead.
+		Subcommands: drainSubcommands(),
 	}
 }
 
@@ -91,6 +94,9 @@ func nodeLogger(c *cli.Context) (*slog.Logger, error) {
 func nodeConfig(c *cli.Context, log *slog.Logger) (node.Config, error) {
 	if c.NArg() > 0 {
 		return node.Config{}, fail(2, "node takes no arguments, got %q", c.Args().First())
+	}
+	if c.String("data") == "" {
+		return node.Config{}, fail(2, "node needs --data DIR (see wasmesh node --help)")
 	}
 	tags, err := cluster.ParseCapabilities(c.StringSlice("tag")...)
 	if err != nil {

@@ -14,7 +14,7 @@ func nodesCommand() *cli.Command {
 		Usage: "list cluster members",
 		Description: `Lists the members the node knows: id, name, QUIC address, admin API URL
 (what --node takes to talk to that node), state (alive, leaving, dead, left,
-or unverified: it knows the gossip secret but did not prove a certificate of
+draining (see wasmesh node drain: it takes no new daemons), or unverified: it knows the gossip secret but did not prove a certificate of
 the cluster CA, so it is never given work),
 tags and load (daemons hosted). "*" marks the node you asked.
 

@@ -129,6 +129,7 @@ func Handler(b Backend, opts Options) http.Handler {
 	route("POST /v1/daemons/{ref}/migrate", s.migrate)
 	route("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Nodes())) })
 	s.addressingRoutes(route)
+	s.drainRoutes(route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
