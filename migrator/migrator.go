@@ -52,6 +52,11 @@ type Hooks struct {
 	// Released runs on the source after the daemon was handed over and
 	// stopped here (the node forgets its record).
 	Released func(origin uint64)
+	// Admit, when set, runs on the target as an inbound migration asks
+	// to land: an error refuses it for a reason of the node's own (a
+	// draining node), answered TargetUnavailable with the error's text.
+	// It must be quick and must not block.
+	Admit func(origin uint64) error
 }
 
 // Config configures a Migrator.

@@ -666,6 +666,11 @@ func (m *Migrator) admit(r *run, e migration.Admit) {
 		a.Err = &migration.Failure{Reason: wire.ReasonFactoryNotFound,
 			Text: fmt.Sprintf("node does not expect daemon %016x of %s (ExpectMigration)", e.Origin, e.KindDigest)}
 	}
+	if admit := m.cfg.Hooks.Admit; admit != nil && a.Err == nil {
+		if err := admit(e.Origin); err != nil {
+			a.Err = &migration.Failure{Reason: wire.ReasonTargetUnavailable, Text: err.Error()}
+		}
+	}
 	if a.Ready && a.Err == nil {
 		a.Ready, a.Err = m.admitBytes(r.id, r.tgtBytes)
 	}

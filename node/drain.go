@@ -112,7 +112,8 @@ func (n *Node) refuseIfDraining(op string) error {
 }
 
 // refuseDrainingTarget refuses a migration to a node that announces it is
-// draining (the source checks: the target's migrator does not know).
+// draining, before anything is sent; the target refuses it too
+// (migrator.Hooks.Admit), for a source that has not heard yet.
 func (n *Node) refuseDrainingTarget(target nodekey.NodeID, ref string) error {
 	if m, ok := n.mem.MemberByNodeID(target.String()); ok && m.Meta.Draining {
 		return fmt.Errorf("%w: node %s takes no migrations while it drains", ErrDraining, ref)

@@ -77,7 +77,7 @@ func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
 	n.qmesh = &migrator.QUICMesh{EP: n.ep, StaticKeyOf: n.staticKeyOf, OnLive: n.adoptMigrated}
 	m, err := migrator.New(migrator.Config{
 		Runtime: n.rt, Mesh: n.qmesh, StaticKey: static, Logger: n.log.With("component", "migration"),
-		Hooks: migrator.Hooks{Released: n.forgetMigrated},
+		Hooks: migrator.Hooks{Released: n.forgetMigrated, Admit: func(uint64) error { return n.refuseIfDraining("inbound migration") }},
 	})
 	if err != nil {
 		return err
