@@ -235,20 +235,32 @@ func (c *Client) Migrate(ctx context.Context, daemon string, body MigrateBody, p
 	if err != nil {
 		return MigrateResult{}, err
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/daemons/"+ref(daemon)+"/migrate", bytes.NewReader(b), "application/json")
+	return progressStream[MigrateProgress, MigrateResult](ctx, c, "/v1/daemons/"+ref(daemon)+"/migrate", b, "migration", progress)
+}
+
+// progressStream posts body to path and reads the NDJSON answer of a long
+// operation (migrate, drain): progress lines, then the result or an error
+// (with the result so far). what names the operation in errors.
+func progressStream[P, R any](ctx context.Context, c *Client, path string, body []byte, what string, progress func(P)) (R, error) {
+	var zero R
+	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(body), "application/json")
 	if err != nil {
-		return MigrateResult{}, err
+		return zero, err
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var l MigrateLine
+		var l struct {
+			Progress *P     `json:"progress,omitempty"`
+			Result   *R     `json:"result,omitempty"`
+			Error    *Error `json:"error,omitempty"`
+		}
 		if err := dec.Decode(&l); err != nil {
-			return MigrateResult{}, fmt.Errorf("migration stream from %s ended early: %w", c.Base, err)
+			return zero, fmt.Errorf("%s stream from %s ended early: %w", what, c.Base, err)
 		}
 		switch {
 		case l.Error != nil:
-			var res MigrateResult
+			res := zero
 			if l.Result != nil {
 				res = *l.Result
 			}

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -114,34 +113,7 @@ func (c *Client) Drain(ctx context.Context, name string, body DrainBody, progres
 	if err != nil {
 		return DrainResult{}, err
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+ref(name)+"/drain", bytes.NewReader(b), "application/json")
-	if err != nil {
-		return DrainResult{}, err
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var l DrainLine
-		if err := dec.Decode(&l); err != nil {
-			return DrainResult{}, fmt.Errorf("drain stream from %s ended early: %w", c.Base, err)
-		}
-		switch {
-		case l.Error != nil:
-			var res DrainResult
-			if l.Result != nil {
-				res = *l.Result
-			}
-			status := http.StatusInternalServerError
-			if c, ok := node.ClassByCode(l.Error.Code); ok {
-				status = c.HTTP
-			}
-			return res, apiError(status, *l.Error)
-		case l.Result != nil:
-			return *l.Result, nil
-		case l.Progress != nil && progress != nil:
-			progress(*l.Progress)
-		}
-	}
+	return progressStream[DrainProgress, DrainResult](ctx, c, "/v1/nodes/"+ref(name)+"/drain", b, "drain", progress)
 }
 
 // Undrain lets spawns and migrations back onto node.
