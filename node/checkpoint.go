@@ -177,8 +177,9 @@ func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*host.Daemon, 
 // checkpoint stores d's current state as its latest snapshot; unless force,
 // a daemon that processed nothing since its last checkpoint is skipped.
 func (n *Node) checkpoint(ctx context.Context, d *host.Daemon, force bool) error {
-	n.ckptMu.Lock()
-	defer n.ckptMu.Unlock()
+	mu := n.ckptLock(d.Origin())
+	mu.Lock()
+	defer mu.Unlock()
 	st := d.Stats()
 	if st.Failed {
 		return fmt.Errorf("%w: %s", host.ErrDaemonFailed, d.ID())

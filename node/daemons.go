@@ -399,12 +399,17 @@ func (n *Node) stopLocal(ctx context.Context, d *host.Daemon) (DaemonInfo, error
 		n.log.Warn("final checkpoint failed", "daemon", d.ID(), "err", err)
 	}
 	info := n.localInfo(d)
+	// Not between an arrival's snapshot and its record (createArrived).
+	mu := n.ckptLock(d.Origin())
+	mu.Lock()
 	if err := n.rt.Stop(ctx, d.Origin()); err != nil {
+		mu.Unlock()
 		return DaemonInfo{}, wrap(ErrDaemonNotFound, err)
 	}
 	if err := n.store.Update(d.Origin(), func(r *store.Record) error { r.Stopped = true; return nil }); err != nil {
 		n.log.Warn("could not mark record stopped", "daemon", d.ID(), "err", err)
 	}
+	mu.Unlock()
 	n.lastCkpt.Delete(d.Origin())
 	n.journalForget(d.Origin())
 	n.log.Info("daemon stopped", "daemon", d.ID(), "name", d.Name())
@@ -431,8 +436,9 @@ func (n *Node) Snapshot(ctx context.Context, ref string) ([]byte, DaemonInfo, er
 }
 
 func (n *Node) snapshotLocal(ctx context.Context, d *host.Daemon) ([]byte, error) {
-	n.ckptMu.Lock()
-	defer n.ckptMu.Unlock()
+	mu := n.ckptLock(d.Origin())
+	mu.Lock()
+	defer mu.Unlock()
 	inc := d.Incarnation()
 	snap, err := d.Snapshot(ctx)
 	if err != nil {

@@ -274,14 +274,12 @@ func (n *Node) adoptMigrated(origin uint64) {
 		n.log.Error("migrated daemon's module not stored; a restart would have to fetch it from peers",
 			"daemon", d.ID(), "digest", d.Kind().Digest, "err", err)
 	}
-	n.mu.Lock()
 	rec := store.Record{
 		Origin: origin, Digest: string(d.Kind().Digest), Aliases: n.rt.KindAliases(d.Kind().Digest),
 		Seed: d.Identity().Seed(), Epoch: uint64(time.Now().UnixNano()), Created: time.Now().UTC(),
 	}
 	// Replaces the record of a daemon that once lived here and came back.
-	rec, err = n.createArrivedLocked(n.ctx, d, rec)
-	n.mu.Unlock()
+	rec, err = n.createArrived(n.ctx, d, rec)
 	if err != nil {
 		n.log.Error("migrated daemon not recorded: a restart of this node would not bring it back", "daemon", d.ID(), "err", err)
 		return
@@ -294,9 +292,12 @@ func (n *Node) adoptMigrated(origin uint64) {
 // does not resurrect a twin.
 func (n *Node) forgetMigrated(origin uint64) {
 	n.tombstoneName(origin)
-	n.mu.Lock()
+	// The daemon's lock, not n.mu: daemons leaving together (a drain)
+	// share the store's commits.
+	mu := n.ckptLock(origin)
+	mu.Lock()
 	err := n.store.Delete(origin)
-	n.mu.Unlock()
+	mu.Unlock()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		n.log.Warn("moved daemon's record not deleted", "daemon", abi.FormatOrigin(origin), "err", err)
 	}

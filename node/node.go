@@ -57,8 +57,14 @@ type Node struct {
 	// mu serialises changes to the set of daemons (spawn, stop, restore)
 	// so name uniqueness and record state stay consistent with the runtime.
 	mu sync.Mutex
-	// ckptMu serialises checkpoints so store sequence order is capture order.
+	// ckptMu guards recoveryJournal.
 	ckptMu sync.Mutex
+	// ckptStripes serialise the checkpoints of one daemon, so its store
+	// sequence order is capture order, and make an arrival's first record
+	// atomic with a stop of the same daemon. Striped by origin rather than
+	// one lock: daemons arriving together (a drain) then share fsyncs in
+	// the store's group commit instead of queueing for one each.
+	ckptStripes [64]sync.Mutex
 	// deployMu makes a deploy's kind-name check and its registration one
 	// step, so two deploys cannot both pass the check and re-point a name.
 	deployMu sync.Mutex
@@ -384,4 +390,9 @@ func (n *Node) join(ctx context.Context, cfg cluster.Config) (*cluster.Membershi
 		case <-ctx.Done():
 		}
 	}
+}
+
+// ckptLock is the lock of origin's checkpoints (see ckptStripes).
+func (n *Node) ckptLock(origin uint64) *sync.Mutex {
+	return &n.ckptStripes[origin%uint64(len(n.ckptStripes))]
 }

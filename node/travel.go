@@ -64,7 +64,7 @@ func (n *Node) keepArrivedKind(ctx context.Context, d *host.Daemon) error {
 // takeCarriedNameLocked gives a daemon that just arrived by migration the
 // name its snapshot carried, in memory and at once, so that the name
 // resolves here from the cutover on (the record follows in
-// createArrivedLocked). When a daemon here already has that name it keeps
+// createArrived). When a daemon here already has that name it keeps
 // only its id here, as before names travelled. Caller holds n.mu.
 func (n *Node) takeCarriedNameLocked(d *host.Daemon) {
 	name := d.Carried().Name
@@ -78,13 +78,16 @@ func (n *Node) takeCarriedNameLocked(d *host.Daemon) {
 	d.SetName(name)
 }
 
-// createArrivedLocked records a daemon that arrived by migration, under
-// the name it has here, together with its first checkpoint in one store
-// transaction (a record without a checkpoint would come back from a crash
-// as a fresh daemon, and the source has wiped its copy). Caller holds n.mu.
-func (n *Node) createArrivedLocked(ctx context.Context, d *host.Daemon, rec store.Record) (store.Record, error) {
-	n.ckptMu.Lock()
-	defer n.ckptMu.Unlock()
+// createArrived records a daemon that arrived by migration, under the name
+// it has here, together with its first checkpoint in one store transaction
+// (a record without a checkpoint would come back from a crash as a fresh
+// daemon, and the source has wiped its copy). It does not hold n.mu while
+// it writes: arrivals (a drain) share the store's commits; the daemon's
+// checkpoint lock keeps a stop of it out meanwhile.
+func (n *Node) createArrived(ctx context.Context, d *host.Daemon, rec store.Record) (store.Record, error) {
+	mu := n.ckptLock(d.Origin())
+	mu.Lock()
+	defer mu.Unlock()
 	inc := d.Incarnation()
 	snap, err := d.Snapshot(ctx)
 	if err != nil {

@@ -32,7 +32,13 @@ func (s *Store) Adopt(r Record, taken time.Time, snapshot []byte) (uint64, error
 	var seq uint64
 	var renamed string
 	var drop []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// A file is renamed inside the transaction, which must not run twice:
+	// only an inline snapshot shares its commit with other writers.
+	update := s.write
+	if tmp != "" {
+		update = s.db.Update
+	}
+	err := update(func(tx *bolt.Tx) error {
 		renamed, drop = "", nil
 		b := tx.Bucket(bucketDaemons)
 		if err := nameFree(b, r.Name, r.Origin); err != nil {

@@ -66,8 +66,9 @@ type Snapshot struct {
 
 // Store is safe for concurrent use.
 type Store struct {
-	db  *bolt.DB
-	dir string // snapshot files (snapfiles.go)
+	db    *bolt.DB
+	dir   string      // snapshot files (snapfiles.go)
+	group groupCommit // concurrent writers share a commit (groupcommit.go)
 }
 
 // Open opens or creates the database at path, with its directory of
@@ -109,7 +110,7 @@ func key(origin uint64) []byte { return binary.BigEndian.AppendUint64(nil, origi
 // Create adds a record. A running (not stopped) record with the same
 // non-empty name refuses it with ErrNameTaken; the same origin with ErrExists.
 func (s *Store) Create(r Record) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDaemons)
 		if b.Get(key(r.Origin)) != nil {
 			return fmt.Errorf("%w: %016x", ErrExists, r.Origin)
@@ -221,7 +222,7 @@ func (s *Store) Records() ([]Record, error) {
 // Delete removes a record and its snapshot.
 func (s *Store) Delete(origin uint64) error {
 	var files []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		files = nil
 		if err := tx.Bucket(bucketDaemons).Delete(key(origin)); err != nil {
 			return err
@@ -252,7 +253,7 @@ func (s *Store) PutSnapshot(origin uint64, taken time.Time, data []byte) (uint64
 	}
 	var seq uint64
 	var files []string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.write(func(tx *bolt.Tx) error {
 		files = nil
 		last, ptr, err := lastSeq(tx, origin)
 		if err != nil {
@@ -331,7 +332,7 @@ func (s *Store) pointerMoved(origin uint64, p filePtr) bool {
 
 // SetAlias points a kind name at a module digest.
 func (s *Store) SetAlias(alias, digest string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.write(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAliases).Put([]byte(alias), []byte(digest))
 	})
 }
