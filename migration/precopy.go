@@ -232,19 +232,13 @@ func (s *PrecopySource) Handle(in PrecopyInput, now time.Time) (PrecopyOutput, e
 		if in.Round != s.round || s.round == 0 {
 			return out, fmt.Errorf("%w: round %d taken while round %d is", ErrStaleAttempt, in.Round, s.round)
 		}
-		switch {
-		case in.DirtyBytes <= s.cfg.DirtyBytes:
-			// The freeze will carry about this much: stop here.
-			s.res.Converged = true
+		if !s.WouldSend(in.DirtyBytes) {
+			s.res.Converged = in.DirtyBytes <= s.cfg.DirtyBytes
 			s.finish(nil, &out)
-		case in.DirtyBytes >= s.prev:
-			// The daemon dirties pages as fast as they travel: another
-			// round would only resend them.
-			s.finish(nil, &out)
-		default:
-			s.prev = in.DirtyBytes
-			s.send(in.Data, in.Seq, now, &out)
+			break
 		}
+		s.prev = in.DirtyBytes
+		s.send(in.Data, in.Seq, now, &out)
 	case TakeFailed:
 		if in.Round != s.round {
 			return out, fmt.Errorf("%w: take of round %d failed while round %d is", ErrStaleAttempt, in.Round, s.round)
@@ -256,6 +250,16 @@ func (s *PrecopySource) Handle(in PrecopyInput, now time.Time) (PrecopyOutput, e
 		return out, fmt.Errorf("%w: pre-copy source input %T", ErrInvalid, in)
 	}
 	return out, nil
+}
+
+// WouldSend says whether a round that found dirty bytes dirtied is sent,
+// so the I/O layer encodes only those (RoundTaken.Data may be nil for the
+// others). A round is not sent when the freeze will carry about as much
+// (at most DirtyBytes: converged), or when it did not shrink since the
+// previous transfer: the daemon dirties pages as fast as they travel, and
+// another round would only resend them.
+func (s *PrecopySource) WouldSend(dirty int64) bool {
+	return dirty > s.cfg.DirtyBytes && dirty < s.prev
 }
 
 func (s *PrecopySource) send(data []byte, seq uint64, now time.Time, out *PrecopyOutput) {

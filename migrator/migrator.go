@@ -149,11 +149,10 @@ type Migrator struct {
 	closed     bool
 	pack       *packer
 
-	// Pre-copy state: bases being received or staged here (target), and
-	// sources waiting for the target's acknowledgement.
-	precopyIn   map[uint64]*precopyIn
+	// Pre-copy state: the target machines of pre-copies here (being
+	// received or staged), and sources waiting for acknowledgements.
 	staged      map[uint64]*staged
-	precopyAcks map[uint64]chan error
+	precopyAcks map[uint64]chan precopyAckIn
 	inbound     *inbound
 	// starting holds the daemons whose StartMigrationWith runs (pre-copy
 	// included) and has no Handle in byOrigin yet.
@@ -195,8 +194,8 @@ func New(cfg Config) (*Migrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Migrator{pack: pk, staged: make(map[uint64]*staged), precopyAcks: make(map[uint64]chan error),
-		precopyIn: make(map[uint64]*precopyIn), starting: make(map[uint64]struct{}), inbound: newInbound(cfg.InboundBudget),
+	m := &Migrator{pack: pk, staged: make(map[uint64]*staged), precopyAcks: make(map[uint64]chan precopyAckIn),
+		starting: make(map[uint64]struct{}), inbound: newInbound(cfg.InboundBudget),
 		cfg: cfg, self: cfg.Mesh.Self(),
 		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
 		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),
@@ -399,7 +398,7 @@ func (m *Migrator) Receive(from NodeID, frame []byte) error {
 		defer m.mu.Unlock()
 		return m.receivePrecopy(from, c)
 	case framePrecopyAck:
-		return m.receivePrecopyAck(frame[1:])
+		return m.receivePrecopyAck(from, frame[1:])
 	case framePrecopyRound:
 		msg, err := wire.Decode(frame[1:])
 		if err != nil {
