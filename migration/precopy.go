@@ -62,6 +62,11 @@ type PrecopyOutput struct {
 	Effects []PrecopyEffect
 }
 
+// Empty reports whether there is nothing to do.
+func (o PrecopyOutput) Empty() bool {
+	return len(o.Chunks) == 0 && len(o.Acks) == 0 && len(o.Effects) == 0
+}
+
 // PrecopyEffect is something only the I/O layer can do.
 type PrecopyEffect interface{ isPrecopyEffect() }
 
