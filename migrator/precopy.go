@@ -245,11 +245,15 @@ func (m *Migrator) receivePrecopyChunk(from NodeID, c migration.PrecopyChunk) er
 		st = &staged{from: from, mach: mach}
 		m.staged[id] = st
 	}
+	if st.from != from {
+		// Refused before it can touch the pre-copy's reservation.
+		return fmt.Errorf("%w: pre-copy %016x chunk from %s, its source is %s", ErrBadFrame, id, from, st.from)
+	}
 	key := inboundKey{id: id, pre: true}
 	if n, need := st.mach.Reservation(c); need && !m.inbound.reserve(key, n) {
 		err := fmt.Errorf("%w: inbound migration budget in use (%d of %d bytes)", ErrBusy, m.inbound.used, m.inbound.limit)
 		m.discardOffLock(m.precopyApply(id, st, st.mach.Refuse(c, err, now)))
-		return nil
+		return err
 	}
 	out, err := st.mach.Step(from, c, now)
 	m.discardOffLock(m.precopyApply(id, st, out))
