@@ -252,6 +252,9 @@ func (s *pcSim) applySource(src *pcSource, out PrecopyOutput) {
 				}
 				data, dirty := pcDelta(src.committed, s.mem)
 				src.taken[e.Round] = maps.Clone(s.mem)
+				if !src.m.WouldSend(int64(dirty)) {
+					data = nil // as the I/O layer does: not encoded
+				}
 				in = RoundTaken{Round: e.Round, Data: data, Seq: s.rng.Uint64(), DirtyBytes: int64(dirty)}
 			case CommitRound:
 				t, ok := src.taken[e.Round]
