@@ -74,10 +74,13 @@ func (t *PrecopyTarget) Reservation(c PrecopyChunk) (uint64, bool) {
 	if t.state != ptIdle || !t.next(c.Round) {
 		return 0, false
 	}
+	// The announced size comes from the network: past the limit it is
+	// refused by Step anyway, and must not wrap the sum.
+	n := min(c.Chunk.TotalBytes, t.cfg.MaxSnapshot+1)
 	if c.Round == 0 {
-		return c.Chunk.TotalBytes, true
+		return n, true
 	}
-	return t.size + c.Chunk.TotalBytes, true
+	return t.size + n, true
 }
 
 // next: round r is the one transfer the source may send now.

@@ -141,3 +141,19 @@ func TestPrecopySourceAcks(t *testing.T) {
 		t.Fatalf("after a timeout: %v %+v", done, res)
 	}
 }
+
+// An announced size near 2^64 cannot wrap the reservation's sum, and the
+// transfer is refused.
+func TestPrecopyTargetHugeTransfer(t *testing.T) {
+	now := time.Unix(1, 0)
+	m := stagedTarget(t, now)
+	c := pcTestChunk(5, 2, []byte{2})
+	c.Chunk.TotalBytes = ^uint64(0) - 5
+	n, need := m.Reservation(c)
+	if !need || n < 10 || n > 10+DefaultLimits().MaxSnapshotBytes+1 {
+		t.Fatalf("reservation %d (%v)", n, need)
+	}
+	if out, err := m.Step("S", c, now); !errors.Is(err, ErrChunk) || !pcHas[DiscardStage](out) || !m.Done() {
+		t.Fatalf("huge transfer: %+v %v", out, err)
+	}
+}
