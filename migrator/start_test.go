@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/migration"
+	"github.com/wasmesh/wasmesh/migration/wire"
 	"github.com/wasmesh/wasmesh/migrator"
 )
 
@@ -43,6 +44,13 @@ func TestZeroOptionsAreSafe(t *testing.T) {
 	if got := get(t, b, d.Origin()); got != 0 {
 		t.Fatalf("count on the target %d, want 0", got)
 	}
+}
+
+// refused: the error of a start refused because the daemon is migrating,
+// as the migrator's sentinel and as the protocol's failure.
+func refused(err error) bool {
+	return errors.Is(err, migrator.ErrAlreadyMigrating) &&
+		errors.Is(err, &migration.Failure{Reason: wire.ReasonAlreadyMigrating})
 }
 
 // TestSecondStartRefusedBeforePreCopy: a second start of a large daemon
@@ -80,7 +88,7 @@ func TestSecondStartRefusedBeforePreCopy(t *testing.T) {
 	}()
 	// While the first is pre-copying.
 	<-inBase
-	if _, err := a.Mig.StartMigration(context.Background(), origin, a.ID, b.ID); !errors.Is(err, migrator.ErrAlreadyMigrating) {
+	if _, err := a.Mig.StartMigration(context.Background(), origin, a.ID, b.ID); !refused(err) {
 		t.Fatalf("second start while pre-copying: %v", err)
 	}
 	if err := <-first; err != nil {
@@ -95,7 +103,7 @@ func TestSecondStartRefusedBeforePreCopy(t *testing.T) {
 		}
 	}
 	sent := bytes.Load()
-	if _, err := a.Mig.StartMigration(context.Background(), origin, a.ID, b.ID); !errors.Is(err, migrator.ErrAlreadyMigrating) {
+	if _, err := a.Mig.StartMigration(context.Background(), origin, a.ID, b.ID); !refused(err) {
 		t.Fatalf("second start while migrating: %v", err)
 	}
 	if n, after := bases.Load(), bytes.Load(); n != 1 || after != sent {
