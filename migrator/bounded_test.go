@@ -300,7 +300,7 @@ func TestRetryOutlivesLinger(t *testing.T) {
 	d, _ := spawnCounter(t, a)
 	b.RT.SetMigrationNotReady(true)
 	h, err := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, migrator.Options{
-		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond, Budget: 10 * time.Second},
+		Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond, Budget: 10 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -85,8 +85,9 @@ type Resources struct {
 func (m *Migrator) Resources() Resources {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := Resources{Runs: len(m.runs), Handles: len(m.byOrigin), Staged: len(m.staged), PreCopyIn: len(m.precopyIn),
+	r := Resources{Runs: len(m.runs), Handles: len(m.byOrigin), Staged: m.stagedCount(),
 		InboundBytes: m.inbound.used, InboundBudget: m.inbound.limit}
+	r.PreCopyIn = len(m.staged) - r.Staged
 	for k, n := range m.inbound.by {
 		if k.pre {
 			r.StagedBytes += n

@@ -7,7 +7,7 @@ func (m *Migrator) MapSizes() map[string]int {
 	defer m.mu.Unlock()
 	return map[string]int{
 		"runs": len(m.runs), "byOrigin": len(m.byOrigin), "staged": len(m.staged),
-		"precopyIn": len(m.precopyIn), "precopyAcks": len(m.precopyAcks), "inbound": len(m.inbound.by),
+		"precopyAcks": len(m.precopyAcks), "inbound": len(m.inbound.by),
 	}
 }
 

@@ -175,7 +175,7 @@ func TestNotReadyRetryAndBudget(t *testing.T) {
 	d, _ := spawnCounter(t, a)
 	b.RT.SetMigrationNotReady(true)
 	h, err := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, migrator.Options{
-		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond, Budget: 10 * time.Second},
+		Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 200 * time.Millisecond, Budget: 10 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestNotReadyRetryAndBudget(t *testing.T) {
 	d2, _ := spawnCounter(t, a)
 	b.RT.SetMigrationNotReady(true)
 	h, _ = a.Mig.StartMigrationWith(context.Background(), d2.Origin(), a.ID, b.ID, migrator.Options{
-		TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond, Budget: 600 * time.Millisecond},
+		Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond, Budget: 600 * time.Millisecond},
 	})
 	err = h.WaitTimeout(20 * time.Second)
 	f := migration.AsFailure(err)
@@ -203,7 +203,7 @@ func TestNotReadyRetryAndBudget(t *testing.T) {
 
 	// Retry disabled surfaces NotReady; a new attempt later is not
 	// affected by that stale failure.
-	h, _ = a.Mig.StartMigrationWith(context.Background(), d2.Origin(), a.ID, b.ID, migrator.Options{TransportIdentity: true})
+	h, _ = a.Mig.StartMigrationWith(context.Background(), d2.Origin(), a.ID, b.ID, migrator.Options{NoRetryNotReady: true})
 	err = h.WaitTimeout(20 * time.Second)
 	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonNotReady || !f.Retriable() {
 		t.Fatalf("retry disabled: %v", err)
@@ -225,7 +225,7 @@ func TestNoIdentityTransport(t *testing.T) {
 	c := newCluster(t, 2, fastTiming)
 	a, b := c.Nodes[0], c.Nodes[1]
 	d, id := spawnCounter(t, a)
-	opts := migrator.Options{TransportIdentity: false}
+	opts := migrator.Options{SkipIdentityTransport: true}
 	h, _ := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, opts)
 	err := h.WaitTimeout(20 * time.Second)
 	if f := migration.AsFailure(err); f == nil || f.Reason != wire.ReasonIdentityTransportFailed {
@@ -249,7 +249,7 @@ func TestCancelAndWaitTimeout(t *testing.T) {
 	a, b := c.Nodes[0], c.Nodes[1]
 	d, _ := spawnCounter(t, a)
 	b.RT.SetMigrationNotReady(true)
-	retry := migrator.Options{TransportIdentity: true, RetryNotReady: true, Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Budget: time.Minute}}
+	retry := migrator.Options{Retry: migration.RetryPolicy{Initial: 100 * time.Millisecond, Budget: time.Minute}}
 	h, _ := a.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, b.ID, retry)
 	time.Sleep(200 * time.Millisecond)
 	if err := h.Cancel(); err != nil {
@@ -639,7 +639,7 @@ func TestSecondOrchestratorRefused(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	h2, err := o.Mig.StartMigrationWith(context.Background(), d.Origin(), a.ID, o.ID, migrator.Options{
-		TransportIdentity: true, KindDigest: string(d.Kind().Digest),
+		KindDigest: string(d.Kind().Digest),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -91,14 +91,17 @@ type Config struct {
 	RequireExpected bool
 }
 
-// Options of one migration (mirroring the reference API).
+// Options of one migration (mirroring the reference API). The zero value
+// is the safe default: the identity is sealed to the target and a target
+// that answers NotReady is retried; every field only opts out or tunes.
 type Options struct {
-	// TransportIdentity seals the daemon key to the target (default true
-	// via DefaultOptions); false requires the target to have the identity
-	// registered with RegisterMigrationTargetIdentity.
-	TransportIdentity bool
-	// RetryNotReady retries a target that answers NotReady (SPEC R-M8).
-	RetryNotReady bool
+	// SkipIdentityTransport does not seal the daemon key to the target:
+	// the target must have the identity registered with
+	// RegisterMigrationTargetIdentity.
+	SkipIdentityTransport bool
+	// NoRetryNotReady surfaces a target's NotReady at once instead of
+	// retrying it with backoff (SPEC R-M8).
+	NoRetryNotReady bool
 	// Retry tunes the NotReady backoff; zero fields take the defaults.
 	Retry migration.RetryPolicy
 	// KindDigest is the daemon's module digest; required only when this
@@ -117,8 +120,9 @@ type Options struct {
 	PreCopyDirtyBytes int64
 }
 
-// DefaultOptions: seal the identity, retry NotReady.
-func DefaultOptions() Options { return Options{TransportIdentity: true, RetryNotReady: true} }
+// DefaultOptions is Options{}: seal the identity, retry NotReady. It stays
+// for callers that read better with a name.
+func DefaultOptions() Options { return Options{} }
 
 // Errors.
 var (
@@ -145,12 +149,14 @@ type Migrator struct {
 	closed     bool
 	pack       *packer
 
-	// Pre-copy state: bases being received or staged here (target), and
-	// sources waiting for the target's acknowledgement.
-	precopyIn   map[uint64]*precopyIn
+	// Pre-copy state: the target machines of pre-copies here (being
+	// received or staged), and sources waiting for acknowledgements.
 	staged      map[uint64]*staged
-	precopyAcks map[uint64]chan error
+	precopyAcks map[uint64]chan precopyAckIn
 	inbound     *inbound
+	// starting holds the daemons whose StartMigrationWith runs (pre-copy
+	// included) and has no Handle in byOrigin yet.
+	starting map[uint64]struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -188,8 +194,8 @@ func New(cfg Config) (*Migrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Migrator{pack: pk, staged: make(map[uint64]*staged), precopyAcks: make(map[uint64]chan error),
-		precopyIn: make(map[uint64]*precopyIn), inbound: newInbound(cfg.InboundBudget),
+	m := &Migrator{pack: pk, staged: make(map[uint64]*staged), precopyAcks: make(map[uint64]chan precopyAckIn),
+		starting: make(map[uint64]struct{}), inbound: newInbound(cfg.InboundBudget),
 		cfg: cfg, self: cfg.Mesh.Self(),
 		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
 		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),
@@ -262,6 +268,11 @@ func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source
 	}
 	id := binary.LittleEndian.Uint64(idb[:]) | 1
 	started := time.Now()
+	// Refused before pre-copy: a second start must not ship a base first.
+	if err := m.claimStart(origin); err != nil {
+		return nil, err
+	}
+	defer m.releaseStart(origin)
 	var pre precopyResult
 	if d, err := m.cfg.Runtime.Daemon(origin); err == nil && source == m.self && m.wantPreCopy(d, opts) {
 		if pre, err = m.precopy(ctx, id, d, target, opts); err != nil {
@@ -277,15 +288,12 @@ func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source
 		}
 	}
 	retry := opts.Retry
-	retry.Disabled = !opts.RetryNotReady
-	plan := wire.Plan{Origin: origin, KindDigest: kind, Source: source, Target: target, Orchestrator: m.self, TransportIdentity: opts.TransportIdentity}
+	retry.Disabled = opts.NoRetryNotReady
+	plan := wire.Plan{Origin: origin, KindDigest: kind, Source: source, Target: target, Orchestrator: m.self, TransportIdentity: !opts.SkipIdentityTransport}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
-	}
-	if h := m.byOrigin[origin]; h != nil && !h.finished() {
-		return nil, fmt.Errorf("%w: %016x", ErrAlreadyMigrating, origin)
 	}
 	o, out, err := migration.NewOrchestrator(migration.OrchestratorConfig{
 		ID: id, Plan: plan, Retry: retry, Timing: m.cfg.Timing,
@@ -390,7 +398,7 @@ func (m *Migrator) Receive(from NodeID, frame []byte) error {
 		defer m.mu.Unlock()
 		return m.receivePrecopy(from, c)
 	case framePrecopyAck:
-		return m.receivePrecopyAck(frame[1:])
+		return m.receivePrecopyAck(from, frame[1:])
 	case framePrecopyRound:
 		msg, err := wire.Decode(frame[1:])
 		if err != nil {

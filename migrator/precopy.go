@@ -14,15 +14,20 @@ import (
 )
 
 // Pre-copy: before the protocol freezes a large daemon, its source ships a
-// base snapshot while the daemon keeps running; the target builds an
-// instance from it (host.Runtime.Stage). At the freeze only the pages that
-// differ from the base travel, inside the protocol's ordinary snapshot
-// transfer, so the pause no longer grows with the daemon's size. The state
-// machines are unchanged: to them the delta is just a (small) snapshot.
+// base snapshot while the daemon keeps running, then rounds of dirtied
+// pages (rounds.go); the target builds an instance from the base
+// (host.Runtime.Stage) and writes each round into it. At the freeze only
+// the pages that differ from what the target acknowledged travel, inside
+// the protocol's ordinary snapshot transfer, so the pause no longer grows
+// with the daemon's size. The decisions (what to send when, what an
+// acknowledgement means, when a stage is given up) are the sans-I/O
+// machines migration.PrecopySource and migration.PrecopyTarget; this file
+// and rounds.go are their I/O layer. The protocol machines are unchanged:
+// to them the delta is just a (small) snapshot.
 
 const (
 	framePrecopy    byte = 3 // a wire.SnapshotChunk of the base snapshot
-	framePrecopyAck byte = 4 // id u64 | ok byte | message
+	framePrecopyAck byte = 4 // id u64 | ok byte | round u32 | message (only when not ok)
 	packDelta       byte = 2 // snapshot bytes: removed pages + packed delta
 )
 
@@ -30,72 +35,163 @@ const (
 // pre-copies; below it one transfer is quicker than two.
 const DefaultPreCopyThreshold = 1 << 20
 
-// staged is a base received ahead of a migration.
+// precopyAckTimeout: a source gives up a transfer the target did not
+// acknowledge in this long and migrates without a base.
+const precopyAckTimeout = 30 * time.Second
+
+// maxAckText bounds the reason a refusing target sends back.
+const maxAckText = 1024
+
+// staged is the target side of one pre-copy here: its machine, and the
+// staged instance once the base is built.
 type staged struct {
 	from NodeID
+	mach *migration.PrecopyTarget
 	s    *host.Staged
-	at   time.Time
-	// size is what the staged instance holds (its reservation), round the
-	// latest round written into it (rounds.go).
-	size  uint64
-	round uint32
-	in    *precopyIn // a round being received
+}
+
+type precopyAckIn struct {
+	from NodeID
+	ack  migration.PrecopyAck
 }
 
 // precopy runs before the orchestrator starts; caller does not hold m.mu.
-// It sends the base, then rounds of dirtied pages (rounds.go), and returns
-// the snapshot the target's staged copy now equals. On any failure the
-// migration simply goes ahead without a base.
+// It drives a migration.PrecopySource to its end and returns the snapshot
+// the target's stage then equals. On any failure the migration simply
+// goes ahead without a base.
 func (m *Migrator) precopy(ctx context.Context, id uint64, d *host.Daemon, target NodeID, opts Options) (precopyResult, error) {
-	base, err := d.Snapshot(ctx)
+	bound, small := roundLimits(opts)
+	ps, out, err := migration.NewPrecopySource(migration.PrecopySourceConfig{
+		ID: id, Target: target, Rounds: bound, DirtyBytes: small, ChunkSize: m.chunkSize(), AckTimeout: precopyAckTimeout,
+	}, time.Now())
 	if err != nil {
 		return precopyResult{}, err
 	}
-	data, err := snapshot.Encode(base, d.Identity())
-	if err != nil {
-		return precopyResult{}, err
-	}
-	ack := make(chan error, 1)
+	acks := make(chan precopyAckIn, 4)
 	m.mu.Lock()
-	m.precopyAcks[id] = ack
+	m.precopyAcks[id] = acks
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
 		delete(m.precopyAcks, id)
 		m.mu.Unlock()
 	}()
-	packed := m.pack.pack(data)
-	if err := m.sendPrecopy(ctx, framePrecopy, wire.Header{ID: id, Attempt: 1}, d.Origin(), base.Sequence, packed, target, ack); err != nil {
-		return precopyResult{}, err
+	drv := &precopyDriver{m: m, ps: ps, d: d, target: target}
+	t := time.NewTicker(m.cfg.Tick)
+	defer t.Stop()
+	for {
+		if err := drv.perform(ctx, out); err != nil {
+			out = ps.Cancel(err)
+			continue
+		}
+		if done, res := ps.Done(); done {
+			if !res.Staged {
+				return precopyResult{}, res.Err
+			}
+			return precopyResult{base: drv.committed, rounds: res.Rounds, bytes: res.Bytes, converged: res.Converged}, nil
+		}
+		select {
+		case a := <-acks:
+			out, err = ps.Step(a.from, a.ack, time.Now())
+			if err != nil {
+				m.cfg.Logger.Debug("pre-copy ack refused", "migration", id, "err", err)
+			}
+		case now := <-t.C:
+			out = ps.Tick(now)
+		case <-ctx.Done():
+			out = ps.Cancel(ctx.Err())
+		}
 	}
-	res := precopyResult{base: base, bytes: []int{len(packed)}}
-	return m.rounds(ctx, id, d, target, opts, ack, res)
 }
 
-// sendPrecopy queues one pre-copy transfer (the base or a round) to target
-// and waits for the target's acknowledgement that it is staged.
-func (m *Migrator) sendPrecopy(ctx context.Context, typ byte, h wire.Header, origin, seq uint64, packed []byte, target NodeID, ack chan error) error {
-	m.mu.Lock()
-	q := m.peer(target)
-	for _, c := range migration.Split(h, origin, seq, packed, m.chunkSize()) {
-		b, err := wire.Encode(c)
-		if err != nil {
-			m.mu.Unlock()
+// precopyDriver performs a PrecopySource's output for one migration.
+type precopyDriver struct {
+	m      *Migrator
+	ps     *migration.PrecopySource
+	d      *host.Daemon
+	target NodeID
+	// committed is what the target's stage equals; taken and delta what
+	// the transfer in flight carries, committed once acknowledged.
+	committed, taken *snapshot.Snapshot
+	delta            *host.Delta
+}
+
+// perform sends the chunks and performs the effects, feeding results back
+// until the machine waits for the network. An error is the I/O layer's
+// own (a frame that cannot be encoded).
+func (p *precopyDriver) perform(ctx context.Context, out migration.PrecopyOutput) error {
+	for len(out.Chunks)+len(out.Effects) > 0 {
+		if err := p.m.sendPrecopyChunks(p.target, out.Chunks); err != nil {
 			return err
+		}
+		effects := out.Effects
+		out = migration.PrecopyOutput{}
+		for _, e := range effects {
+			var in migration.PrecopyInput
+			switch e := e.(type) {
+			case migration.TakeBase:
+				in = p.takeBase(ctx)
+			case migration.TakeRound:
+				in = p.takeRound(ctx, e.Round)
+			case migration.CommitRound:
+				if e.Round == 0 {
+					p.committed = p.taken
+				} else {
+					p.committed = p.delta.Merged(p.committed)
+				}
+				p.taken, p.delta = nil, nil
+			case migration.PrecopyFinished:
+				if !e.Result.Staged {
+					p.committed = nil
+				}
+			}
+			if in == nil {
+				continue
+			}
+			o, err := p.ps.Handle(in, time.Now())
+			if err != nil {
+				return err
+			}
+			out.Chunks = append(out.Chunks, o.Chunks...)
+			out.Effects = append(out.Effects, o.Effects...)
+		}
+	}
+	return nil
+}
+
+func (p *precopyDriver) takeBase(ctx context.Context) migration.PrecopyInput {
+	base, err := p.d.Snapshot(ctx)
+	if err != nil {
+		return migration.TakeFailed{Round: 0, Err: err}
+	}
+	data, err := snapshot.Encode(base, p.d.Identity())
+	if err != nil {
+		return migration.TakeFailed{Round: 0, Err: err}
+	}
+	p.taken = base
+	return migration.BaseTaken{Data: p.m.pack.pack(data), Seq: base.Sequence, PageBytes: int64(len(base.Pages)) * snapshot.PageSize}
+}
+
+// sendPrecopyChunks queues pre-copy chunks to target.
+func (m *Migrator) sendPrecopyChunks(target NodeID, chunks []migration.PrecopyChunk) error {
+	if len(chunks) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.peer(target)
+	for _, c := range chunks {
+		b, err := wire.Encode(c.Chunk)
+		if err != nil {
+			return err
+		}
+		typ := framePrecopy
+		if c.Round > 0 {
+			typ = framePrecopyRound // the round travels as Header.Attempt
 		}
 		q.push(append([]byte{typ}, b...))
 	}
-	m.mu.Unlock()
-	t := time.NewTimer(30 * time.Second)
-	defer t.Stop()
-	select {
-	case err := <-ack:
-		return err
-	case <-t.C:
-		return errors.New("migrator: target did not acknowledge the pre-copy in 30s")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 func (m *Migrator) chunkSize() int {
@@ -105,143 +201,172 @@ func (m *Migrator) chunkSize() int {
 	return migration.DefaultLimits().ChunkSize
 }
 
-// precopyIn is a base being received here.
-type precopyIn struct {
-	asm *migration.Reassembler
-	at  time.Time // last chunk: a source that stops sending is given up after stagedTTL
-}
-
-// stagedTTL is how long a base waits here for its migration (or for its
-// next chunk). Not the linger: a short linger (tests use 200 ms) must not
-// expire a base between its acknowledgement and the delta that needs it;
-// the source starts the migration as soon as it has the acknowledgement,
-// and gives up waiting for one after 30 s.
+// stagedTTL is how long a stage waits here for its migration (or a
+// transfer for its next chunk). Not the linger: a short linger (tests use
+// 200 ms) must not expire a base between its acknowledgement and the delta
+// that needs it; the source starts the migration as soon as it has the
+// acknowledgement, and gives up waiting for one after precopyAckTimeout.
 const stagedTTL = time.Minute
 
-// receivePrecopy reassembles a base on the target and stages it; caller
-// holds m.mu. Every base is reserved against the node-wide inbound budget
-// when its first chunk arrives; past the budget the source is told at
-// once, and migrates without a base.
+// ErrBusy refuses a pre-copy while the node's inbound budget is in use.
+var ErrBusy = errors.New("migrator: node busy with inbound migrations")
+
+const maxStaged = 8
+
+// receivePrecopy steps the target machine of a base chunk; caller holds
+// m.mu.
 func (m *Migrator) receivePrecopy(from NodeID, c wire.SnapshotChunk) error {
-	id := c.Header.ID
-	if _, ok := m.staged[id]; ok {
-		return fmt.Errorf("%w: pre-copy %016x already staged", ErrBadFrame, id)
+	return m.receivePrecopyChunk(from, migration.PrecopyChunk{Round: 0, Chunk: c})
+}
+
+// receivePrecopyChunk steps the pre-copy's target machine (making one for
+// a pre-copy not seen yet); caller holds m.mu. Every transfer is reserved
+// against the node-wide inbound budget before its first chunk counts;
+// past the budget the source is told at once, and migrates without a
+// base.
+func (m *Migrator) receivePrecopyChunk(from NodeID, c migration.PrecopyChunk) error {
+	id := c.Chunk.Header.ID
+	now := time.Now()
+	st := m.staged[id]
+	if st == nil {
+		if len(m.staged) >= maxStaged {
+			err := fmt.Errorf("%w: %d pre-copies already staged", ErrBusy, maxStaged)
+			if c.Chunk.Index == 0 {
+				m.peer(from).push(encodePrecopyAck(migration.PrecopyAck{ID: id, Round: c.Round, Err: err.Error()}))
+			}
+			return err
+		}
+		mach, err := migration.NewPrecopyTarget(migration.PrecopyTargetConfig{
+			ID: id, Source: from, TTL: stagedTTL, MaxSnapshot: m.maxSnapshot(),
+		}, now)
+		if err != nil {
+			return err
+		}
+		st = &staged{from: from, mach: mach}
+		m.staged[id] = st
 	}
-	in := m.precopyIn[id]
-	if in == nil {
-		if c.Index != 0 {
-			// The rest of a base refused or given up: chunks of one base
-			// come in order, so a base starts with chunk 0.
-			return fmt.Errorf("%w: pre-copy %016x chunk %d without its start", ErrBadFrame, id, c.Index)
-		}
-		if len(m.staged)+len(m.precopyIn) >= maxStaged {
-			return m.refusePrecopy(from, c, fmt.Errorf("%w: %d pre-copies already staged", ErrBadFrame, maxStaged))
-		}
-		if !m.inbound.reserve(inboundKey{id: id, pre: true}, c.TotalBytes) {
-			return m.refusePrecopy(from, c, fmt.Errorf("%w: inbound migration budget in use (%d of %d bytes)", ErrBusy, m.inbound.used, m.inbound.limit))
-		}
-		lim := m.maxSnapshot()
-		in = &precopyIn{asm: migration.NewReassembler(lim, lim)}
-		m.precopyIn[id] = in
+	if st.from != from {
+		// Refused before it can touch the pre-copy's reservation.
+		return fmt.Errorf("%w: pre-copy %016x chunk from %s, its source is %s", ErrBadFrame, id, from, st.from)
 	}
-	in.at = time.Now()
-	if err := in.asm.Begin(id, c.SnapshotSeq, c.Count, c.TotalBytes); err != nil {
-		m.dropPrecopyIn(id)
+	key := inboundKey{id: id, pre: true}
+	if n, need := st.mach.Reservation(c); need && !m.inbound.reserve(key, n) {
+		err := fmt.Errorf("%w: inbound migration budget in use (%d of %d bytes)", ErrBusy, m.inbound.used, m.inbound.limit)
+		m.discardOffLock(m.precopyApply(id, st, st.mach.Refuse(c, err, now)))
 		return err
 	}
-	packed, done, err := in.asm.Add(wire.SnapshotChunk{Header: c.Header, Origin: id, SnapshotSeq: c.SnapshotSeq,
-		Index: c.Index, Count: c.Count, TotalBytes: c.TotalBytes, Data: c.Data})
-	if err != nil {
-		m.dropPrecopyIn(id)
-		return err
+	out, err := st.mach.Step(from, c, now)
+	m.discardOffLock(m.precopyApply(id, st, out))
+	if err != nil && !errors.Is(err, migration.ErrFinished) {
+		return fmt.Errorf("%w: %w", ErrBadFrame, err)
 	}
-	if !done {
-		return nil
+	return nil
+}
+
+// precopyApply performs a PrecopyTarget's output; caller holds m.mu. It
+// returns the staged instances to discard off the lock. A machine that
+// ended is forgotten with its reservation.
+func (m *Migrator) precopyApply(id uint64, st *staged, out migration.PrecopyOutput) []*host.Staged {
+	for _, a := range out.Acks {
+		m.peer(st.from).push(encodePrecopyAck(a))
 	}
-	// The reservation stays with the base through staging and until its
-	// migration uses it or it expires.
-	delete(m.precopyIn, id)
+	var drop []*host.Staged
+	key := inboundKey{id: id, pre: true}
+	for _, e := range out.Effects {
+		switch e := e.(type) {
+		case migration.StageBase:
+			m.stageAsync(id, st, e.Data)
+		case migration.AdvanceStage:
+			m.advanceAsync(id, st, e.Round, e.Data)
+		case migration.DiscardStage:
+			m.inbound.release(key)
+			if st.s != nil {
+				drop = append(drop, st.s)
+				st.s = nil
+			}
+		}
+	}
+	if st.mach.Done() && m.staged[id] == st {
+		delete(m.staged, id)
+		m.inbound.release(key)
+	}
+	return drop
+}
+
+func (m *Migrator) discardOffLock(drop []*host.Staged) {
+	if len(drop) == 0 {
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for _, s := range drop {
+			s.Discard(context.Background())
+		}
+	}()
+}
+
+// stageAsync builds the staged instance off the lock and reports back.
+// The machine emits nothing else for this pre-copy until then, so st.s is
+// this goroutine's alone meanwhile.
+func (m *Migrator) stageAsync(id uint64, st *staged, packed []byte) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		s, size, err := m.stage(ctx, from, packed)
-		var old *host.Staged
+		s, size, err := m.stage(ctx, st.from, packed)
 		m.mu.Lock()
 		if err == nil && !m.inbound.reserve(inboundKey{id: id, pre: true}, size) {
 			// Staged, the base holds its unpacked size, not what travelled.
-			old, s = s, nil
 			err = fmt.Errorf("%w: a staged base of %d bytes is over the inbound migration budget (%d of %d bytes in use)",
 				ErrBusy, size, m.inbound.used, m.inbound.limit)
 		}
-		if err == nil {
-			if o := m.staged[id]; o != nil {
-				old = o.s
-			}
-			m.staged[id] = &staged{from: from, s: s, at: time.Now(), size: size}
+		var drop []*host.Staged
+		if err != nil && s != nil {
+			drop = append(drop, s)
 		} else {
-			m.inbound.release(inboundKey{id: id, pre: true})
+			st.s = s
 		}
-		m.peer(from).push(precopyAck(id, err))
+		out, herr := st.mach.Handle(migration.StageDone{Round: 0, Size: size, Err: err}, time.Now())
+		if herr != nil {
+			m.cfg.Logger.Debug("pre-copy stage result refused", "migration", id, "err", herr)
+		}
+		drop = append(drop, m.precopyApply(id, st, out)...)
 		m.mu.Unlock()
-		if old != nil {
-			old.Discard(ctx)
+		for _, s := range drop {
+			s.Discard(ctx)
 		}
 	}()
+}
+
+// takeStaged hands the stage of migration id to its restore and releases
+// its reservation: from here on it is the restore's memory. It is nil when
+// nothing usable is staged (none, or a transfer still being staged: that
+// is then dropped). Caller holds m.mu.
+func (m *Migrator) takeStaged(id uint64) *staged {
+	st := m.staged[id]
+	if st == nil {
+		return nil
+	}
+	round, _ := st.mach.Staged()
+	ok, out := st.mach.Take(round, time.Now())
+	if ok {
+		delete(m.staged, id)
+		m.inbound.release(inboundKey{id: id, pre: true})
+		return st
+	}
+	m.discardOffLock(m.precopyApply(id, st, out))
 	return nil
 }
 
-// ErrBusy refuses a pre-copy while the node's inbound budget is in use.
-var ErrBusy = errors.New("migrator: node busy with inbound migrations")
-
-// refusePrecopy answers the source once (on the first chunk; the rest of
-// the base is dropped as it comes) so it goes ahead without a base instead
-// of waiting for an acknowledgement. Caller holds m.mu.
-func (m *Migrator) refusePrecopy(from NodeID, c wire.SnapshotChunk, err error) error {
-	if c.Index == 0 {
-		m.peer(from).push(precopyAck(c.Header.ID, err))
-	}
-	return err
-}
-
-func precopyAck(id uint64, err error) []byte {
-	frame := binary.LittleEndian.AppendUint64([]byte{framePrecopyAck}, id)
-	if err != nil {
-		return append(append(frame, 0), err.Error()...)
-	}
-	return append(frame, 1)
-}
-
-func (m *Migrator) dropPrecopyIn(id uint64) {
-	delete(m.precopyIn, id)
-	m.inbound.release(inboundKey{id: id, pre: true})
-}
-
-// takeStaged hands the staged base of migration id to its restore and
-// releases its reservation: from here on it is the restore's memory.
-// Caller holds m.mu.
-func (m *Migrator) takeStaged(id uint64) *staged {
-	st := m.staged[id]
-	delete(m.staged, id)
-	m.inbound.release(inboundKey{id: id, pre: true})
-	return st
-}
-
-// expirePrecopy gives up bases whose source went quiet and staged bases
-// no migration used within stagedTTL; it returns the staged instances to
+// expirePrecopy gives up transfers whose source went quiet and stages no
+// migration used within stagedTTL; it returns the staged instances to
 // discard off the lock. Caller holds m.mu.
 func (m *Migrator) expirePrecopy(now time.Time) []*host.Staged {
-	for id, in := range m.precopyIn {
-		if now.Sub(in.at) > stagedTTL {
-			m.dropPrecopyIn(id)
-		}
-	}
 	var drop []*host.Staged
 	for id, st := range m.staged {
-		if now.Sub(st.at) > stagedTTL {
-			drop = append(drop, m.takeStaged(id).s)
-		}
+		drop = append(drop, m.precopyApply(id, st, st.mach.Tick(now))...)
 	}
 	return drop
 }
@@ -252,8 +377,6 @@ func (m *Migrator) maxSnapshot() uint64 {
 	}
 	return migration.DefaultLimits().MaxSnapshotBytes
 }
-
-const maxStaged = 8
 
 // stage builds an instance from a base; it also returns the base's
 // unpacked size, which is what the staged instance holds.
@@ -280,20 +403,48 @@ func (m *Migrator) stage(ctx context.Context, from NodeID, packed []byte) (*host
 	return s, uint64(len(raw)), err
 }
 
-func (m *Migrator) receivePrecopyAck(b []byte) error {
-	if len(b) < 9 {
-		return fmt.Errorf("%w: short pre-copy ack", ErrBadFrame)
+func encodePrecopyAck(a migration.PrecopyAck) []byte {
+	b := binary.LittleEndian.AppendUint64([]byte{framePrecopyAck}, a.ID)
+	if a.Err == "" {
+		return binary.LittleEndian.AppendUint32(append(b, 1), a.Round)
 	}
-	id := binary.LittleEndian.Uint64(b)
-	var err error
-	if b[8] != 1 {
-		err = fmt.Errorf("migrator: target refused the pre-copy: %s", b[9:])
+	msg := a.Err
+	if len(msg) > maxAckText {
+		msg = msg[:maxAckText]
+	}
+	return append(binary.LittleEndian.AppendUint32(append(b, 0), a.Round), msg...)
+}
+
+// decodePrecopyAck reads an acknowledgement after its frame type: an ok
+// one carries nothing more, a refusal a reason of 1 to maxAckText bytes.
+func decodePrecopyAck(b []byte) (migration.PrecopyAck, error) {
+	if len(b) < 13 {
+		return migration.PrecopyAck{}, fmt.Errorf("%w: short pre-copy ack", ErrBadFrame)
+	}
+	a := migration.PrecopyAck{ID: binary.LittleEndian.Uint64(b), Round: binary.LittleEndian.Uint32(b[9:])}
+	msg := b[13:]
+	switch {
+	case b[8] == 1 && len(msg) == 0:
+	case b[8] == 0 && len(msg) > 0 && len(msg) <= maxAckText:
+		a.Err = string(msg)
+	default:
+		return migration.PrecopyAck{}, fmt.Errorf("%w: pre-copy ack with ok=%d and %d bytes of reason", ErrBadFrame, b[8], len(msg))
+	}
+	return a, nil
+}
+
+// receivePrecopyAck hands an acknowledgement to the pre-copy it names, if
+// it still runs here; its machine checks the sender and the round.
+func (m *Migrator) receivePrecopyAck(from NodeID, b []byte) error {
+	a, err := decodePrecopyAck(b)
+	if err != nil {
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if ch := m.precopyAcks[id]; ch != nil {
+	if ch := m.precopyAcks[a.ID]; ch != nil {
 		select {
-		case ch <- err:
+		case ch <- precopyAckIn{from: from, ack: a}:
 		default:
 		}
 	}
@@ -332,4 +483,16 @@ func (m *Migrator) decodeDelta(b []byte) ([]uint32, []byte, error) {
 	}
 	raw, err := m.pack.unpack(rd.b)
 	return removed, raw, err
+}
+
+// stagedCount is how many pre-copies here hold a staged instance; the
+// rest of m.staged are being received. Caller holds m.mu.
+func (m *Migrator) stagedCount() int {
+	n := 0
+	for _, st := range m.staged {
+		if st.s != nil {
+			n++
+		}
+	}
+	return n
 }

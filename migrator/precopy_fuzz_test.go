@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/wasmesh/wasmesh/migration"
 )
 
 func fuzzPackerMigrator(tb testing.TB) *Migrator {
@@ -17,7 +19,7 @@ func fuzzPackerMigrator(tb testing.TB) *Migrator {
 	if c, ok := tb.(interface{ Cleanup(func()) }); ok {
 		c.Cleanup(p.close)
 	}
-	return &Migrator{pack: p, precopyAcks: make(map[uint64]chan error)}
+	return &Migrator{pack: p, precopyAcks: make(map[uint64]chan precopyAckIn)}
 }
 
 // A delta snapshot arrives from the source inside the protocol's snapshot
@@ -89,50 +91,48 @@ func slicesEqual(a, b []uint32) bool {
 	return true
 }
 
-// The pre-copy acknowledgement (id u64 | ok byte | message) comes from the
-// target; it resolves only the pre-copy it names, with success only for ok=1.
-func FuzzReceivePrecopyAck(f *testing.F) {
-	ack := func(id uint64, ok byte, msg string) []byte {
-		return append(append(binary.LittleEndian.AppendUint64(nil, id), ok), msg...)
-	}
-	f.Add(ack(7, 1, ""))
-	f.Add(ack(7, 0, "no room"))
-	f.Add(ack(8, 1, ""))
-	f.Add(ack(7, 2, "x"))
-	f.Add([]byte{7, 0, 0, 0, 0, 0, 0, 0})
+// The pre-copy acknowledgement (id u64 | ok byte | round u32 | reason)
+// comes from the target. Accepted: ok=1 with no reason or ok=0 with a
+// reason of 1 to maxAckText bytes, and it re-encodes to the same bytes;
+// everything else is ErrBadFrame and reaches no pre-copy.
+func FuzzDecodePrecopyAck(f *testing.F) {
+	f.Add(encodePrecopyAck(migration.PrecopyAck{ID: 7, Round: 2})[1:])
+	f.Add(encodePrecopyAck(migration.PrecopyAck{ID: 7, Err: "no room"})[1:])
+	f.Add([]byte{7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 'x'})
+	f.Add([]byte{7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{7, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0})
 	f.Add([]byte{})
 	m := fuzzPackerMigrator(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ch := make(chan error, 1)
+		ch := make(chan precopyAckIn, 1)
 		m.precopyAcks[7] = ch
-		err := m.receivePrecopyAck(b)
-		if len(b) < 9 {
-			if !errors.Is(err, ErrBadFrame) {
-				t.Fatalf("short ack: %v, want ErrBadFrame", err)
-			}
-			if len(ch) != 0 {
-				t.Fatal("short ack resolved a pre-copy")
-			}
-			return
+		a, err := decodePrecopyAck(b)
+		rerr := m.receivePrecopyAck("T", b)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("decode %v, receive %v", err, rerr)
 		}
 		if err != nil {
-			t.Fatalf("well-formed ack refused: %v", err)
-		}
-		if binary.LittleEndian.Uint64(b) != 7 {
+			if !errors.Is(err, ErrBadFrame) {
+				t.Fatalf("error %v is not ErrBadFrame", err)
+			}
 			if len(ch) != 0 {
-				t.Fatal("ack for another id resolved pre-copy 7")
+				t.Fatal("a refused ack reached a pre-copy")
 			}
 			return
 		}
-		if len(ch) != 1 {
-			t.Fatal("ack for pre-copy 7 did not resolve it")
+		if again := encodePrecopyAck(a)[1:]; !bytes.Equal(again, b) {
+			t.Fatalf("accepted ack re-encodes to %x, not %x", again, b)
 		}
-		got := <-ch
-		if (got == nil) != (b[8] == 1) {
-			t.Fatalf("ok byte %d gave %v", b[8], got)
+		if (a.Err == "") != (b[8] == 1) || !strings.Contains(string(b), a.Err) {
+			t.Fatalf("ok byte %d gave %+v", b[8], a)
 		}
-		if got != nil && !strings.Contains(got.Error(), string(b[9:])) {
-			t.Fatalf("refusal %q lost the target's message", got)
+		if got := len(ch); (a.ID == 7) != (got == 1) {
+			t.Fatalf("ack for %d: %d delivered to pre-copy 7", a.ID, got)
+		}
+		if a.ID == 7 {
+			if in := <-ch; in.from != "T" || in.ack != a {
+				t.Fatalf("delivered %+v, decoded %+v", in, a)
+			}
 		}
 	})
 }

@@ -29,3 +29,11 @@ func RoundChunk(id uint64, round uint32, data []byte) []byte {
 		Index: 0, Count: 1, TotalBytes: uint64(len(data)), Data: data})
 	return append([]byte{framePrecopyRound}, b...)
 }
+
+// BaseChunk is the frame of chunk index of count of a base of total bytes
+// of migration id.
+func BaseChunk(id uint64, index, count uint32, total uint64, data []byte) []byte {
+	b, _ := wire.Encode(wire.SnapshotChunk{Header: wire.Header{ID: id, Attempt: 1}, Origin: id, SnapshotSeq: 1,
+		Index: index, Count: count, TotalBytes: total, Data: data})
+	return append([]byte{framePrecopy}, b...)
+}

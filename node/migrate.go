@@ -177,8 +177,7 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 	if d, err := n.rt.Daemon(origin); err == nil {
 		name = d.Name()
 	}
-	opts := migrator.DefaultOptions()
-	opts.TransportIdentity = !req.NoIdentity
+	opts := migrator.Options{SkipIdentityTransport: req.NoIdentity}
 	h, err := n.mig.StartMigrationWith(ctx, origin, migrator.NodeID(n.id.String()), migrator.NodeID(target.String()), opts)
 	if err != nil {
 		return MigrateResult{}, fmt.Errorf("%w: %w", ErrMigration, err)
