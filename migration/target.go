@@ -40,7 +40,7 @@ type Target struct {
 	applied                 uint64
 	finalSeq                uint64
 	haveFinal               bool
-	held                    []Event
+	held                    []kept
 	heldBytes               int
 
 	lastHeard, lastSent time.Time
@@ -325,9 +325,9 @@ func (t *Target) goLive(now time.Time, out *Output) {
 	p := t.prep
 	// Held events came in after the flip, so after every replayed one;
 	// apply them before anything routed here directly.
-	for i, ev := range t.held {
-		ev.Seq = t.finalSeq + uint64(i) + 1
-		out.do(ApplyEvent{Origin: p.Origin, Event: ev})
+	for i, k := range t.held {
+		k.ev.Seq = t.finalSeq + uint64(i) + 1
+		out.do(ApplyEvent{Origin: p.Origin, Event: k.ev, Token: k.tok})
 	}
 	t.held, t.heldBytes = nil, 0
 	out.do(GoLive{Origin: p.Origin}, Resubscribe{Origin: p.Origin})
@@ -441,7 +441,7 @@ func (t *Target) hold(in EventArrived) error {
 	if len(t.held) >= lim.MaxBufferedEvents || t.heldBytes+len(in.Payload) > lim.MaxBufferedBytes {
 		return fmt.Errorf("%w: %d events held", ErrBufferFull, len(t.held))
 	}
-	t.held = append(t.held, Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload, Once: in.Once})
+	t.held = append(t.held, kept{ev: Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload, Once: in.Once}, tok: in.Token})
 	t.heldBytes += len(in.Payload)
 	return nil
 }
