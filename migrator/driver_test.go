@@ -1,0 +1,119 @@
+package migrator_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/migrator/migratortest"
+)
+
+// gate holds the first call for one daemon until released.
+type gate struct {
+	origin  uint64
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+	rel     sync.Once
+}
+
+func newGate() *gate {
+	return &gate{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (g *gate) hold(origin uint64) {
+	if origin != g.origin {
+		return
+	}
+	first := false
+	g.once.Do(func() { first = true })
+	if first {
+		close(g.entered)
+		<-g.release
+	}
+}
+
+func (g *gate) open() { g.rel.Do(func() { close(g.release) }) }
+
+// TestSlowEffectDoesNotDelayOtherMigration: while daemon A's target side
+// is stuck in the work that follows its held events at go-live (applying
+// them runs guest code; the node's Resubscribe hook, held here, runs right
+// after, in the same batch), daemon B migrates between the same two nodes
+// and completes. Then A is released, and both end on the target with their
+// exact counts. A migrator that performs effects under its lock cannot
+// pass: B's messages would wait behind A's hook on the target.
+func TestSlowEffectDoesNotDelayOtherMigration(t *testing.T) {
+	g := newGate()
+	c := migratortest.NewWith(t, 3, migrator.Config{Timing: fastTiming, Hooks: migrator.Hooks{Resubscribe: g.hold}})
+	a, b, via := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	t.Cleanup(g.open) // before the nodes close (cleanups run last first)
+	dA, _ := spawnCounter(t, a)
+	dB, _ := spawnCounter(t, a)
+	g.origin = dA.Origin()
+	const k = 20
+	for _, d := range []*host.Daemon{dA, dB} {
+		via.EP.Routes().Set(d.Origin(), a.EP.ID(), 1)
+		for i := 1; i <= k; i++ {
+			if _, err := send(context.Background(), via, d.Origin(), host.Event{Sender: 1, Seq: uint64(i), Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	hA, err := a.Mig.StartMigration(context.Background(), dA.Origin(), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-hA.Done():
+		t.Fatalf("A's migration ended (%v) without going live through the hook", hA.Wait(context.Background()))
+	}
+
+	hB, err := a.Mig.StartMigration(context.Background(), dB.Origin(), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A deadline, not a measurement: B needs a few round trips on
+	// loopback; behind A's held hook it would never finish.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := hB.Wait(ctx); err != nil {
+		t.Fatalf("B's migration while A's go-live is held: %v", err)
+	}
+	select {
+	case <-hA.Done():
+		t.Fatal("A finished while its hook was still held")
+	default:
+	}
+	for i := k + 1; i <= 2*k; i++ {
+		if _, err := send(context.Background(), via, dB.Origin(), host.Event{Sender: 1, Seq: uint64(i), Payload: []byte("x")}); err != nil {
+			t.Fatalf("event to B after its move: %v", err)
+		}
+	}
+
+	g.open()
+	if err := hA.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatalf("A's migration after release: %v", err)
+	}
+	for i := k + 1; i <= 2*k; i++ {
+		if _, err := send(context.Background(), via, dA.Origin(), host.Event{Sender: 1, Seq: uint64(i), Payload: []byte("x")}); err != nil {
+			t.Fatalf("event to A after its move: %v", err)
+		}
+	}
+	for name, d := range map[string]*host.Daemon{"A": dA, "B": dB} {
+		if _, err := a.RT.Daemon(d.Origin()); !errors.Is(err, host.ErrDaemonNotFound) {
+			t.Fatalf("%s still on the source: %v", name, err)
+		}
+		if _, err := b.RT.Daemon(d.Origin()); err != nil {
+			t.Fatalf("%s not on the target: %v", name, err)
+		}
+		if n := get(t, via, d.Origin()); n != 2*k {
+			t.Fatalf("%s counted %d events, want %d", name, n, 2*k)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package migrator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/wasmesh/wasmesh/migration"
+)
+
+// The migrator is a driver in the etcd-raft "Ready" style: a machine is
+// stepped under m.mu, and its Output goes, in order, to the worker of its
+// run, which performs it with m.mu released and feeds results back as
+// inputs stepped under the lock again. Guest code, snapshots, store writes
+// and network sends of one migration thus never hold up another one, the
+// ticker, an interceptor or Receive.
+
+// batch is one machine output queued for the worker, with what had to be
+// read under the lock when the machine produced it.
+type batch struct {
+	who role
+	out migration.Output
+	// attempt is the target machine's attempt when it produced out: the
+	// results of its effects are tagged with it.
+	attempt uint32
+	// stale: the senders waiting on this role when out gave up on them
+	// (ResumeLocal at the source, Discard at the target). Later senders
+	// belong to a newer attempt and are not touched.
+	stale []*waiter
+}
+
+// enqueue appends a job to r's worker, starting it if it is idle. Caller
+// holds m.mu.
+func (m *Migrator) enqueue(r *run, job func()) {
+	r.jobs = append(r.jobs, job)
+	if r.working {
+		return
+	}
+	r.working = true
+	m.wg.Add(1)
+	go m.work(r)
+}
+
+// work runs r's jobs in order until none is left; one worker per run at a
+// time, so the effects of one migration keep the order its machines gave.
+func (m *Migrator) work(r *run) {
+	defer m.wg.Done()
+	for {
+		m.mu.Lock()
+		if len(r.jobs) == 0 {
+			r.working = false
+			m.mu.Unlock()
+			return
+		}
+		job := r.jobs[0]
+		r.jobs[0] = nil
+		r.jobs = r.jobs[1:]
+		m.mu.Unlock()
+		job()
+	}
+}
+
+// barrier returns a channel closed once every job queued for r so far has
+// run: a sender that comes after a machine finished waits there until the
+// effects of the finish (resume, go-live) took place. Caller holds m.mu.
+func (m *Migrator) barrier(r *run) <-chan struct{} {
+	ch := make(chan struct{})
+	if !r.working {
+		close(ch)
+		return ch
+	}
+	m.enqueue(r, func() { close(ch) })
+	return ch
+}
+
+func waitFor(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// apply queues a machine's output for r's worker. Caller holds m.mu.
+func (m *Migrator) apply(r *run, who role, out migration.Output) {
+	if out.Empty() {
+		return
+	}
+	m.cfg.Logger.Debug("migration step", "migration", r.id, "role", who, "messages", len(out.Messages), "effects", fmt.Sprintf("%T", out.Effects))
+	b := batch{who: who, out: out}
+	if who == roleTarget && r.tgt != nil {
+		b.attempt = r.tgt.Attempt()
+	}
+	for _, e := range out.Effects {
+		switch e.(type) {
+		case migration.ResumeLocal:
+			b.stale = waitersOf(r.srcW)
+		case migration.Discard:
+			b.stale = waitersOf(r.tgtW)
+		}
+	}
+	m.enqueue(r, func() { m.perform(r, b) })
+}
+
+func waitersOf(ws map[migration.Token]*waiter) []*waiter {
+	out := make([]*waiter, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, w)
+	}
+	return out
+}
+
+// perform sends a batch's messages and performs its effects, in order, off
+// the lock. A target going live runs its effects first: the replayed
+// events' outputs then travel ahead of the ActivateAck, and the node's
+// adoption (record, module, checkpoint on disk) is durable before the
+// source can learn of the handover and wipe its copy.
+func (m *Migrator) perform(r *run, b batch) {
+	if b.who == roleTarget && goesLive(b.out.Effects) {
+		m.performEffects(r, b)
+		m.sendMessages(r, b.out.Messages)
+		return
+	}
+	m.sendMessages(r, b.out.Messages)
+	m.performEffects(r, b)
+}
+
+func (m *Migrator) performEffects(r *run, b batch) {
+	for _, e := range b.out.Effects {
+		m.effect(r, b, e)
+	}
+}
+
+// input steps a result into r's machine of role who, taking m.mu.
+func (m *Migrator) input(r *run, who role, in migration.Input) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.feed(r, who, in)
+}
