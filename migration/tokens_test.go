@@ -3,6 +3,9 @@ package migration
 import (
 	"encoding/binary"
 	"fmt"
+	"testing"
+
+	"github.com/wasmesh/wasmesh/migration/wire"
 )
 
 // tokenBook follows, in the simulated mesh, the opaque tokens the I/O layer
@@ -127,4 +130,79 @@ func (b *tokenBook) finalCheck(m *sim) {
 
 func (b *tokenBook) String() string {
 	return fmt.Sprintf("%d tokens issued, %d accepted, %d replayed", len(b.issued), len(b.accepted), len(b.replayed))
+}
+
+// TestSourceTokensComeBack: events handed in with tokens before and after
+// the snapshot come back on ResumeLocal in the machine's order with their
+// own tokens, and once handed over the source still names each replayed
+// event's token by its input sequence.
+func TestSourceTokensComeBack(t *testing.T) {
+	arrive := func(s *Source, tok Token) {
+		t.Helper()
+		if _, err := s.Handle(EventArrived{Sender: 1, SenderSeq: uint64(tok), Payload: []byte{byte(tok)}, Token: tok}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	taken := SnapshotTaken{Attempt: 1, Snapshot: []byte("x"), SnapshotSeq: 5, InputSeq: 10, Envelope: []byte("e")}
+
+	s := startedSource(t)
+	arrive(s, 7) // before the snapshot: unnumbered, numbered 11 by it
+	if _, err := s.Handle(taken, t0); err != nil {
+		t.Fatal(err)
+	}
+	arrive(s, 3) // 12
+	if tok, ok := s.ReplayedToken(12); !ok || tok != 3 {
+		t.Fatalf("seq 12 names token %d %v, want 3", tok, ok)
+	}
+	out, err := s.Step("O", wire.Abort{Header: h1, Phase: PhaseTransfer, Reason: Cancelled}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rl ResumeLocal
+	for _, e := range out.Effects {
+		if r, ok := e.(ResumeLocal); ok {
+			rl = r
+		}
+	}
+	if len(rl.Events) != 2 || len(rl.Tokens) != 2 || rl.Tokens[0] != 7 || rl.Tokens[1] != 3 ||
+		rl.Events[0].Payload[0] != 7 || rl.Events[1].Payload[0] != 3 {
+		t.Fatalf("resume = %+v", rl)
+	}
+	if _, ok := s.ReplayedToken(11); ok {
+		t.Fatal("an aborted source still names a token it handed back")
+	}
+
+	s = startedSource(t)
+	if _, err := s.Handle(taken, t0); err != nil {
+		t.Fatal(err)
+	}
+	arrive(s, 5) // 11
+	for _, step := range []struct {
+		from NodeID
+		m    Message
+	}{
+		{"T", wire.RestoreComplete{Header: h1, RestoredInputSeq: 10}},
+		{"T", wire.ReplayAck{Header: h1, UpTo: 11}},
+		{"O", wire.Cutover{Header: h1}},
+	} {
+		if _, err := s.Step(step.from, step.m, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = s.Handle(EventArrived{Sender: 1, SenderSeq: 9, Payload: []byte{9}, Token: 9}, t0)
+	if err != nil || len(out.Effects) != 1 || out.Effects[0].(ForwardEvent).Token != 9 {
+		t.Fatalf("late event after the flip: %v %+v", err, out.Effects)
+	}
+	if _, err := s.Step("T", wire.ActivateAck{Header: h1, AppliedSeq: 11}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := s.Result(); !done || err != nil {
+		t.Fatalf("not handed over: %v %v", done, err)
+	}
+	if tok, ok := s.ReplayedToken(11); !ok || tok != 5 {
+		t.Fatalf("after the handover seq 11 names token %d %v, want 5", tok, ok)
+	}
+	if _, ok := s.ReplayedToken(12); ok {
+		t.Fatal("a forwarded event has no input sequence here")
+	}
 }
