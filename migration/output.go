@@ -123,13 +123,19 @@ type Admit struct {
 	Source                   NodeID
 	TransportIdentity        bool
 	LookupRegisteredIdentity bool
+
+	// Attempt is the attempt to tag the Admission with; TotalBytes the
+	// size of the snapshot it will receive (what admitting it reserves).
+	Attempt    uint32
+	TotalBytes uint64
 }
 
 // FetchModule (target): fetch the module by Digest from From and feed back
-// ModuleFetched.
+// ModuleFetched tagged with Attempt.
 type FetchModule struct {
-	Digest string
-	From   NodeID
+	Digest  string
+	From    NodeID
+	Attempt uint32
 }
 
 // RestoreSnapshot (target): decode and verify the snapshot (signature,

@@ -267,12 +267,15 @@ func (m *sim) effect(r Role, e Effect) {
 		m.srcD = nil
 	case AllowModuleFetch, Unsubscribe, WipeKey, Resubscribe:
 	case Admit:
-		out, err := m.tgt.Handle(Admission{Attempt: m.tgt.attempt, Ready: m.tgt.attempt > m.cfg.notReadyAttempts,
+		if e.Attempt != m.tgt.attempt {
+			m.violate("Admit for attempt %d, target at %d", e.Attempt, m.tgt.attempt)
+		}
+		out, err := m.tgt.Handle(Admission{Attempt: e.Attempt, Ready: e.Attempt > m.cfg.notReadyAttempts,
 			HaveModule: m.cfg.haveModule, RegisteredIdentity: !m.cfg.noRegistered}, m.now)
 		m.check(err)
 		m.apply(RoleTarget, out)
 	case FetchModule:
-		out, err := m.tgt.Handle(ModuleFetched{Attempt: m.tgt.attempt, Digest: e.Digest}, m.now)
+		out, err := m.tgt.Handle(ModuleFetched{Attempt: e.Attempt, Digest: e.Digest}, m.now)
 		m.check(err)
 		m.apply(RoleTarget, out)
 	case RestoreSnapshot:

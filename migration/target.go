@@ -118,7 +118,7 @@ func (t *Target) Step(from NodeID, m Message, now time.Time) (Output, error) {
 		}
 		if t.phase == PhaseTransfer && t.admitted && !t.haveModule && !t.fetching {
 			t.fetching = true
-			out.do(FetchModule{Digest: m.Digest, From: p.Source})
+			out.do(FetchModule{Digest: m.Digest, From: p.Source, Attempt: t.attempt})
 		}
 	case wire.SnapshotChunk:
 		return t.chunk(m, now)
@@ -254,7 +254,8 @@ func (t *Target) begin(p wire.Prepare, now time.Time, out *Output) {
 		return
 	}
 	out.do(Admit{Origin: p.Origin, KindDigest: p.KindDigest, Source: p.Source,
-		TransportIdentity: p.TransportIdentity, LookupRegisteredIdentity: !p.TransportIdentity})
+		TransportIdentity: p.TransportIdentity, LookupRegisteredIdentity: !p.TransportIdentity,
+		Attempt: p.Attempt, TotalBytes: p.TotalBytes})
 }
 
 func (t *Target) chunk(c wire.SnapshotChunk, now time.Time) (Output, error) {

@@ -49,10 +49,8 @@ type run struct {
 	srcPlan wire.Plan
 
 	// Target side.
-	tgtPlan    wire.Plan
-	tgtAttempt uint32 // latest Prepare's attempt, and its snapshot's size
-	tgtBytes   uint64
-	restored   *host.Daemon
+	tgtPlan  wire.Plan
+	restored *host.Daemon
 
 	finishedAt time.Time
 	stats      Stats
@@ -224,10 +222,6 @@ func (m *Migrator) dispatch(from NodeID, msg wire.Message) {
 			r.tgt = t
 			r.tgtPlan = msg.(wire.Prepare).Plan
 		}
-		if p := msg.(wire.Prepare); r != nil && r.tgt != nil && p.Attempt >= r.tgtAttempt {
-			// What the attempt's Admit will reserve (see admit).
-			r.tgtAttempt, r.tgtBytes = p.Attempt, p.TotalBytes
-		}
 	}
 	if r == nil {
 		return
@@ -390,14 +384,14 @@ func (m *Migrator) effect(r *run, b batch, e migration.Effect) {
 		}
 	// --- target ---
 	case migration.Admit:
-		m.admit(r, e, b.attempt)
+		m.admit(r, e)
 	case migration.FetchModule:
 		m.async(r, roleTarget, func(ctx context.Context) migration.Input {
 			bs, err := m.cfg.Mesh.FetchModule(ctx, e.From, e.Digest)
 			if err == nil {
 				_, err = rt.RegisterModule(ctx, bs, "")
 			}
-			return migration.ModuleFetched{Attempt: b.attempt, Digest: e.Digest, Err: err}
+			return migration.ModuleFetched{Attempt: e.Attempt, Digest: e.Digest, Err: err}
 		})
 	case migration.RestoreSnapshot:
 		m.restore(r, e)
@@ -677,11 +671,10 @@ func (m *Migrator) resumeLocal(r *run, e migration.ResumeLocal, stale []*waiter)
 	}
 }
 
-// admit answers the target machine's Admit on the worker; attempt is the
-// machine's attempt that asked.
-func (m *Migrator) admit(r *run, e migration.Admit, attempt uint32) {
+// admit answers the target machine's Admit on the worker.
+func (m *Migrator) admit(r *run, e migration.Admit) {
 	rt := m.cfg.Runtime
-	a := migration.Admission{Attempt: attempt, Ready: rt.AcceptsMigrations() == nil}
+	a := migration.Admission{Attempt: e.Attempt, Ready: rt.AcceptsMigrations() == nil}
 	if _, err := rt.Kind(e.KindDigest); err == nil {
 		a.HaveModule = true
 	}
@@ -704,7 +697,7 @@ func (m *Migrator) admit(r *run, e migration.Admit, attempt uint32) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if a.Ready && a.Err == nil {
-		a.Ready, a.Err = m.admitBytes(r.id, r.tgtBytes)
+		a.Ready, a.Err = m.admitBytes(r.id, e.TotalBytes)
 	}
 	m.feed(r, roleTarget, a)
 }

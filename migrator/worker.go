@@ -19,9 +19,6 @@ import (
 type batch struct {
 	who role
 	out migration.Output
-	// attempt is the target machine's attempt when it produced out: the
-	// results of its effects are tagged with it.
-	attempt uint32
 	// stale: the senders waiting on this role when out gave up on them
 	// (ResumeLocal at the source, Discard at the target). Later senders
 	// belong to a newer attempt and are not touched.
@@ -88,9 +85,6 @@ func (m *Migrator) apply(r *run, who role, out migration.Output) {
 	}
 	m.cfg.Logger.Debug("migration step", "migration", r.id, "role", who, "messages", len(out.Messages), "effects", fmt.Sprintf("%T", out.Effects))
 	b := batch{who: who, out: out}
-	if who == roleTarget && r.tgt != nil {
-		b.attempt = r.tgt.Attempt()
-	}
 	for _, e := range out.Effects {
 		switch e.(type) {
 		case migration.ResumeLocal:
