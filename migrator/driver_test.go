@@ -117,3 +117,115 @@ func TestSlowEffectDoesNotDelayOtherMigration(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowResumedEventDoesNotDelayOtherMigration: daemon A's migration is
+// refused by the target while an event for A waits in the source's
+// buffer, so the source takes A back and applies that event; its delivery
+// is held (an observer of A blocks inside it). Meanwhile daemon B starts
+// and completes a migration off the same node. Then A's event is
+// released: its sender gets the outputs, A stays with its exact count,
+// B arrives with its own. A migrator that applies resumed events under its
+// lock cannot pass: B's start would wait behind A's event.
+func TestSlowResumedEventDoesNotDelayOtherMigration(t *testing.T) {
+	admitting, refuse := newGate(), make(chan struct{})
+	var refuseOnce sync.Once
+	openRefuse := func() { refuseOnce.Do(func() { close(refuse) }) }
+	hooks := migrator.Hooks{Admit: func(origin uint64) error {
+		if origin != admitting.origin {
+			return nil
+		}
+		admitting.once.Do(func() { close(admitting.entered) })
+		<-refuse
+		return errors.New("refused by the test")
+	}}
+	c := migratortest.NewWith(t, 2, migrator.Config{Hooks: hooks})
+	a, b := c.Nodes[0], c.Nodes[1]
+	dA, _ := spawnCounter(t, a)
+	dB, _ := spawnCounter(t, a)
+	admitting.origin = dA.Origin()
+	slow := newGate()
+	slow.origin = 77 // the sender whose event is held
+	t.Cleanup(slow.open)
+	t.Cleanup(openRefuse)
+	obs := dA.Observe(func(ev host.Event, _ []host.Output) { slow.hold(ev.Sender) })
+	defer obs.Close()
+	const k = 10
+	for _, d := range []*host.Daemon{dA, dB} {
+		for i := 1; i <= k; i++ {
+			if _, err := d.Deliver(context.Background(), host.Event{Sender: 1, Seq: uint64(i), Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	hA, err := a.Mig.StartMigration(context.Background(), dA.Origin(), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-admitting.entered // A is frozen: its snapshot went out
+	type result struct {
+		outs []host.Output
+		err  error
+	}
+	slowDone := make(chan result, 1)
+	go func() {
+		outs, err := dA.Deliver(context.Background(), host.Event{Sender: 77, Seq: 1, Payload: []byte("x")})
+		slowDone <- result{outs, err}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); hA.Stats().EventsBuffered == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("A's event never reached the source machine's buffer")
+		}
+	}
+	openRefuse()
+	select {
+	case <-slow.entered:
+	case r := <-slowDone:
+		t.Fatalf("A's buffered event finished without being held: %v %v", r.outs, r.err)
+	}
+
+	bDone := make(chan error, 1)
+	go func() {
+		hB, err := a.Mig.StartMigration(context.Background(), dB.Origin(), a.ID, b.ID)
+		if err == nil {
+			err = hB.Wait(context.Background())
+		}
+		bDone <- err
+	}()
+	// A deadline, not a measurement: behind A's held event B would never
+	// even start.
+	select {
+	case err := <-bDone:
+		if err != nil {
+			t.Fatalf("B's migration while A's resumed event is held: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("B's migration did not finish while A's resumed event was held")
+	}
+	select {
+	case r := <-slowDone:
+		t.Fatalf("A's event answered while still held: %v %v", r.outs, r.err)
+	default:
+	}
+
+	slow.open()
+	r := <-slowDone
+	if r.err != nil || len(r.outs) != 1 || string(r.outs[0].Payload) != "11" {
+		t.Fatalf("A's held event: %v %v", r.outs, r.err)
+	}
+	if err := hA.Wait(context.Background()); err == nil {
+		t.Fatal("A's refused migration reports success")
+	}
+	if _, err := a.RT.Daemon(dA.Origin()); err != nil {
+		t.Fatalf("A left the source: %v", err)
+	}
+	if n := get(t, a, dA.Origin()); n != k+1 {
+		t.Fatalf("A counted %d, want %d", n, k+1)
+	}
+	if _, err := b.RT.Daemon(dB.Origin()); err != nil {
+		t.Fatalf("B not on the target: %v", err)
+	}
+	if n := get(t, b, dB.Origin()); n != k {
+		t.Fatalf("B counted %d, want %d", n, k)
+	}
+}
