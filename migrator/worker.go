@@ -26,8 +26,12 @@ type batch struct {
 }
 
 // enqueue appends a job to r's worker, starting it if it is idle. Caller
-// holds m.mu.
+// holds m.mu. A closed migrator starts no new worker (Close waits for the
+// running ones): what is left of its migrations is left to their timeouts.
 func (m *Migrator) enqueue(r *run, job func()) {
+	if !r.working && m.closed {
+		return
+	}
 	r.jobs = append(r.jobs, job)
 	if r.working {
 		return
