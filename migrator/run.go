@@ -1,10 +1,12 @@
 package migrator
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -622,11 +624,17 @@ func (m *Migrator) forward(r *run, to NodeID, w *waiter) {
 // failed before it: the target is live now, and the source machine no
 // longer keeps them. Caller holds m.mu.
 func (m *Migrator) reforward(r *run) {
+	var again []*waiter
 	for _, w := range r.srcW {
 		if w.refwd {
-			w.refwd = false
-			m.forward(r, r.srcPlan.Target, w)
+			again = append(again, w)
 		}
+	}
+	// Tokens grow with arrival: send them again in the order they came.
+	slices.SortFunc(again, func(a, b *waiter) int { return cmp.Compare(a.tok, b.tok) })
+	for _, w := range again {
+		w.refwd = false
+		m.forward(r, r.srcPlan.Target, w)
 	}
 }
 
