@@ -229,3 +229,37 @@ func TestSlowResumedEventDoesNotDelayOtherMigration(t *testing.T) {
 		t.Fatalf("B counted %d, want %d", n, k)
 	}
 }
+
+// TestWaitReturnsAfterSourceReleased: when the orchestrator runs on the
+// source, Wait returns only after the source released the daemon (the
+// node's Released hook, held here, returned and the runtime no longer
+// hosts it), as when effects ran inside dispatch.
+func TestWaitReturnsAfterSourceReleased(t *testing.T) {
+	g := newGate()
+	c := migratortest.NewWith(t, 2, migrator.Config{Timing: fastTiming, Hooks: migrator.Hooks{Released: g.hold}})
+	a, b := c.Nodes[0], c.Nodes[1]
+	t.Cleanup(g.open)
+	d, _ := spawnCounter(t, a)
+	g.origin = d.Origin()
+	h, err := a.Mig.StartMigration(context.Background(), d.Origin(), a.ID, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.entered:
+	case <-h.Done():
+		t.Fatalf("Wait returned (%v) before the source's Released hook ran", h.Wait(context.Background()))
+	}
+	select {
+	case <-h.Done():
+		t.Fatal("Wait returned while the source's Released hook was still running")
+	default:
+	}
+	g.open()
+	if err := h.WaitTimeout(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RT.Daemon(d.Origin()); !errors.Is(err, host.ErrDaemonNotFound) {
+		t.Fatalf("Wait returned while the source still hosts the daemon: %v", err)
+	}
+}

@@ -42,9 +42,12 @@ type run struct {
 	srcW, tgtW map[migration.Token]*waiter
 	nextTok    migration.Token
 
-	// The worker's queue (worker.go); guarded by m.mu.
+	// The worker's queue (worker.go); guarded by m.mu. While front is
+	// set, jobs go in at ins instead of the tail.
 	jobs    []func()
 	working bool
+	front   bool
+	ins     int
 
 	// Source side: the frozen daemon.
 	daemon  *host.Daemon
@@ -268,34 +271,25 @@ func goesLive(effects []migration.Effect) bool {
 	return false
 }
 
-// sendMessages runs on the worker. A message to this node is stepped into
-// its machines at once; their output queues behind this batch.
-func (m *Migrator) sendMessages(r *run, msgs []migration.Outbound) {
-	for _, ob := range msgs {
-		if ob.To == m.self {
-			m.mu.Lock()
-			m.dispatch(m.self, ob.Msg)
-			m.mu.Unlock()
-			continue
-		}
-		frame, err := encodeMessage(ob.Msg)
-		if err != nil {
-			m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
-			continue
-		}
-		c, isChunk := ob.Msg.(wire.SnapshotChunk)
-		m.mu.Lock()
-		if isChunk {
-			r.stats.ChunkBytesSent += len(c.Data)
-		}
-		q := m.peer(ob.To)
-		m.mu.Unlock()
-		if isChunk {
-			q.pushChunk(chunkKey{id: c.Header.ID, seq: c.SnapshotSeq, attempt: c.Header.Attempt, index: c.Index}, frame)
-			continue
-		}
-		q.push(frame)
+// send encodes one message to a peer and queues it, on the worker.
+func (m *Migrator) send(r *run, ob migration.Outbound) {
+	frame, err := encodeMessage(ob.Msg)
+	if err != nil {
+		m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
+		return
 	}
+	c, isChunk := ob.Msg.(wire.SnapshotChunk)
+	m.mu.Lock()
+	if isChunk {
+		r.stats.ChunkBytesSent += len(c.Data)
+	}
+	q := m.peer(ob.To)
+	m.mu.Unlock()
+	if isChunk {
+		q.pushChunk(chunkKey{id: c.Header.ID, seq: c.SnapshotSeq, attempt: c.Header.Attempt, index: c.Index}, frame)
+		return
+	}
+	q.push(frame)
 }
 
 // feed steps a result into r's machine of role who. Caller holds m.mu.
@@ -440,17 +434,22 @@ func (m *Migrator) done(r *run, who role, e migration.Done) {
 		m.reforward(r)
 		m.expireWaiters(r)
 	}
-	h, d := r.handle, r.daemon
-	m.mu.Unlock()
-	if who == roleOrch && h != nil {
-		// The runtime keeps the last failure per daemon for
-		// PeekMigrationFailure; a success clears it. Recorded before
-		// the handle finishes, so whoever waited on it reads it.
-		m.cfg.Runtime.RecordMigrationFailure(h.origin, e.Err)
-		m.mu.Lock()
-		h.finish(e.Err)
-		m.mu.Unlock()
+	if h := r.handle; who == roleOrch && h != nil {
+		// Behind whatever this node's other roles of the migration queued
+		// by now (a source's handover: release, hooks), so Wait returns
+		// once they took place.
+		m.enqueue(r, func() {
+			// The runtime keeps the last failure per daemon for
+			// PeekMigrationFailure; a success clears it. Recorded before
+			// the handle finishes, so whoever waited on it reads it.
+			m.cfg.Runtime.RecordMigrationFailure(h.origin, e.Err)
+			m.mu.Lock()
+			h.finish(e.Err)
+			m.mu.Unlock()
+		})
 	}
+	d := r.daemon
+	m.mu.Unlock()
 	if who == roleSource && e.Err != nil && d != nil {
 		// Failed with the source keeping the daemon: ResumeLocal has
 		// already run; make sure nothing stays intercepted.

@@ -3,6 +3,7 @@ package migrator
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/wasmesh/wasmesh/migration"
 )
@@ -30,6 +31,11 @@ type batch struct {
 // running ones): what is left of its migrations is left to their timeouts.
 func (m *Migrator) enqueue(r *run, job func()) {
 	if !r.working && m.closed {
+		return
+	}
+	if r.front {
+		r.jobs = slices.Insert(r.jobs, r.ins, job)
+		r.ins++
 		return
 	}
 	r.jobs = append(r.jobs, job)
@@ -97,7 +103,7 @@ func (m *Migrator) apply(r *run, who role, out migration.Output) {
 			b.stale = waitersOf(r.tgtW)
 		}
 	}
-	m.enqueue(r, func() { m.perform(r, b) })
+	m.enqueue(r, func() { m.perform(r, b, b.steps()) })
 }
 
 func waitersOf(ws map[migration.Token]*waiter) []*waiter {
@@ -108,24 +114,58 @@ func waitersOf(ws map[migration.Token]*waiter) []*waiter {
 	return out
 }
 
-// perform sends a batch's messages and performs its effects, in order, off
-// the lock. A target going live runs its effects first: the replayed
-// events' outputs then travel ahead of the ActivateAck, and the node's
-// adoption (record, module, checkpoint on disk) is durable before the
-// source can learn of the handover and wipe its copy.
-func (m *Migrator) perform(r *run, b batch) {
-	if b.who == roleTarget && goesLive(b.out.Effects) {
-		m.performEffects(r, b)
-		m.sendMessages(r, b.out.Messages)
-		return
-	}
-	m.sendMessages(r, b.out.Messages)
-	m.performEffects(r, b)
+// step is one message to send or one effect to perform.
+type step struct {
+	msg    migration.Outbound
+	effect migration.Effect // nil: send msg
 }
 
-func (m *Migrator) performEffects(r *run, b batch) {
-	for _, e := range b.out.Effects {
-		m.effect(r, b, e)
+// steps orders a batch: messages, then effects — except that a target
+// going live runs its effects first: the replayed events' outputs then
+// travel ahead of the ActivateAck, and the node's adoption (record,
+// module, checkpoint on disk) is durable before the source can learn of
+// the handover and wipe its copy.
+func (b batch) steps() []step {
+	msgs := make([]step, len(b.out.Messages))
+	for i, ob := range b.out.Messages {
+		msgs[i] = step{msg: ob}
+	}
+	effs := make([]step, len(b.out.Effects))
+	for i, e := range b.out.Effects {
+		effs[i] = step{effect: e}
+	}
+	if b.who == roleTarget && goesLive(b.out.Effects) {
+		return append(effs, msgs...)
+	}
+	return append(msgs, effs...)
+}
+
+// perform runs a batch's steps on the worker, off the lock. A message to
+// this node is stepped into its machines right away, and what they output
+// runs before the rest of this batch, which waits as a job behind it: the
+// order a recursive dispatch would give (a source's handover effects come
+// before the orchestrator's Done on the same node, so Wait returns once the
+// daemon is released), without performing anything inside dispatch.
+func (m *Migrator) perform(r *run, b batch, steps []step) {
+	for i, st := range steps {
+		if st.effect != nil {
+			m.effect(r, b, st.effect)
+			continue
+		}
+		if st.msg.To != m.self {
+			m.send(r, st.msg)
+			continue
+		}
+		rest := steps[i+1:]
+		m.mu.Lock()
+		r.front, r.ins = true, 0
+		m.dispatch(m.self, st.msg.Msg)
+		if len(rest) > 0 {
+			m.enqueue(r, func() { m.perform(r, b, rest) })
+		}
+		r.front = false
+		m.mu.Unlock()
+		return
 	}
 }
 
