@@ -80,19 +80,22 @@ type FlipRoute struct {
 }
 
 // ForwardEvent (source): deliver Event to To as an ordinary remote delivery.
-// Event.Seq is 0: the receiver assigns input sequences.
+// Event.Seq is 0: the receiver assigns input sequences. Token is the one
+// the event arrived with, so the I/O layer answers that event's sender.
 type ForwardEvent struct {
 	To    NodeID
 	Event Event
+	Token Token
 }
 
 // ResumeLocal (source): the migration failed and this node keeps the
 // daemon. Route its events locally again, unfreeze it, and apply Events in
 // order (each carries the input sequence it was buffered with) before any
-// new event.
+// new event. Tokens[i] is the token Events[i] arrived with (0 if none).
 type ResumeLocal struct {
 	Origin uint64
 	Events []Event
+	Tokens []Token
 }
 
 // Unsubscribe (source, after handover): drop this node's channel
@@ -120,13 +123,19 @@ type Admit struct {
 	Source                   NodeID
 	TransportIdentity        bool
 	LookupRegisteredIdentity bool
+
+	// Attempt is the attempt to tag the Admission with; TotalBytes the
+	// size of the snapshot it will receive (what admitting it reserves).
+	Attempt    uint32
+	TotalBytes uint64
 }
 
 // FetchModule (target): fetch the module by Digest from From and feed back
-// ModuleFetched.
+// ModuleFetched tagged with Attempt.
 type FetchModule struct {
-	Digest string
-	From   NodeID
+	Digest  string
+	From    NodeID
+	Attempt uint32
 }
 
 // RestoreSnapshot (target): decode and verify the snapshot (signature,
@@ -146,9 +155,13 @@ type RestoreSnapshot struct {
 
 // ApplyEvent (target): deliver Event to the restored daemon, in order. A
 // guest error is that event's error; the event still counts as applied.
+// Token is non-zero only for an event held here (EventArrived at the
+// target): a replayed event arrived on the source, whose sender waits there
+// and is found by Event.Seq (Source.ReplayedToken).
 type ApplyEvent struct {
 	Origin uint64
 	Event  Event
+	Token  Token
 }
 
 // GoLive (target): make the daemon live here: route its events locally and
@@ -208,6 +221,30 @@ type EventArrived struct {
 	SenderSeq uint64
 	Payload   []byte
 	Once      bool // exactly-once (host.Event.Once): the target deduplicates it too
+	// Token is the I/O layer's handle on the event's sender; the machine
+	// keeps it with the event and hands it back on the effect that
+	// disposes of the event, so the I/O layer never mirrors which events
+	// the machine kept.
+	Token Token
+}
+
+// Token is an opaque handle the I/O layer gives an event it hands in
+// (EventArrived) and gets back on ApplyEvent, ForwardEvent and ResumeLocal.
+// It is local to one node and never encoded; 0 means none.
+type Token uint64
+
+// kept is an event a machine holds together with its token.
+type kept struct {
+	ev  Event
+	tok Token
+}
+
+func eventsOf(ks []kept) []Event {
+	evs := make([]Event, len(ks))
+	for i, k := range ks {
+		evs[i] = k.ev
+	}
+	return evs
 }
 
 // PeerDown (to source): membership has declared Node permanently gone. Only

@@ -76,11 +76,12 @@ type sim struct {
 	effects    []string
 	done       map[Role]error
 	doneCount  map[Role]int
+	book       *tokenBook
 }
 
 func newSim(cfg simConfig, preEvents int) *sim {
 	m := &sim{cfg: cfg, now: time.Unix(1000, 0), s: "S", t: "T", srcD: &daemon{},
-		snapshots: map[uint32]*daemon{}, done: map[Role]error{}, doneCount: map[Role]int{}}
+		snapshots: map[uint32]*daemon{}, done: map[Role]error{}, doneCount: map[Role]int{}, book: newTokenBook()}
 	switch cfg.orchOn {
 	case "source":
 		m.o = m.s
@@ -137,7 +138,9 @@ func (m *sim) arrive(n NodeID, ev EventArrived) {
 			m.applyTo(m.srcD, "source", id, 0)
 			return
 		}
+		ev.Token = m.book.issue(RoleSource, id)
 		out, err := m.src.Handle(ev, m.now)
+		m.book.settle(ev.Token, err)
 		m.check(err)
 		m.apply(RoleSource, out)
 	case m.t:
@@ -147,7 +150,9 @@ func (m *sim) arrive(n NodeID, ev EventArrived) {
 		}
 		// Not live: hold via the machine; an aborted target drops it (the
 		// source resumed with its own copy).
+		ev.Token = m.book.issue(RoleTarget, id)
 		out, err := m.tgt.Handle(ev, m.now)
+		m.book.settle(ev.Token, err)
 		if err != nil && !errors.Is(err, ErrFinished) {
 			m.violate("target refused a forwarded event: %v", err)
 		}
@@ -245,22 +250,32 @@ func (m *sim) effect(r Role, e Effect) {
 	case FlipRoute:
 		m.srcRoute = e.To
 	case ForwardEvent:
+		m.book.back(m, RoleSource, "forward", e.Token, e.Event)
 		m.events = append(m.events, delivery{to: e.To, ev: EventArrived{Sender: e.Event.Sender, SenderSeq: e.Event.SenderSeq, Payload: e.Event.Payload}})
 	case ResumeLocal:
 		m.srcFrozen, m.srcRoute = false, ""
-		for _, ev := range e.Events {
+		if len(e.Tokens) != len(e.Events) {
+			m.violate("ResumeLocal with %d events and %d tokens", len(e.Events), len(e.Tokens))
+		}
+		for i, ev := range e.Events {
+			if i < len(e.Tokens) {
+				m.book.back(m, RoleSource, "resume", e.Tokens[i], ev)
+			}
 			m.applyTo(m.srcD, "source(resume)", binary.LittleEndian.Uint64(ev.Payload), 0)
 		}
 	case Release:
 		m.srcD = nil
 	case AllowModuleFetch, Unsubscribe, WipeKey, Resubscribe:
 	case Admit:
-		out, err := m.tgt.Handle(Admission{Attempt: m.tgt.attempt, Ready: m.tgt.attempt > m.cfg.notReadyAttempts,
+		if e.Attempt != m.tgt.attempt {
+			m.violate("Admit for attempt %d, target at %d", e.Attempt, m.tgt.attempt)
+		}
+		out, err := m.tgt.Handle(Admission{Attempt: e.Attempt, Ready: e.Attempt > m.cfg.notReadyAttempts,
 			HaveModule: m.cfg.haveModule, RegisteredIdentity: !m.cfg.noRegistered}, m.now)
 		m.check(err)
 		m.apply(RoleTarget, out)
 	case FetchModule:
-		out, err := m.tgt.Handle(ModuleFetched{Attempt: m.tgt.attempt, Digest: e.Digest}, m.now)
+		out, err := m.tgt.Handle(ModuleFetched{Attempt: e.Attempt, Digest: e.Digest}, m.now)
 		m.check(err)
 		m.apply(RoleTarget, out)
 	case RestoreSnapshot:
@@ -273,11 +288,17 @@ func (m *sim) effect(r Role, e Effect) {
 		m.check(err)
 		m.apply(RoleTarget, out)
 	case ApplyEvent:
+		if e.Token != 0 {
+			m.book.back(m, RoleTarget, "apply", e.Token, e.Event)
+		} else {
+			m.book.replay(m, e.Event)
+		}
 		m.applyTo(m.tgtD, "target", binary.LittleEndian.Uint64(e.Event.Payload), e.Event.Seq)
 	case GoLive:
 		m.tgtLive = true
 	case Discard:
 		m.tgtD = nil
+		m.book.discard()
 	default:
 		m.violate("unknown effect %T", e)
 	}
@@ -423,6 +444,7 @@ func (m *sim) finalCheck() {
 	default:
 		m.violate("no owner at the end (source frozen=%v present=%v, target live=%v crashed=%v)", m.srcFrozen, m.srcD != nil, m.tgtLive, m.tgtCrashed)
 	}
+	m.book.finalCheck(m)
 	for r, n := range m.doneCount {
 		if r == RoleOrchestrator && n != 1 {
 			m.violate("orchestrator reported Done %d times", n)

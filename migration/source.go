@@ -38,16 +38,20 @@ type Source struct {
 	inputSeq     uint64
 	envelope     []byte
 
-	unnumbered []Event // arrived after the freeze, before the snapshot result
-	buf        []Event // numbered inputSeq+1..., kept until handover
+	unnumbered []kept // arrived after the freeze, before the snapshot result
+	buf        []kept // numbered inputSeq+1..., kept until handover
 	bufBytes   int
-	forwarded  []Event // late events forwarded after the flip, kept until ack
+	forwarded  []kept // late events forwarded after the flip, kept until ack
 	sentUpTo   uint64
 	acked      uint64
 	drainAt    uint64
 	drained    bool
 	flipped    bool
 	finalSeq   uint64
+
+	// replayed: after the handover, the tokens of buf (by input sequence
+	// from inputSeq+1), so the target's reports find their senders.
+	replayed []Token
 
 	lastSent, lastChunks, lastHeard time.Time
 
@@ -75,6 +79,25 @@ func (s *Source) Phase() Phase { return s.phase }
 
 // Result reports whether the current attempt ended and how.
 func (s *Source) Result() (done bool, err error) { return s.done, s.err }
+
+// ReplayedToken is the token of the buffered event numbered seq (the one
+// replayed on the target under that input sequence), so the I/O layer
+// answers its sender with the outputs the target reports back. It answers
+// until the handover and after it; not after an abort, which hands every
+// token back in ResumeLocal.
+func (s *Source) ReplayedToken(seq uint64) (Token, bool) {
+	if seq <= s.inputSeq {
+		return 0, false
+	}
+	i := seq - s.inputSeq - 1
+	switch {
+	case s.handedOver && i < uint64(len(s.replayed)):
+		return s.replayed[i], s.replayed[i] != 0
+	case !s.done && i < uint64(len(s.buf)):
+		return s.buf[i].tok, s.buf[i].tok != 0
+	}
+	return 0, false
+}
 
 // Idle reports whether the I/O layer may drop the machine: the attempt ended
 // at least PeerTimeout ago, so stragglers have had time to arrive.
@@ -313,11 +336,11 @@ func (s *Source) sendEvents(from uint64, now time.Time, out *Output) {
 		var batch []Event
 		bytes := 0
 		for ; i < len(s.buf) && len(batch) < lim.MaxBatchEvents; i++ {
-			if len(batch) > 0 && bytes+len(s.buf[i].Payload) > lim.MaxBatchBytes {
+			if len(batch) > 0 && bytes+len(s.buf[i].ev.Payload) > lim.MaxBatchBytes {
 				break
 			}
-			batch = append(batch, s.buf[i])
-			bytes += len(s.buf[i].Payload)
+			batch = append(batch, s.buf[i].ev)
+			bytes += len(s.buf[i].ev.Payload)
 		}
 		out.send(wire.ReplayBatch{Header: s.header(), Events: batch}, s.plan.Target)
 	}
@@ -361,9 +384,9 @@ func (s *Source) Handle(in Input, now time.Time) (Output, error) {
 		s.snapshot, s.snapSeq, s.inputSeq, s.envelope = in.Snapshot, in.SnapshotSeq, in.InputSeq, in.Envelope
 		s.snapTotal = len(in.Snapshot)
 		s.sentUpTo, s.acked = s.inputSeq, s.inputSeq
-		for _, ev := range s.unnumbered {
-			ev.Seq = s.lastSeq() + 1
-			s.buf = append(s.buf, ev)
+		for _, k := range s.unnumbered {
+			k.ev.Seq = s.lastSeq() + 1
+			s.buf = append(s.buf, k)
 		}
 		s.unnumbered = nil
 		s.phase = PhaseTransfer
@@ -413,12 +436,13 @@ func (s *Source) inputAttempt(a uint32, in Input) error {
 func (s *Source) event(in EventArrived, now time.Time) (Output, error) {
 	var out Output
 	ev := Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload, Once: in.Once}
+	k := kept{ev: ev, tok: in.Token}
 	switch {
 	case !s.started:
 		return out, &PhaseError{Role: RoleSource, What: "EventArrived"}
 	case s.handedOver:
 		// Stray event after the handover: the target owns the daemon.
-		out.do(ForwardEvent{To: s.plan.Target, Event: ev})
+		out.do(ForwardEvent{To: s.plan.Target, Event: ev, Token: in.Token})
 		return out, nil
 	case s.done:
 		return out, ErrFinished
@@ -426,27 +450,27 @@ func (s *Source) event(in EventArrived, now time.Time) (Output, error) {
 		// Late event: forward, but keep a copy until the target is live so
 		// that a target that dies first does not take it along.
 		if len(s.forwarded) < s.cfg.Limits.MaxBufferedEvents {
-			s.forwarded = append(s.forwarded, ev)
+			s.forwarded = append(s.forwarded, k)
 		}
-		out.do(ForwardEvent{To: s.plan.Target, Event: ev})
+		out.do(ForwardEvent{To: s.plan.Target, Event: ev, Token: in.Token})
 		return out, nil
 	}
 	lim := s.cfg.Limits
 	if len(s.buf)+len(s.unnumbered) >= lim.MaxBufferedEvents || s.bufBytes+len(ev.Payload) > lim.MaxBufferedBytes ||
 		len(ev.Payload) > lim.Wire.MaxEventPayload {
-		s.unnumbered = append(s.unnumbered, ev) // kept: ResumeLocal hands it back
+		s.unnumbered = append(s.unnumbered, k) // kept: ResumeLocal hands it back
 		s.abort(failure(BufferOverflow, "%d events / %d bytes buffered", len(s.buf)+len(s.unnumbered), s.bufBytes+len(ev.Payload)), true, now, &out)
 		return out, nil
 	}
 	s.bufBytes += len(ev.Payload)
 	if !s.haveSnapshot {
-		s.unnumbered = append(s.unnumbered, ev)
+		s.unnumbered = append(s.unnumbered, k)
 		return out, nil
 	}
-	ev.Seq = s.lastSeq() + 1
-	s.buf = append(s.buf, ev)
+	k.ev.Seq = s.lastSeq() + 1
+	s.buf = append(s.buf, k)
 	if s.phase == PhaseReplay {
-		s.sendEvents(ev.Seq, now, &out)
+		s.sendEvents(k.ev.Seq, now, &out)
 	}
 	return out, nil
 }
@@ -454,11 +478,15 @@ func (s *Source) event(in EventArrived, now time.Time) (Output, error) {
 // abort ends the attempt with the source keeping the daemon: every event
 // that did not reach the daemon goes back to it, in order.
 func (s *Source) abort(f *Failure, notify bool, now time.Time, out *Output) {
-	events := make([]Event, 0, len(s.buf)+len(s.unnumbered)+len(s.forwarded))
-	events = append(events, s.buf...)
-	events = append(events, s.unnumbered...)
-	events = append(events, s.forwarded...)
-	out.do(ResumeLocal{Origin: s.plan.Origin, Events: events})
+	ks := make([]kept, 0, len(s.buf)+len(s.unnumbered)+len(s.forwarded))
+	ks = append(ks, s.buf...)
+	ks = append(ks, s.unnumbered...)
+	ks = append(ks, s.forwarded...)
+	r := ResumeLocal{Origin: s.plan.Origin, Events: eventsOf(ks), Tokens: make([]Token, len(ks))}
+	for i, k := range ks {
+		r.Tokens[i] = k.tok
+	}
+	out.do(r)
 	if notify {
 		out.send(abortMsg(s.header(), s.phase, f), s.plan.Orchestrator, s.plan.Target)
 	}
@@ -469,6 +497,10 @@ func (s *Source) abort(f *Failure, notify bool, now time.Time, out *Output) {
 func (s *Source) handover(now time.Time, out *Output) {
 	s.phase = PhaseComplete
 	s.handedOver = true
+	s.replayed = make([]Token, len(s.buf))
+	for i, k := range s.buf {
+		s.replayed[i] = k.tok
+	}
 	s.buf, s.forwarded = nil, nil
 	out.do(Unsubscribe{Origin: s.plan.Origin}, Release{Origin: s.plan.Origin}, WipeKey{Origin: s.plan.Origin})
 	s.finish(nil, now, out)

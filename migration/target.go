@@ -40,7 +40,7 @@ type Target struct {
 	applied                 uint64
 	finalSeq                uint64
 	haveFinal               bool
-	held                    []Event
+	held                    []kept
 	heldBytes               int
 
 	lastHeard, lastSent time.Time
@@ -118,7 +118,7 @@ func (t *Target) Step(from NodeID, m Message, now time.Time) (Output, error) {
 		}
 		if t.phase == PhaseTransfer && t.admitted && !t.haveModule && !t.fetching {
 			t.fetching = true
-			out.do(FetchModule{Digest: m.Digest, From: p.Source})
+			out.do(FetchModule{Digest: m.Digest, From: p.Source, Attempt: t.attempt})
 		}
 	case wire.SnapshotChunk:
 		return t.chunk(m, now)
@@ -254,7 +254,8 @@ func (t *Target) begin(p wire.Prepare, now time.Time, out *Output) {
 		return
 	}
 	out.do(Admit{Origin: p.Origin, KindDigest: p.KindDigest, Source: p.Source,
-		TransportIdentity: p.TransportIdentity, LookupRegisteredIdentity: !p.TransportIdentity})
+		TransportIdentity: p.TransportIdentity, LookupRegisteredIdentity: !p.TransportIdentity,
+		Attempt: p.Attempt, TotalBytes: p.TotalBytes})
 }
 
 func (t *Target) chunk(c wire.SnapshotChunk, now time.Time) (Output, error) {
@@ -325,9 +326,9 @@ func (t *Target) goLive(now time.Time, out *Output) {
 	p := t.prep
 	// Held events came in after the flip, so after every replayed one;
 	// apply them before anything routed here directly.
-	for i, ev := range t.held {
-		ev.Seq = t.finalSeq + uint64(i) + 1
-		out.do(ApplyEvent{Origin: p.Origin, Event: ev})
+	for i, k := range t.held {
+		k.ev.Seq = t.finalSeq + uint64(i) + 1
+		out.do(ApplyEvent{Origin: p.Origin, Event: k.ev, Token: k.tok})
 	}
 	t.held, t.heldBytes = nil, 0
 	out.do(GoLive{Origin: p.Origin}, Resubscribe{Origin: p.Origin})
@@ -441,7 +442,7 @@ func (t *Target) hold(in EventArrived) error {
 	if len(t.held) >= lim.MaxBufferedEvents || t.heldBytes+len(in.Payload) > lim.MaxBufferedBytes {
 		return fmt.Errorf("%w: %d events held", ErrBufferFull, len(t.held))
 	}
-	t.held = append(t.held, Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload, Once: in.Once})
+	t.held = append(t.held, kept{ev: Event{Sender: in.Sender, SenderSeq: in.SenderSeq, Payload: in.Payload, Once: in.Once}, tok: in.Token})
 	t.heldBytes += len(in.Payload)
 	return nil
 }

@@ -121,6 +121,5 @@ func (m *Migrator) forgetRun(id uint64, r *run) {
 	}
 	// A handle the caller still holds keeps the run reachable: let go of
 	// the daemons and senders so they are not kept with it.
-	r.daemon, r.restored, r.held = nil, nil, nil
-	r.kept, r.fwdKept, r.order = nil, nil, nil
+	r.dropRefs()
 }

@@ -316,14 +316,6 @@ func (m *Migrator) StartMigrationWith(ctx context.Context, origin uint64, source
 	return h, nil
 }
 
-// maxBuffered is the source machine's event cap in force.
-func (m *Migrator) maxBuffered() int {
-	if n := m.cfg.Limits.MaxBufferedEvents; n > 0 {
-		return n
-	}
-	return migration.DefaultLimits().MaxBufferedEvents
-}
-
 func (m *Migrator) wantPreCopy(d *host.Daemon, opts Options) bool {
 	th := opts.PreCopyThreshold
 	if th == 0 {

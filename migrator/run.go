@@ -1,10 +1,12 @@
 package migrator
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,24 +35,27 @@ type run struct {
 	tgt    *migration.Target
 	handle *Handle
 
-	// Source side: the frozen daemon and the senders waiting for outputs.
+	// The senders waiting for their event's outputs, by the token their
+	// event went into the machine with: the machine hands the token back
+	// on the effect that disposes of the event, so nothing here mirrors
+	// which events it keeps.
+	srcW, tgtW map[migration.Token]*waiter
+	nextTok    migration.Token
+
+	// The worker's queue (worker.go); guarded by m.mu. While front is
+	// set, jobs go in at ins instead of the tail.
+	jobs    []func()
+	working bool
+	front   bool
+	ins     int
+
+	// Source side: the frozen daemon.
 	daemon  *host.Daemon
 	srcPlan wire.Plan
-	nextSeq uint64
-	bySeq   map[uint64]*waiter
-	order   []*waiter // unresolved, in arrival order
-	current *waiter   // the event being handed to the source machine now
-	// kept and fwdKept mirror the events the source machine keeps (its
-	// buffer, then what it forwarded after the flip), in its order, so a
-	// ResumeLocal's events pair with their senders exactly.
-	kept, fwdKept []*waiter
 
 	// Target side.
-	tgtPlan    wire.Plan
-	tgtAttempt uint32 // latest Prepare's attempt, and its snapshot's size
-	tgtBytes   uint64
-	restored   *host.Daemon
-	held       []*waiter
+	tgtPlan  wire.Plan
+	restored *host.Daemon
 
 	finishedAt time.Time
 	stats      Stats
@@ -104,6 +109,8 @@ func (r *run) allDone() bool {
 // waiter is a sender blocked until its event has been applied somewhere.
 type waiter struct {
 	ev    host.Event
+	tok   migration.Token
+	fwd   bool // the source machine forwarded it (else buffered for replay)
 	refwd bool // its forward failed before the handover
 	outs  []host.Output
 	err   error
@@ -134,22 +141,32 @@ func (w *waiter) wait(ctx context.Context) ([]host.Output, error) {
 	}
 }
 
-func (r *run) forget(w *waiter) {
-	for i, x := range r.order {
-		if x == w {
-			r.order = append(r.order[:i], r.order[i+1:]...)
-			return
-		}
-	}
+// token registers a waiter under a fresh token in ws. Caller holds m.mu.
+func (r *run) token(ws map[migration.Token]*waiter, w *waiter) migration.Token {
+	r.nextTok++
+	w.tok = r.nextTok
+	ws[w.tok] = w
+	return w.tok
 }
 
+// dropRefs lets go of the daemons and senders of a forgotten run that a
+// caller's handle may still keep reachable. Caller holds m.mu.
+func (r *run) dropRefs() {
+	r.daemon, r.restored = nil, nil
+	clear(r.srcW)
+	clear(r.tgtW)
+}
+
+// resolveSeq answers the sender of the replayed event the target reports
+// on: the source machine names its token by input sequence. Caller holds
+// m.mu.
 func (r *run) resolveSeq(rep report) {
-	w := r.bySeq[rep.Seq]
-	if w == nil {
+	tok, ok := r.src.ReplayedToken(rep.Seq)
+	w := r.srcW[tok]
+	if !ok || w == nil {
 		return
 	}
-	delete(r.bySeq, rep.Seq)
-	r.forget(w)
+	delete(r.srcW, tok)
 	var err error
 	if rest, dup := strings.CutPrefix(rep.Err, host.ErrDuplicateEvent.Error()); dup {
 		// Keep it typed: for the sender a duplicate is an acknowledgement.
@@ -163,7 +180,7 @@ func (r *run) resolveSeq(rep report) {
 func (m *Migrator) runFor(id uint64) *run {
 	r := m.runs[id]
 	if r == nil {
-		r = &run{id: id, bySeq: make(map[uint64]*waiter)}
+		r = &run{id: id, srcW: make(map[migration.Token]*waiter), tgtW: make(map[migration.Token]*waiter)}
 		m.runs[id] = r
 	}
 	return r
@@ -210,10 +227,6 @@ func (m *Migrator) dispatch(from NodeID, msg wire.Message) {
 			r.tgt = t
 			r.tgtPlan = msg.(wire.Prepare).Plan
 		}
-		if p := msg.(wire.Prepare); r != nil && r.tgt != nil && p.Attempt >= r.tgtAttempt {
-			// What the attempt's Admit will reserve (see admit).
-			r.tgtAttempt, r.tgtBytes = p.Attempt, p.TotalBytes
-		}
 	}
 	if r == nil {
 		return
@@ -249,25 +262,6 @@ func (m *Migrator) busySource(origin, id uint64) bool {
 	return false
 }
 
-// apply sends a machine's messages and performs its effects, in order.
-// Caller holds m.mu.
-func (m *Migrator) apply(r *run, who role, out migration.Output) {
-	if len(out.Messages)+len(out.Effects) > 0 {
-		m.cfg.Logger.Debug("migration step", "migration", r.id, "role", who, "messages", len(out.Messages), "effects", fmt.Sprintf("%T", out.Effects))
-	}
-	// A target going live runs its effects first: the replayed events'
-	// outputs then travel ahead of the ActivateAck, and the node's adoption
-	// (record, module, checkpoint on disk) is durable before the source can
-	// learn of the handover and wipe its copy.
-	if who == roleTarget && goesLive(out.Effects) {
-		m.applyEffects(r, who, out.Effects)
-		m.sendMessages(r, out.Messages)
-		return
-	}
-	m.sendMessages(r, out.Messages)
-	m.applyEffects(r, who, out.Effects)
-}
-
 func goesLive(effects []migration.Effect) bool {
 	for _, e := range effects {
 		if _, ok := e.(migration.GoLive); ok {
@@ -277,59 +271,28 @@ func goesLive(effects []migration.Effect) bool {
 	return false
 }
 
-func (m *Migrator) sendMessages(r *run, msgs []migration.Outbound) {
-	for _, ob := range msgs {
-		if ob.To == m.self {
-			m.dispatch(m.self, ob.Msg)
-			continue
-		}
-		c, isChunk := ob.Msg.(wire.SnapshotChunk)
-		if isChunk {
-			r.stats.ChunkBytesSent += len(c.Data)
-		}
-		frame, err := encodeMessage(ob.Msg)
-		if err != nil {
-			m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
-			continue
-		}
-		if isChunk {
-			m.peer(ob.To).pushChunk(chunkKey{id: c.Header.ID, seq: c.SnapshotSeq, attempt: c.Header.Attempt, index: c.Index}, frame)
-			continue
-		}
-		m.peer(ob.To).push(frame)
+// send encodes one message to a peer and queues it, on the worker.
+func (m *Migrator) send(r *run, ob migration.Outbound) {
+	frame, err := encodeMessage(ob.Msg)
+	if err != nil {
+		m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
+		return
 	}
+	c, isChunk := ob.Msg.(wire.SnapshotChunk)
+	m.mu.Lock()
+	if isChunk {
+		r.stats.ChunkBytesSent += len(c.Data)
+	}
+	q := m.peer(ob.To)
+	m.mu.Unlock()
+	if isChunk {
+		q.pushChunk(chunkKey{id: c.Header.ID, seq: c.SnapshotSeq, attempt: c.Header.Attempt, index: c.Index}, frame)
+		return
+	}
+	q.push(frame)
 }
 
-func (m *Migrator) applyEffects(r *run, who role, effects []migration.Effect) {
-	out := migration.Output{Effects: effects}
-	heldFrom := -1
-	if who == roleTarget && len(r.held) > 0 {
-		n := 0
-		live := false
-		for _, e := range out.Effects {
-			switch e.(type) {
-			case migration.ApplyEvent:
-				n++
-			case migration.GoLive:
-				live = true
-			}
-		}
-		if live {
-			heldFrom = n - len(r.held)
-		}
-	}
-	applied := 0
-	for _, e := range out.Effects {
-		switch e := e.(type) {
-		case migration.ApplyEvent:
-			m.applyEvent(r, e, heldFrom >= 0 && applied >= heldFrom)
-			applied++
-		default:
-			m.effect(r, who, e)
-		}
-	}
-}
-
+// feed steps a result into r's machine of role who. Caller holds m.mu.
 func (m *Migrator) feed(r *run, who role, in migration.Input) {
 	now := time.Now()
 	switch who {
@@ -365,8 +328,11 @@ func (m *Migrator) async(r *run, who role, work func(ctx context.Context) migrat
 	}()
 }
 
-func (m *Migrator) effect(r *run, who role, e migration.Effect) {
+// effect performs one effect on the worker, off the lock: it takes m.mu
+// only to read or update the run's bookkeeping.
+func (m *Migrator) effect(r *run, b batch, e migration.Effect) {
 	rt := m.cfg.Runtime
+	who := b.who
 	switch e := e.(type) {
 	// --- source ---
 	case migration.FreezeAndBuffer:
@@ -379,29 +345,37 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 	case migration.FlipRoute:
 		m.cfg.Mesh.FlipRoute(e.Origin, e.To)
 	case migration.ForwardEvent:
-		w := r.current
-		r.current = nil
+		m.mu.Lock()
+		w := r.srcW[e.Token]
 		if w == nil {
+			// Nobody here waits for it; deliver it all the same.
 			w = newWaiter(host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload, Once: e.Event.Once})
 		}
 		m.forward(r, e.To, w)
+		m.mu.Unlock()
 	case migration.ResumeLocal:
-		m.resumeLocal(r, e)
+		m.resumeLocal(r, e, b.stale)
 	case migration.Unsubscribe:
 		if f := m.cfg.Hooks.Unsubscribe; f != nil {
 			f(e.Origin)
 		}
 	case migration.Release:
+		m.mu.Lock()
 		r.stats.HandedOverAt = time.Now()
 		r.stats.Pause = r.stats.HandedOverAt.Sub(r.stats.FrozenAt)
-		if d := r.daemon; d != nil {
+		d := r.daemon
+		m.mu.Unlock()
+		if d != nil {
 			_ = rt.Stop(context.Background(), d.Origin())
 			if f := m.cfg.Hooks.Released; f != nil {
 				f(d.Origin())
 			}
 		}
 	case migration.WipeKey:
-		if d := r.daemon; d != nil {
+		m.mu.Lock()
+		d := r.daemon
+		m.mu.Unlock()
+		if d != nil {
 			d.WipeKey()
 		}
 	// --- target ---
@@ -409,16 +383,21 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 		m.admit(r, e)
 	case migration.FetchModule:
 		m.async(r, roleTarget, func(ctx context.Context) migration.Input {
-			b, err := m.cfg.Mesh.FetchModule(ctx, e.From, e.Digest)
+			bs, err := m.cfg.Mesh.FetchModule(ctx, e.From, e.Digest)
 			if err == nil {
-				_, err = rt.RegisterModule(ctx, b, "")
+				_, err = rt.RegisterModule(ctx, bs, "")
 			}
-			return migration.ModuleFetched{Attempt: r.tgt.Attempt(), Digest: e.Digest, Err: err}
+			return migration.ModuleFetched{Attempt: e.Attempt, Digest: e.Digest, Err: err}
 		})
 	case migration.RestoreSnapshot:
 		m.restore(r, e)
+	case migration.ApplyEvent:
+		m.applyEvent(r, e)
 	case migration.GoLive:
-		if d := r.restored; d != nil {
+		m.mu.Lock()
+		d := r.restored
+		m.mu.Unlock()
+		if d != nil {
 			d.SetInterceptor(nil)
 		}
 		m.cfg.Mesh.GoLive(e.Origin)
@@ -427,58 +406,81 @@ func (m *Migrator) effect(r *run, who role, e migration.Effect) {
 			f(e.Origin)
 		}
 	case migration.Discard:
-		if d := r.restored; d != nil {
-			_ = rt.Stop(context.Background(), d.Origin())
-			r.restored = nil
+		m.mu.Lock()
+		d := r.restored
+		r.restored = nil
+		for _, w := range b.stale {
+			delete(r.tgtW, w.tok)
 		}
-		for _, w := range r.held {
+		m.mu.Unlock()
+		if d != nil {
+			_ = rt.Stop(context.Background(), d.Origin())
+		}
+		for _, w := range b.stale {
 			w.resolve(nil, fmt.Errorf("migration of %016x aborted before the target went live", e.Origin))
 		}
-		r.held = nil
 	// --- every role ---
 	case migration.Done:
-		if who == roleTarget {
-			m.inbound.release(inboundKey{id: r.id})
-		}
-		if who == roleOrch && r.handle != nil {
+		m.done(r, who, e)
+	}
+}
+
+func (m *Migrator) done(r *run, who role, e migration.Done) {
+	m.mu.Lock()
+	if who == roleTarget {
+		m.inbound.release(inboundKey{id: r.id})
+	}
+	if who == roleSource && e.Err == nil {
+		m.reforward(r)
+		m.expireWaiters(r)
+	}
+	if h := r.handle; who == roleOrch && h != nil {
+		// Behind whatever this node's other roles of the migration queued
+		// by now (a source's handover: release, hooks), so Wait returns
+		// once they took place.
+		m.enqueue(r, func() {
 			// The runtime keeps the last failure per daemon for
 			// PeekMigrationFailure; a success clears it. Recorded before
 			// the handle finishes, so whoever waited on it reads it.
-			rt.RecordMigrationFailure(r.handle.origin, e.Err)
-			r.handle.finish(e.Err)
-		}
-		if who == roleSource && e.Err != nil && r.daemon != nil {
-			// Failed with the source keeping the daemon: ResumeLocal has
-			// already run; make sure nothing stays intercepted.
-			r.daemon.SetInterceptor(nil)
-		}
-		if who == roleSource && e.Err == nil {
-			m.reforward(r)
-			m.expireWaiters(r)
-		}
+			m.cfg.Runtime.RecordMigrationFailure(h.origin, e.Err)
+			m.mu.Lock()
+			h.finish(e.Err)
+			m.mu.Unlock()
+		})
+	}
+	d := r.daemon
+	m.mu.Unlock()
+	if who == roleSource && e.Err != nil && d != nil {
+		// Failed with the source keeping the daemon: ResumeLocal has
+		// already run; make sure nothing stays intercepted.
+		d.SetInterceptor(nil)
 	}
 }
 
 func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 	fail := func(err error) {
-		m.feed(r, roleSource, migration.SnapshotFailed{Attempt: e.Attempt, Err: err})
+		m.input(r, roleSource, migration.SnapshotFailed{Attempt: e.Attempt, Err: err})
 	}
 	d, err := m.cfg.Runtime.Daemon(e.Origin)
 	if err != nil {
 		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
 		return
 	}
+	m.mu.Lock()
 	r.daemon = d
-	r.kept, r.fwdKept = nil, nil
 	r.stats.FrozenAt = time.Now()
-	if r.base != nil {
-		delta, err := d.FreezeAndSnapshotDelta(context.Background(), r.base, m.sourceInterceptor(r, d))
+	base := r.base
+	m.mu.Unlock()
+	if base != nil {
+		delta, err := d.FreezeAndSnapshotDelta(context.Background(), base, m.sourceInterceptor(r, d))
 		if err == nil {
 			m.finishSnapshot(r, e, d, delta.Snap, delta.Removed, true)
 			return
 		}
 		m.cfg.Logger.Info("delta snapshot failed; sending a full one", "err", err)
+		m.mu.Lock()
 		r.base = nil
+		m.mu.Unlock()
 	}
 	snap, err := d.FreezeAndSnapshot(context.Background(), m.sourceInterceptor(r, d))
 	if err != nil {
@@ -493,7 +495,7 @@ func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 func (m *Migrator) finishSnapshot(r *run, e migration.TakeSnapshot, d *host.Daemon, snap *snapshot.Snapshot, removed []uint32, isDelta bool) {
 	fail := func(err error) {
 		d.SetInterceptor(nil)
-		m.feed(r, roleSource, migration.SnapshotFailed{Attempt: e.Attempt, Err: err})
+		m.input(r, roleSource, migration.SnapshotFailed{Attempt: e.Attempt, Err: err})
 	}
 	data, err := snapshot.Encode(snap, d.Identity())
 	if err != nil {
@@ -513,14 +515,15 @@ func (m *Migrator) finishSnapshot(r *run, e migration.TakeSnapshot, d *host.Daem
 			return
 		}
 	}
-	r.nextSeq = snap.InputSeq + 1
-	r.stats.SnapshotBytes = len(data)
 	var packed []byte
 	if isDelta {
 		packed = m.encodeDelta(removed, data)
 	} else {
 		packed = m.pack.pack(data)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.stats.SnapshotBytes = len(data)
 	r.stats.WireBytes = len(packed)
 	m.feed(r, roleSource, migration.SnapshotTaken{Attempt: e.Attempt, Snapshot: packed, SnapshotSeq: snap.Sequence, InputSeq: snap.InputSeq, Envelope: env})
 }
@@ -533,38 +536,39 @@ func (m *Migrator) sourceInterceptor(r *run, d *host.Daemon) host.Interceptor {
 		m.mu.Lock()
 		if done, serr := r.src.Result(); done {
 			handedOver, target := serr == nil, r.srcPlan.Target
+			var settled <-chan struct{}
+			if !handedOver {
+				// The machine gave the daemon back; deliver only after
+				// the worker replayed what it kept (and unhooked us).
+				settled = m.barrier(r)
+			}
 			m.mu.Unlock()
+			if settled != nil {
+				if err := waitFor(ctx, settled); err != nil {
+					return nil, err
+				}
+			}
 			return m.afterSource(ctx, d, ev, handedOver, target)
 		}
 		w := newWaiter(ev)
-		r.order = append(r.order, w)
-		r.current = w
-		out, err := r.src.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload, Once: ev.Once}, time.Now())
+		tok := r.token(r.srcW, w)
+		out, err := r.src.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload, Once: ev.Once, Token: tok}, time.Now())
 		if err != nil {
-			r.forget(w)
-			r.current = nil
+			delete(r.srcW, tok)
 			m.mu.Unlock()
 			return nil, err
 		}
-		forwarded := false
 		for _, e := range out.Effects {
-			if _, ok := e.(migration.ForwardEvent); ok {
-				forwarded = true
+			if f, ok := e.(migration.ForwardEvent); ok && f.Token == tok {
+				w.fwd = true
 			}
 		}
-		if forwarded {
+		if w.fwd {
 			r.stats.EventsForward++
-			if len(r.fwdKept) < m.maxBuffered() {
-				r.fwdKept = append(r.fwdKept, w)
-			}
 		} else {
-			r.bySeq[r.nextSeq] = w
-			r.nextSeq++
 			r.stats.EventsBuffered++
-			r.kept = append(r.kept, w)
 		}
 		m.apply(r, roleSource, out)
-		r.current = nil
 		m.mu.Unlock()
 		return w.wait(ctx)
 	}
@@ -600,12 +604,12 @@ func (m *Migrator) forward(r *run, to NodeID, w *waiter) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if err == nil {
-			r.forget(w)
+			r.forgetSrc(w)
 			w.resolve(outs, nil)
 			return
 		}
 		if done, ferr := r.src.Result(); done && ferr == nil {
-			r.forget(w)
+			r.forgetSrc(w)
 			w.resolve(nil, err)
 			return
 		}
@@ -619,50 +623,76 @@ func (m *Migrator) forward(r *run, to NodeID, w *waiter) {
 // failed before it: the target is live now, and the source machine no
 // longer keeps them. Caller holds m.mu.
 func (m *Migrator) reforward(r *run) {
-	for _, w := range r.order {
+	var again []*waiter
+	for _, w := range r.srcW {
 		if w.refwd {
-			w.refwd = false
-			m.forward(r, r.srcPlan.Target, w)
+			again = append(again, w)
 		}
+	}
+	// Tokens grow with arrival: send them again in the order they came.
+	slices.SortFunc(again, func(a, b *waiter) int { return cmp.Compare(a.tok, b.tok) })
+	for _, w := range again {
+		w.refwd = false
+		m.forward(r, r.srcPlan.Target, w)
 	}
 }
 
-func (m *Migrator) resumeLocal(r *run, e migration.ResumeLocal) {
-	d := r.daemon
-	if d == nil {
-		return
+// forgetSrc drops a resolved source waiter. Caller holds m.mu.
+func (r *run) forgetSrc(w *waiter) {
+	if r.srcW[w.tok] == w {
+		delete(r.srcW, w.tok)
 	}
-	// e.Events is the machine's kept list: buffered events, then those it
-	// forwarded after the flip; kept+fwdKept are their senders in the
-	// same order (resolving twice is harmless).
-	senders := append(append([]*waiter(nil), r.kept...), r.fwdKept...)
-	for i, ev := range e.Events {
-		outs, err := d.Apply(context.Background(), host.Event{Sender: ev.Sender, Seq: ev.SenderSeq, Payload: ev.Payload, Once: ev.Once})
-		if i < len(senders) {
-			senders[i].resolve(outs, err)
+}
+
+// resumeLocal applies, on the worker, the events the source machine kept
+// and answers each one's sender by its token; stale are the senders that
+// waited when the machine gave up.
+func (m *Migrator) resumeLocal(r *run, e migration.ResumeLocal, stale []*waiter) {
+	m.mu.Lock()
+	d := r.daemon
+	senders := make([]*waiter, len(e.Events))
+	for i := range e.Events {
+		if i < len(e.Tokens) {
+			senders[i] = r.srcW[e.Tokens[i]]
+		}
+	}
+	for _, w := range stale {
+		r.forgetSrc(w)
+	}
+	m.mu.Unlock()
+	if d != nil {
+		for i, ev := range e.Events {
+			outs, err := d.Apply(context.Background(), host.Event{Sender: ev.Sender, Seq: ev.SenderSeq, Payload: ev.Payload, Once: ev.Once})
+			if w := senders[i]; w != nil {
+				w.resolve(outs, err)
+			}
 		}
 	}
 	// Anyone still waiting sent an event the machine did not keep: it
 	// cannot be applied here without risking a second application.
-	for _, w := range r.order {
-		w.resolve(nil, fmt.Errorf("migration of %016x aborted while the event was in flight; it may not have been applied", d.Origin()))
+	for _, w := range stale {
+		w.resolve(nil, fmt.Errorf("migration of %016x aborted while the event was in flight; it may not have been applied", e.Origin))
 	}
-	r.order, r.kept, r.fwdKept = nil, nil, nil
-	r.bySeq = make(map[uint64]*waiter)
-	d.SetInterceptor(nil)
+	if d != nil {
+		d.SetInterceptor(nil)
+	}
 }
 
+// admit answers the target machine's Admit on the worker.
 func (m *Migrator) admit(r *run, e migration.Admit) {
 	rt := m.cfg.Runtime
-	a := migration.Admission{Attempt: r.tgt.Attempt(), Ready: rt.AcceptsMigrations() == nil}
+	a := migration.Admission{Attempt: e.Attempt, Ready: rt.AcceptsMigrations() == nil}
 	if _, err := rt.Kind(e.KindDigest); err == nil {
 		a.HaveModule = true
 	}
+	m.mu.Lock()
 	_, registered := m.registered[regKey{e.KindDigest, e.Origin}]
+	expected := m.expected[e.Origin]
+	m.mu.Unlock()
 	if e.LookupRegisteredIdentity {
 		a.RegisteredIdentity = registered
 	}
-	if m.cfg.RequireExpected && !registered && m.expected[e.Origin] != e.KindDigest {
+	if m.cfg.RequireExpected && !registered && expected != e.KindDigest {
 		a.Err = &migration.Failure{Reason: wire.ReasonFactoryNotFound,
 			Text: fmt.Sprintf("node does not expect daemon %016x of %s (ExpectMigration)", e.Origin, e.KindDigest)}
 	}
@@ -671,14 +701,18 @@ func (m *Migrator) admit(r *run, e migration.Admit) {
 			a.Err = &migration.Failure{Reason: wire.ReasonTargetUnavailable, Text: err.Error()}
 		}
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if a.Ready && a.Err == nil {
-		a.Ready, a.Err = m.admitBytes(r.id, r.tgtBytes)
+		a.Ready, a.Err = m.admitBytes(r.id, e.TotalBytes)
 	}
 	m.feed(r, roleTarget, a)
 }
 
 func (m *Migrator) restore(r *run, e migration.RestoreSnapshot) {
+	m.mu.Lock()
 	reg, hasReg := m.registered[regKey{e.KindDigest, e.Origin}]
+	m.mu.Unlock()
 	static := m.cfg.StaticKey
 	m.async(r, roleTarget, func(ctx context.Context) migration.Input {
 		res := migration.Restored{Attempt: e.Attempt}
@@ -759,6 +793,14 @@ func (m *Migrator) targetInterceptor(r *run) host.Interceptor {
 	return func(ctx context.Context, ev host.Event) ([]host.Output, error) {
 		m.mu.Lock()
 		if r.tgt.Live() {
+			// Live in the machine; the worker may still be applying the
+			// held events, which go first.
+			settled := m.barrier(r)
+			m.mu.Unlock()
+			if err := waitFor(ctx, settled); err != nil {
+				return nil, err
+			}
+			m.mu.Lock()
 			d := r.restored
 			m.mu.Unlock()
 			if d == nil {
@@ -767,22 +809,32 @@ func (m *Migrator) targetInterceptor(r *run) host.Interceptor {
 			return d.Apply(ctx, ev)
 		}
 		w := newWaiter(ev)
-		out, err := r.tgt.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload, Once: ev.Once}, time.Now())
+		tok := r.token(r.tgtW, w)
+		out, err := r.tgt.Handle(migration.EventArrived{Sender: ev.Sender, SenderSeq: ev.Seq, Payload: w.ev.Payload, Once: ev.Once, Token: tok}, time.Now())
 		if err != nil {
+			delete(r.tgtW, tok)
 			m.mu.Unlock()
 			return nil, err
 		}
-		r.held = append(r.held, w)
 		m.apply(r, roleTarget, out)
 		m.mu.Unlock()
 		return w.wait(ctx)
 	}
 }
 
-// applyEvent applies a replayed or held event on the target. A replayed
-// event's sender waits on the source, so its outputs travel back there.
-func (m *Migrator) applyEvent(r *run, e migration.ApplyEvent, held bool) {
+// applyEvent applies a replayed or held event on the target, on the
+// worker. A held event's sender waits here (its token); a replayed event's
+// sender waits on the source, so its outputs travel back there.
+func (m *Migrator) applyEvent(r *run, e migration.ApplyEvent) {
+	m.mu.Lock()
 	d := r.restored
+	var w *waiter
+	if e.Token != 0 {
+		w = r.tgtW[e.Token]
+		delete(r.tgtW, e.Token)
+	}
+	src := r.tgtPlan.Source
+	m.mu.Unlock()
 	var outs []host.Output
 	var err error
 	if d == nil {
@@ -790,33 +842,41 @@ func (m *Migrator) applyEvent(r *run, e migration.ApplyEvent, held bool) {
 	} else {
 		outs, err = d.Apply(context.Background(), host.Event{Sender: e.Event.Sender, Seq: e.Event.SenderSeq, Payload: e.Event.Payload, Once: e.Event.Once})
 	}
-	if held && len(r.held) > 0 {
-		w := r.held[0]
-		r.held = r.held[1:]
-		w.resolve(outs, err)
+	if e.Token != 0 {
+		if w != nil {
+			w.resolve(outs, err)
+		}
 		return
 	}
 	rep := report{ID: r.id, Seq: e.Event.Seq, Outputs: outs}
 	if err != nil {
 		rep.Err = err.Error()
 	}
-	m.peer(r.tgtPlan.Source).push(encodeReport(rep))
+	m.mu.Lock()
+	q := m.peer(src)
+	m.mu.Unlock()
+	q.push(encodeReport(rep))
 }
 
 // expireWaiters answers senders whose replayed event's outputs never came
 // back with ErrOutputsLost (the event was applied on the target), so no
 // sender waits forever. Caller holds m.mu.
 func (m *Migrator) expireWaiters(r *run) {
-	if len(r.bySeq) == 0 {
+	replayed := false
+	for _, w := range r.srcW {
+		replayed = replayed || !w.fwd
+	}
+	if !replayed {
 		return
 	}
 	time.AfterFunc(m.cfg.OutputsGrace, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		for seq, w := range r.bySeq {
-			delete(r.bySeq, seq)
-			r.forget(w)
-			w.resolve(nil, ErrOutputsLost)
+		for tok, w := range r.srcW {
+			if !w.fwd {
+				delete(r.srcW, tok)
+				w.resolve(nil, ErrOutputsLost)
+			}
 		}
 	})
 }
