@@ -15,7 +15,9 @@ import (
 )
 
 // SubMigration is the transport subprotocol that carries migration frames:
-// one long-lived stream per peer and direction, so frames stay in order.
+// one stream per migration, peer and direction, so a migration's frames
+// stay in order and QUIC's flow control holds back a migration whose
+// receiver falls behind without holding back the others.
 const SubMigration = "wasmesh/migration/1"
 
 // QUICMesh adapts the QUIC transport to Mesh. The node supplies what only it
@@ -30,7 +32,7 @@ type QUICMesh struct {
 	OnLive func(origin uint64)
 
 	mu      sync.Mutex // guards streams, life and cancel, never held over I/O
-	streams map[NodeID]*peerStream
+	streams map[streamKey]*peerStream
 	life    context.Context // streams live until Close, not per send
 	cancel  context.CancelFunc
 	closed  bool
@@ -39,11 +41,20 @@ type QUICMesh struct {
 	epoch   uint64
 }
 
-// peerStream serialises the frames to one peer; its lock is held over the
-// network write, so a slow peer delays only its own frames.
+// streamKey names the stream of one migration to one peer; id 0 is the
+// stream of frames that name no migration.
+type streamKey struct {
+	to NodeID
+	id uint64
+}
+
+// peerStream serialises the frames of one migration to one peer; its lock
+// is held over the network write, so a blocked stream delays only its own
+// migration's frames.
 type peerStream struct {
-	mu sync.Mutex
-	s  *meshquic.Stream
+	mu   sync.Mutex
+	s    *meshquic.Stream
+	dead bool // removed by CloseStream: a send looks the key up again
 }
 
 // Close ends the migration streams this side opened.
@@ -86,35 +97,55 @@ func (q *QUICMesh) Serve(m *Migrator) {
 // Self implements Mesh.
 func (q *QUICMesh) Self() NodeID { return NodeID(q.EP.ID().String()) }
 
-// Send implements Mesh: frames go over one stream per peer, reopened after
-// a failure.
+// Send implements Mesh: frames go over one stream per migration and peer
+// (the migration named in the frame), opened on first use and reopened
+// after a failure.
 func (q *QUICMesh) Send(ctx context.Context, to NodeID, frame []byte) error {
 	id, err := nodekey.ParseNodeID(string(to))
 	if err != nil {
 		return err
 	}
+	key := streamKey{to: to, id: frameLane(frame)}
+	for {
+		ps, life, err := q.stream(key)
+		if err != nil {
+			return err
+		}
+		ps.mu.Lock()
+		if ps.dead {
+			ps.mu.Unlock()
+			continue
+		}
+		err = q.write(ctx, ps, life, meshquic.PeerID(id), frame)
+		ps.mu.Unlock()
+		return err
+	}
+}
+
+func (q *QUICMesh) stream(key streamKey) (*peerStream, context.Context, error) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
-		return ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if q.streams == nil {
-		q.streams = make(map[NodeID]*peerStream)
+		q.streams = make(map[streamKey]*peerStream)
 		q.life, q.cancel = context.WithCancel(context.Background())
 	}
-	ps := q.streams[to]
+	ps := q.streams[key]
 	if ps == nil {
 		ps = &peerStream{}
-		q.streams[to] = ps
+		q.streams[key] = ps
 	}
-	life := q.life
-	q.mu.Unlock()
+	return ps, q.life, nil
+}
 
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
+// write sends one frame on ps; caller holds ps.mu.
+func (q *QUICMesh) write(ctx context.Context, ps *peerStream, life context.Context, id meshquic.Peer, frame []byte) error {
+	var err error
 	if ps.s == nil {
 		// The stream outlives this send: it is bound to the mesh's life.
-		ps.s, err = q.EP.OpenStream(life, meshquic.PeerID(id), SubMigration)
+		ps.s, err = q.EP.OpenStream(life, id, SubMigration)
 		if err != nil {
 			ps.s = nil
 			return err
@@ -131,6 +162,27 @@ func (q *QUICMesh) Send(ctx context.Context, to NodeID, frame []byte) error {
 		return err
 	}
 	return nil
+}
+
+// CloseStream implements StreamCloser: the stream of migration id to a
+// peer ends after the frames written to it (a graceful close, so they
+// still arrive); a later frame opens a new one.
+func (q *QUICMesh) CloseStream(to NodeID, id uint64) {
+	key := streamKey{to: to, id: id}
+	q.mu.Lock()
+	ps := q.streams[key]
+	delete(q.streams, key)
+	q.mu.Unlock()
+	if ps == nil {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.dead = true
+	if ps.s != nil {
+		_ = ps.s.Close()
+		ps.s = nil
+	}
 }
 
 // FetchModule implements Mesh.
