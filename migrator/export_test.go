@@ -18,3 +18,14 @@ func (m *Migrator) SetInboundBudget(n uint64) {
 	defer m.mu.Unlock()
 	m.inbound.limit = n
 }
+
+// SetReceiveHook makes f see every migration frame q reads, before the
+// migrator does, on the goroutine that reads the frame's stream: a test
+// that blocks in f stops that stream from being read.
+func (q *QUICMesh) SetReceiveHook(f func(from NodeID, frame []byte)) {
+	if f == nil {
+		q.recvHook.Store(nil)
+		return
+	}
+	q.recvHook.Store(&f)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
@@ -39,6 +40,10 @@ type QUICMesh struct {
 
 	epochMu sync.Mutex
 	epoch   uint64
+
+	// recvHook, set by tests, sees every frame before Receive does, on
+	// the goroutine that reads the frame's stream.
+	recvHook atomic.Pointer[func(from NodeID, frame []byte)]
 }
 
 // streamKey names the stream of one migration to one peer; id 0 is the
@@ -87,6 +92,9 @@ func (q *QUICMesh) Serve(m *Migrator) {
 				return nil // peer closed or stream broke: it reopens on next send
 			}
 			buf = b
+			if h := q.recvHook.Load(); h != nil {
+				(*h)(from, b)
+			}
 			if err := m.Receive(from, b); err != nil {
 				m.cfg.Logger.Debug("migration frame refused", "peer", from, "err", err)
 			}

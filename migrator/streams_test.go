@@ -56,28 +56,45 @@ func (g *gate) hold(frame []byte) {
 func (g *gate) release() { g.onceO.Do(func() { close(g.open) }) }
 
 // TestStalledMigrationDoesNotHoldBackAnother: while one migration's
-// snapshot cannot leave the source (its first chunk's write blocks, as a
-// write does on a stream whose flow-control window the receiver does not
-// open), another migration from the same source to the same target
-// completes. With one queue and one stream per peer every frame behind the
-// blocked chunk waited with it, the other migration's control messages
-// too. Both the handover's snapshot and a pre-copy base are held.
+// snapshot is stalled, another migration from the same source to the same
+// target completes. With one queue and one stream per peer every frame
+// behind the stalled chunk waited with it, the other migration's control
+// messages too. The stall is either at the source (the first chunk's
+// write blocks, as a write does on a stream whose flow-control window the
+// receiver does not open) or at the target, which stops reading the
+// stream its first chunk came on: the source then writes until QUIC's
+// flow control stops that stream, and only that one. Both the handover's
+// snapshot and a pre-copy base are held.
 func TestStalledMigrationDoesNotHoldBackAnother(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		precopy bool
-	}{{"snapshot", false}, {"precopy", true}} {
+		name     string
+		precopy  bool
+		receiver bool
+	}{
+		{"source/snapshot", false, false}, {"source/precopy", true, false},
+		{"target/snapshot", false, true}, {"target/precopy", true, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := migratortest.NewWith(t, 2, migrator.Config{Timing: streamTiming})
 			a, b := c.Nodes[0], c.Nodes[1]
-			big := dirtyDaemon(t, a, 2<<20)
+			size := 2 << 20
+			if tc.receiver {
+				// More than a stream's flow-control window, so the
+				// source's writes of it block.
+				size = 12 << 20
+			}
+			big := dirtyDaemon(t, a, size)
 			g := newGate(t, func(frame []byte) bool { return chunkOf(frame, big.Origin()) })
-			c.SetDrop(func(from, _ migrator.NodeID, frame []byte) bool {
-				if from == a.ID {
-					g.hold(frame)
-				}
-				return false
-			})
+			if tc.receiver {
+				b.Mesh().SetReceiveHook(func(_ migrator.NodeID, frame []byte) { g.hold(frame) })
+			} else {
+				c.SetDrop(func(from, _ migrator.NodeID, frame []byte) bool {
+					if from == a.ID {
+						g.hold(frame)
+					}
+					return false
+				})
+			}
 			small, _ := spawnCounter(t, a)
 			for i := 1; i <= 3; i++ {
 				if _, err := small.Deliver(context.Background(), host.Event{Sender: 1, Seq: uint64(i), Payload: []byte("x")}); err != nil {
