@@ -339,3 +339,137 @@ func dirtyDaemonB(b *testing.B, n *testNode, size int) *host.Daemon {
 	}
 	return d
 }
+
+// BenchmarkPauseUnderLoad: the pause (frozen to handed over) of a daemon
+// holding 64 MiB of incompressible state as it moves between two nodes
+// over real QUIC on loopback, alone and while 100 small daemons keep
+// migrating between the same two nodes (each always has one migration in
+// flight, so they overlap the big one's pre-copy and its pause), in the
+// same run. Each iteration moves the big daemon there and back alone, then
+// there and back under load; the metrics are the medians of those pauses,
+// their ratio (goal ≤ 1.5) and how many small migrations completed while
+// the big one was moving under load.
+//
+//	go test ./migrator -run '^$' -bench BenchmarkPauseUnderLoad -benchtime 1x -count 3
+func BenchmarkPauseUnderLoad(b *testing.B) {
+	const size, smalls = 64 << 20, 100
+	c := migratortest.NewOpts(b, 2, migratortest.Options{Migrator: migrator.Config{Timing: migration.DefaultTiming()}})
+	warmUp(b, c)
+	n0, n1 := c.Nodes[0], c.Nodes[1]
+	big := dirtyDaemonB(b, n0, size)
+	k, err := n0.RT.RegisterModule(context.Background(), counterModule(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ld := &smallLoad{c: c}
+	for i := 0; i < smalls; i++ {
+		d, err := n0.RT.Spawn(context.Background(), string(k.Digest), newIdentity(b), host.SpawnOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ld.origins = append(ld.origins, d.Origin())
+		ld.at = append(ld.at, 0)
+	}
+	move := func(from, to *testNode) time.Duration {
+		h, err := from.Mig.StartMigrationWith(context.Background(), big.Origin(), from.ID, to.ID, migrator.DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := h.WaitTimeout(5 * time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		st := h.Stats()
+		if !st.PreCopied {
+			b.Fatal("the big daemon was not pre-copied")
+		}
+		if testing.Verbose() {
+			b.Logf("big %s→%s: total %v, pause %v, rounds %d %v, delta %d bytes", from.ID[:8], to.ID[:8], h.Duration(), st.Pause, st.Rounds, st.PreCopyBytes, st.SnapshotBytes)
+		}
+		return st.Pause
+	}
+	var alone, loaded []time.Duration
+	var during int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		alone = append(alone, move(n0, n1), move(n1, n0))
+		ld.start()
+		before := ld.moved.Load()
+		loaded = append(loaded, move(n0, n1), move(n1, n0))
+		during += ld.moved.Load() - before
+		if err := ld.stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	med := func(ds []time.Duration) float64 {
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	a, l := med(alone), med(loaded)
+	if testing.Verbose() {
+		b.Logf("pauses alone %v, loaded %v", alone, loaded)
+	}
+	b.ReportMetric(a, "pause-alone-ms")
+	b.ReportMetric(l, "pause-loaded-ms")
+	b.ReportMetric(l/a, "ratio")
+	b.ReportMetric(float64(during)/float64(b.N), "small-moves")
+}
+
+// smallLoad keeps one migration in flight for each of its daemons,
+// back and forth between the cluster's first two nodes.
+type smallLoad struct {
+	c       *migratortest.Cluster
+	origins []uint64
+	at      []int // index of the node each daemon is on
+	moved   atomic.Int64
+	halt    chan struct{}
+	wg      sync.WaitGroup
+	errs    chan error
+}
+
+// start returns once every daemon has completed one migration, so the
+// load is in full swing.
+func (l *smallLoad) start() {
+	l.halt, l.errs = make(chan struct{}), make(chan error, len(l.origins))
+	var first sync.WaitGroup
+	first.Add(len(l.origins))
+	for i := range l.origins {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			once := sync.OnceFunc(first.Done)
+			defer once()
+			for {
+				from, to := l.c.Nodes[l.at[i]], l.c.Nodes[1-l.at[i]]
+				h, err := from.Mig.StartMigration(context.Background(), l.origins[i], from.ID, to.ID)
+				if err == nil {
+					err = h.WaitTimeout(time.Minute)
+				}
+				if err != nil {
+					l.errs <- fmt.Errorf("small daemon %016x %s→%s: %w", l.origins[i], from.ID, to.ID, err)
+					return
+				}
+				l.at[i] = 1 - l.at[i]
+				l.moved.Add(1)
+				once()
+				select {
+				case <-l.halt:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	first.Wait()
+}
+
+func (l *smallLoad) stop() error {
+	close(l.halt)
+	l.wg.Wait()
+	select {
+	case err := <-l.errs:
+		return err
+	default:
+		return nil
+	}
+}
