@@ -77,15 +77,18 @@ func (m *Migrator) precopy(ctx context.Context, id uint64, d *host.Daemon, targe
 func (m *Migrator) sendPrecopy(ctx context.Context, typ byte, h wire.Header, origin, seq uint64, packed []byte, target NodeID, ack chan error) error {
 	m.mu.Lock()
 	q := m.peer(target)
+	m.mu.Unlock()
+	// Queued outside the lock and held to the lane's byte budget: the
+	// chunks go no faster than their stream takes them.
 	for _, c := range migration.Split(h, origin, seq, packed, m.chunkSize()) {
 		b, err := wire.Encode(c)
 		if err != nil {
-			m.mu.Unlock()
 			return err
 		}
-		q.push(append([]byte{typ}, b...))
+		if err := q.pushWait(ctx, append([]byte{typ}, b...)); err != nil {
+			return err
+		}
 	}
-	m.mu.Unlock()
 	t := time.NewTimer(30 * time.Second)
 	defer t.Stop()
 	select {
