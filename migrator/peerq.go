@@ -19,7 +19,8 @@ import (
 // migration's control messages to that peer.
 //
 // The forwarder of a peer is a peerQueue too, whose functions run in
-// arrival order on lane 0.
+// arrival order per lane: one lane per daemon (forwardOn), so a delivery
+// that waits for one daemon's target to go live holds back no other's.
 type peerQueue struct {
 	m     *Migrator
 	to    NodeID
@@ -30,6 +31,7 @@ type peerQueue struct {
 	wg    sync.WaitGroup
 	// Lane timing, from the package defaults; a test may shorten them.
 	idle, linger time.Duration
+	forwards     bool // a forwarder: lanes are daemons, not streams
 }
 
 // laneBudget is how many bytes one lane may hold before pushWait makes
@@ -101,6 +103,7 @@ func (m *Migrator) forwarder(to NodeID) *peerQueue {
 	p := m.peers[key]
 	if p == nil {
 		p = newPeerQueue(m, to)
+		p.forwards = true
 		m.peers[key] = p
 	}
 	return p
@@ -111,6 +114,9 @@ func (m *Migrator) forwarder(to NodeID) *peerQueue {
 // holds m.mu.
 func (m *Migrator) endLanes(id uint64) {
 	for _, p := range m.peers {
+		if p.forwards {
+			continue
+		}
 		p.mu.Lock()
 		if l := p.lanes[id]; l != nil {
 			l.ended = true
@@ -181,7 +187,9 @@ func (p *peerQueue) pushChunk(k chunkKey, frame []byte) {
 	p.appendLocked(l, item{frame: frame, chunk: &k})
 }
 
-func (p *peerQueue) forward(f func()) { p.enqueue(0, item{f: f}) }
+// forwardOn runs f after the functions queued before it for the same
+// daemon (origin), and independently of other daemons'.
+func (p *peerQueue) forwardOn(origin uint64, f func()) { p.enqueue(origin, item{f: f}) }
 
 func (p *peerQueue) enqueue(id uint64, it item) {
 	p.mu.Lock()
@@ -278,7 +286,7 @@ func (p *peerQueue) run(l *lane) {
 		// migration from now on starts a new lane.
 		delete(p.lanes, l.id)
 		p.mu.Unlock()
-		if c, ok := p.m.cfg.Mesh.(StreamCloser); ok && l.id != 0 {
+		if c, ok := p.m.cfg.Mesh.(StreamCloser); ok && l.id != 0 && !p.forwards {
 			c.CloseStream(p.to, l.id)
 		}
 		return

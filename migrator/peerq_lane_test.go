@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +130,42 @@ func TestLaneBudget(t *testing.T) {
 	defer lm.mu.Unlock()
 	if lm.sent[stuck] != n || lm.sent[free] != 1 {
 		t.Fatalf("sent %v, want %d of %d and 1 of %d", lm.sent, n, stuck, free)
+	}
+}
+
+// TestForwardsPerDaemon: a forwarded delivery that waits (for its target
+// to go live) holds back the later deliveries to the same daemon, which
+// keep their order, and no other daemon's.
+func TestForwardsPerDaemon(t *testing.T) {
+	m := &Migrator{cfg: Config{Logger: slog.New(slog.DiscardHandler)}, peers: map[NodeID]*peerQueue{}}
+	p := m.forwarder("peer")
+	defer p.close()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	other, last := make(chan struct{}), make(chan struct{})
+	p.forwardOn(1, func() { <-release; note("1a") })
+	p.forwardOn(1, func() { note("1b"); close(last) })
+	p.forwardOn(2, func() { note("2"); close(other) })
+	select {
+	case <-other:
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon 2's delivery waited behind daemon 1's")
+	}
+	close(release)
+	select {
+	case <-last:
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon 1's deliveries did not run once released")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(order, []string{"2", "1a", "1b"}) {
+		t.Fatalf("order %v, want [2 1a 1b]", order)
 	}
 }
