@@ -29,3 +29,19 @@ func (q *QUICMesh) SetReceiveHook(f func(from NodeID, frame []byte)) {
 	}
 	q.recvHook.Store(&f)
 }
+
+// LaneBytes reports, per migration, the frame bytes m has queued to all
+// peers and not yet handed to the mesh.
+func (m *Migrator) LaneBytes() map[uint64]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[uint64]int{}
+	for _, p := range m.peers {
+		p.mu.Lock()
+		for id, l := range p.lanes {
+			out[id] += l.bytes
+		}
+		p.mu.Unlock()
+	}
+	return out
+}

@@ -137,6 +137,17 @@ func TestStalledMigrationDoesNotHoldBackAnother(t *testing.T) {
 				t.Fatalf("the big migration ended while its chunk was held: %v", err)
 			default:
 			}
+			if tc.receiver {
+				// The stall is the stream's: QUIC's flow control stopped
+				// taking the big snapshot, which waits on the source.
+				most := 0
+				for _, n := range a.Mig.LaneBytes() {
+					most = max(most, n)
+				}
+				if most < 1<<20 {
+					t.Fatalf("the source holds at most %d bytes for a migration: the stalled stream took them", most)
+				}
+			}
 			if _, err := b.RT.Daemon(small.Origin()); err != nil {
 				t.Fatalf("small daemon not on the target: %v", err)
 			}
