@@ -342,16 +342,23 @@ func dirtyDaemonB(b *testing.B, n *testNode, size int) *host.Daemon {
 
 // BenchmarkPauseUnderLoad: the pause (frozen to handed over) of a daemon
 // holding 64 MiB of incompressible state as it moves between two nodes
-// over real QUIC on loopback, alone and while 100 small daemons keep
-// migrating between the same two nodes (each always has one migration in
-// flight, so they overlap the big one's pre-copy and its pause), in the
-// same run. Each iteration moves the big daemon there and back alone, then
-// there and back under load; the metrics are the medians of those pauses,
-// their ratio (goal ≤ 1.5) and how many small migrations completed while
-// the big one was moving under load. The same load between two other
-// nodes of the process (pause-apart-ms, ratio-apart) shares only the CPU
-// with the big migration, not its migrators, connection or streams: what
-// the loaded pause has over it is the cost of sharing those.
+// over real QUIC on loopback, alone and beside 100 small daemons'
+// migrations between the same two nodes, in the same run. Each iteration
+// moves the big daemon there and back in each of these settings; the
+// metrics are the medians of the pauses and their ratios to alone's:
+//   - burst (pause-burst-ms, ratio-burst): the 100 small migrations start,
+//     to the same peer, as the big one's handover starts (its pre-copy
+//     done), so they overlap its pause — a drain's situation;
+//   - loaded (pause-loaded-ms, ratio; the goal is ≤ 1.5): each
+//     small daemon always has a migration in flight, back and forth, for
+//     as long as the big one moves (small-moves: how many completed
+//     meanwhile); this keeps the CPU busy;
+//   - apart (pause-apart-ms, ratio-apart): that same load between two
+//     other nodes of the process, sharing only the CPU with the big
+//     migration, not its migrators, connection or streams: what loaded
+//     has over apart is the cost of sharing those.
+//
+// Run with:
 //
 //	go test ./migrator -run '^$' -bench BenchmarkPauseUnderLoad -benchtime 1x -count 3
 func BenchmarkPauseUnderLoad(b *testing.B) {
@@ -362,10 +369,15 @@ func BenchmarkPauseUnderLoad(b *testing.B) {
 	big := dirtyDaemonB(b, n0, size)
 	ld := newSmallLoad(b, n0, n1, smalls)
 	apart := newSmallLoad(b, c.Nodes[2], c.Nodes[3], smalls)
-	move := func(from, to *testNode) time.Duration {
+	// move moves the big daemon; then, when set, runs as its handover
+	// starts (StartMigrationWith returns after the pre-copy).
+	move := func(from, to *testNode, then ...func()) time.Duration {
 		h, err := from.Mig.StartMigrationWith(context.Background(), big.Origin(), from.ID, to.ID, migrator.DefaultOptions())
 		if err != nil {
 			b.Fatal(err)
+		}
+		for _, f := range then {
+			f()
 		}
 		if err := h.WaitTimeout(5 * time.Minute); err != nil {
 			b.Fatal(err)
@@ -375,20 +387,33 @@ func BenchmarkPauseUnderLoad(b *testing.B) {
 			b.Fatal("the big daemon was not pre-copied")
 		}
 		if testing.Verbose() {
-			b.Logf("big %s→%s: total %v, pause %v, rounds %d %v, delta %d bytes", from.ID[:8], to.ID[:8], h.Duration(), st.Pause, st.Rounds, st.PreCopyBytes, st.SnapshotBytes)
+			b.Logf("big %016x %s→%s: total %v, pause %v, rounds %d %v, delta %d bytes", h.ID(), from.ID[:8], to.ID[:8], h.Duration(), st.Pause, st.Rounds, st.PreCopyBytes, st.SnapshotBytes)
 		}
 		return st.Pause
 	}
-	var alone, loaded, away []time.Duration
+	withBurst := func(from, to *testNode, fromIdx int) time.Duration {
+		var wait func() error
+		p := move(from, to, func() { wait = ld.burst(fromIdx) })
+		if err := wait(); err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	var alone, burst, loaded, away []time.Duration
 	var during int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		alone = append(alone, move(n0, n1), move(n1, n0))
+		// The small daemons are all on n0 here.
+		burst = append(burst, withBurst(n0, n1, 0), withBurst(n1, n0, 1))
 		ld.start()
 		before := ld.moved.Load()
 		loaded = append(loaded, move(n0, n1), move(n1, n0))
 		during += ld.moved.Load() - before
 		if err := ld.stop(); err != nil {
+			b.Fatal(err)
+		}
+		if err := ld.burst(1)(); err != nil {
 			b.Fatal(err)
 		}
 		apart.start()
@@ -402,11 +427,13 @@ func BenchmarkPauseUnderLoad(b *testing.B) {
 		slices.Sort(ds)
 		return float64(ds[len(ds)/2].Microseconds()) / 1000
 	}
-	a, l, w := med(alone), med(loaded), med(away)
+	a, u, l, w := med(alone), med(burst), med(loaded), med(away)
 	if testing.Verbose() {
-		b.Logf("pauses alone %v, loaded %v, load apart %v", alone, loaded, away)
+		b.Logf("pauses alone %v, burst %v, loaded %v, load apart %v", alone, burst, loaded, away)
 	}
 	b.ReportMetric(a, "pause-alone-ms")
+	b.ReportMetric(u, "pause-burst-ms")
+	b.ReportMetric(u/a, "ratio-burst")
 	b.ReportMetric(l, "pause-loaded-ms")
 	b.ReportMetric(l/a, "ratio")
 	b.ReportMetric(w, "pause-apart-ms")
@@ -442,6 +469,41 @@ func newSmallLoad(b *testing.B, x, y *testNode, n int) *smallLoad {
 		l.at = append(l.at, 0)
 	}
 	return l
+}
+
+// burst starts, at once, one migration of every daemon on nodes[from] to
+// the other node, and returns a wait for them.
+func (l *smallLoad) burst(from int) (wait func() error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(l.origins))
+	for i := range l.origins {
+		if l.at[i] != from {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src, dst := l.nodes[from], l.nodes[1-from]
+			h, err := src.Mig.StartMigration(context.Background(), l.origins[i], src.ID, dst.ID)
+			if err == nil {
+				err = h.WaitTimeout(time.Minute)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("small daemon %016x: %w", l.origins[i], err)
+				return
+			}
+			l.at[i] = 1 - from
+		}()
+	}
+	return func() error {
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
 }
 
 // start returns once every daemon has completed one migration, so the
