@@ -349,6 +349,8 @@ func dirtyDaemonB(b *testing.B, n *testNode, size int) *host.Daemon {
 //   - burst (pause-burst-ms, ratio-burst): the 100 small migrations start,
 //     to the same peer, as the big one's handover starts (its pre-copy
 //     done), so they overlap its pause — a drain's situation;
+//     burst-apart-ms (ratio-burst-apart): the same burst between two other
+//     nodes, sharing only the CPU;
 //   - loaded (pause-loaded-ms, ratio; the goal is ≤ 1.5): each
 //     small daemon always has a migration in flight, back and forth, for
 //     as long as the big one moves (small-moves: how many completed
@@ -391,21 +393,22 @@ func BenchmarkPauseUnderLoad(b *testing.B) {
 		}
 		return st.Pause
 	}
-	withBurst := func(from, to *testNode, fromIdx int) time.Duration {
+	withBurst := func(from, to *testNode, l *smallLoad, fromIdx int) time.Duration {
 		var wait func() error
-		p := move(from, to, func() { wait = ld.burst(fromIdx) })
+		p := move(from, to, func() { wait = l.burst(fromIdx) })
 		if err := wait(); err != nil {
 			b.Fatal(err)
 		}
 		return p
 	}
-	var alone, burst, loaded, away []time.Duration
+	var alone, burst, burstAway, loaded, away []time.Duration
 	var during int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		alone = append(alone, move(n0, n1), move(n1, n0))
 		// The small daemons are all on n0 here.
-		burst = append(burst, withBurst(n0, n1, 0), withBurst(n1, n0, 1))
+		burst = append(burst, withBurst(n0, n1, ld, 0), withBurst(n1, n0, ld, 1))
+		burstAway = append(burstAway, withBurst(n0, n1, apart, 0), withBurst(n1, n0, apart, 1))
 		ld.start()
 		before := ld.moved.Load()
 		loaded = append(loaded, move(n0, n1), move(n1, n0))
@@ -427,13 +430,15 @@ func BenchmarkPauseUnderLoad(b *testing.B) {
 		slices.Sort(ds)
 		return float64(ds[len(ds)/2].Microseconds()) / 1000
 	}
-	a, u, l, w := med(alone), med(burst), med(loaded), med(away)
+	a, u, ua, l, w := med(alone), med(burst), med(burstAway), med(loaded), med(away)
 	if testing.Verbose() {
-		b.Logf("pauses alone %v, burst %v, loaded %v, load apart %v", alone, burst, loaded, away)
+		b.Logf("pauses alone %v, burst %v, burst apart %v, loaded %v, load apart %v", alone, burst, burstAway, loaded, away)
 	}
 	b.ReportMetric(a, "pause-alone-ms")
 	b.ReportMetric(u, "pause-burst-ms")
 	b.ReportMetric(u/a, "ratio-burst")
+	b.ReportMetric(ua, "burst-apart-ms")
+	b.ReportMetric(ua/a, "ratio-burst-apart")
 	b.ReportMetric(l, "pause-loaded-ms")
 	b.ReportMetric(l/a, "ratio")
 	b.ReportMetric(w, "pause-apart-ms")
