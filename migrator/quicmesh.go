@@ -57,9 +57,25 @@ type streamKey struct {
 // is held over the network write, so a blocked stream delays only its own
 // migration's frames.
 type peerStream struct {
-	mu   sync.Mutex
-	s    *meshquic.Stream
-	dead bool // removed by CloseStream: a send looks the key up again
+	mu     sync.Mutex
+	s      *meshquic.Stream
+	cancel context.CancelFunc // ends the context s is bound to
+	dead   bool               // removed by CloseStream: a send looks the key up again
+}
+
+// drop forgets the stream, closing it gracefully or resetting it; caller
+// holds ps.mu.
+func (ps *peerStream) drop(reset bool) {
+	if ps.s == nil {
+		return
+	}
+	if reset {
+		ps.s.Abort()
+	} else {
+		_ = ps.s.Close()
+	}
+	ps.cancel()
+	ps.s, ps.cancel = nil, nil
 }
 
 // Close ends the migration streams this side opened.
@@ -72,10 +88,7 @@ func (q *QUICMesh) Close() {
 	}
 	for _, ps := range q.streams {
 		ps.mu.Lock()
-		if ps.s != nil {
-			ps.s.Abort()
-			ps.s = nil
-		}
+		ps.drop(true)
 		ps.mu.Unlock()
 	}
 	q.streams = nil
@@ -150,23 +163,34 @@ func (q *QUICMesh) stream(key streamKey) (*peerStream, context.Context, error) {
 
 // write sends one frame on ps; caller holds ps.mu.
 func (q *QUICMesh) write(ctx context.Context, ps *peerStream, life context.Context, id meshquic.Peer, frame []byte) error {
-	var err error
 	if ps.s == nil {
 		// The stream outlives this send: it is bound to the mesh's life.
-		ps.s, err = q.EP.OpenStream(life, id, SubMigration)
+		// Opening it waits no longer than the send may: a peer with no
+		// stream to spare (its limit on concurrent streams reached) must
+		// not hold this migration's frames forever.
+		sctx, cancel := context.WithCancel(life)
+		stop := context.AfterFunc(ctx, cancel)
+		s, err := q.EP.OpenStream(sctx, id, SubMigration)
+		if !stop() {
+			if err == nil {
+				s.Abort()
+			}
+			cancel()
+			return fmt.Errorf("migrator: opening a migration stream: %w", context.Cause(ctx))
+		}
 		if err != nil {
-			ps.s = nil
+			cancel()
 			return err
 		}
+		ps.s, ps.cancel = s, cancel
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ps.s.SetDeadline(dl)
 	}
-	err = ps.s.SendBytes(frame)
+	err := ps.s.SendBytes(frame)
 	_ = ps.s.SetDeadline(time.Time{})
 	if err != nil {
-		ps.s.Abort()
-		ps.s = nil
+		ps.drop(true)
 		return err
 	}
 	return nil
@@ -187,10 +211,7 @@ func (q *QUICMesh) CloseStream(to NodeID, id uint64) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.dead = true
-	if ps.s != nil {
-		_ = ps.s.Close()
-		ps.s = nil
-	}
+	ps.drop(false)
 }
 
 // FetchModule implements Mesh.
