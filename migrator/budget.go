@@ -109,6 +109,7 @@ func (m *Migrator) Resources() Resources {
 func (m *Migrator) finishRun(r *run) {
 	r.base = nil
 	m.inbound.release(inboundKey{id: r.id})
+	m.endLanes(r.id)
 }
 
 // forgetRun removes a finished migration after its linger. Caller holds

@@ -18,3 +18,30 @@ func (m *Migrator) SetInboundBudget(n uint64) {
 	defer m.mu.Unlock()
 	m.inbound.limit = n
 }
+
+// SetReceiveHook makes f see every migration frame q reads, before the
+// migrator does, on the goroutine that reads the frame's stream: a test
+// that blocks in f stops that stream from being read.
+func (q *QUICMesh) SetReceiveHook(f func(from NodeID, frame []byte)) {
+	if f == nil {
+		q.recvHook.Store(nil)
+		return
+	}
+	q.recvHook.Store(&f)
+}
+
+// LaneBytes reports, per migration, the frame bytes m has queued to all
+// peers and not yet handed to the mesh.
+func (m *Migrator) LaneBytes() map[uint64]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[uint64]int{}
+	for _, p := range m.peers {
+		p.mu.Lock()
+		for id, l := range p.lanes {
+			out[id] += l.bytes
+		}
+		p.mu.Unlock()
+	}
+	return out
+}

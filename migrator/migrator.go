@@ -29,7 +29,8 @@ type NodeID = migration.NodeID
 type Mesh interface {
 	// Self is this node's id.
 	Self() NodeID
-	// Send delivers one frame to a peer; frames to one peer arrive in order.
+	// Send delivers one frame to a peer; the frames of one migration to one
+	// peer arrive in order (QUICMesh: one stream per migration and peer).
 	Send(ctx context.Context, to NodeID, frame []byte) error
 	// FetchModule fetches module bytes by digest from a peer (verified).
 	FetchModule(ctx context.Context, from NodeID, digest string) ([]byte, error)

@@ -339,3 +339,221 @@ func dirtyDaemonB(b *testing.B, n *testNode, size int) *host.Daemon {
 	}
 	return d
 }
+
+// BenchmarkPauseUnderLoad: the pause (frozen to handed over) of a daemon
+// holding 64 MiB of incompressible state as it moves between two nodes
+// over real QUIC on loopback, alone and beside 100 small daemons'
+// migrations between the same two nodes, in the same run. Each iteration
+// moves the big daemon there and back in each of these settings; the
+// metrics are the medians of the pauses and their ratios to alone's:
+//   - burst (pause-burst-ms, ratio-burst): the 100 small migrations start,
+//     to the same peer, as the big one's handover starts (its pre-copy
+//     done), so they overlap its pause — a drain's situation;
+//     burst-apart-ms (ratio-burst-apart): the same burst between two other
+//     nodes, sharing only the CPU;
+//   - loaded (pause-loaded-ms, ratio; the goal is ≤ 1.5): each
+//     small daemon always has a migration in flight, back and forth, for
+//     as long as the big one moves (small-moves: how many completed
+//     meanwhile); this keeps the CPU busy;
+//   - apart (pause-apart-ms, ratio-apart): that same load between two
+//     other nodes of the process, sharing only the CPU with the big
+//     migration, not its migrators, connection or streams: what loaded
+//     has over apart is the cost of sharing those.
+//
+// Run with:
+//
+//	go test ./migrator -run '^$' -bench BenchmarkPauseUnderLoad -benchtime 1x -count 3
+func BenchmarkPauseUnderLoad(b *testing.B) {
+	const size, smalls = 64 << 20, 100
+	c := migratortest.NewOpts(b, 4, migratortest.Options{Migrator: migrator.Config{Timing: migration.DefaultTiming()}})
+	warmUp(b, c)
+	n0, n1 := c.Nodes[0], c.Nodes[1]
+	big := dirtyDaemonB(b, n0, size)
+	ld := newSmallLoad(b, n0, n1, smalls)
+	apart := newSmallLoad(b, c.Nodes[2], c.Nodes[3], smalls)
+	// move moves the big daemon; then, when set, runs as its handover
+	// starts (StartMigrationWith returns after the pre-copy).
+	move := func(from, to *testNode, then ...func()) time.Duration {
+		h, err := from.Mig.StartMigrationWith(context.Background(), big.Origin(), from.ID, to.ID, migrator.DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, f := range then {
+			f()
+		}
+		if err := h.WaitTimeout(5 * time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		st := h.Stats()
+		if !st.PreCopied {
+			b.Fatal("the big daemon was not pre-copied")
+		}
+		if testing.Verbose() {
+			b.Logf("big %016x %s→%s: total %v, pause %v, rounds %d %v, delta %d bytes", h.ID(), from.ID[:8], to.ID[:8], h.Duration(), st.Pause, st.Rounds, st.PreCopyBytes, st.SnapshotBytes)
+		}
+		return st.Pause
+	}
+	withBurst := func(from, to *testNode, l *smallLoad, fromIdx int) time.Duration {
+		var wait func() error
+		p := move(from, to, func() { wait = l.burst(fromIdx) })
+		if err := wait(); err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	var alone, burst, burstAway, loaded, away []time.Duration
+	var during int64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		alone = append(alone, move(n0, n1), move(n1, n0))
+		// The small daemons are all on n0 here.
+		burst = append(burst, withBurst(n0, n1, ld, 0), withBurst(n1, n0, ld, 1))
+		burstAway = append(burstAway, withBurst(n0, n1, apart, 0), withBurst(n1, n0, apart, 1))
+		ld.start()
+		before := ld.moved.Load()
+		loaded = append(loaded, move(n0, n1), move(n1, n0))
+		during += ld.moved.Load() - before
+		if err := ld.stop(); err != nil {
+			b.Fatal(err)
+		}
+		if err := ld.burst(1)(); err != nil {
+			b.Fatal(err)
+		}
+		apart.start()
+		away = append(away, move(n0, n1), move(n1, n0))
+		if err := apart.stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	med := func(ds []time.Duration) float64 {
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	a, u, ua, l, w := med(alone), med(burst), med(burstAway), med(loaded), med(away)
+	if testing.Verbose() {
+		b.Logf("pauses alone %v, burst %v, burst apart %v, loaded %v, load apart %v", alone, burst, burstAway, loaded, away)
+	}
+	b.ReportMetric(a, "pause-alone-ms")
+	b.ReportMetric(u, "pause-burst-ms")
+	b.ReportMetric(u/a, "ratio-burst")
+	b.ReportMetric(ua, "burst-apart-ms")
+	b.ReportMetric(ua/a, "ratio-burst-apart")
+	b.ReportMetric(l, "pause-loaded-ms")
+	b.ReportMetric(l/a, "ratio")
+	b.ReportMetric(w, "pause-apart-ms")
+	b.ReportMetric(w/a, "ratio-apart")
+	b.ReportMetric(float64(during)/float64(b.N), "small-moves")
+}
+
+// smallLoad keeps one migration in flight for each of its daemons,
+// back and forth between two nodes.
+type smallLoad struct {
+	nodes   [2]*testNode
+	origins []uint64
+	at      []int // index in nodes of the node each daemon is on
+	moved   atomic.Int64
+	halt    chan struct{}
+	wg      sync.WaitGroup
+	errs    chan error
+}
+
+// newSmallLoad spawns n counter daemons on x, to move between x and y.
+func newSmallLoad(b *testing.B, x, y *testNode, n int) *smallLoad {
+	k, err := x.RT.RegisterModule(context.Background(), counterModule(b), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := &smallLoad{nodes: [2]*testNode{x, y}}
+	for i := 0; i < n; i++ {
+		d, err := x.RT.Spawn(context.Background(), string(k.Digest), newIdentity(b), host.SpawnOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l.origins = append(l.origins, d.Origin())
+		l.at = append(l.at, 0)
+	}
+	return l
+}
+
+// burst starts, at once, one migration of every daemon on nodes[from] to
+// the other node, and returns a wait for them.
+func (l *smallLoad) burst(from int) (wait func() error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(l.origins))
+	for i := range l.origins {
+		if l.at[i] != from {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src, dst := l.nodes[from], l.nodes[1-from]
+			h, err := src.Mig.StartMigration(context.Background(), l.origins[i], src.ID, dst.ID)
+			if err == nil {
+				err = h.WaitTimeout(time.Minute)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("small daemon %016x: %w", l.origins[i], err)
+				return
+			}
+			l.at[i] = 1 - from
+		}()
+	}
+	return func() error {
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
+}
+
+// start returns once every daemon has completed one migration, so the
+// load is in full swing.
+func (l *smallLoad) start() {
+	l.halt, l.errs = make(chan struct{}), make(chan error, len(l.origins))
+	var first sync.WaitGroup
+	first.Add(len(l.origins))
+	for i := range l.origins {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			once := sync.OnceFunc(first.Done)
+			defer once()
+			for {
+				from, to := l.nodes[l.at[i]], l.nodes[1-l.at[i]]
+				h, err := from.Mig.StartMigration(context.Background(), l.origins[i], from.ID, to.ID)
+				if err == nil {
+					err = h.WaitTimeout(time.Minute)
+				}
+				if err != nil {
+					l.errs <- fmt.Errorf("small daemon %016x %s→%s: %w", l.origins[i], from.ID, to.ID, err)
+					return
+				}
+				l.at[i] = 1 - l.at[i]
+				l.moved.Add(1)
+				once()
+				select {
+				case <-l.halt:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	first.Wait()
+}
+
+func (l *smallLoad) stop() error {
+	close(l.halt)
+	l.wg.Wait()
+	select {
+	case err := <-l.errs:
+		return err
+	default:
+		return nil
+	}
+}

@@ -121,7 +121,7 @@ type precopyDriver struct {
 // own (a frame that cannot be encoded).
 func (p *precopyDriver) perform(ctx context.Context, out migration.PrecopyOutput) error {
 	for len(out.Chunks)+len(out.Effects) > 0 {
-		if err := p.m.sendPrecopyChunks(p.target, out.Chunks); err != nil {
+		if err := p.m.sendPrecopyChunks(ctx, p.target, out.Chunks); err != nil {
 			return err
 		}
 		effects := out.Effects
@@ -172,14 +172,16 @@ func (p *precopyDriver) takeBase(ctx context.Context) migration.PrecopyInput {
 	return migration.BaseTaken{Data: p.m.pack.pack(data), Seq: base.Sequence, PageBytes: int64(len(base.Pages)) * snapshot.PageSize}
 }
 
-// sendPrecopyChunks queues pre-copy chunks to target.
-func (m *Migrator) sendPrecopyChunks(target NodeID, chunks []migration.PrecopyChunk) error {
+// sendPrecopyChunks queues pre-copy chunks to target, outside the lock and
+// held to the lane's byte budget: the chunks go no faster than their
+// stream takes them.
+func (m *Migrator) sendPrecopyChunks(ctx context.Context, target NodeID, chunks []migration.PrecopyChunk) error {
 	if len(chunks) == 0 {
 		return nil
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	q := m.peer(target)
+	m.mu.Unlock()
 	for _, c := range chunks {
 		b, err := wire.Encode(c.Chunk)
 		if err != nil {
@@ -189,7 +191,9 @@ func (m *Migrator) sendPrecopyChunks(target NodeID, chunks []migration.PrecopyCh
 		if c.Round > 0 {
 			typ = framePrecopyRound // the round travels as Header.Attempt
 		}
-		q.push(append([]byte{typ}, b...))
+		if err := q.pushWait(ctx, append([]byte{typ}, b...)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

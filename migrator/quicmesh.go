@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmesh/wasmesh/host"
@@ -15,7 +16,9 @@ import (
 )
 
 // SubMigration is the transport subprotocol that carries migration frames:
-// one long-lived stream per peer and direction, so frames stay in order.
+// one stream per migration, peer and direction, so a migration's frames
+// stay in order and QUIC's flow control holds back a migration whose
+// receiver falls behind without holding back the others.
 const SubMigration = "wasmesh/migration/1"
 
 // QUICMesh adapts the QUIC transport to Mesh. The node supplies what only it
@@ -30,20 +33,49 @@ type QUICMesh struct {
 	OnLive func(origin uint64)
 
 	mu      sync.Mutex // guards streams, life and cancel, never held over I/O
-	streams map[NodeID]*peerStream
+	streams map[streamKey]*peerStream
 	life    context.Context // streams live until Close, not per send
 	cancel  context.CancelFunc
 	closed  bool
 
 	epochMu sync.Mutex
 	epoch   uint64
+
+	// recvHook, set by tests, sees every frame before Receive does, on
+	// the goroutine that reads the frame's stream.
+	recvHook atomic.Pointer[func(from NodeID, frame []byte)]
 }
 
-// peerStream serialises the frames to one peer; its lock is held over the
-// network write, so a slow peer delays only its own frames.
+// streamKey names the stream of one migration to one peer; id 0 is the
+// stream of frames that name no migration.
+type streamKey struct {
+	to NodeID
+	id uint64
+}
+
+// peerStream serialises the frames of one migration to one peer; its lock
+// is held over the network write, so a blocked stream delays only its own
+// migration's frames.
 type peerStream struct {
-	mu sync.Mutex
-	s  *meshquic.Stream
+	mu     sync.Mutex
+	s      *meshquic.Stream
+	cancel context.CancelFunc // ends the context s is bound to
+	dead   bool               // removed by CloseStream: a send looks the key up again
+}
+
+// drop forgets the stream, closing it gracefully or resetting it; caller
+// holds ps.mu.
+func (ps *peerStream) drop(reset bool) {
+	if ps.s == nil {
+		return
+	}
+	if reset {
+		ps.s.Abort()
+	} else {
+		_ = ps.s.Close()
+	}
+	ps.cancel()
+	ps.s, ps.cancel = nil, nil
 }
 
 // Close ends the migration streams this side opened.
@@ -56,10 +88,7 @@ func (q *QUICMesh) Close() {
 	}
 	for _, ps := range q.streams {
 		ps.mu.Lock()
-		if ps.s != nil {
-			ps.s.Abort()
-			ps.s = nil
-		}
+		ps.drop(true)
 		ps.mu.Unlock()
 	}
 	q.streams = nil
@@ -76,6 +105,9 @@ func (q *QUICMesh) Serve(m *Migrator) {
 				return nil // peer closed or stream broke: it reopens on next send
 			}
 			buf = b
+			if h := q.recvHook.Load(); h != nil {
+				(*h)(from, b)
+			}
 			if err := m.Receive(from, b); err != nil {
 				m.cfg.Logger.Debug("migration frame refused", "peer", from, "err", err)
 			}
@@ -86,51 +118,100 @@ func (q *QUICMesh) Serve(m *Migrator) {
 // Self implements Mesh.
 func (q *QUICMesh) Self() NodeID { return NodeID(q.EP.ID().String()) }
 
-// Send implements Mesh: frames go over one stream per peer, reopened after
-// a failure.
+// Send implements Mesh: frames go over one stream per migration and peer
+// (the migration named in the frame), opened on first use and reopened
+// after a failure.
 func (q *QUICMesh) Send(ctx context.Context, to NodeID, frame []byte) error {
 	id, err := nodekey.ParseNodeID(string(to))
 	if err != nil {
 		return err
 	}
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return ErrClosed
-	}
-	if q.streams == nil {
-		q.streams = make(map[NodeID]*peerStream)
-		q.life, q.cancel = context.WithCancel(context.Background())
-	}
-	ps := q.streams[to]
-	if ps == nil {
-		ps = &peerStream{}
-		q.streams[to] = ps
-	}
-	life := q.life
-	q.mu.Unlock()
-
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.s == nil {
-		// The stream outlives this send: it is bound to the mesh's life.
-		ps.s, err = q.EP.OpenStream(life, meshquic.PeerID(id), SubMigration)
+	key := streamKey{to: to, id: frameLane(frame)}
+	for {
+		ps, life, err := q.stream(key)
 		if err != nil {
-			ps.s = nil
 			return err
 		}
+		ps.mu.Lock()
+		if ps.dead {
+			ps.mu.Unlock()
+			continue
+		}
+		err = q.write(ctx, ps, life, meshquic.PeerID(id), frame)
+		ps.mu.Unlock()
+		return err
+	}
+}
+
+func (q *QUICMesh) stream(key streamKey) (*peerStream, context.Context, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, nil, ErrClosed
+	}
+	if q.streams == nil {
+		q.streams = make(map[streamKey]*peerStream)
+		q.life, q.cancel = context.WithCancel(context.Background())
+	}
+	ps := q.streams[key]
+	if ps == nil {
+		ps = &peerStream{}
+		q.streams[key] = ps
+	}
+	return ps, q.life, nil
+}
+
+// write sends one frame on ps; caller holds ps.mu.
+func (q *QUICMesh) write(ctx context.Context, ps *peerStream, life context.Context, id meshquic.Peer, frame []byte) error {
+	if ps.s == nil {
+		// The stream outlives this send: it is bound to the mesh's life.
+		// Opening it waits no longer than the send may: a peer with no
+		// stream to spare (its limit on concurrent streams reached) must
+		// not hold this migration's frames forever.
+		sctx, cancel := context.WithCancel(life)
+		stop := context.AfterFunc(ctx, cancel)
+		s, err := q.EP.OpenStream(sctx, id, SubMigration)
+		if !stop() {
+			if err == nil {
+				s.Abort()
+			}
+			cancel()
+			return fmt.Errorf("migrator: opening a migration stream: %w", context.Cause(ctx))
+		}
+		if err != nil {
+			cancel()
+			return err
+		}
+		ps.s, ps.cancel = s, cancel
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = ps.s.SetDeadline(dl)
 	}
-	err = ps.s.SendBytes(frame)
+	err := ps.s.SendBytes(frame)
 	_ = ps.s.SetDeadline(time.Time{})
 	if err != nil {
-		ps.s.Abort()
-		ps.s = nil
+		ps.drop(true)
 		return err
 	}
 	return nil
+}
+
+// CloseStream implements StreamCloser: the stream of migration id to a
+// peer ends after the frames written to it (a graceful close, so they
+// still arrive); a later frame opens a new one.
+func (q *QUICMesh) CloseStream(to NodeID, id uint64) {
+	key := streamKey{to: to, id: id}
+	q.mu.Lock()
+	ps := q.streams[key]
+	delete(q.streams, key)
+	q.mu.Unlock()
+	if ps == nil {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.dead = true
+	ps.drop(false)
 }
 
 // FetchModule implements Mesh.

@@ -587,7 +587,7 @@ func (m *Migrator) afterSource(ctx context.Context, d *host.Daemon, ev host.Even
 
 func (m *Migrator) forward(r *run, to NodeID, w *waiter) {
 	origin := r.srcPlan.Origin
-	m.forwarder(to).forward(func() {
+	m.forwarder(to).forwardOn(origin, func() {
 		var outs []host.Output
 		var err error
 		// Retry only what surely did not arrive: a delivery that timed out

@@ -237,3 +237,6 @@ func (c *Cluster) SetDrop(f func(from, to migrator.NodeID, frame []byte) bool) {
 	c.Drop = f
 	c.mu.Unlock()
 }
+
+// Mesh is the node's QUIC mesh (without the cluster's frame filter).
+func (nd *Node) Mesh() *migrator.QUICMesh { return nd.qm }
