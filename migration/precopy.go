@@ -1,6 +1,7 @@
 package migration
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -168,6 +169,7 @@ type PrecopyResult struct {
 // PrecopySourceConfig configures one pre-copy on the source.
 type PrecopySourceConfig struct {
 	ID     uint64
+	Origin uint64 // the daemon, named in every chunk (the target keys by ID)
 	Target NodeID
 	// Rounds bounds the rounds after the base (0: base, then freeze).
 	Rounds int
@@ -269,7 +271,7 @@ func (s *PrecopySource) WouldSend(dirty int64) bool {
 
 func (s *PrecopySource) send(data []byte, seq uint64, now time.Time, out *PrecopyOutput) {
 	s.sending = s.sending[:0]
-	for _, c := range Split(wire.Header{ID: s.cfg.ID, Attempt: max(s.round, 1)}, s.cfg.ID, seq, data, s.cfg.ChunkSize) {
+	for _, c := range Split(wire.Header{ID: s.cfg.ID, Attempt: max(s.round, 1)}, cmp.Or(s.cfg.Origin, s.cfg.ID), seq, data, s.cfg.ChunkSize) {
 		s.sending = append(s.sending, PrecopyChunk{Round: s.round, Chunk: c})
 	}
 	s.sentBytes = len(data)

@@ -62,7 +62,7 @@ type precopyAckIn struct {
 func (m *Migrator) precopy(ctx context.Context, id uint64, d *host.Daemon, target NodeID, opts Options) (precopyResult, error) {
 	bound, small := roundLimits(opts)
 	ps, out, err := migration.NewPrecopySource(migration.PrecopySourceConfig{
-		ID: id, Target: target, Rounds: bound, DirtyBytes: small, ChunkSize: m.chunkSize(), AckTimeout: precopyAckTimeout,
+		ID: id, Origin: d.Origin(), Target: target, Rounds: bound, DirtyBytes: small, ChunkSize: m.chunkSize(), AckTimeout: precopyAckTimeout,
 	}, time.Now())
 	if err != nil {
 		return precopyResult{}, err
