@@ -144,3 +144,27 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// The name check reads only records that may hold the name: a name that
+// is a prefix of another's is free, the same name is taken, a stopped
+// record's name is free.
+func TestNameCheckMatchesWholeNames(t *testing.T) {
+	s, _ := open(t)
+	for i, name := range []string{"d10", "xd1", "d1x"} {
+		if err := s.Create(Record{Origin: uint64(i + 1), Name: name, Digest: "sha256:x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Create(Record{Origin: 10, Name: "d1", Digest: "sha256:x"}); err != nil {
+		t.Fatalf("d1 beside d10, xd1, d1x: %v", err)
+	}
+	if err := s.Create(Record{Origin: 11, Name: "d1", Digest: "sha256:x"}); !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("second d1: %v, want ErrNameTaken", err)
+	}
+	if err := s.Update(10, func(r *Record) error { r.Stopped = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(Record{Origin: 11, Name: "d1", Digest: "sha256:x"}); err != nil {
+		t.Fatalf("d1 after the first stopped: %v", err)
+	}
+}

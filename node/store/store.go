@@ -8,6 +8,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -126,7 +127,19 @@ func nameFree(b *bolt.Bucket, name string, self uint64) error {
 	if name == "" {
 		return nil
 	}
+	// Every write of a named daemon checks every record: decoding each
+	// one made a node's thousandth spawn (or arrival) cost a thousand
+	// JSON decodes. A record is encoded by json.Marshal, so one with this
+	// name holds exactly these bytes; only those are decoded and checked.
+	tok, err := json.Marshal(name)
+	if err != nil {
+		return err
+	}
+	needle := append([]byte(`"name":`), tok...)
 	return b.ForEach(func(k, v []byte) error {
+		if !bytes.Contains(v, needle) {
+			return nil
+		}
 		o, err := decodeRecord(k, v)
 		if err != nil {
 			return err
