@@ -60,6 +60,10 @@ type dirFrame struct {
 type dirReg struct {
 	entry directory.Entry
 	at    []string
+	// homes are entry's homes among the members of the round that
+	// computed them: a round with the same members and entry reuses them
+	// (a drain's arrivals each kick a round over every daemon here).
+	homes []string
 }
 
 // dirState is a node's part of the directory: the table it keeps as a
@@ -368,9 +372,15 @@ func (n *Node) dirRound(ctx context.Context) {
 		if ok && cur.entry != e {
 			cur = dirReg{} // renamed: every home hears the new entry
 		}
-		homes := directory.HomesOf(e, m)
-		at := slices.DeleteFunc(slices.Clone(cur.at), func(h string) bool { return !slices.Contains(homes, h) })
-		known[o] = dirReg{entry: e, at: at}
+		homes := cur.homes
+		if changed || homes == nil {
+			homes = directory.HomesOf(e, m)
+		}
+		at := cur.at
+		if changed || len(at) > 0 && !allIn(at, homes) {
+			at = slices.DeleteFunc(slices.Clone(cur.at), func(h string) bool { return !slices.Contains(homes, h) })
+		}
+		known[o] = dirReg{entry: e, at: at, homes: homes}
 		for _, h := range homes {
 			if !slices.Contains(at, h) {
 				jobs = append(jobs, job{m: directory.Message{Kind: directory.KindRegister, Entry: e}, to: h})
@@ -421,7 +431,7 @@ func (n *Node) dirRound(ctx context.Context) {
 	n.dir.mu.Lock()
 	for o, hs := range took {
 		if r, ok := known[o]; ok {
-			r.at = append(r.at, hs...)
+			r.at = append(slices.Clip(r.at), hs...)
 			known[o] = r
 		}
 	}
@@ -441,4 +451,14 @@ func (n *Node) dirRound(ctx context.Context) {
 func (n *Node) DirectoryEntry(origin uint64) (node string, epoch uint64, ok bool) {
 	e, ok := n.dir.table.ByOrigin(origin)
 	return e.Node, e.Epoch, ok
+}
+
+// allIn reports whether every one of xs is in set.
+func allIn(xs, set []string) bool {
+	for _, x := range xs {
+		if !slices.Contains(set, x) {
+			return false
+		}
+	}
+	return true
 }

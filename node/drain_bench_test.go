@@ -18,7 +18,8 @@ import (
 // the other two while 8 senders keep sending to them by name, and reports
 // the drain's total time and the per-daemon pause p50/p99 (issue 13's
 // goals: ≤ 5 s, p99 ≤ 50 ms), with one daemon's migration alone, on the
-// same nodes before the drain, as the same-run baseline.
+// same nodes before the drain, as the same-run baseline. The drain runs
+// --parallel DefaultDrainParallel, or WASMESH_BENCH_PARALLEL.
 //
 //	go test -run '^$' -bench Drain -benchtime 1x ./node/
 func BenchmarkDrain(b *testing.B) {
@@ -26,6 +27,13 @@ func BenchmarkDrain(b *testing.B) {
 	if s := os.Getenv("WASMESH_BENCH_DAEMONS"); s != "" {
 		var err error
 		if daemons, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	parallel := DefaultDrainParallel // what `wasmesh node drain` does
+	if s := os.Getenv("WASMESH_BENCH_PARALLEL"); s != "" {
+		var err error
+		if parallel, err = strconv.Atoi(s); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -85,7 +93,7 @@ func BenchmarkDrain(b *testing.B) {
 			}()
 		}
 		b.StartTimer()
-		res, err := a.Drain(ctx, DrainRequest{Node: "a", Parallel: 16}, nil)
+		res, err := a.Drain(ctx, DrainRequest{Node: "a", Parallel: parallel}, nil)
 		b.StopTimer()
 		close(stop)
 		wg.Wait()
