@@ -108,6 +108,7 @@ func (m *Migrator) Resources() Resources {
 // forgetRun. Caller holds m.mu.
 func (m *Migrator) finishRun(r *run) {
 	r.base = nil
+	m.releaseFrozenLocked(r)
 	m.inbound.release(inboundKey{id: r.id})
 	m.endLanes(r.id)
 }

@@ -6,6 +6,7 @@
 package migrator
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -90,6 +91,12 @@ type Config struct {
 	// with ExpectMigration or RegisterMigrationTargetIdentity; by default
 	// any authenticated member may move a daemon here.
 	RequireExpected bool
+	// MaxFrozen is how many daemons this node keeps frozen for migrations
+	// at once (0: DefaultMaxFrozen(); negative: no limit). A migration
+	// past it waits, its daemon still running, before it freezes, so the
+	// pause of each frozen daemon does not grow with how many migrations
+	// run beside it.
+	MaxFrozen int
 }
 
 // Options of one migration (mirroring the reference API). The zero value
@@ -159,6 +166,10 @@ type Migrator struct {
 	// included) and has no Handle in byOrigin yet.
 	starting map[uint64]struct{}
 
+	// frozen holds a token per daemon frozen here for a migration
+	// (frozen.go); nil when Config.MaxFrozen is negative.
+	frozen chan struct{}
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -201,6 +212,7 @@ func New(cfg Config) (*Migrator, error) {
 		runs: make(map[uint64]*run), byOrigin: make(map[uint64]*Handle),
 		registered: make(map[regKey]identity.Identity), expected: make(map[uint64]string),
 		peers: make(map[NodeID]*peerQueue), stop: make(chan struct{}),
+		frozen: newFrozenSlots(cmp.Or(cfg.MaxFrozen, DefaultMaxFrozen())),
 	}
 	m.wg.Add(1)
 	go m.ticker()

@@ -34,6 +34,8 @@ type run struct {
 	src    *migration.Source
 	tgt    *migration.Target
 	handle *Handle
+	// frozenSlot: the source holds one of m.frozen's slots (frozen.go).
+	frozenSlot bool
 
 	// The senders waiting for their event's outputs, by the token their
 	// event went into the machine with: the machine hands the token back
@@ -427,6 +429,9 @@ func (m *Migrator) effect(r *run, b batch, e migration.Effect) {
 
 func (m *Migrator) done(r *run, who role, e migration.Done) {
 	m.mu.Lock()
+	if who == roleSource {
+		m.releaseFrozenLocked(r)
+	}
 	if who == roleTarget {
 		m.inbound.release(inboundKey{id: r.id})
 	}
@@ -464,6 +469,10 @@ func (m *Migrator) takeSnapshot(r *run, e migration.TakeSnapshot) {
 	d, err := m.cfg.Runtime.Daemon(e.Origin)
 	if err != nil {
 		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
+		return
+	}
+	if !m.acquireFrozen(r) {
+		fail(&migration.Failure{Reason: wire.ReasonStateFailed, Text: "migration ended before its daemon could freeze"})
 		return
 	}
 	m.mu.Lock()
