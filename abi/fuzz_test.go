@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wasmesh/wasmesh/abi/wasmbin"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
 // FuzzValidate: Inspect and Validate never panic, agree with each other,

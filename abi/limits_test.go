@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wasmesh/wasmesh/abi/wasmbin"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
 // reshape parses a good module and replaces sections, so each test breaks

@@ -7,7 +7,7 @@
 // the host all build against this one package.
 package abi
 
-import "github.com/wasmesh/wasmesh/abi/wasmbin"
+import "github.com/wasmesh/wasmesh/internal/wasmbin"
 
 // Version is the ABI version this package describes.
 const Version = 1

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/wasmesh/wasmesh/abi/wasmbin"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
 // ErrRefused is matched (errors.Is) by every error Validate returns: the
@@ -337,7 +337,7 @@ func memories(m *wasmbin.Module) []wasmbin.Limits {
 // other feature outside WebAssembly 2.0, tail calls and extended constant
 // expressions itself (wasmbin.ErrUnsupported). A module that parses and has
 // no feature problem compiles under the wazero configuration the host uses
-// (host/instrument.CoreFeatures); the spec-suite test holds both sides to it.
+// (internal/instrument.CoreFeatures); the spec-suite test holds both sides to it.
 func FeatureProblems(m *wasmbin.Module) []Problem {
 	var out []Problem
 	mems := memories(m)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wasmesh/wasmesh/abi/wasmbin"
+	"github.com/wasmesh/wasmesh/internal/wasmbin"
 )
 
 func readTestdata(t testing.TB, name string) []byte {

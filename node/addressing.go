@@ -9,10 +9,10 @@ import (
 	"sync"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/node/store"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/store"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // Addressing: names through a move, kind names across the cluster, and
@@ -308,7 +308,7 @@ func (n *Node) clusterKind(ctx context.Context, name string) (string, []peerRef,
 
 // fetchModule gets a module by digest from the first of from (then every
 // other alive peer) that has it, and stores it here by digest only.
-func (n *Node) fetchModule(ctx context.Context, digest string, from []peerRef) (*host.Kind, error) {
+func (n *Node) fetchModule(ctx context.Context, digest string, from []peerRef) (*engine.Kind, error) {
 	tried := map[nodekey.NodeID]bool{}
 	var errs []error
 	for _, p := range append(slices.Clone(from), n.peers()...) {
@@ -337,7 +337,7 @@ func (n *Node) fetchModule(ctx context.Context, digest string, from []peerRef) (
 // from the peers that have it. A kind name learnt from peers is returned as
 // alias and is NOT registered yet: the caller keeps it only once the spawn
 // succeeded, so a failed spawn leaves no kind name behind.
-func (n *Node) kindForSpawn(ctx context.Context, kind string, from *peerRef) (k *host.Kind, alias string, err error) {
+func (n *Node) kindForSpawn(ctx context.Context, kind string, from *peerRef) (k *engine.Kind, alias string, err error) {
 	if k, err := n.rt.Kind(kind); err == nil {
 		return k, "", nil
 	}
@@ -362,7 +362,7 @@ func (n *Node) kindForSpawn(ctx context.Context, kind string, from *peerRef) (k 
 
 // keepAlias registers a kind name learnt from peers after the daemon that
 // needed it started, and records it on the daemon's record.
-func (n *Node) keepAlias(ctx context.Context, alias string, k *host.Kind, origin uint64) {
+func (n *Node) keepAlias(ctx context.Context, alias string, k *engine.Kind, origin uint64) {
 	if alias == "" {
 		return
 	}
@@ -452,7 +452,7 @@ func aimHint(ni NodeInfo) string {
 
 // localAt returns the local daemon when locate resolved to this node (a
 // daemon that moved here before its name did).
-func (n *Node) localAt(loc location) (*host.Daemon, bool) {
+func (n *Node) localAt(loc location) (*engine.Daemon, bool) {
 	if loc.node.id != n.id {
 		return nil, false
 	}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/identity"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
 

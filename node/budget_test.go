@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/node/store"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
+	"github.com/wasmesh/wasmesh/internal/store"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
 
@@ -38,7 +38,7 @@ func TestRecoveryOfHostileStartLeavesNodeHealthy(t *testing.T) {
 	for range 3 {
 		send(t, a, "c", "x")
 	}
-	if _, err := a.Spawn(ctx, SpawnRequest{Kind: "bomb", Name: "b"}); !errors.Is(err, host.ErrEventTimeout) {
+	if _, err := a.Spawn(ctx, SpawnRequest{Kind: "bomb", Name: "b"}); !errors.Is(err, engine.ErrEventTimeout) {
 		t.Fatalf("spawn of a looping start function: %v, want ErrEventTimeout", err)
 	}
 	id, err := identity.Generate()

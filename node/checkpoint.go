@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/host/snapshot"
-	"github.com/wasmesh/wasmesh/node/store"
-	"github.com/wasmesh/wasmesh/node/wal"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
+	"github.com/wasmesh/wasmesh/internal/store"
+	"github.com/wasmesh/wasmesh/internal/wal"
 )
 
 // loadModules registers every module in the data dir, with its kind names.
@@ -78,7 +78,7 @@ func (n *Node) recover(ctx context.Context, journaled *wal.Recovered) error {
 // redo re-applies the journaled events after d's checkpoint, in order, and
 // returns how many it applied. A gap or a diverging event stops it: the
 // events after it cannot be applied to any state the daemon had.
-func (n *Node) redo(ctx context.Context, d *host.Daemon, events []wal.Record) int {
+func (n *Node) redo(ctx context.Context, d *engine.Daemon, events []wal.Record) int {
 	done := 0
 	next := d.Stats().InputSeq + 1
 	for _, r := range events {
@@ -90,7 +90,7 @@ func (n *Node) redo(ctx context.Context, d *host.Daemon, events []wal.Record) in
 				"want_input_seq", next, "found", r.InputSeq)
 			break
 		}
-		ev := host.Event{Sender: r.Sender, Seq: r.SenderSeq, Payload: r.Payload}
+		ev := engine.Event{Sender: r.Sender, Seq: r.SenderSeq, Payload: r.Payload}
 		if _, err := d.Redo(ctx, ev, r.Readings); err != nil {
 			n.log.Error("journaled event could not be redone; the daemon stays at the state before it",
 				"daemon", d.ID(), "input_seq", r.InputSeq, "lost_events", len(events)-done, "err", err)
@@ -149,7 +149,7 @@ func (n *Node) releaseRecoveryJournal(ctx context.Context) {
 	}
 }
 
-func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*host.Daemon, uint64, error) {
+func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*engine.Daemon, uint64, error) {
 	id, err := identity.FromSeed(rec.Seed)
 	if err != nil {
 		return nil, 0, err
@@ -157,7 +157,7 @@ func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*host.Daemon, 
 	if id.Origin() != rec.Origin {
 		return nil, 0, fmt.Errorf("%w: record seed is daemon %016x", store.ErrCorrupt, id.Origin())
 	}
-	opts := host.SpawnOptions{Name: rec.Name, Config: rec.Config}
+	opts := engine.SpawnOptions{Name: rec.Name, Config: rec.Config}
 	ck, err := n.store.LatestSnapshot(rec.Origin)
 	if errors.Is(err, store.ErrNotFound) {
 		d, err := n.rt.Spawn(ctx, rec.Digest, id, opts)
@@ -176,13 +176,13 @@ func (n *Node) recoverOne(ctx context.Context, rec store.Record) (*host.Daemon, 
 
 // checkpoint stores d's current state as its latest snapshot; unless force,
 // a daemon that processed nothing since its last checkpoint is skipped.
-func (n *Node) checkpoint(ctx context.Context, d *host.Daemon, force bool) error {
+func (n *Node) checkpoint(ctx context.Context, d *engine.Daemon, force bool) error {
 	mu := n.ckptLock(d.Origin())
 	mu.Lock()
 	defer mu.Unlock()
 	st := d.Stats()
 	if st.Failed {
-		return fmt.Errorf("%w: %s", host.ErrDaemonFailed, d.ID())
+		return fmt.Errorf("%w: %s", engine.ErrDaemonFailed, d.ID())
 	}
 	if !force {
 		if last, ok := n.lastCkpt.Load(d.Origin()); ok && last.(uint64) == st.InputSeq {
@@ -210,7 +210,7 @@ func (n *Node) checkpoint(ctx context.Context, d *host.Daemon, force bool) error
 
 // journalCovered tells the journal a durable checkpoint covers d's events
 // up to inputSeq.
-func (n *Node) journalCovered(d *host.Daemon, inc, inputSeq uint64) {
+func (n *Node) journalCovered(d *engine.Daemon, inc, inputSeq uint64) {
 	if n.wal != nil {
 		n.wal.Checkpointed(d.Origin(), inc, inputSeq)
 	}
@@ -224,7 +224,7 @@ func (n *Node) checkpointAll(ctx context.Context, force bool) int {
 		if err := n.checkpoint(ctx, d, force); err != nil {
 			// A failed daemon was reported when it failed; it keeps its
 			// last good checkpoint, and one line per interval would flood.
-			if !errors.Is(err, host.ErrDaemonStopped) && !errors.Is(err, host.ErrDaemonFailed) {
+			if !errors.Is(err, engine.ErrDaemonStopped) && !errors.Is(err, engine.ErrDaemonFailed) {
 				n.log.Warn("checkpoint failed", "daemon", d.ID(), "err", err)
 			}
 			continue

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // DevSecret is the shared string every --dev node derives its cluster CA and
@@ -49,7 +49,7 @@ type Config struct {
 	// default) once it is in the fsynced journal, DurabilityInterval as
 	// soon as it ran (a crash loses up to one checkpoint interval).
 	Durability Durability
-	Limits     host.Limits
+	Limits     engine.Limits
 	Timing     cluster.Timing // zero: FastTiming when Dev, else memberlist LAN defaults
 	Logger     *slog.Logger
 	Version    string

@@ -4,18 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/cluster"
+	"github.com/wasmesh/wasmesh/internal/cluster"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/host/snapshot"
-	"github.com/wasmesh/wasmesh/node/store"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
+	"github.com/wasmesh/wasmesh/internal/store"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // KindInfo describes a deployed module.
@@ -99,11 +99,11 @@ func (n *Node) DeployForce(ctx context.Context, module []byte, kind string, forc
 	switch {
 	case errors.Is(err, ErrNameTaken):
 		return KindInfo{}, err
-	case errors.Is(err, host.ErrModuleRefused):
+	case errors.Is(err, engine.ErrModuleRefused):
 		return KindInfo{}, wrap(ErrRefused, err)
-	case errors.Is(err, host.ErrUnknownKind):
+	case errors.Is(err, engine.ErrUnknownKind):
 		return KindInfo{}, wrap(ErrBadRequest, err)
-	case errors.Is(err, host.ErrShuttingDown):
+	case errors.Is(err, engine.ErrShuttingDown):
 		return KindInfo{}, wrap(ErrShuttingDown, err)
 	case err != nil:
 		return KindInfo{}, wrap(ErrRefused, err)
@@ -124,21 +124,21 @@ func (n *Node) DeployForce(ctx context.Context, module []byte, kind string, forc
 // module and force is off. The check and the registration are one step
 // under deployMu (held for the in-memory registration and compile only,
 // never for disk) so two deploys cannot both pass the check.
-func (n *Node) registerChecked(ctx context.Context, module []byte, kind string, force bool) (*host.Kind, error) {
+func (n *Node) registerChecked(ctx context.Context, module []byte, kind string, force bool) (*engine.Kind, error) {
 	if kind == "" {
 		return n.rt.RegisterModule(ctx, module, kind)
 	}
 	n.deployMu.Lock()
 	defer n.deployMu.Unlock()
 	if old, err := n.rt.Kind(kind); err == nil && !force {
-		if d := host.DigestOf(module); old.Digest != d {
+		if d := engine.DigestOf(module); old.Digest != d {
 			return nil, fmt.Errorf("%w: kind %s already names module %s (this module is %s); deploy with --force to re-point it", ErrNameTaken, abi.Echo(kind), old.Digest, d)
 		}
 	}
 	return n.rt.RegisterModule(ctx, module, kind)
 }
 
-func (n *Node) kindInfo(k *host.Kind) KindInfo {
+func (n *Node) kindInfo(k *engine.Kind) KindInfo {
 	al := n.rt.KindAliases(k.Digest)
 	slices.Sort(al)
 	return KindInfo{Digest: string(k.Digest), Aliases: al, Size: len(k.Bytes()), Mode: k.Info.Mode}
@@ -147,7 +147,7 @@ func (n *Node) kindInfo(k *host.Kind) KindInfo {
 // ensureKind resolves a kind name or digest to a module here, fetching it
 // by digest from peer (or any other peer) when this node lacks it, and
 // learning kind names other nodes were given (the name is registered too).
-func (n *Node) ensureKind(ctx context.Context, kindOrDigest string, from *peerRef) (*host.Kind, error) {
+func (n *Node) ensureKind(ctx context.Context, kindOrDigest string, from *peerRef) (*engine.Kind, error) {
 	k, alias, err := n.kindForSpawn(ctx, kindOrDigest, from)
 	if err != nil {
 		return nil, err
@@ -232,7 +232,7 @@ func (n *Node) spawnLocal(ctx context.Context, req SpawnRequest, from *peerRef) 
 	return n.localInfo(d), nil
 }
 
-func (n *Node) spawnWith(ctx context.Context, req SpawnRequest, k *host.Kind, id identity.Identity) (*host.Daemon, error) {
+func (n *Node) spawnWith(ctx context.Context, req SpawnRequest, k *engine.Kind, id identity.Identity) (*engine.Daemon, error) {
 	rec := store.Record{
 		Origin: id.Origin(), Name: req.Name, Digest: string(k.Digest), Aliases: n.rt.KindAliases(k.Digest),
 		Seed: id.Seed(), Config: req.Config, Epoch: 1, Created: time.Now().UTC(),
@@ -252,7 +252,7 @@ func (n *Node) spawnWith(ctx context.Context, req SpawnRequest, k *host.Kind, id
 	// n.mu, which every spawn, stop and restore of the node takes: the
 	// record already reserves the name and key, and the guest is bounded
 	// only by its CPU budget.
-	d, err := n.rt.Spawn(ctx, string(k.Digest), id, host.SpawnOptions{Name: req.Name, Config: req.Config, KindName: n.kindNameOf(k, req.Kind)})
+	d, err := n.rt.Spawn(ctx, string(k.Digest), id, engine.SpawnOptions{Name: req.Name, Config: req.Config, KindName: n.kindNameOf(k, req.Kind)})
 	if err != nil {
 		n.mu.Lock()
 		_ = n.store.Delete(rec.Origin)
@@ -280,7 +280,7 @@ func validName(name string) error {
 	return nil
 }
 
-func (n *Node) localInfo(d *host.Daemon) DaemonInfo {
+func (n *Node) localInfo(d *engine.Daemon) DaemonInfo {
 	s := d.Stats()
 	kind := s.KindName
 	if al := n.rt.KindAliases(s.Kind); kind == "" && len(al) > 0 {
@@ -306,7 +306,7 @@ func (n *Node) localInfo(d *host.Daemon) DaemonInfo {
 }
 
 // findLocal resolves an id or a name among this node's daemons.
-func (n *Node) findLocal(ref string) (*host.Daemon, bool) {
+func (n *Node) findLocal(ref string) (*engine.Daemon, bool) {
 	if o, err := abi.ParseOrigin(ref); err == nil {
 		if d, err := n.rt.Daemon(o); err == nil {
 			return d, true
@@ -392,7 +392,7 @@ func (n *Node) Stop(ctx context.Context, ref string) (DaemonInfo, error) {
 	return loc.info, nil
 }
 
-func (n *Node) stopLocal(ctx context.Context, d *host.Daemon) (DaemonInfo, error) {
+func (n *Node) stopLocal(ctx context.Context, d *engine.Daemon) (DaemonInfo, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.checkpoint(ctx, d, true); err != nil {
@@ -435,7 +435,7 @@ func (n *Node) Snapshot(ctx context.Context, ref string) ([]byte, DaemonInfo, er
 	return data, loc.info, err
 }
 
-func (n *Node) snapshotLocal(ctx context.Context, d *host.Daemon) ([]byte, error) {
+func (n *Node) snapshotLocal(ctx context.Context, d *engine.Daemon) ([]byte, error) {
 	mu := n.ckptLock(d.Origin())
 	mu.Lock()
 	defer mu.Unlock()
@@ -515,7 +515,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string, force
 		return DaemonInfo{}, fmt.Errorf("%w: not a valid snapshot: %w", ErrBadRequest, err)
 	}
 	origin := abi.OriginHash(snap.EntityID)
-	digest := string(host.DigestFromBytes(snap.ModuleDigest))
+	digest := string(engine.DigestFromBytes(snap.ModuleDigest))
 	if _, err := n.store.Get(origin); errors.Is(err, store.ErrNotFound) {
 		if holder, herr := n.KeyHolder(ctx, origin); herr == nil && holder.ID != n.id.String() {
 			return DaemonInfo{}, fmt.Errorf("%w: daemon %016x has no record on %s; its key is on %s", ErrNoIdentity, origin, n.name, aimHint(holder))
@@ -541,7 +541,7 @@ func (n *Node) restoreLocal(ctx context.Context, data []byte, kind string, force
 	return info, nil
 }
 
-func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host.Kind, origin uint64, force bool) (DaemonInfo, error) {
+func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *engine.Kind, origin uint64, force bool) (DaemonInfo, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	rec, err := n.store.Get(origin)
@@ -564,7 +564,7 @@ func (n *Node) restoreWith(ctx context.Context, snap *snapshot.Snapshot, k *host
 	if replacing {
 		_ = n.rt.Stop(ctx, origin)
 	}
-	d, err := n.rt.SpawnFromSnapshot(ctx, string(k.Digest), id, snap, host.SpawnOptions{Name: rec.Name, Config: rec.Config})
+	d, err := n.rt.SpawnFromSnapshot(ctx, string(k.Digest), id, snap, engine.SpawnOptions{Name: rec.Name, Config: rec.Config})
 	if err != nil {
 		if replacing {
 			// Put the daemon we stopped back, from its last checkpoint.
@@ -604,7 +604,7 @@ func (n *Node) Logs(ctx context.Context, ref string) ([]LogLine, error) {
 	return n.remoteLogs(ctx, loc)
 }
 
-func convertLogs(in []host.LogLine) []LogLine {
+func convertLogs(in []engine.LogLine) []LogLine {
 	out := make([]LogLine, len(in))
 	for i, l := range in {
 		out[i] = LogLine{Time: l.Time, Level: abi.LogLevelName(l.Level), Text: l.Text}

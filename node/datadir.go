@@ -15,12 +15,12 @@ import (
 
 // layout is the data dir:
 //
-//	node.key, static.key   node ed25519 and X25519 keys (0600, transport/quic/nodekey)
+//	node.key, static.key   node ed25519 and X25519 keys (0600, internal/transport/quic/nodekey)
 //	node.crt, ca.crt       cluster credentials (unless --dev)
 //	modules/sha256/<hex>   module bytes by digest
 //	cache/                 wazero's compilation cache
 //	store.db               bbolt: daemon records (with seeds, 0600) and small snapshots
-//	snapshots/             checkpoints above 256 KiB, one file each (node/store)
+//	snapshots/             checkpoints above 256 KiB, one file each (internal/store)
 //	node.json              the addresses this run bound (for scripts and tests)
 type layout struct{ root string }
 

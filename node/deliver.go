@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // Delivery is the result of one event.
@@ -34,11 +34,11 @@ type input struct {
 
 // event is the host event for in; anonymous sends get a node-assigned
 // sequence number.
-func (n *Node) event(in input) host.Event {
+func (n *Node) event(in input) engine.Event {
 	if !in.once {
-		return host.Event{Sender: 0, Seq: n.eventSeq.Add(1), Payload: in.payload}
+		return engine.Event{Sender: 0, Seq: n.eventSeq.Add(1), Payload: in.payload}
 	}
-	return host.Event{Sender: in.sender, Seq: in.seq, Payload: in.payload, Once: true}
+	return engine.Event{Sender: in.sender, Seq: in.seq, Payload: in.payload, Once: true}
 }
 
 // Send delivers one event from an external client to a daemon (id or name)
@@ -97,9 +97,9 @@ func (n *Node) send(ctx context.Context, ref string, in input) (Delivery, error)
 	return n.sendRemote(ctx, o, loc.node, in)
 }
 
-func (n *Node) sendLocal(ctx context.Context, d *host.Daemon, in input) (Delivery, error) {
+func (n *Node) sendLocal(ctx context.Context, d *engine.Daemon, in input) (Delivery, error) {
 	outs, err := n.deliverLocal(ctx, d, n.event(in))
-	if errors.Is(err, host.ErrDuplicateEvent) {
+	if errors.Is(err, engine.ErrDuplicateEvent) {
 		return Delivery{Daemon: d.ID(), Node: n.name, Duplicate: true}, nil
 	}
 	if err != nil {
@@ -138,14 +138,14 @@ func (n *Node) sendRemote(ctx context.Context, origin uint64, p peerRef, in inpu
 // deliverLocal runs one event on a local daemon and records its metrics.
 // Under DurabilitySync it returns only once the event is in the journal on
 // disk: outputs are never acknowledged for an event a crash could lose.
-func (n *Node) deliverLocal(ctx context.Context, d *host.Daemon, ev host.Event) ([]host.Output, error) {
+func (n *Node) deliverLocal(ctx context.Context, d *engine.Daemon, ev engine.Event) ([]engine.Output, error) {
 	return n.runLocal(ctx, d, ev, true)
 }
 
 // runLocal is deliverLocal; with durable false it does not wait for the
 // journal's fsync (the pipelined path commits a run of events at once).
-func (n *Node) runLocal(ctx context.Context, d *host.Daemon, ev host.Event, durable bool) ([]host.Output, error) {
-	out := n.outputs.Get().(*host.Outputs)
+func (n *Node) runLocal(ctx context.Context, d *engine.Daemon, ev engine.Event, durable bool) ([]engine.Output, error) {
+	out := n.outputs.Get().(*engine.Outputs)
 	defer n.outputs.Put(out)
 	if err := n.runLocalInto(ctx, d, ev, out, durable); err != nil {
 		return nil, err
@@ -157,7 +157,7 @@ func (n *Node) runLocal(ctx context.Context, d *host.Daemon, ev host.Event, dura
 }
 
 // runLocalInto is runLocal into out (valid until out is used again).
-func (n *Node) runLocalInto(ctx context.Context, d *host.Daemon, ev host.Event, out *host.Outputs, durable bool) error {
+func (n *Node) runLocalInto(ctx context.Context, d *engine.Daemon, ev engine.Event, out *engine.Outputs, durable bool) error {
 	if n.wal != nil {
 		if err := n.wal.Err(); err != nil {
 			return fmt.Errorf("%w: this node cannot make events durable: %w", ErrUnavailable, err)
@@ -165,7 +165,7 @@ func (n *Node) runLocalInto(ctx context.Context, d *host.Daemon, ev host.Event, 
 	}
 	start := time.Now()
 	err := d.DeliverInto(ctx, ev, out)
-	dup := errors.Is(err, host.ErrDuplicateEvent)
+	dup := errors.Is(err, engine.ErrDuplicateEvent)
 	if dup {
 		// Applied by an earlier attempt, which may still be waiting for its
 		// fsync: answer "applied" only once that is durable too.
@@ -182,17 +182,17 @@ func (n *Node) runLocalInto(ctx context.Context, d *host.Daemon, ev host.Event, 
 	n.metrics.eventLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		n.metrics.eventsFailed.Inc()
-		var ee *host.EventError
+		var ee *engine.EventError
 		switch {
-		case errors.As(err, &ee), errors.Is(err, host.ErrDaemonFailed):
+		case errors.As(err, &ee), errors.Is(err, engine.ErrDaemonFailed):
 			return wrap(ErrEventFailed, err)
-		case errors.Is(err, host.ErrDaemonStopped), errors.Is(err, host.ErrDaemonNotFound):
+		case errors.Is(err, engine.ErrDaemonStopped), errors.Is(err, engine.ErrDaemonNotFound):
 			return wrap(ErrDaemonNotFound, err)
 		}
 		return fmt.Errorf("deliver to %s: %w", d.ID(), err)
 	}
 	if dup {
-		return fmt.Errorf("deliver to %s: %w", d.ID(), host.ErrDuplicateEvent)
+		return fmt.Errorf("deliver to %s: %w", d.ID(), engine.ErrDuplicateEvent)
 	}
 	n.metrics.eventsProcessed.Inc()
 	return nil

@@ -12,12 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/node/directory"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/directory"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
-// The location directory (see node/directory): every daemon id and name
+// The location directory (see internal/directory): every daemon id and name
 // has R=2 homes among the members, chosen by rendezvous hashing; the
 // hosting node registers its daemons there, and a node that does not know
 // where a daemon lives asks a home and then the node it names, instead of
@@ -49,7 +49,7 @@ const (
 	dirParallel = 8
 )
 
-// dirFrame carries a directory message (node/directory's strict codec)
+// dirFrame carries a directory message (internal/directory's strict codec)
 // inside the mesh's frame.
 type dirFrame struct {
 	B []byte `msgpack:"b"`

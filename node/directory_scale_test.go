@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/node/directory"
+	"github.com/wasmesh/wasmesh/internal/directory"
 )
 
 // TestDirectoryScale is the 100+ node run (too heavy for the CI suite):

@@ -11,10 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/node/directory"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/directory"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 	"github.com/wasmesh/wasmesh/plugins/examples"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
 
 // dirCluster starts size in-process nodes joined through the first, waits

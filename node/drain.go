@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // Drain limits.
@@ -265,7 +265,7 @@ func (n *Node) Drain(ctx context.Context, req DrainRequest, progress func(DrainP
 		}
 	}
 	for round := 0; round < drainRounds && ctx.Err() == nil; round++ {
-		var batch []*host.Daemon
+		var batch []*engine.Daemon
 		for _, d := range n.rt.Daemons() {
 			if !seen[d.Origin()] {
 				seen[d.Origin()] = true
@@ -275,7 +275,7 @@ func (n *Node) Drain(ctx context.Context, req DrainRequest, progress func(DrainP
 		if len(batch) == 0 {
 			break
 		}
-		slices.SortFunc(batch, func(a, b *host.Daemon) int { return cmp.Compare(a.Origin(), b.Origin()) })
+		slices.SortFunc(batch, func(a, b *engine.Daemon) int { return cmp.Compare(a.Origin(), b.Origin()) })
 		res.Total += len(batch)
 		report(DrainProgress{Event: "start"})
 		n.drainBatch(ctx, batch, plan, par, func(dd DrainDaemon, final bool) {
@@ -311,12 +311,12 @@ func (n *Node) Drain(ctx context.Context, req DrainRequest, progress func(DrainP
 
 // drainBatch runs the migrations of batch on par workers; done sees each
 // attempt's outcome on the caller's goroutine (final: no more tries).
-func (n *Node) drainBatch(ctx context.Context, batch []*host.Daemon, plan *drainPlan, par int, done func(DrainDaemon, bool)) {
+func (n *Node) drainBatch(ctx context.Context, batch []*engine.Daemon, plan *drainPlan, par int, done func(DrainDaemon, bool)) {
 	type outcome struct {
 		dd    DrainDaemon
 		final bool
 	}
-	work := make(chan *host.Daemon)
+	work := make(chan *engine.Daemon)
 	out := make(chan outcome)
 	var wg sync.WaitGroup
 	for range min(par, len(batch)) {
@@ -354,9 +354,9 @@ func (n *Node) drainBatch(ctx context.Context, batch []*host.Daemon, plan *drain
 	}
 }
 
-func (n *Node) drainOne(ctx context.Context, d *host.Daemon, plan *drainPlan, report func(DrainDaemon, bool)) {
+func (n *Node) drainOne(ctx context.Context, d *engine.Daemon, plan *drainPlan, report func(DrainDaemon, bool)) {
 	dd := DrainDaemon{Daemon: d.ID(), Name: d.Name()}
-	if err := d.Usable(); errors.Is(err, host.ErrDaemonFailed) {
+	if err := d.Usable(); errors.Is(err, engine.ErrDaemonFailed) {
 		dd.Error = fmt.Sprintf("failed here, nothing to move: %v; stop it or restore it from a snapshot", err)
 		report(dd, true)
 		return

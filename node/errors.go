@@ -10,10 +10,10 @@ import (
 	"strings"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/node/store"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/store"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // Errors the admin API tells apart; test with errors.Is. Host, store and
@@ -101,14 +101,14 @@ func ErrorClasses() []ErrorClass {
 			aliases:   []string{meshquic.CodeFrameTooLarge, meshquic.CodeModuleTooLarge}},
 		{Sentinel: ErrUnauthorized, Code: CodeUnauthorized, HTTP: http.StatusUnauthorized, Exit: 2},
 		{Sentinel: ErrRefused, Code: CodeRefused, HTTP: http.StatusUnprocessableEntity, Exit: 2,
-			twins: []error{host.ErrModuleRefused, abi.ErrRefused}},
+			twins: []error{engine.ErrModuleRefused, abi.ErrRefused}},
 		{Sentinel: ErrMigration, Code: CodeMigration, HTTP: http.StatusConflict, Exit: 1},
 		{Sentinel: ErrEventFailed, Code: CodeEventFailed, HTTP: http.StatusUnprocessableEntity, Exit: 1},
 		{Sentinel: ErrDaemonFailed, Code: CodeDaemonFailed, HTTP: http.StatusConflict, Exit: 1},
 		{Sentinel: ErrDaemonNotFound, Code: CodeNotFound, HTTP: http.StatusNotFound, Exit: 1,
-			twins: []error{host.ErrDaemonNotFound}, aliases: []string{meshquic.CodeNotHosted}},
+			twins: []error{engine.ErrDaemonNotFound}, aliases: []string{meshquic.CodeNotHosted}},
 		{Sentinel: ErrUnknownKind, Code: CodeUnknownKind, HTTP: http.StatusNotFound, Exit: 1,
-			twins: []error{host.ErrUnknownKind}},
+			twins: []error{engine.ErrUnknownKind}},
 		{Sentinel: ErrUnknownNode, Code: CodeUnknownNode, HTTP: http.StatusNotFound, Exit: 1},
 		{Sentinel: ErrNoMatch, Code: CodeNoMatch, HTTP: http.StatusNotFound, Exit: 1,
 			twins: []error{cluster.ErrNoMatchingNode}},
@@ -118,7 +118,7 @@ func ErrorClasses() []ErrorClass {
 			twins: []error{store.ErrNameTaken}},
 		{Sentinel: ErrDraining, Code: CodeDraining, HTTP: http.StatusConflict, Exit: 1},
 		{Sentinel: ErrShuttingDown, Code: CodeShuttingDown, HTTP: http.StatusServiceUnavailable, Exit: 1,
-			twins: []error{host.ErrShuttingDown}},
+			twins: []error{engine.ErrShuttingDown}},
 		{Sentinel: ErrUnavailable, Code: CodeUnavailable, HTTP: http.StatusServiceUnavailable, Exit: 1,
 			transport: []error{meshquic.ErrPeerUnavailable, meshquic.ErrUnknownPeer, meshquic.ErrTimeout},
 			echoes:    []error{meshquic.ErrPeerUnavailable},

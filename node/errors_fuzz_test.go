@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // FuzzFromRemote: whatever code and message a peer sends, the error it

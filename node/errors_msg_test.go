@@ -6,10 +6,10 @@ import (
 	"testing"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/node/store"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/store"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // TestMessagesSayTheReasonOnce: a lower layer's error put in its node
@@ -25,13 +25,13 @@ func TestMessagesSayTheReasonOnce(t *testing.T) {
 		cause    error
 		want     string
 	}{
-		{wrap(ErrUnknownKind, fmt.Errorf("%w: %q (deploy it first)", host.ErrUnknownKind, "k")), ErrUnknownKind, host.ErrUnknownKind,
+		{wrap(ErrUnknownKind, fmt.Errorf("%w: %q (deploy it first)", engine.ErrUnknownKind, "k")), ErrUnknownKind, engine.ErrUnknownKind,
 			`node: unknown kind: "k" (deploy it first)`},
 		{wrap(ErrRefused, &abi.RefusalError{Problems: []abi.Problem{{Item: "import env.x", Reason: "not allowed"}}}), ErrRefused, abi.ErrRefused,
 			"node: module refused: import env.x: not allowed"},
 		{wrap(ErrNameTaken, fmt.Errorf("%w: %q is daemon 1", store.ErrNameTaken, "c")), ErrNameTaken, store.ErrNameTaken,
 			`node: name already used on this node: "c" is daemon 1`},
-		{wrap(ErrShuttingDown, host.ErrShuttingDown), ErrShuttingDown, host.ErrShuttingDown, "node: shutting down"},
+		{wrap(ErrShuttingDown, engine.ErrShuttingDown), ErrShuttingDown, engine.ErrShuttingDown, "node: shutting down"},
 		{wrap(ErrBadRequest, errors.New("no")), ErrBadRequest, nil, "node: bad request: no"},
 		{noMatch("gpu", &cluster.NoMatchError{Filter: f, Candidates: 3, Failed: map[string]int{"gpu": 3, cluster.ReqNotSource: 1}}), ErrNoMatch, cluster.ErrNoMatchingNode,
 			`node: no node matches the filter "gpu": "gpu" unmet on 3, "not the source node" unmet on 1 (of 3 candidate(s))`},

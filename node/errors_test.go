@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
 	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/node/admin"
 	"github.com/wasmesh/wasmesh/plugins/examples"
@@ -125,7 +125,7 @@ func TestRelayedErrorsKeepTheirClass(t *testing.T) {
 			cause := fmt.Errorf("%w: %s", s, reason)
 			if s == node.ErrMigration {
 				// A migration error carries the migrator's reason.
-				cause = fmt.Errorf("%w: %w: 00000000000000aa", node.ErrMigration, migrator.ErrAlreadyMigrating)
+				cause = fmt.Errorf("%w: %w: 00000000000000aa", node.ErrMigration, driver.ErrAlreadyMigrating)
 				reason = "already migrating"
 			}
 			relay := node.RelayFailure(a, b, fmt.Sprintf("test/fail/%d", i), cause)

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/node/store"
+	"github.com/wasmesh/wasmesh/internal/identity"
+	"github.com/wasmesh/wasmesh/internal/store"
 )
 
 // ExpectRequest prepares a node to receive a daemon by migration (SPEC

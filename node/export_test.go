@@ -3,7 +3,7 @@ package node
 import (
 	"context"
 
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // RelayFailure makes b answer the subprotocol sub with err the way every

@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host/snapshot"
-	"github.com/wasmesh/wasmesh/node/store"
-	"github.com/wasmesh/wasmesh/node/wal"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
+	"github.com/wasmesh/wasmesh/internal/store"
+	"github.com/wasmesh/wasmesh/internal/wal"
 )
 
 // A daemon whose recovery at startup fails (its start function blows the

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/node/store"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/store"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
 
@@ -22,7 +22,7 @@ func failedTestNode(t *testing.T, dir string, join ...string) *Node {
 	}
 	n, err := New(context.Background(), Config{
 		DataDir: dir, Name: name, ListenAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Join: join,
-		Dev: true, CheckpointInterval: -1, Limits: host.Limits{EventTimeout: 100 * time.Millisecond},
+		Dev: true, CheckpointInterval: -1, Limits: engine.Limits{EventTimeout: 100 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestRecoveryFailureIsAFailedDaemon(t *testing.T) {
 		a = failedTestNode(t, dir)
 		ls := a.LocalDaemons()
 		if len(ls) != 2 || ls[0].Name != "b" || ls[0].ID != b.ID || !ls[0].Failed ||
-			!strings.Contains(ls[0].LastError, host.ErrEventTimeout.Error()) || ls[1].Name != "c" || ls[1].Failed {
+			!strings.Contains(ls[0].LastError, engine.ErrEventTimeout.Error()) || ls[1].Name != "c" || ls[1].Failed {
 			t.Fatalf("restart %d: listed %+v, want b failed on the CPU budget and c running", restart, ls)
 		}
 		if got := send(t, a, "c", "get"); got != "3" {
@@ -103,7 +103,7 @@ func TestRecoveryFailureIsAFailedDaemon(t *testing.T) {
 			"snapshot": errOf3(a.Snapshot(ctx, "b")),
 			"migrate":  errOf(a.Migrate(ctx, MigrateRequest{Ref: "b", To: "elsewhere"}, nil)),
 		} {
-			if !errors.Is(err, ErrDaemonFailed) || !strings.Contains(err.Error(), host.ErrEventTimeout.Error()) ||
+			if !errors.Is(err, ErrDaemonFailed) || !strings.Contains(err.Error(), engine.ErrEventTimeout.Error()) ||
 				ClassOf(err).Code != CodeDaemonFailed || ClassOf(err).Exit != 1 {
 				t.Fatalf("restart %d: %s of the failed daemon: %v, want ErrDaemonFailed naming the CPU budget", restart, what, err)
 			}
@@ -130,7 +130,7 @@ func TestRecoveryFailureIsAFailedDaemon(t *testing.T) {
 	peer := failedTestNode(t, t.TempDir(), a.GossipAddr())
 	waitPeers(t, peer, 1)
 	waitPeers(t, a, 1)
-	if _, err := peer.Send(ctx, "b", []byte("x")); !errors.Is(err, ErrDaemonFailed) || !strings.Contains(err.Error(), host.ErrEventTimeout.Error()) {
+	if _, err := peer.Send(ctx, "b", []byte("x")); !errors.Is(err, ErrDaemonFailed) || !strings.Contains(err.Error(), engine.ErrEventTimeout.Error()) {
 		t.Fatalf("send through a peer: %v, want ErrDaemonFailed naming the CPU budget", err)
 	}
 	if info, err := peer.Daemon(ctx, "b"); err != nil || !info.Failed {

@@ -4,8 +4,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // A daemon's status in a cluster listing (DaemonInfo.Status).

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmesh/wasmesh/cluster"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 	"github.com/wasmesh/wasmesh/plugins/examples"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
 )
 
 // TestListingOfALeftNode: after b leaves cleanly, a still lists b's daemon,

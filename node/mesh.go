@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/cluster"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // Node-level subprotocols on top of the transport's remote operations.
@@ -183,7 +183,7 @@ func (n *Node) watchMembers() {
 		switch {
 		case ev.Type == cluster.EventLeave:
 			n.ep.RemovePeer(id)
-			n.mig.PeerDown(migrator.NodeID(id.String()))
+			n.mig.PeerDown(driver.NodeID(id.String()))
 			n.log.Info("peer left", "peer", m.Name, "state", m.State.String())
 		case m.Meta.QUICAddr != "":
 			if old, ok := n.ep.PeerAddrOf(id); !ok || old != m.Meta.QUICAddr {

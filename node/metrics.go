@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
 )
 
 // Migration outcomes for the migrations_total counter.
@@ -74,10 +74,10 @@ func newMetrics(n *Node) *Metrics {
 	return m
 }
 
-// migratorGauges show what the migrator holds (migrator.Resources), so an
+// migratorGauges show what the migrator holds (driver.Resources), so an
 // operator can see it return to zero after migrations.
 func migratorGauges(n *Node) []prometheus.Collector {
-	res := func(f func(migrator.Resources) float64) func() float64 {
+	res := func(f func(driver.Resources) float64) func() float64 {
 		return func() float64 {
 			if n.mig == nil {
 				return 0
@@ -85,23 +85,23 @@ func migratorGauges(n *Node) []prometheus.Collector {
 			return f(n.mig.Resources())
 		}
 	}
-	g := func(name, help string, f func(migrator.Resources) float64) prometheus.Collector {
+	g := func(name, help string, f func(driver.Resources) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, res(f))
 	}
 	return []prometheus.Collector{
 		g("wasmesh_migrator_runs", "Migrations with state on this node, running or lingering.",
-			func(r migrator.Resources) float64 { return float64(r.Runs) }),
+			func(r driver.Resources) float64 { return float64(r.Runs) }),
 		g("wasmesh_migrator_handles", "Migrations this node orchestrated and still remembers.",
-			func(r migrator.Resources) float64 { return float64(r.Handles) }),
+			func(r driver.Resources) float64 { return float64(r.Handles) }),
 		g("wasmesh_migrator_staged", "Pre-copied bases staged or being received on this node.",
-			func(r migrator.Resources) float64 { return float64(r.Staged + r.PreCopyIn) }),
+			func(r driver.Resources) float64 { return float64(r.Staged + r.PreCopyIn) }),
 		g("wasmesh_migrator_bases", "Pre-copy base snapshots held on this node as a source.",
-			func(r migrator.Resources) float64 { return float64(r.Bases) }),
+			func(r driver.Resources) float64 { return float64(r.Bases) }),
 		g("wasmesh_migrator_inbound_bytes", "Inbound migration memory reserved on this node (transfers and staged bases).",
-			func(r migrator.Resources) float64 { return float64(r.InboundBytes) }),
+			func(r driver.Resources) float64 { return float64(r.InboundBytes) }),
 		g("wasmesh_migrator_staged_bytes", "The part of wasmesh_migrator_inbound_bytes held by staged pre-copy bases.",
-			func(r migrator.Resources) float64 { return float64(r.StagedBytes) }),
+			func(r driver.Resources) float64 { return float64(r.StagedBytes) }),
 		g("wasmesh_migrator_inbound_budget_bytes", "Node-wide cap on inbound migration memory.",
-			func(r migrator.Resources) float64 { return float64(r.InboundBudget) }),
+			func(r driver.Resources) float64 { return float64(r.InboundBudget) }),
 	}
 }

@@ -5,17 +5,17 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/engine"
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/migration"
-	"github.com/wasmesh/wasmesh/migration/wire"
-	"github.com/wasmesh/wasmesh/migrator"
-	"github.com/wasmesh/wasmesh/node/store"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
+	"github.com/wasmesh/wasmesh/internal/migration/protocol"
+	"github.com/wasmesh/wasmesh/internal/migration/wire"
+	"github.com/wasmesh/wasmesh/internal/store"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // SubRename carries a migrated daemon's name to its new node.
@@ -74,10 +74,10 @@ type MigrateResult struct {
 var ErrMigration = errors.New("node: migration failed")
 
 func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
-	n.qmesh = &migrator.QUICMesh{EP: n.ep, StaticKeyOf: n.staticKeyOf, OnLive: n.adoptMigrated}
-	m, err := migrator.New(migrator.Config{
+	n.qmesh = &driver.QUICMesh{EP: n.ep, StaticKeyOf: n.staticKeyOf, OnLive: n.adoptMigrated}
+	m, err := driver.New(driver.Config{
 		Runtime: n.rt, Mesh: n.qmesh, StaticKey: static, Logger: n.log.With("component", "migration"),
-		Hooks: migrator.Hooks{Released: n.forgetMigrated, Admit: func(uint64) error { return n.refuseIfDraining("inbound migration") }},
+		Hooks: driver.Hooks{Released: n.forgetMigrated, Admit: func(uint64) error { return n.refuseIfDraining("inbound migration") }},
 	})
 	if err != nil {
 		return err
@@ -101,7 +101,7 @@ func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
 // staticKeyOf returns a member's X25519 key after checking the node key's
 // signature over it, so a sealed identity only ever goes to the node that
 // owns the key.
-func (n *Node) staticKeyOf(node migrator.NodeID) (*ecdh.PublicKey, error) {
+func (n *Node) staticKeyOf(node driver.NodeID) (*ecdh.PublicKey, error) {
 	id, err := nodekey.ParseNodeID(string(node))
 	if err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(Mi
 		// A daemon that failed while running (its rollback could not be
 		// rebuilt) has no state worth moving: say so before any target is
 		// picked or contacted.
-		if err := d.Usable(); errors.Is(err, host.ErrDaemonFailed) {
+		if err := d.Usable(); errors.Is(err, engine.ErrDaemonFailed) {
 			return MigrateResult{}, fmt.Errorf("%w: migrate %s: %w; stop it, or restore it from a snapshot", ErrDaemonFailed, req.Ref, err)
 		}
 		return n.migrateLocal(ctx, d.Origin(), req, progress)
@@ -177,8 +177,8 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 	if d, err := n.rt.Daemon(origin); err == nil {
 		name = d.Name()
 	}
-	opts := migrator.Options{SkipIdentityTransport: req.NoIdentity}
-	h, err := n.mig.StartMigrationWith(ctx, origin, migrator.NodeID(n.id.String()), migrator.NodeID(target.String()), opts)
+	opts := driver.Options{SkipIdentityTransport: req.NoIdentity}
+	h, err := n.mig.StartMigrationWith(ctx, origin, driver.NodeID(n.id.String()), driver.NodeID(target.String()), opts)
 	if err != nil {
 		return MigrateResult{}, fmt.Errorf("%w: %w", ErrMigration, err)
 	}
@@ -227,14 +227,14 @@ wait:
 	for _, b := range st.PreCopyBytes {
 		res.PreCopyBytes += b
 	}
-	if errors.Is(werr, migration.ErrPastCutover) {
+	if errors.Is(werr, protocol.ErrPastCutover) {
 		// Not a failure: the handover is under way and may complete.
 		n.log.Warn("migration past cutover did not confirm in time", "daemon", res.Daemon, "to", res.To)
 		return res, fmt.Errorf("%w: past the point of no return and not yet confirmed; check 'wasmesh ps' shortly: %w", ErrMigration, werr)
 	}
 	if werr != nil {
 		outcome := MigrationFailed
-		if f := migration.AsFailure(werr); f != nil && f.Reason == wire.ReasonCancelled {
+		if f := protocol.AsFailure(werr); f != nil && f.Reason == wire.ReasonCancelled {
 			outcome = MigrationAborted
 		}
 		n.metrics.Migrations.WithLabelValues(outcome).Inc()
@@ -248,7 +248,7 @@ wait:
 		}
 	}
 	if progress != nil {
-		progress(MigrateProgress{Phase: migration.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.WireBytes})
+		progress(MigrateProgress{Phase: protocol.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.WireBytes})
 	}
 	n.metrics.Migrations.WithLabelValues(MigrationSucceeded).Inc()
 	n.log.Info("daemon migrated", "daemon", res.Daemon, "to", res.To, "total_ms", res.TotalMillis, "pause_ms", res.PauseMillis)

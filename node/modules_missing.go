@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/node/store"
-	"github.com/wasmesh/wasmesh/node/wal"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/store"
+	"github.com/wasmesh/wasmesh/internal/wal"
 )
 
 // A daemon whose record survived but whose module did not (a data dir
@@ -135,7 +135,7 @@ func (n *Node) bringBack(ctx context.Context, rec store.Record, journal []wal.Re
 			return err
 		}
 		for _, a := range rec.Aliases {
-			if _, err := n.rt.Kind(a); errors.Is(err, host.ErrUnknownKind) {
+			if _, err := n.rt.Kind(a); errors.Is(err, engine.ErrUnknownKind) {
 				if _, err := n.Deploy(ctx, mod, a); err != nil {
 					n.log.Warn("kind name not restored", "kind", a, "err", err)
 				}

@@ -12,7 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -23,12 +23,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wasmesh/wasmesh/cluster"
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/node/store"
-	"github.com/wasmesh/wasmesh/node/wal"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/store"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/wal"
 )
 
 // Node is one running wasmesh node.
@@ -40,13 +40,13 @@ type Node struct {
 	id      nodekey.NodeID
 	name    string
 	store   *store.Store
-	rt      *host.Runtime
+	rt      *engine.Runtime
 	ep      *meshquic.Endpoint
 	mem     *cluster.Membership
 	metrics *Metrics
 	meta    cluster.NodeMeta // template; Load is filled at publish time
-	mig     *migrator.Migrator
-	qmesh   *migrator.QUICMesh
+	mig     *driver.Migrator
+	qmesh   *driver.QUICMesh
 	// wal is the write-ahead journal of inputs (nil with DurabilityInterval
 	// once recovery is over): an event is acknowledged after it is durable.
 	wal *wal.Journal
@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, layout: layout{root: cfg.DataDir}, metaKick: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.eventSeq.Store(uint64(time.Now().UnixNano()))
-	n.outputs.New = func() any { return new(host.Outputs) }
+	n.outputs.New = func() any { return new(engine.Outputs) }
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -162,12 +162,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("%w: journal: %w", ErrBadConfig, err)
 	}
 	cleanup = append(cleanup, func() { journal.Close() })
-	hcfg := host.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits}
+	hcfg := engine.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits}
 	if cfg.Durability == DurabilitySync {
 		n.wal = journal
 		hcfg.Journal = journal
 	}
-	n.rt, err = host.New(ctx, hcfg)
+	n.rt, err = engine.New(ctx, hcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func (n *Node) GossipAddr() string { return n.mem.LocalAddr().String() }
 func (n *Node) Metrics() *Metrics { return n.metrics }
 
 // Runtime is the node's host runtime (for the migration wiring).
-func (n *Node) Runtime() *host.Runtime { return n.rt }
+func (n *Node) Runtime() *engine.Runtime { return n.rt }
 
 // Endpoint is the node's mesh endpoint (for the migration wiring).
 func (n *Node) Endpoint() *meshquic.Endpoint { return n.ep }

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/wasmesh/wasmesh/cluster"
+	"github.com/wasmesh/wasmesh/internal/cluster"
 )
 
 // NodeInfo is one cluster member as operators see it.

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // meshOps is the node as its peers see it (meshquic.LocalOps).
@@ -30,8 +30,8 @@ func (o *meshOps) Deliver(ctx context.Context, req meshquic.DeliverRequest) (mes
 		}
 		return meshquic.DeliverResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}
-	outs, err := n.deliverLocal(ctx, d, host.Event{Sender: req.Event.Sender, Seq: req.Event.Seq, Payload: req.Event.Payload, Once: req.Event.Once})
-	if errors.Is(err, host.ErrDuplicateEvent) {
+	outs, err := n.deliverLocal(ctx, d, engine.Event{Sender: req.Event.Sender, Seq: req.Event.Seq, Payload: req.Event.Payload, Once: req.Event.Once})
+	if errors.Is(err, engine.ErrDuplicateEvent) {
 		return meshquic.DeliverResponse{Duplicate: true}, nil
 	}
 	if err != nil {
@@ -108,7 +108,7 @@ func (o *meshOps) ModuleBytes(ctx context.Context, digest string) ([]byte, error
 	n := o.node()
 	k, err := n.rt.Kind(digest)
 	if err != nil {
-		if errors.Is(err, host.ErrUnknownKind) {
+		if errors.Is(err, engine.ErrUnknownKind) {
 			return nil, fmt.Errorf("%w: %w", meshquic.ErrNotFound, err)
 		}
 		return nil, err

@@ -6,8 +6,8 @@ import (
 	"fmt"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 var _ meshquic.PipelineOps = (*meshOps)(nil)
@@ -28,10 +28,10 @@ func (o *meshOps) Apply(ctx context.Context, ev meshquic.Event, resp *meshquic.D
 		}
 		return fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
 	}
-	out := n.outputs.Get().(*host.Outputs)
+	out := n.outputs.Get().(*engine.Outputs)
 	defer n.outputs.Put(out)
-	err = n.runLocalInto(ctx, d, host.Event{Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload, Once: ev.Once}, out, false)
-	if errors.Is(err, host.ErrDuplicateEvent) {
+	err = n.runLocalInto(ctx, d, engine.Event{Sender: ev.Sender, Seq: ev.Seq, Payload: ev.Payload, Once: ev.Once}, out, false)
+	if errors.Is(err, engine.ErrDuplicateEvent) {
 		// Applied by an earlier attempt: Commit makes sure it is durable
 		// before the answer goes out.
 		resp.Duplicate = true

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 	"github.com/wasmesh/wasmesh/plugins/examples"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
 )
 
 // BenchmarkNodePipelined is remote delivery between two in-process nodes

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 	"github.com/wasmesh/wasmesh/plugins/examples"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
 )
 
 // TestPipelinedStreamWhileMigratingBackAndForth: a third node keeps a

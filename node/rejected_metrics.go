@@ -3,8 +3,8 @@ package node
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/wasmesh/wasmesh/cluster"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/cluster"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // Ports of wasmesh_rejected_packets_total.

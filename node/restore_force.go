@@ -3,15 +3,15 @@ package node
 import (
 	"fmt"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/snapshot"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
 )
 
 // behind refuses a snapshot older than the running daemon it would
 // replace: restoring it rolls the daemon's state back and re-opens input
 // and output sequence numbers it already used, which only an operator who
 // asked for it (--force) may do.
-func behind(snap *snapshot.Snapshot, cur host.Stats, origin uint64) error {
+func behind(snap *snapshot.Snapshot, cur engine.Stats, origin uint64) error {
 	if snap.InputSeq >= cur.InputSeq && snap.ChainHead.Sequence >= cur.ChainSequence {
 		return nil
 	}

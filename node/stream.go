@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/abi"
-	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/host/chain"
-	"github.com/wasmesh/wasmesh/migrator"
-	meshquic "github.com/wasmesh/wasmesh/transport/quic"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 )
 
 // Streaming send: one call carries many events to one daemon and yields
@@ -85,7 +85,7 @@ type Stream struct {
 	ref    string
 	origin uint64
 	sender uint64 // the client's sender id; 0 for anonymous events
-	local  *host.Daemon
+	local  *engine.Daemon
 	peer   peerRef // where the daemon is when local is nil
 	// noLinks: the client does not want the outputs' causal links, so a
 	// local event does not encode them.
@@ -166,7 +166,7 @@ func (s *Stream) resolve(ctx context.Context) error {
 // the stream's ring and are reused, with their buffers, once written.
 type slot struct {
 	line int
-	ev   host.Event
+	ev   engine.Event
 	res  StreamResult
 	// sync: applied here, so it is released only once a journal sync
 	// covers it.
@@ -179,7 +179,7 @@ type slot struct {
 
 	call    meshquic.DeliverCall // a remote attempt (its buffers reused)
 	peer    peerRef              // where call went, for messages
-	outs    host.Outputs         // a local attempt's outputs
+	outs    engine.Outputs       // a local attempt's outputs
 	outputs [][]byte             // backing of res.Outputs
 	links   [][]byte             // backing of res.Links
 	linkBuf []byte
@@ -369,7 +369,7 @@ func (st *runState) take(line int, id uint64) *slot {
 	}
 	st.taken++
 	sl.line, sl.sync, sl.tries, sl.final = line, false, 0, false
-	sl.ev = host.Event{}
+	sl.ev = engine.Event{}
 	sl.res = StreamResult{Line: line, EventID: id}
 	return sl
 }
@@ -393,9 +393,9 @@ func (st *runState) dispatch(ev StreamEvent) {
 		return
 	}
 	if s.sender != 0 {
-		sl.ev = host.Event{Sender: s.sender, Seq: ev.EventID, Payload: ev.Payload, Once: true}
+		sl.ev = engine.Event{Sender: s.sender, Seq: ev.EventID, Payload: ev.Payload, Once: true}
 	} else {
-		sl.ev = host.Event{Seq: s.n.eventSeq.Add(1), Payload: ev.Payload}
+		sl.ev = engine.Event{Seq: s.n.eventSeq.Add(1), Payload: ev.Payload}
 	}
 	st.bytes += len(ev.Payload)
 	st.send(sl)
@@ -441,23 +441,23 @@ func (st *runState) applyLocal(sl *slot) {
 	err := d.DeliverInto(st.ctx, sl.ev, &sl.outs)
 	n.metrics.eventLatency.Observe(time.Since(start).Seconds())
 	switch {
-	case errors.Is(err, host.ErrDuplicateEvent):
+	case errors.Is(err, engine.ErrDuplicateEvent):
 		// The first attempt may still wait for its fsync: this answer is
 		// released by the same kind of sync.
 		sl.sync = n.wal != nil
 		sl.res.Delivery = Delivery{Daemon: st.daemonID, Node: n.name, Duplicate: true}
 		st.sum.Duplicates++
 		sl.final = true
-	case errors.Is(err, host.ErrDaemonStopped), errors.Is(err, host.ErrDaemonNotFound),
-		errors.Is(err, meshquic.ErrMoved), errors.Is(err, migrator.ErrNotDelivered):
+	case errors.Is(err, engine.ErrDaemonStopped), errors.Is(err, engine.ErrDaemonNotFound),
+		errors.Is(err, meshquic.ErrMoved), errors.Is(err, driver.ErrNotDelivered):
 		// It left this node (a migration) before the event ran, or the
 		// migration forwarded it to a node that no longer had it.
 		n.metrics.eventsFailed.Inc()
 		st.notDelivered(sl, wrap(ErrDaemonNotFound, err))
 	case err != nil:
 		n.metrics.eventsFailed.Inc()
-		var ee *host.EventError
-		if errors.As(err, &ee) || errors.Is(err, host.ErrDaemonFailed) {
+		var ee *engine.EventError
+		if errors.As(err, &ee) || errors.Is(err, engine.ErrDaemonFailed) {
 			st.fail(sl, wrap(ErrEventFailed, err))
 		} else {
 			st.fail(sl, fmt.Errorf("deliver to %s: %w", d.ID(), err))
@@ -545,7 +545,7 @@ func (st *runState) remoteFailed(sl *slot, cerr error) {
 		return
 	}
 	err := fromRemote(cerr, sl.peer.String())
-	if errors.Is(err, ErrDaemonNotFound) || errors.Is(cerr, meshquic.ErrUnknownPeer) || errors.Is(cerr, migrator.ErrNotDelivered) {
+	if errors.Is(err, ErrDaemonNotFound) || errors.Is(cerr, meshquic.ErrUnknownPeer) || errors.Is(cerr, driver.ErrNotDelivered) {
 		st.notDelivered(sl, err)
 		return
 	}

@@ -8,14 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/snapshot"
-	"github.com/wasmesh/wasmesh/node/store"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
+	"github.com/wasmesh/wasmesh/internal/store"
 )
 
 // kindNameOf is the kind name a daemon spawned as ref runs under: ref
 // itself when it is a name, else the first name this node gives its digest.
-func (n *Node) kindNameOf(k *host.Kind, ref string) string {
+func (n *Node) kindNameOf(k *engine.Kind, ref string) string {
 	if ref != "" && !strings.HasPrefix(ref, "sha256:") {
 		return ref
 	}
@@ -33,7 +33,7 @@ func (n *Node) kindNameOf(k *host.Kind, ref string) string {
 // here unless this node already uses that name for another module. It runs
 // before the daemon's record is written, so no record here ever names a
 // module this node could not load after a crash.
-func (n *Node) keepArrivedKind(ctx context.Context, d *host.Daemon) error {
+func (n *Node) keepArrivedKind(ctx context.Context, d *engine.Daemon) error {
 	k := d.Kind()
 	if _, err := n.layout.saveModule(k.Bytes()); err != nil {
 		return fmt.Errorf("store module %s: %w", k.Digest, err)
@@ -66,7 +66,7 @@ func (n *Node) keepArrivedKind(ctx context.Context, d *host.Daemon) error {
 // resolves here from the cutover on (the record follows in
 // createArrived). When a daemon here already has that name it keeps
 // only its id here, as before names travelled. Caller holds n.mu.
-func (n *Node) takeCarriedNameLocked(d *host.Daemon) {
+func (n *Node) takeCarriedNameLocked(d *engine.Daemon) {
 	name := d.Carried().Name
 	if name == "" || d.Name() != "" || validName(name) != nil {
 		return
@@ -84,7 +84,7 @@ func (n *Node) takeCarriedNameLocked(d *host.Daemon) {
 // daemon, and the source has wiped its copy). It does not hold n.mu while
 // it writes: arrivals (a drain) share the store's commits; the daemon's
 // checkpoint lock keeps a stop of it out meanwhile.
-func (n *Node) createArrived(ctx context.Context, d *host.Daemon, rec store.Record) (store.Record, error) {
+func (n *Node) createArrived(ctx context.Context, d *engine.Daemon, rec store.Record) (store.Record, error) {
 	mu := n.ckptLock(d.Origin())
 	mu.Lock()
 	defer mu.Unlock()

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/internal/identity"
 	"github.com/wasmesh/wasmesh/node/admin"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wasmesh/wasmesh/transport/quic/nodekey"
+	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
 // clusterSecretFile is what `cluster init` names the gossip secret.

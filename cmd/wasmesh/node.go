@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"github.com/wasmesh/wasmesh/host"
+	"github.com/wasmesh/wasmesh/internal/engine"
 	"github.com/wasmesh/wasmesh/internal/units"
 	"log/slog"
 	"os"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wasmesh/wasmesh/cluster"
+	"github.com/wasmesh/wasmesh/internal/cluster"
 	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/node/admin"
 )
@@ -62,8 +62,8 @@ Examples:
 			&cli.StringFlag{Name: "ca", Usage: "`DIR` with the cluster CA (ca.crt, ca.key) to issue this node's certificate"},
 			&cli.BoolFlag{Name: "dev", Usage: "INSECURE built-in dev cluster credentials (local experiments only)"},
 			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` with a bearer token the admin API requires"},
-			&cli.StringFlag{Name: "max-memory", Value: units.FormatSize(host.DefaultMaxMemoryBytes), Usage: "linear memory cap of each daemon, e.g. 64MiB"},
-			&cli.DurationFlag{Name: "event-timeout", Value: host.DefaultEventTimeout, Usage: "CPU budget of each event, e.g. 200ms"},
+			&cli.StringFlag{Name: "max-memory", Value: units.FormatSize(engine.DefaultMaxMemoryBytes), Usage: "linear memory cap of each daemon, e.g. 64MiB"},
+			&cli.DurationFlag{Name: "event-timeout", Value: engine.DefaultEventTimeout, Usage: "CPU budget of each event, e.g. 200ms"},
 			&cli.DurationFlag{Name: "checkpoint-interval", Value: node.DefaultCheckpointInterval, Usage: "how often changed daemons are checkpointed (negative: only at shutdown)"},
 			&cli.StringFlag{Name: "durability", Value: string(node.DurabilitySync), Usage: "when an event is acknowledged: sync (once it is in the fsynced journal: a kill -9 loses nothing acknowledged) or interval (as soon as it ran: a crash loses up to one --checkpoint-interval)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -114,7 +114,7 @@ func nodeConfig(c *cli.Context, log *slog.Logger) (node.Config, error) {
 	if c.Duration("event-timeout") <= 0 {
 		return cfg, fail(2, "--event-timeout must be positive, got %s", c.Duration("event-timeout"))
 	}
-	cfg.Limits = host.Limits{MaxMemoryBytes: maxMem, EventTimeout: c.Duration("event-timeout")}
+	cfg.Limits = engine.Limits{MaxMemoryBytes: maxMem, EventTimeout: c.Duration("event-timeout")}
 	if cfg.CheckpointInterval == 0 {
 		return cfg, fail(2, "--checkpoint-interval must not be 0 (negative disables periodic checkpoints)")
 	}

@@ -12,10 +12,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/host/snapshot"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
 	"github.com/wasmesh/wasmesh/internal/payload"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
 	"github.com/wasmesh/wasmesh/internal/units"
 )
 
@@ -43,8 +43,8 @@ Examples:
 			&cli.StringFlag{Name: "snapshot-out", Usage: "write a signed snapshot to `FILE` after the last event"},
 			&cli.StringFlag{Name: "restore", Usage: "start from the snapshot in `FILE` instead of a fresh daemon (needs the same --identity)"},
 			&cli.StringFlag{Name: "config", Usage: "bytes passed to wasmesh_init at spawn"},
-			&cli.StringFlag{Name: "max-memory", Value: units.FormatSize(host.DefaultMaxMemoryBytes), Usage: "linear memory cap, e.g. 1MiB, 64KiB or bytes"},
-			&cli.DurationFlag{Name: "event-timeout", Value: host.DefaultEventTimeout, Usage: "CPU budget per event, e.g. 200ms"},
+			&cli.StringFlag{Name: "max-memory", Value: units.FormatSize(engine.DefaultMaxMemoryBytes), Usage: "linear memory cap, e.g. 1MiB, 64KiB or bytes"},
+			&cli.DurationFlag{Name: "event-timeout", Value: engine.DefaultEventTimeout, Usage: "CPU budget per event, e.g. 200ms"},
 			&cli.BoolFlag{Name: "quiet-logs", Usage: "do not copy the guest's log lines to stderr"},
 		},
 		Action: runAction,
@@ -81,7 +81,7 @@ func runAction(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt)
 	defer stop()
-	rt, err := host.New(ctx, host.Config{})
+	rt, err := engine.New(ctx, engine.Config{})
 	if err != nil {
 		return fail(1, "%v", err)
 	}
@@ -98,17 +98,17 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := host.SpawnOptions{
+	opts := engine.SpawnOptions{
 		Config: []byte(c.String("config")),
-		Limits: host.Limits{MaxMemoryBytes: maxMem, EventTimeout: c.Duration("event-timeout")},
+		Limits: engine.Limits{MaxMemoryBytes: maxMem, EventTimeout: c.Duration("event-timeout")},
 	}
-	var d *host.Daemon
+	var d *engine.Daemon
 	if path := c.String("restore"); path != "" {
 		snap, err := snapshot.ReadFile(path, snapshot.DefaultLimits())
 		if err != nil {
 			return fail(2, "--restore %s: %v", path, err)
 		}
-		if got, want := host.DigestFromBytes(snap.ModuleDigest), kind.Digest; got != want {
+		if got, want := engine.DigestFromBytes(snap.ModuleDigest), kind.Digest; got != want {
 			return fail(2, "--restore %s: snapshot is of module %s, but %s is %s", path, got, modPath, want)
 		}
 		if idEnt := id.EntityID(); snap.EntityID != idEnt {
@@ -178,12 +178,12 @@ func runIdentity(c *cli.Context) (identity.Identity, error) {
 
 // feed delivers one event per line and prints outputs; it returns how many
 // events failed. Only I/O errors stop it.
-func feed(ctx context.Context, d *host.Daemon, in io.Reader, out, errw io.Writer, inFmt, outFmt payload.Format, logs bool) (int, error) {
+func feed(ctx context.Context, d *engine.Daemon, in io.Reader, out, errw io.Writer, inFmt, outFmt payload.Format, logs bool) (int, error) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64*1024), d.Limits().MaxInputBytes*2+16)
 	w := bufio.NewWriter(out)
 	defer w.Flush()
-	var outs host.Outputs
+	var outs engine.Outputs
 	var logNext uint64
 	failed := 0
 	for n := uint64(1); sc.Scan(); n++ {
@@ -192,10 +192,10 @@ func feed(ctx context.Context, d *host.Daemon, in io.Reader, out, errw io.Writer
 		}
 		data, err := inFmt.Decode(sc.Text())
 		if err == nil {
-			err = d.DeliverInto(ctx, host.Event{Sender: 0, Seq: n, Payload: data}, &outs)
+			err = d.DeliverInto(ctx, engine.Event{Sender: 0, Seq: n, Payload: data}, &outs)
 		}
 		if logs {
-			var lines []host.LogLine
+			var lines []engine.LogLine
 			lines, logNext = d.LogsAfter(logNext)
 			if len(lines) > 0 {
 				w.Flush()

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/snapshot"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
 )
 
 // benchLangs are the rows with a counter.
@@ -31,12 +31,12 @@ func BenchmarkSpawn(b *testing.B) {
 	ctx := context.Background()
 	for _, l := range benchLangs() {
 		b.Run(l.name, func(b *testing.B) {
-			rt := newRuntimeWith(b, host.Config{}) // default limits, as deployed
+			rt := newRuntimeWith(b, engine.Config{}) // default limits, as deployed
 			kind := register(b, rt, l.counter)
 			id := newID(b)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				d, err := rt.Spawn(ctx, kind, id, host.SpawnOptions{})
+				d, err := rt.Spawn(ctx, kind, id, engine.SpawnOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -61,10 +61,10 @@ func BenchmarkEvent(b *testing.B) {
 	ctx := context.Background()
 	for _, l := range benchLangs() {
 		b.Run(l.name, func(b *testing.B) {
-			rt := newRuntimeWith(b, host.Config{}) // default limits, as deployed
-			d := spawn(b, rt, register(b, rt, l.counter), newID(b), host.SpawnOptions{})
-			var out host.Outputs
-			ev := host.Event{Sender: 7, Payload: []byte("x")}
+			rt := newRuntimeWith(b, engine.Config{}) // default limits, as deployed
+			d := spawn(b, rt, register(b, rt, l.counter), newID(b), engine.SpawnOptions{})
+			var out engine.Outputs
+			ev := engine.Event{Sender: 7, Payload: []byte("x")}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				ev.Seq = uint64(i + 1)
@@ -113,8 +113,8 @@ func BenchmarkSnapshot(b *testing.B) {
 	ctx := context.Background()
 	for _, l := range benchLangs() {
 		b.Run(l.name, func(b *testing.B) {
-			rt := newRuntimeWith(b, host.Config{}) // default limits, as deployed
-			d := spawn(b, rt, register(b, rt, l.counter), newID(b), host.SpawnOptions{})
+			rt := newRuntimeWith(b, engine.Config{}) // default limits, as deployed
+			d := spawn(b, rt, register(b, rt, l.counter), newID(b), engine.SpawnOptions{})
 			g := newGuest(b, d)
 			g.count(0, 1000)
 			var live, enc int

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"github.com/wasmesh/wasmesh/migration"
-	"github.com/wasmesh/wasmesh/migrator/migratortest"
+	"github.com/wasmesh/wasmesh/internal/migration/drivertest"
+	"github.com/wasmesh/wasmesh/internal/migration/protocol"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/host/chain"
-	"github.com/wasmesh/wasmesh/host/snapshot"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
 )
 
 // Every committed example must be in the table, so a new language (or a new
@@ -70,7 +70,7 @@ func TestConformanceEcho(t *testing.T) {
 
 	rt := newRuntime(t)
 	eachLang(t, "echo", func(l lang) string { return l.echo }, func(t *testing.T, l lang, path string) {
-		g := newGuest(t, spawn(t, rt, register(t, rt, path), newID(t), host.SpawnOptions{}))
+		g := newGuest(t, spawn(t, rt, register(t, rt, path), newID(t), engine.SpawnOptions{}))
 		for _, p := range payloads {
 			got := g.send(p)
 			if len(got) != 1 || !bytes.Equal(got[0], p) {
@@ -100,7 +100,7 @@ func TestConformanceCounterSnapshot(t *testing.T) {
 	eachLang(t, "counter", func(l lang) string { return l.counter }, func(t *testing.T, l lang, path string) {
 		kind := register(t, rt, path)
 		id := newID(t)
-		g := newGuest(t, spawn(t, rt, kind, id, host.SpawnOptions{}))
+		g := newGuest(t, spawn(t, rt, kind, id, engine.SpawnOptions{}))
 		g.expect("get", "0")
 		g.count(0, 150)
 		g.expect("get", "150")
@@ -125,17 +125,17 @@ func TestConformanceCounterSnapshot(t *testing.T) {
 
 		// The original still runs under the same origin: a second copy is
 		// refused, so a snapshot can never fork a live daemon on one node.
-		if _, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, host.SpawnOptions{}); !errors.Is(err, host.ErrDuplicateOrigin) {
+		if _, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, engine.SpawnOptions{}); !errors.Is(err, engine.ErrDuplicateOrigin) {
 			t.Fatalf("spawn beside the original: %v, want ErrDuplicateOrigin", err)
 		}
 		// Another identity cannot take the snapshot over.
-		if _, err := rt.SpawnFromSnapshot(ctx, kind, newID(t), snap, host.SpawnOptions{}); !errors.Is(err, host.ErrSnapshotIdentityMismatch) {
+		if _, err := rt.SpawnFromSnapshot(ctx, kind, newID(t), snap, engine.SpawnOptions{}); !errors.Is(err, engine.ErrSnapshotIdentityMismatch) {
 			t.Fatalf("spawn under another identity: %v, want ErrSnapshotIdentityMismatch", err)
 		}
 		if err := rt.Stop(ctx, g.d.Origin()); err != nil {
 			t.Fatal(err)
 		}
-		d2, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, host.SpawnOptions{})
+		d2, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, engine.SpawnOptions{})
 		if err != nil {
 			t.Fatalf("spawn from snapshot: %v", err)
 		}
@@ -158,7 +158,7 @@ func TestConformanceCooperative(t *testing.T) {
 	eachLang(t, "coop", func(l lang) string { return l.coop }, func(t *testing.T, l lang, path string) {
 		kind := register(t, rt, path)
 		id := newID(t)
-		g := newGuest(t, spawn(t, rt, kind, id, host.SpawnOptions{}))
+		g := newGuest(t, spawn(t, rt, kind, id, engine.SpawnOptions{}))
 		if m := g.d.Stats().Mode; m != "cooperative" {
 			t.Fatalf("mode %q, want cooperative", m)
 		}
@@ -182,7 +182,7 @@ func TestConformanceCooperative(t *testing.T) {
 		if err := rt.Stop(ctx, g.d.Origin()); err != nil {
 			t.Fatal(err)
 		}
-		d2, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, host.SpawnOptions{})
+		d2, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, engine.SpawnOptions{})
 		if err != nil {
 			t.Fatalf("spawn from snapshot: %v", err)
 		}
@@ -200,7 +200,7 @@ func TestConformanceCooperative(t *testing.T) {
 		if err := rt.Stop(ctx, d2.Origin()); err != nil {
 			t.Fatal(err)
 		}
-		d3, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, host.SpawnOptions{})
+		d3, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, engine.SpawnOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,10 +213,10 @@ func TestConformanceCooperative(t *testing.T) {
 			t.Fatal(err)
 		}
 		snap.State = want[:7]
-		if _, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, host.SpawnOptions{}); !errors.Is(err, host.ErrGuestError) {
+		if _, err := rt.SpawnFromSnapshot(ctx, kind, id, snap, engine.SpawnOptions{}); !errors.Is(err, engine.ErrGuestError) {
 			t.Fatalf("restore of 7 bytes: %v, want ErrGuestError", err)
 		}
-		if _, err := rt.Daemon(id.Origin()); !errors.Is(err, host.ErrDaemonNotFound) {
+		if _, err := rt.Daemon(id.Origin()); !errors.Is(err, engine.ErrDaemonNotFound) {
 			t.Fatalf("after a failed restore: %v, want ErrDaemonNotFound", err)
 		}
 	})
@@ -231,7 +231,7 @@ func TestConformanceStats(t *testing.T) {
 	rt := newRuntime(t)
 	eachLang(t, "counter", func(l lang) string { return l.counter }, func(t *testing.T, l lang, path string) {
 		kind := register(t, rt, path)
-		g := newGuest(t, spawn(t, rt, kind, newID(t), host.SpawnOptions{Limits: host.Limits{MaxInputBytes: 64}}))
+		g := newGuest(t, spawn(t, rt, kind, newID(t), engine.SpawnOptions{Limits: engine.Limits{MaxInputBytes: 64}}))
 		if st := g.d.Stats(); st.EventsProcessed != 0 || st.EventsEmitted != 0 || st.Errors != 0 || st.MemoryBytes == 0 {
 			t.Fatalf("fresh daemon stats %+v", st)
 		}
@@ -239,8 +239,8 @@ func TestConformanceStats(t *testing.T) {
 		g.expect("get", "4")
 
 		err := g.fail(strings.Repeat("y", 65))
-		var ee *host.EventError
-		if !errors.As(err, &ee) || !errors.Is(err, host.ErrInputTooLarge) || !ee.RolledBack || ee.InputSeq != 6 {
+		var ee *engine.EventError
+		if !errors.As(err, &ee) || !errors.Is(err, engine.ErrInputTooLarge) || !ee.RolledBack || ee.InputSeq != 6 {
 			t.Fatalf("oversized input: %v (%#v), want a rolled-back *EventError for input 6 with ErrInputTooLarge", err, ee)
 		}
 		g.expect("x", "5") // the refused event changed nothing
@@ -263,7 +263,7 @@ func TestConformanceStats(t *testing.T) {
 		if !strings.Contains(st.LastError, "input larger") {
 			t.Errorf("last error %q, want the oversized input", st.LastError)
 		}
-		if st.Origin != g.d.Origin() || st.Kind != host.Digest(kind) {
+		if st.Origin != g.d.Origin() || st.Kind != engine.Digest(kind) {
 			t.Errorf("stats of origin %x kind %s", st.Origin, st.Kind)
 		}
 	})
@@ -276,7 +276,7 @@ func TestConformanceStats(t *testing.T) {
 func TestConformanceTrap(t *testing.T) {
 	rt := newRuntime(t)
 	eachLang(t, "trap", func(l lang) string { return l.trap }, func(t *testing.T, l lang, path string) {
-		g := newGuest(t, spawn(t, rt, register(t, rt, path), newID(t), host.SpawnOptions{}))
+		g := newGuest(t, spawn(t, rt, register(t, rt, path), newID(t), engine.SpawnOptions{}))
 		g.count(0, 3)
 		checkTrap(t, g.fail("trap"), 4)
 		g.expect("get", "3")
@@ -295,8 +295,8 @@ func TestConformanceTrap(t *testing.T) {
 
 func checkTrap(t *testing.T, err error, inputSeq uint64) {
 	t.Helper()
-	var ee *host.EventError
-	if !errors.As(err, &ee) || !errors.Is(err, host.ErrGuestTrap) {
+	var ee *engine.EventError
+	if !errors.As(err, &ee) || !errors.Is(err, engine.ErrGuestTrap) {
 		t.Fatalf("trap: %v, want an *EventError with ErrGuestTrap", err)
 	}
 	if !ee.RolledBack || ee.InputSeq != inputSeq {
@@ -316,7 +316,7 @@ func TestConformanceMemoryLimitTrap(t *testing.T) {
 		// An input as large as the whole memory cap cannot fit next to
 		// anything else; raising the input limit to it lets the event
 		// reach the guest (the input limit is not part of compilation).
-		g := newGuest(t, spawn(t, rt, register(t, rt, path), newID(t), host.SpawnOptions{Limits: host.Limits{MaxInputBytes: suiteMemory}}))
+		g := newGuest(t, spawn(t, rt, register(t, rt, path), newID(t), engine.SpawnOptions{Limits: engine.Limits{MaxInputBytes: suiteMemory}}))
 		g.count(0, 2)
 		before := g.d.Stats().MemoryBytes
 		if before >= suiteMemory {
@@ -324,8 +324,8 @@ func TestConformanceMemoryLimitTrap(t *testing.T) {
 		}
 
 		err := g.fail(strings.Repeat("z", suiteMemory))
-		var ee *host.EventError
-		if !errors.As(err, &ee) || !errors.Is(err, host.ErrGuestTrap) || !ee.RolledBack || ee.InputSeq != 3 {
+		var ee *engine.EventError
+		if !errors.As(err, &ee) || !errors.Is(err, engine.ErrGuestTrap) || !ee.RolledBack || ee.InputSeq != 3 {
 			t.Fatalf("input over the memory cap: %v, want a rolled-back *EventError for input 3 with ErrGuestTrap", err)
 		}
 		if after := g.d.Stats().MemoryBytes; after != before {
@@ -347,17 +347,17 @@ func TestConformanceMemoryLimitTrap(t *testing.T) {
 // afterwards the count is exact and the chain verifies across the move.
 func TestConformanceMigration(t *testing.T) {
 	ctx := context.Background()
-	cl := migratortest.New(t, 2, migration.Timing{Retransmit: 200 * time.Millisecond, PeerTimeout: 5 * time.Second})
+	cl := drivertest.New(t, 2, protocol.Timing{Retransmit: 200 * time.Millisecond, PeerTimeout: 5 * time.Second})
 	a, b := cl.Nodes[0], cl.Nodes[1]
 	eachLang(t, "counter", func(l lang) string { return l.counter }, func(t *testing.T, l lang, path string) {
 		kind := register(t, a.RT, path)
-		d := spawn(t, a.RT, kind, newID(t), host.SpawnOptions{})
+		d := spawn(t, a.RT, kind, newID(t), engine.SpawnOptions{})
 		origin := d.Origin()
 		v := chain.NewGenesisValidator(origin)
 		var mu sync.Mutex
-		var outs []host.Output
-		deliver := func(via *migratortest.Node, seq uint64) error {
-			o, err := migratortest.Send(ctx, via, origin, host.Event{Sender: 7, Seq: seq, Payload: []byte("x")})
+		var outs []engine.Output
+		deliver := func(via *drivertest.Node, seq uint64) error {
+			o, err := drivertest.Send(ctx, via, origin, engine.Event{Sender: 7, Seq: seq, Payload: []byte("x")})
 			mu.Lock()
 			outs = append(outs, o...)
 			mu.Unlock()

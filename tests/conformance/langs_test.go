@@ -14,9 +14,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/host/chain"
-	"github.com/wasmesh/wasmesh/host/identity"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
 )
 
 // examplesDir is plugins/examples relative to this package.
@@ -114,16 +114,16 @@ const suiteMemory = 16 << 20
 
 // newRuntime is a started host runtime for the scenarios, closed at the end
 // of the test.
-func newRuntime(t testing.TB) *host.Runtime {
-	return newRuntimeWith(t, host.Config{Limits: host.Limits{MaxMemoryBytes: suiteMemory}})
+func newRuntime(t testing.TB) *engine.Runtime {
+	return newRuntimeWith(t, engine.Config{Limits: engine.Limits{MaxMemoryBytes: suiteMemory}})
 }
 
 // newRuntimeWith starts a runtime with cfg (sharing the compilation cache).
-func newRuntimeWith(t testing.TB, cfg host.Config) *host.Runtime {
+func newRuntimeWith(t testing.TB, cfg engine.Config) *engine.Runtime {
 	t.Helper()
 	ctx := context.Background()
 	cfg.CacheDir = cacheDir
-	rt, err := host.New(ctx, cfg)
+	rt, err := engine.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func newRuntimeWith(t testing.TB, cfg host.Config) *host.Runtime {
 }
 
 // register registers the module at path and returns its kind name.
-func register(t testing.TB, rt *host.Runtime, path string) string {
+func register(t testing.TB, rt *engine.Runtime, path string) string {
 	t.Helper()
 	k, err := rt.RegisterModule(context.Background(), readModule(t, path), "")
 	if err != nil {
@@ -153,7 +153,7 @@ func newID(t testing.TB) identity.Identity {
 	return id
 }
 
-func spawn(t testing.TB, rt *host.Runtime, kind string, id identity.Identity, opts host.SpawnOptions) *host.Daemon {
+func spawn(t testing.TB, rt *engine.Runtime, kind string, id identity.Identity, opts engine.SpawnOptions) *engine.Daemon {
 	t.Helper()
 	d, err := rt.Spawn(context.Background(), kind, id, opts)
 	if err != nil {
@@ -166,12 +166,12 @@ func spawn(t testing.TB, rt *host.Runtime, kind string, id identity.Identity, op
 // pass, so each scenario also checks the causal chain.
 type guest struct {
 	t   testing.TB
-	d   *host.Daemon
+	d   *engine.Daemon
 	v   *chain.Validator
 	seq uint64
 }
 
-func newGuest(t testing.TB, d *host.Daemon) *guest {
+func newGuest(t testing.TB, d *engine.Daemon) *guest {
 	return &guest{t: t, d: d, v: chain.NewGenesisValidator(d.Origin())}
 }
 
@@ -180,7 +180,7 @@ func newGuest(t testing.TB, d *host.Daemon) *guest {
 func (g *guest) send(payload []byte) [][]byte {
 	g.t.Helper()
 	g.seq++
-	outs, err := g.d.Deliver(context.Background(), host.Event{Sender: 7, Seq: g.seq, Payload: payload})
+	outs, err := g.d.Deliver(context.Background(), engine.Event{Sender: 7, Seq: g.seq, Payload: payload})
 	if err != nil {
 		g.t.Fatalf("deliver %.20q: %v", payload, err)
 	}
@@ -215,7 +215,7 @@ func (g *guest) count(from, n int) {
 func (g *guest) fail(payload string) error {
 	g.t.Helper()
 	g.seq++
-	outs, err := g.d.Deliver(context.Background(), host.Event{Sender: 7, Seq: g.seq, Payload: []byte(payload)})
+	outs, err := g.d.Deliver(context.Background(), engine.Event{Sender: 7, Seq: g.seq, Payload: []byte(payload)})
 	if err == nil {
 		g.t.Fatalf("deliver %.20q: succeeded with %d outputs, want an error", payload, len(outs))
 	}

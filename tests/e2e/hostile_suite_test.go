@@ -20,11 +20,11 @@ package e2e
 // | 8 | refusal of a 1 MB import name is short | TestHostileSuiteHugeImportName (run, inspect) | TestHostileSuiteHugeImportName (deploy) | generated in the test |
 // | 8 | kind re-point needs --force | - | TestNamesDeployRepointNeedsForce | logesc |
 // | 8 | restore behind the running daemon needs --force | - | TestNamesRestoreRollbackNeedsForce | - |
-// | 8 | snapshots with sequences at MaxUint64 refused | host/snapshot TestDecodeRefusesSequencesThatWouldWrap | - | - |
+// | 8 | snapshots with sequences at MaxUint64 refused | internal/snapshot TestDecodeRefusesSequencesThatWouldWrap | - | - |
 // | 8 | concurrent uploads capped node-wide | - | node/admin TestUploadsCappedNodeWide | - |
 //
 // WASI limits and chunked bulk instructions have their own tests
-// (hostile_wasi_test.go, host/instrument).
+// (hostile_wasi_test.go, internal/instrument).
 
 import (
 	"bytes"

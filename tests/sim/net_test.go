@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
 )
 
 // Errors a simulated call can end with. They stand for what the QUIC
@@ -45,7 +45,7 @@ func (k msgKind) String() string {
 type request struct {
 	op     string // "deliver", "fetch", "lookup"
 	origin uint64
-	ev     host.Event
+	ev     engine.Event
 	digest string
 }
 
@@ -53,7 +53,7 @@ type request struct {
 // process, but only the classes the real transport carries survive (see
 // flatten).
 type response struct {
-	outs   []host.Output
+	outs   []engine.Output
 	module []byte
 	hosted bool
 	err    error
@@ -194,18 +194,18 @@ func (nw *network) take(l link, i int) *message {
 	return m
 }
 
-// simMesh is one node incarnation's migrator.Mesh: frames and calls go into
+// simMesh is one node incarnation's driver.Mesh: frames and calls go into
 // the simulated network instead of QUIC.
 type simMesh struct {
 	n   *node
 	inc int
 }
 
-var _ migrator.Mesh = (*simMesh)(nil)
+var _ driver.Mesh = (*simMesh)(nil)
 
-func (m *simMesh) Self() migrator.NodeID { return nodeID(m.n.idx) }
+func (m *simMesh) Self() driver.NodeID { return nodeID(m.n.idx) }
 
-func (m *simMesh) Send(_ context.Context, to migrator.NodeID, frame []byte) error {
+func (m *simMesh) Send(_ context.Context, to driver.NodeID, frame []byte) error {
 	t, err := parseNode(to)
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func (m *simMesh) Send(_ context.Context, to migrator.NodeID, frame []byte) erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m.n.inc != m.inc {
-		return migrator.ErrClosed
+		return driver.ErrClosed
 	}
 	if s.net.severed(m.n.idx, t) {
 		return errNotDelivered
@@ -223,7 +223,7 @@ func (m *simMesh) Send(_ context.Context, to migrator.NodeID, frame []byte) erro
 	return nil
 }
 
-func (m *simMesh) FetchModule(ctx context.Context, from migrator.NodeID, digest string) ([]byte, error) {
+func (m *simMesh) FetchModule(ctx context.Context, from driver.NodeID, digest string) ([]byte, error) {
 	f, err := parseNode(from)
 	if err != nil {
 		return nil, err
@@ -232,7 +232,7 @@ func (m *simMesh) FetchModule(ctx context.Context, from migrator.NodeID, digest 
 	return r.module, r.err
 }
 
-func (m *simMesh) StaticKey(node migrator.NodeID) (*ecdh.PublicKey, error) {
+func (m *simMesh) StaticKey(node driver.NodeID) (*ecdh.PublicKey, error) {
 	i, err := parseNode(node)
 	if err != nil {
 		return nil, err
@@ -242,7 +242,7 @@ func (m *simMesh) StaticKey(node migrator.NodeID) (*ecdh.PublicKey, error) {
 
 // Forward is an ordinary remote delivery, with the transport's error
 // classes: not delivered (safe to retry), duplicate, anything else.
-func (m *simMesh) Forward(ctx context.Context, to migrator.NodeID, origin uint64, ev host.Event) ([]host.Output, error) {
+func (m *simMesh) Forward(ctx context.Context, to driver.NodeID, origin uint64, ev engine.Event) ([]engine.Output, error) {
 	t, err := parseNode(to)
 	if err != nil {
 		return nil, err
@@ -252,14 +252,14 @@ func (m *simMesh) Forward(ctx context.Context, to migrator.NodeID, origin uint64
 	case r.err == nil:
 		return r.outs, nil
 	case errors.Is(r.err, errNotDelivered):
-		return nil, fmt.Errorf("%w: %w", migrator.ErrNotDelivered, r.err)
+		return nil, fmt.Errorf("%w: %w", driver.ErrNotDelivered, r.err)
 	case errors.Is(r.err, errDuplicate):
-		return nil, fmt.Errorf("%w: answered by %s", host.ErrDuplicateEvent, to)
+		return nil, fmt.Errorf("%w: answered by %s", engine.ErrDuplicateEvent, to)
 	}
 	return nil, r.err
 }
 
-func (m *simMesh) FlipRoute(origin uint64, to migrator.NodeID) {
+func (m *simMesh) FlipRoute(origin uint64, to driver.NodeID) {
 	t, err := parseNode(to)
 	if err != nil {
 		return
@@ -285,9 +285,9 @@ func (m *simMesh) GoLive(origin uint64) {
 	delete(m.n.moved, origin)
 }
 
-func nodeID(i int) migrator.NodeID { return migrator.NodeID(fmt.Sprintf("n%d", i)) }
+func nodeID(i int) driver.NodeID { return driver.NodeID(fmt.Sprintf("n%d", i)) }
 
-func parseNode(id migrator.NodeID) (int, error) {
+func parseNode(id driver.NodeID) (int, error) {
 	var i int
 	if _, err := fmt.Sscanf(string(id), "n%d", &i); err != nil {
 		return 0, fmt.Errorf("sim: bad node id %q", id)
@@ -306,7 +306,7 @@ func flatten(err error) error {
 		return me
 	case errors.Is(err, errNotHosted):
 		return errNotHosted
-	case errors.Is(err, host.ErrDuplicateEvent):
+	case errors.Is(err, engine.ErrDuplicateEvent):
 		return errDuplicate
 	}
 	return errors.New(err.Error())

@@ -10,9 +10,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/migration"
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
+	"github.com/wasmesh/wasmesh/internal/migration/protocol"
 )
 
 // node is one simulated node: a real host runtime and migrator, and the
@@ -26,8 +26,8 @@ type node struct {
 
 	// Guarded by s.mu.
 	inc    int
-	rt     *host.Runtime
-	mig    *migrator.Migrator
+	rt     *engine.Runtime
+	mig    *driver.Migrator
 	life   context.Context
 	kill   context.CancelFunc
 	dead   chan struct{}
@@ -65,8 +65,8 @@ func (s *sim) startNode(i int, keep map[uint64]int, moved map[uint64]int) error 
 	dead := n.dead
 	s.mu.Unlock()
 
-	hooks := &host.TestHooks{SpawnStall: func() { s.stall(n, inc, dead) }}
-	rt, err := host.New(context.Background(), host.Config{Hooks: hooks, Rand: rand.Reader})
+	hooks := &engine.TestHooks{SpawnStall: func() { s.stall(n, inc, dead) }}
+	rt, err := engine.New(context.Background(), engine.Config{Hooks: hooks, Rand: rand.Reader})
 	if err != nil {
 		return err
 	}
@@ -76,11 +76,11 @@ func (s *sim) startNode(i int, keep map[uint64]int, moved map[uint64]int) error 
 	if _, err := rt.RegisterModule(context.Background(), s.module, "echo"); err != nil {
 		return err
 	}
-	mig, err := migrator.New(migrator.Config{
+	mig, err := driver.New(driver.Config{
 		Runtime:      rt,
 		Mesh:         &simMesh{n: n, inc: inc},
 		StaticKey:    n.static,
-		Timing:       migration.Timing{Retransmit: time.Second, ChunkRetransmit: 5 * time.Second, PeerTimeout: 10 * time.Second},
+		Timing:       protocol.Timing{Retransmit: time.Second, ChunkRetransmit: 5 * time.Second, PeerTimeout: 10 * time.Second},
 		Tick:         s.tick,
 		Linger:       s.linger,
 		OutputsGrace: time.Second,
@@ -254,7 +254,7 @@ func (s *sim) deliverMsg(m *message) {
 }
 
 // serve answers a call the way the node service does (node/deliver.go,
-// migratortest's localOps): a local daemon takes the event through its
+// drivertest's localOps): a local daemon takes the event through its
 // interceptors; one this node gave away answers "moved".
 func (s *sim) serve(n *node, inc, from int, req request) response {
 	s.mu.Lock()
@@ -293,7 +293,7 @@ func (s *sim) serve(n *node, inc, from int, req request) response {
 // send is a client's delivery entering at node n, as node.Send routes it:
 // locally, along the cached route (following "moved"), else wherever a
 // lookup that asks every peer finds it.
-func (s *sim) send(ctx context.Context, n *node, origin uint64, ev host.Event) ([]host.Output, error) {
+func (s *sim) send(ctx context.Context, n *node, origin uint64, ev engine.Event) ([]engine.Output, error) {
 	s.mu.Lock()
 	inc, rt := n.inc, n.rt
 	to, cached := n.routes[origin]

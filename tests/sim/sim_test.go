@@ -20,11 +20,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
 	"github.com/wasmesh/wasmesh/host/chain"
-	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/migration/wire"
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
+	"github.com/wasmesh/wasmesh/internal/migration/wire"
 )
 
 // config sizes one simulated cluster.
@@ -97,7 +97,7 @@ type op struct {
 }
 
 type migRec struct {
-	h        *migrator.Handle
+	h        *driver.Handle
 	orch     int
 	orchInc  int
 	from, to int
@@ -151,7 +151,7 @@ func (s *sim) setup() error {
 		if err != nil {
 			return err
 		}
-		d, err := n.rt.Spawn(context.Background(), "echo", id, host.SpawnOptions{})
+		d, err := n.rt.Spawn(context.Background(), "echo", id, engine.SpawnOptions{})
 		if err != nil {
 			return err
 		}
@@ -251,7 +251,7 @@ func (s *sim) startOp(c *client, di, entry int) string {
 func (s *sim) runOp(o *op, c *client, d *daemon) {
 	defer s.wg.Done()
 	defer o.cancel()
-	ev := host.Event{Sender: c.sender, Seq: o.seq, Payload: eventPayload(c.sender, o.seq), Once: true}
+	ev := engine.Event{Sender: c.sender, Seq: o.seq, Payload: eventPayload(c.sender, o.seq), Once: true}
 	for {
 		ctx, cancel := context.WithTimeout(o.ctx, 3*time.Second)
 		outs, err := s.send(ctx, s.nodes[o.entry], d.origin, ev)
@@ -279,7 +279,7 @@ func (s *sim) runOp(o *op, c *client, d *daemon) {
 // ack records an acknowledged event and checks its outputs: exactly one,
 // the event's own payload (echo), and no other output at its chain
 // position (two owners would fork the chain).
-func (s *sim) ack(o *op, c *client, d *daemon, outs []host.Output, dup bool) {
+func (s *sim) ack(o *op, c *client, d *daemon, outs []engine.Output, dup bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o.done = true
@@ -488,7 +488,7 @@ func (s *sim) checkEnd() {
 
 // checkChain validates every output a client saw against its neighbours,
 // from genesis, across every move, and against the daemon's head.
-func (s *sim) checkChain(d *daemon, dm *host.Daemon) {
+func (s *sim) checkChain(d *daemon, dm *engine.Daemon) {
 	seqs := make([]uint64, 0, len(d.outs))
 	for q := range d.outs {
 		seqs = append(seqs, q)

@@ -6,10 +6,10 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
-	"github.com/wasmesh/wasmesh/host"
-	"github.com/wasmesh/wasmesh/host/identity"
-	"github.com/wasmesh/wasmesh/host/snapshot"
-	"github.com/wasmesh/wasmesh/migrator"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
+	"github.com/wasmesh/wasmesh/internal/migration/driver"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
 )
 
 type stepKind uint8
@@ -275,7 +275,7 @@ func (s *sim) migrate(st step) string {
 	src := at[0]
 	tgt := (src + 1 + int(st.B)%(N-1)) % N
 	orch := src
-	opts := migrator.DefaultOptions()
+	opts := driver.DefaultOptions()
 	if st.C%2 == 1 && N > 2 {
 		orch = (src + 1 + int(st.C/2)%(N-1)) % N
 		dm, err := s.nodes[src].rt.Daemon(d.origin)
@@ -389,7 +389,7 @@ func (s *sim) crashStep(i int, disk bool) string {
 	}
 	restored := 0
 	for _, k := range keep {
-		if _, err := n.rt.SpawnFromSnapshot(context.Background(), k.kind, k.id, k.snap, host.SpawnOptions{}); err != nil {
+		if _, err := n.rt.SpawnFromSnapshot(context.Background(), k.kind, k.id, k.snap, engine.SpawnOptions{}); err != nil {
 			lost = append(lost, k.di)
 			continue
 		}
