@@ -194,7 +194,7 @@ func (n *Node) checkpoint(ctx context.Context, d *engine.Daemon, force bool) err
 	if err != nil {
 		return err
 	}
-	data, err := snapshot.Encode(snap, d.Identity())
+	data, err := d.SignSnapshot(snap)
 	if err != nil {
 		return err
 	}

@@ -444,7 +444,7 @@ func (n *Node) snapshotLocal(ctx context.Context, d *engine.Daemon) ([]byte, err
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", d.ID(), err)
 	}
-	data, err := snapshot.Encode(snap, d.Identity())
+	data, err := d.SignSnapshot(snap)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", d.ID(), err)
 	}

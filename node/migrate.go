@@ -275,10 +275,17 @@ func (n *Node) adoptMigrated(origin uint64) {
 	}
 	rec := store.Record{
 		Origin: origin, Digest: string(d.Kind().Digest), Aliases: n.rt.KindAliases(d.Kind().Digest),
-		Seed: d.Identity().Seed(), Epoch: uint64(time.Now().UnixNano()), Created: time.Now().UTC(),
+		Epoch: uint64(time.Now().UnixNano()), Created: time.Now().UTC(),
 	}
 	// Replaces the record of a daemon that once lived here and came back.
-	rec, err = n.createArrived(n.ctx, d, rec)
+	// The seed copy is zeroed once the record is written.
+	err = d.WithSeed(func(seed []byte) error {
+		rec.Seed = seed
+		var err error
+		rec, err = n.createArrived(n.ctx, d, rec)
+		return err
+	})
+	rec.Seed = nil
 	if err != nil {
 		n.log.Error("migrated daemon not recorded: a restart of this node would not bring it back", "daemon", d.ID(), "err", err)
 		return

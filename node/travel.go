@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/engine"
-	"github.com/wasmesh/wasmesh/internal/snapshot"
 	"github.com/wasmesh/wasmesh/internal/store"
 )
 
@@ -93,7 +92,7 @@ func (n *Node) createArrived(ctx context.Context, d *engine.Daemon, rec store.Re
 	if err != nil {
 		return rec, fmt.Errorf("first checkpoint: %w", err)
 	}
-	data, err := snapshot.Encode(snap, d.Identity())
+	data, err := d.SignSnapshot(snap)
 	if err != nil {
 		return rec, fmt.Errorf("first checkpoint: %w", err)
 	}

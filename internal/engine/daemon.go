@@ -176,14 +176,6 @@ func (d *Daemon) Carried() Carried {
 // Limits are the daemon's effective limits.
 func (d *Daemon) Limits() Limits { return d.limits }
 
-// Identity returns the daemon's identity. Only the runtime's owner (the node,
-// migration) may use it; it never leaves the process unsealed.
-func (d *Daemon) Identity() identity.Identity {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.id.Clone()
-}
-
 // Stats is a daemon's counters (SPEC R-D5).
 type Stats struct {
 	Origin          uint64
@@ -504,7 +496,7 @@ func (d *Daemon) EncodeSnapshot(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return snapshot.Encode(s, d.Identity())
+	return d.SignSnapshot(s)
 }
 
 func (d *Daemon) metaSnapshotLocked() *snapshot.Snapshot {

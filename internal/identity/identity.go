@@ -45,8 +45,14 @@ func FromSeed(seed []byte) (Identity, error) {
 // IsZero reports whether the identity holds no key.
 func (id Identity) IsZero() bool { return len(id.priv) == 0 }
 
-// Seed returns a copy of the 32-byte seed.
-func (id Identity) Seed() []byte { return append([]byte(nil), id.priv.Seed()...) }
+// Seed returns a copy of the 32-byte seed: the only one, for the caller to
+// clear (ed25519's own Seed would leave a second, unreachable copy).
+func (id Identity) Seed() []byte {
+	if id.IsZero() {
+		return nil
+	}
+	return append([]byte(nil), id.priv[:ed25519.SeedSize]...)
+}
 
 // Public returns the public key.
 func (id Identity) Public() ed25519.PublicKey { return id.priv.Public().(ed25519.PublicKey) }

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/wasmesh/wasmesh/internal/engine"
-	"github.com/wasmesh/wasmesh/internal/snapshot"
 )
 
 // benchLangs are the rows with a counter.
@@ -124,7 +123,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				e, err := snapshot.Encode(s, d.Identity())
+				e, err := d.SignSnapshot(s)
 				if err != nil {
 					b.Fatal(err)
 				}

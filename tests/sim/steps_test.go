@@ -357,7 +357,12 @@ func (s *sim) crashStep(i int, disk bool) string {
 			lost = append(lost, d.idx)
 			continue
 		}
-		keep = append(keep, saved{d.idx, dm.Identity(), string(dm.Kind().Digest), snap})
+		var id identity.Identity
+		if err := dm.WithSeed(func(seed []byte) (err error) { id, err = identity.FromSeed(seed); return err }); err != nil {
+			lost = append(lost, d.idx)
+			continue
+		}
+		keep = append(keep, saved{d.idx, id, string(dm.Kind().Digest), snap})
 	}
 	s.mu.Lock()
 	routes, moved := n.routes, n.moved

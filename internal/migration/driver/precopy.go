@@ -164,7 +164,7 @@ func (p *precopyDriver) takeBase(ctx context.Context) protocol.PrecopyInput {
 	if err != nil {
 		return protocol.TakeFailed{Round: 0, Err: err}
 	}
-	data, err := snapshot.Encode(base, p.d.Identity())
+	data, err := p.d.SignSnapshot(base)
 	if err != nil {
 		return protocol.TakeFailed{Round: 0, Err: err}
 	}

@@ -67,7 +67,7 @@ func (p *precopyDriver) takeRound(ctx context.Context, round uint32) protocol.Pr
 	if !p.ps.WouldSend(in.DirtyBytes) {
 		return in
 	}
-	data, err := snapshot.Encode(delta.Snap, p.d.Identity())
+	data, err := p.d.SignSnapshot(delta.Snap)
 	if err != nil {
 		return protocol.TakeFailed{Round: round, Err: err}
 	}

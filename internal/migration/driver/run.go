@@ -506,7 +506,7 @@ func (m *Migrator) finishSnapshot(r *run, e protocol.TakeSnapshot, d *engine.Dae
 		d.SetInterceptor(nil)
 		m.input(r, roleSource, protocol.SnapshotFailed{Attempt: e.Attempt, Err: err})
 	}
-	data, err := snapshot.Encode(snap, d.Identity())
+	data, err := d.SignSnapshot(snap)
 	if err != nil {
 		fail(&protocol.Failure{Reason: wire.ReasonStateFailed, Text: err.Error()})
 		return
@@ -515,7 +515,7 @@ func (m *Migrator) finishSnapshot(r *run, e protocol.TakeSnapshot, d *engine.Dae
 	if e.Seal {
 		pub, err := m.cfg.Mesh.StaticKey(e.Target)
 		if err == nil {
-			env, err = envelope.Seal(rand.Reader, d.Identity(), pub, envelope.Binding{
+			env, err = d.SealSeed(rand.Reader, pub, envelope.Binding{
 				MigrationID: e.MigrationID, Origin: e.Origin, Target: string(e.Target), ChainHead: snap.HeadHash,
 			})
 		}
