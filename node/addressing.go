@@ -18,14 +18,14 @@ import (
 // Addressing: names through a move, kind names across the cluster, and
 // finding the node that holds a daemon's key.
 const (
-	// SubKind asks a peer which module digest a kind name means there.
-	SubKind = "wasmesh/node/kind/1"
-	// SubRecord asks a peer whether it holds a daemon's record (its key).
-	SubRecord = "wasmesh/node/record/1"
-	// SubRestore hands a snapshot to the node that holds the daemon's key.
-	SubRestore = "wasmesh/node/restore/1"
-	// SubExpect prepares a node to receive a daemon by migration.
-	SubExpect = "wasmesh/node/expect/1"
+	// subKind asks a peer which module digest a kind name means there.
+	subKind = "wasmesh/node/kind/1"
+	// subRecord asks a peer whether it holds a daemon's record (its key).
+	subRecord = "wasmesh/node/record/1"
+	// subRestore hands a snapshot to the node that holds the daemon's key.
+	subRestore = "wasmesh/node/restore/1"
+	// subExpect prepares a node to receive a daemon by migration.
+	subExpect = "wasmesh/node/expect/1"
 )
 
 // maxFollow bounds how many "moved" answers a lookup follows (a daemon
@@ -121,7 +121,7 @@ func (n *Node) movedRef(ref string) (origin uint64, r meshquic.Route, ok bool) {
 	return o, r, ok
 }
 
-// answerLookup is this node's side of SubLookup.
+// answerLookup is this node's side of subLookup.
 func (n *Node) answerLookup(ref string) lookupResponse {
 	if d, ok := n.findLocal(ref); ok {
 		// Owner is 0 until the record exists: a daemon restored by a
@@ -217,7 +217,7 @@ func pickLocations(found []location) []location {
 }
 
 func (n *Node) serveAddressing() {
-	n.ep.Handle(SubKind, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req kindRequest) (kindResponse, error) {
+	n.ep.Handle(subKind, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req kindRequest) (kindResponse, error) {
 		if strings.HasPrefix(req.Name, "sha256:") {
 			return kindResponse{}, nil
 		}
@@ -227,18 +227,18 @@ func (n *Node) serveAddressing() {
 		}
 		return kindResponse{Digest: string(k.Digest)}, nil
 	}))
-	n.ep.Handle(SubRecord, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req recordRequest) (recordResponse, error) {
+	n.ep.Handle(subRecord, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req recordRequest) (recordResponse, error) {
 		rec, err := n.store.Get(req.Origin)
 		if err != nil {
 			return recordResponse{}, nil
 		}
 		return recordResponse{Has: true, Stopped: rec.Stopped}, nil
 	}))
-	n.ep.Handle(SubRestore, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req restoreRequest) (DaemonInfo, error) {
+	n.ep.Handle(subRestore, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req restoreRequest) (DaemonInfo, error) {
 		info, err := n.restoreLocal(ctx, req.Snapshot, req.Kind, req.Force)
 		return info, toWire(err)
 	}))
-	n.ep.Handle(SubExpect, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req ExpectRequest) (ExpectResult, error) {
+	n.ep.Handle(subExpect, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req ExpectRequest) (ExpectResult, error) {
 		req.On = ""
 		res, err := n.expectLocal(ctx, req)
 		return res, toWire(err)
@@ -259,7 +259,7 @@ func (n *Node) kindHolders(ctx context.Context, name string) map[string][]peerRe
 		go func() {
 			defer wg.Done()
 			var resp kindResponse
-			if err := n.ep.Call(ctx, p.peer(), SubKind, kindRequest{Name: name}, &resp); err != nil || resp.Digest == "" {
+			if err := n.ep.Call(ctx, p.peer(), subKind, kindRequest{Name: name}, &resp); err != nil || resp.Digest == "" {
 				return
 			}
 			mu.Lock()
@@ -399,7 +399,7 @@ func (n *Node) recordHolders(ctx context.Context, origin uint64) []peerRef {
 		go func() {
 			defer wg.Done()
 			var resp recordResponse
-			if err := n.ep.Call(ctx, p.peer(), SubRecord, recordRequest{Origin: origin}, &resp); err != nil || !resp.Has {
+			if err := n.ep.Call(ctx, p.peer(), subRecord, recordRequest{Origin: origin}, &resp); err != nil || !resp.Has {
 				return
 			}
 			mu.Lock()

@@ -500,7 +500,7 @@ func (n *Node) RestoreForce(ctx context.Context, data []byte, kind, on string, f
 	}
 	p := peerRef{id: target, name: n.peerName(target)}
 	var info DaemonInfo
-	if err := n.ep.Call(ctx, p.peer(), SubRestore, restoreRequest{Snapshot: data, Kind: kind, Force: force}, &info); err != nil {
+	if err := n.ep.Call(ctx, p.peer(), subRestore, restoreRequest{Snapshot: data, Kind: kind, Force: force}, &info); err != nil {
 		if errors.Is(err, meshquic.ErrFrameTooLarge) {
 			return DaemonInfo{}, fmt.Errorf("%w: the snapshot is too large to relay; restore it directly on %s", ErrBadRequest, aimHint(n.nodeInfoOf(target)))
 		}

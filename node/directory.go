@@ -24,7 +24,7 @@ import (
 // every member. The directory is a hint: the named node answers for what
 // it hosts (or "moved"), so a stale entry costs a message, never a wrong
 // answer, and when both homes fail the lookup falls back to the fan-out.
-const SubDir = "wasmesh/node/dir/1"
+const subDir = "wasmesh/node/dir/1"
 
 // Lookup message kinds for wasmesh_lookup_messages_total.
 const (
@@ -79,7 +79,7 @@ type dirState struct {
 	members []string // the member set of the last round
 
 	// Lookup messages by kind and fan-outs, read by tests through
-	// LookupMessages and exported as counters.
+	// lookupMessages and exported as counters.
 	home, follow, fanout, fanouts atomic.Uint64
 	regs                          *prometheus.CounterVec
 }
@@ -135,9 +135,9 @@ func (n *Node) countLookup(ctx context.Context) {
 	}
 }
 
-// LookupMessages reports the lookup messages this node sent, by kind
+// lookupMessages reports the lookup messages this node sent, by kind
 // (home, follow, fanout), and how many lookups fell back to the fan-out.
-func (n *Node) LookupMessages() (home, follow, fanout, fanouts uint64) {
+func (n *Node) lookupMessages() (home, follow, fanout, fanouts uint64) {
 	return n.dir.home.Load(), n.dir.follow.Load(), n.dir.fanout.Load(), n.dir.fanouts.Load()
 }
 
@@ -165,7 +165,7 @@ func (n *Node) dirMembers() *directory.Members {
 }
 
 func (n *Node) serveDirectory() {
-	n.ep.Handle(SubDir, meshquic.Unary(func(ctx context.Context, peer meshquic.NodeID, req dirFrame) (dirFrame, error) {
+	n.ep.Handle(subDir, meshquic.Unary(func(ctx context.Context, peer meshquic.NodeID, req dirFrame) (dirFrame, error) {
 		m, err := directory.Decode(req.B)
 		if err != nil {
 			return dirFrame{}, toWire(wrap(ErrBadRequest, err))
@@ -179,7 +179,7 @@ func (n *Node) serveDirectory() {
 	}))
 }
 
-// answerDir is a home's side of SubDir. A node registers and unregisters
+// answerDir is a home's side of subDir. A node registers and unregisters
 // only its own daemons: the entry must name the peer that sent it (the
 // mesh authenticated it), so no member can point another's daemons away.
 func (n *Node) answerDir(peer nodekey.NodeID, m directory.Message) (directory.Message, error) {
@@ -224,7 +224,7 @@ func (n *Node) callDir(ctx context.Context, home string, m directory.Message) (d
 	ctx, cancel := context.WithTimeout(ctx, dirHomeTimeout)
 	defer cancel()
 	var resp dirFrame
-	if err := n.ep.Call(ctx, meshquic.PeerID(id), SubDir, dirFrame{B: b}, &resp); err != nil {
+	if err := n.ep.Call(ctx, meshquic.PeerID(id), subDir, dirFrame{B: b}, &resp); err != nil {
 		return directory.Message{}, fromRemote(err, n.peerName(id))
 	}
 	ans, err := directory.Decode(resp.B)
@@ -446,9 +446,9 @@ func (n *Node) dirRound(ctx context.Context) {
 	}
 }
 
-// DirectoryEntry reports what this node, as a home, holds for origin
+// directoryEntry reports what this node, as a home, holds for origin
 // (tests and diagnostics).
-func (n *Node) DirectoryEntry(origin uint64) (node string, epoch uint64, ok bool) {
+func (n *Node) directoryEntry(origin uint64) (node string, epoch uint64, ok bool) {
 	e, ok := n.dir.table.ByOrigin(origin)
 	return e.Node, e.Epoch, ok
 }

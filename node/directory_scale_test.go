@@ -157,7 +157,7 @@ func TestDirectoryScale(t *testing.T) {
 	}
 	var churnFanouts uint64
 	for _, n := range live {
-		_, _, _, x := n.LookupMessages()
+		_, _, _, x := n.lookupMessages()
 		churnFanouts += x
 	}
 	t.Logf("churn (1 crash, 2 leaves, 2 joins): %d sends by name from senders that forgot the route, %d failed, %d lookups fell back to the fan-out", sends, failed, churnFanouts)

@@ -134,9 +134,9 @@ func dirEventually(t *testing.T, d time.Duration, f func() error) {
 // fell back to asking every peer.
 func lookupCost(t *testing.T, n *Node, f func()) (msgs uint64, fanouts uint64) {
 	t.Helper()
-	h0, f0, o0, x0 := n.LookupMessages()
+	h0, f0, o0, x0 := n.lookupMessages()
 	f()
-	h1, f1, o1, x1 := n.LookupMessages()
+	h1, f1, o1, x1 := n.lookupMessages()
 	return (h1 - h0) + (f1 - f0) + (o1 - o0), x1 - x0
 }
 
@@ -253,7 +253,7 @@ func testDirectoryChurn(t *testing.T, nodes []*Node) {
 
 	before := map[*Node]uint64{}
 	for _, n := range nodes {
-		_, _, _, before[n] = n.LookupMessages()
+		_, _, _, before[n] = n.lookupMessages()
 	}
 	count := 0
 	live := slices.Clone(nodes)
@@ -321,7 +321,7 @@ func testDirectoryChurn(t *testing.T, nodes []*Node) {
 	}
 	var fanouts uint64
 	for _, n := range live {
-		_, _, _, x := n.LookupMessages()
+		_, _, _, x := n.lookupMessages()
 		fanouts += x - before[n]
 	}
 	t.Logf("%d sends by name through 1 crash, %d clean leave(s), 2 joins; %d lookups fell back to the fan-out", count, len(victims)-1, fanouts)
@@ -360,7 +360,7 @@ func TestDirectoryFollowsMigration(t *testing.T) {
 		t.Fatalf("after the move: %s", got)
 	}
 	// The counters the test read are what /metrics shows.
-	home, follow, _, _ := third.LookupMessages()
+	home, follow, _, _ := third.lookupMessages()
 	mfs, err := third.metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

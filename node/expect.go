@@ -47,7 +47,7 @@ func (n *Node) Expect(ctx context.Context, req ExpectRequest) (ExpectResult, err
 			}
 			p := peerRef{id: target, name: n.peerName(target)}
 			var res ExpectResult
-			if err := n.ep.Call(ctx, p.peer(), SubExpect, req, &res); err != nil {
+			if err := n.ep.Call(ctx, p.peer(), subExpect, req, &res); err != nil {
 				return ExpectResult{}, fromRemote(err, p.String())
 			}
 			return res, nil

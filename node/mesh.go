@@ -28,9 +28,9 @@ import (
 // the entry when the node it points at says "not hosted". The migration
 // cutover updates Routes and answers stragglers with "moved".
 const (
-	SubLookup = "wasmesh/node/lookup/1"
-	SubList   = "wasmesh/node/list/1"
-	SubLogs   = "wasmesh/node/logs/1"
+	subLookup = "wasmesh/node/lookup/1"
+	subList   = "wasmesh/node/list/1"
+	subLogs   = "wasmesh/node/logs/1"
 )
 
 // fanoutTimeout bounds a lookup or listing across the cluster, so one
@@ -102,14 +102,14 @@ func (n *Node) serveMesh() {
 	n.dir = newDirState(n.metrics.Registry)
 	n.ep.ServeLocalOps((*meshOps)(n))
 	n.serveDirectory()
-	n.ep.Handle(SubLookup, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req lookupRequest) (lookupResponse, error) {
+	n.ep.Handle(subLookup, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req lookupRequest) (lookupResponse, error) {
 		return n.answerLookup(req.Ref), nil
 	}))
 	n.serveAddressing()
-	n.ep.Handle(SubList, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, _ listRequest) (listResponse, error) {
+	n.ep.Handle(subList, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, _ listRequest) (listResponse, error) {
 		return listResponse{Daemons: n.LocalDaemons()}, nil
 	}))
-	n.ep.Handle(SubLogs, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req logsRequest) (logsResponse, error) {
+	n.ep.Handle(subLogs, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req logsRequest) (logsResponse, error) {
 		d, err := n.rt.Daemon(req.Origin)
 		if err != nil {
 			return logsResponse{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, err)
@@ -398,7 +398,7 @@ var errNotThere = errors.New("not hosted there")
 func (n *Node) lookupAt(ctx context.Context, p peerRef, ref string) (location, error) {
 	var resp lookupResponse
 	n.countLookup(ctx)
-	if err := n.ep.Call(ctx, p.peer(), SubLookup, lookupRequest{Ref: ref}, &resp); err != nil {
+	if err := n.ep.Call(ctx, p.peer(), subLookup, lookupRequest{Ref: ref}, &resp); err != nil {
 		return location{}, err
 	}
 	if !resp.Found {
@@ -463,7 +463,7 @@ func (n *Node) listPeers(ctx context.Context) (all []DaemonInfo, missing []strin
 		go func() {
 			defer wg.Done()
 			var resp listResponse
-			err := n.ep.Call(ctx, p.peer(), SubList, listRequest{}, &resp)
+			err := n.ep.Call(ctx, p.peer(), subList, listRequest{}, &resp)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -570,7 +570,7 @@ func (n *Node) remoteLogs(ctx context.Context, loc location) ([]LogLine, error) 
 		return convertLogs(d.Logs()), nil
 	}
 	var resp logsResponse
-	if err := n.ep.Call(ctx, loc.node.peer(), SubLogs, logsRequest{Origin: o}, &resp); err != nil {
+	if err := n.ep.Call(ctx, loc.node.peer(), subLogs, logsRequest{Origin: o}, &resp); err != nil {
 		return nil, fromRemote(err, loc.node.String())
 	}
 	out := make([]LogLine, len(resp.Lines))

@@ -9,9 +9,9 @@ import (
 
 // Migration outcomes for the migrations_total counter.
 const (
-	MigrationSucceeded = "succeeded"
-	MigrationFailed    = "failed"
-	MigrationAborted   = "aborted"
+	migrationSucceeded = "succeeded"
+	migrationFailed    = "failed"
+	migrationAborted   = "aborted"
 )
 
 // Metrics holds the node's collectors in a registry of its own: two nodes
@@ -52,7 +52,7 @@ func newMetrics(n *Node) *Metrics {
 			Name: "wasmesh_migrations_total", Help: "Live migrations by outcome.",
 		}, []string{"outcome"}),
 	}
-	for _, o := range []string{MigrationSucceeded, MigrationFailed, MigrationAborted} {
+	for _, o := range []string{migrationSucceeded, migrationFailed, migrationAborted} {
 		m.Migrations.WithLabelValues(o)
 	}
 	m.Registry.MustRegister(m.eventsProcessed, m.eventsFailed, m.eventLatency, m.snapshotBytes, m.checkpoints, m.Migrations,

@@ -18,17 +18,17 @@ import (
 	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
-// SubRename carries a migrated daemon's name to its new node.
-const SubRename = "wasmesh/node/rename/1"
+// subRename carries a migrated daemon's name to its new node.
+const subRename = "wasmesh/node/rename/1"
 
 type renameRequest struct {
 	Origin uint64 `msgpack:"o"`
 	Name   string `msgpack:"n"`
 }
 
-// SubMigrate asks the node hosting a daemon to orchestrate its migration
+// subMigrate asks the node hosting a daemon to orchestrate its migration
 // (the source knows the daemon's kind and sees the pause directly).
-const SubMigrate = "wasmesh/node/migrate/1"
+const subMigrate = "wasmesh/node/migrate/1"
 
 // MigrateRequest moves a daemon (id or name) to another node (name or id).
 type MigrateRequest struct {
@@ -84,10 +84,10 @@ func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
 	}
 	n.mig = m
 	n.qmesh.Serve(m)
-	n.ep.Handle(SubRename, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req renameRequest) (struct{}, error) {
+	n.ep.Handle(subRename, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req renameRequest) (struct{}, error) {
 		return struct{}{}, toWire(n.adoptName(ctx, req.Origin, req.Name))
 	}))
-	n.ep.Handle(SubMigrate, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req MigrateRequest) (MigrateResult, error) {
+	n.ep.Handle(subMigrate, meshquic.Unary(func(ctx context.Context, _ meshquic.NodeID, req MigrateRequest) (MigrateResult, error) {
 		d, ok := n.findLocal(req.Ref)
 		if !ok {
 			return MigrateResult{}, fmt.Errorf("%w: %w", meshquic.ErrNotHosted, ErrDaemonNotFound)
@@ -140,7 +140,7 @@ func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(Mi
 		return n.migrateLocal(ctx, d.Origin(), req, progress)
 	}
 	var res MigrateResult
-	if err := n.ep.Call(ctx, loc.node.peer(), SubMigrate, req, &res); err != nil {
+	if err := n.ep.Call(ctx, loc.node.peer(), subMigrate, req, &res); err != nil {
 		return MigrateResult{}, fromRemote(err, loc.node.String())
 	}
 	return res, nil
@@ -233,9 +233,9 @@ wait:
 		return res, fmt.Errorf("%w: past the point of no return and not yet confirmed; check 'wasmesh ps' shortly: %w", ErrMigration, werr)
 	}
 	if werr != nil {
-		outcome := MigrationFailed
+		outcome := migrationFailed
 		if f := protocol.AsFailure(werr); f != nil && f.Reason == wire.ReasonCancelled {
-			outcome = MigrationAborted
+			outcome = migrationAborted
 		}
 		n.metrics.Migrations.WithLabelValues(outcome).Inc()
 		return res, fmt.Errorf("%w: %w", ErrMigration, werr)
@@ -243,14 +243,14 @@ wait:
 	if name != "" {
 		// Best effort: the daemon has moved either way and stays
 		// addressable by its id.
-		if err := n.ep.Call(ctx, meshquic.PeerID(target), SubRename, renameRequest{Origin: origin, Name: name}, nil); err != nil {
+		if err := n.ep.Call(ctx, meshquic.PeerID(target), subRename, renameRequest{Origin: origin, Name: name}, nil); err != nil {
 			n.log.Warn("migrated daemon's name not taken over", "daemon", res.Daemon, "name", name, "err", err)
 		}
 	}
 	if progress != nil {
 		progress(MigrateProgress{Phase: protocol.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.WireBytes})
 	}
-	n.metrics.Migrations.WithLabelValues(MigrationSucceeded).Inc()
+	n.metrics.Migrations.WithLabelValues(migrationSucceeded).Inc()
 	n.log.Info("daemon migrated", "daemon", res.Daemon, "to", res.To, "total_ms", res.TotalMillis, "pause_ms", res.PauseMillis)
 	return res, nil
 }
