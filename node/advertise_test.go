@@ -26,7 +26,7 @@ func TestAdvertiseThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close(context.Background()) })
-	if err := px.SetTarget(b.Endpoint().Addr().String()); err != nil {
+	if err := px.SetTarget(b.ep.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	if b.QUICAddr() != px.Addr() {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/cluster"
-	"github.com/wasmesh/wasmesh/internal/engine"
 	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
@@ -24,7 +23,7 @@ type Config struct {
 	ListenAddr string   // QUIC host:port ("127.0.0.1:0" picks a port)
 	GossipAddr string   // memberlist host:port
 	Join       []string // gossip addresses of existing members
-	Tags       cluster.Capabilities
+	Tags       Capabilities
 
 	// AdvertiseAddr is the QUIC host:port announced to peers, when they must
 	// reach this node at another address than the bound one (a NAT, a
@@ -49,8 +48,8 @@ type Config struct {
 	// default) once it is in the fsynced journal, DurabilityInterval as
 	// soon as it ran (a crash loses up to one checkpoint interval).
 	Durability Durability
-	Limits     engine.Limits
-	Timing     cluster.Timing // zero: FastTiming when Dev, else memberlist LAN defaults
+	Limits     Limits
+	Timing     Timing // zero: FastTiming when Dev, else memberlist LAN defaults
 	Logger     *slog.Logger
 	Version    string
 }

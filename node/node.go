@@ -277,8 +277,8 @@ func advertised(a net.Addr, gossipHost string) string {
 }
 
 // ID is the node id; Name the member name.
-func (n *Node) ID() nodekey.NodeID { return n.id }
-func (n *Node) Name() string       { return n.name }
+func (n *Node) ID() NodeID   { return n.id }
+func (n *Node) Name() string { return n.name }
 
 // QUICAddr and GossipAddr are the bound addresses.
 func (n *Node) QUICAddr() string   { return n.meta.QUICAddr }
@@ -286,12 +286,6 @@ func (n *Node) GossipAddr() string { return n.mem.LocalAddr().String() }
 
 // Metrics is the node's Prometheus registry and collectors.
 func (n *Node) Metrics() *Metrics { return n.metrics }
-
-// Runtime is the node's host runtime (for the migration wiring).
-func (n *Node) Runtime() *engine.Runtime { return n.rt }
-
-// Endpoint is the node's mesh endpoint (for the migration wiring).
-func (n *Node) Endpoint() *meshquic.Endpoint { return n.ep }
 
 // ReadyInfo is written to DATA/node.json once the node serves, so scripts
 // (and tests) that asked for port 0 learn the real addresses.
