@@ -205,7 +205,7 @@ func (r *Runtime) Restore(ctx context.Context, kind string, data []byte, opts Sp
 		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	if got := engine.DigestFromBytes(snap.ModuleDigest); got != k.Digest {
-		return nil, fmt.Errorf("%w: snapshot is of %s, kind %s is %s", ErrSnapshotModuleMismatch, got, kind, k.Digest)
+		return nil, fmt.Errorf("%w: snapshot is of module %s, kind %s is %s", ErrSnapshotModuleMismatch, got, kind, k.Digest)
 	}
 	id, err := newIdentity(opts.Seed)
 	if err != nil {
@@ -297,6 +297,10 @@ func (d *Daemon) Stats() Stats { return d.d.Stats() }
 
 // Logs are the daemon's last log lines, oldest first.
 func (d *Daemon) Logs() []LogLine { return d.d.Logs() }
+
+// LogsAfter returns the lines logged since cursor (0: all that are kept)
+// and the cursor to pass next time, for following a daemon's log.
+func (d *Daemon) LogsAfter(cursor uint64) ([]LogLine, uint64) { return d.d.LogsAfter(cursor) }
 
 // Deliver applies one event and returns its outputs.
 func (d *Daemon) Deliver(ctx context.Context, ev Event) ([]Output, error) {

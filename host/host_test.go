@@ -171,3 +171,34 @@ func TestEventErrorIsPublic(t *testing.T) {
 		t.Fatal("the trapped event was not rolled back")
 	}
 }
+
+// LogsAfter follows a daemon's log: each call returns only the new lines.
+func TestLogsAfter(t *testing.T) {
+	ctx := context.Background()
+	rt := newRuntime(t)
+	b, err := os.ReadFile(filepath.Join("..", "plugins", "examples", "testdata", "logcount.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.RegisterModule(ctx, b, "logcount"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := rt.Spawn(ctx, "logcount", host.SpawnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, d, 1, "a")
+	deliver(t, d, 2, "b")
+	lines, next := d.LogsAfter(0)
+	if len(lines) != 2 || lines[1].Text != "event 2" {
+		t.Fatalf("first read: %+v", lines)
+	}
+	deliver(t, d, 3, "c")
+	lines, _ = d.LogsAfter(next)
+	if len(lines) != 1 || lines[0].Text != "event 3" {
+		t.Fatalf("second read: %+v, want only event 3", lines)
+	}
+	if n := len(d.Logs()); n != 3 {
+		t.Fatalf("Logs: %d lines, want 3", n)
+	}
+}
