@@ -242,6 +242,7 @@ func (n *Node) spawnWith(ctx context.Context, req SpawnRequest, k *engine.Kind, 
 	n.mu.Lock()
 	err := n.store.Create(rec)
 	n.mu.Unlock()
+	clear(rec.Seed) // the record holds it at rest; this copy is done
 	if err != nil {
 		if errors.Is(err, store.ErrNameTaken) {
 			return nil, wrap(ErrNameTaken, err)
