@@ -45,7 +45,7 @@ func TestHappyPathEveryOrchestratorPlacement(t *testing.T) {
 			if m.tgtD.inputSeq != uint64(len(m.sent)) {
 				t.Fatalf("target at %d, sent %d", m.tgtD.inputSeq, len(m.sent))
 			}
-			for _, want := range []string{"source:migration.Unsubscribe", "source:migration.Release", "source:migration.WipeKey", "target:migration.Resubscribe", "target:migration.GoLive"} {
+			for _, want := range []string{"source:protocol.Unsubscribe", "source:protocol.Release", "source:protocol.WipeKey", "target:protocol.Resubscribe", "target:protocol.GoLive"} {
 				if !slices.Contains(m.effects, want) {
 					t.Errorf("missing effect %s in %v", want, m.effects)
 				}
@@ -67,7 +67,7 @@ func TestModuleFetchedWhenMissing(t *testing.T) {
 	if !m.tgtLive {
 		t.Fatalf("did not complete: %v", m.done)
 	}
-	if !slices.Contains(m.effects, "source:migration.AllowModuleFetch") || !slices.Contains(m.effects, "target:migration.FetchModule") {
+	if !slices.Contains(m.effects, "source:protocol.AllowModuleFetch") || !slices.Contains(m.effects, "target:protocol.FetchModule") {
 		t.Fatalf("module was not fetched: %v", m.effects)
 	}
 }
@@ -78,7 +78,7 @@ func TestNotReadyThenSuccess(t *testing.T) {
 		t.Fatalf("live=%v attempt=%d", m.tgtLive, m.orch.Attempt())
 	}
 	// The source resumed after each refused attempt and froze again.
-	if n := strings.Count(strings.Join(m.effects, " "), "source:migration.ResumeLocal"); n != 2 {
+	if n := strings.Count(strings.Join(m.effects, " "), "source:protocol.ResumeLocal"); n != 2 {
 		t.Fatalf("source resumed %d times, want 2", n)
 	}
 }
@@ -137,7 +137,7 @@ func TestSealRequestedButMissingAborts(t *testing.T) {
 	if !errors.Is(m.done[RoleOrchestrator], &Failure{Reason: IdentityTransportFailed}) {
 		t.Fatalf("result %v", m.done[RoleOrchestrator])
 	}
-	if slices.Contains(m.effects, "target:migration.Admit") {
+	if slices.Contains(m.effects, "target:protocol.Admit") {
 		t.Fatal("an unsealed snapshot reached the target")
 	}
 	if m.srcD == nil || m.srcFrozen {
