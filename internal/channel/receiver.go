@@ -1,0 +1,60 @@
+package channel
+
+import "fmt"
+
+// Verdict is what a subscriber does with a Deliver.
+type Verdict uint8
+
+// Verdicts.
+const (
+	// Accept: hand the payload to the daemon, then ack (Stream, Seq).
+	Accept Verdict = iota + 1
+	// Again: already had it; ack again (the first ack may have been lost)
+	// and drop it.
+	Again
+	// Gap: an earlier delivery of the stream has not arrived; drop it
+	// without an ack (or report DeliveryFailed) so the home sends it again
+	// after the missing one.
+	Gap
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Again:
+		return "again"
+	case Gap:
+		return "gap"
+	}
+	return fmt.Sprintf("verdict(%d)", uint8(v))
+}
+
+// Horizon is one subscriber daemon's record of the last seq it accepted per
+// stream. It is part of the daemon's state: it must be in every snapshot and
+// travel with a migration, or redeliveries after a move would be taken as
+// new. The zero value is not usable; use make(Horizon).
+type Horizon map[uint64]uint64
+
+// Judge decides about d without changing the horizon.
+func (h Horizon) Judge(d Deliver) Verdict {
+	last := h[d.Stream]
+	switch {
+	case d.Seq <= last:
+		return Again
+	case d.Prev > last:
+		return Gap
+	}
+	return Accept
+}
+
+// Accept judges d and, if it is to be accepted, advances the horizon. A node
+// calls it in the same durable step that hands the payload to the daemon, so
+// the horizon and the daemon's state never disagree.
+func (h Horizon) Accept(d Deliver) Verdict {
+	v := h.Judge(d)
+	if v == Accept {
+		h[d.Stream] = d.Seq
+	}
+	return v
+}
