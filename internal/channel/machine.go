@@ -88,9 +88,26 @@ type Deliver struct {
 	Seq     uint64
 	// Prev is the Seq of the delivery before this one to the same
 	// subscriber on the same stream, 0 for its first.
-	Prev    uint64
+	Prev uint64
+	// Sub is the subscription this delivery belongs to, as Subscribe
+	// returned it. The subscriber's node drops deliveries of any other
+	// subscription (one it has since dropped), so a late packet from before
+	// an unsubscribe can never land after newer messages.
+	Sub     uint64
 	Payload []byte
 }
+
+// Ack names one delivery in acknowledgements and failure reports: the
+// (Stream, Seq) of a Deliver to Origin under subscription Sub.
+type Ack struct {
+	Origin uint64
+	Sub    uint64
+	Stream uint64
+	Seq    uint64
+}
+
+// AckOf is the Ack for a delivery.
+func AckOf(d Deliver) Ack { return Ack{Origin: d.To, Sub: d.Sub, Stream: d.Stream, Seq: d.Seq} }
 
 // Subscription asks to subscribe the daemon with origin Origin.
 type Subscription struct {
@@ -161,6 +178,9 @@ type chanState struct {
 	subs   map[uint64]*sub
 	pubs   map[uint64]uint64
 	ctr    Counters
+	// lastSub numbers subscriptions; it travels with a handoff so ids stay
+	// unique per channel.
+	lastSub uint64
 }
 
 type sub struct {
@@ -172,6 +192,7 @@ type sub struct {
 	// one on the same stream.
 	lastStream uint64
 	lastSeq    uint64
+	id         uint64
 	delivered  uint64
 }
 
@@ -241,28 +262,30 @@ func (m *Machine) allow(cs *chanState, subject [32]byte, scope Scope, token []by
 }
 
 // Subscribe adds a subscriber, which receives every message accepted from
-// now on. Subscribing an origin that is already subscribed (the migration
-// target replaying its ledger) keeps its queue and acts as Move; the entity
-// must match.
-func (m *Machine) Subscribe(name string, s Subscription, now time.Time) ([]Deliver, error) {
+// now on, and returns the subscription's id (the ledger records it, and the
+// subscriber's node accepts only deliveries carrying it). Subscribing an
+// origin that is already subscribed (the migration target replaying its
+// ledger) keeps its id and queue and acts as Move; the entity must match.
+func (m *Machine) Subscribe(name string, s Subscription, now time.Time) (uint64, []Deliver, error) {
 	cs, err := m.get(name)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if err := m.allow(cs, s.Entity, ScopeSubscribe, s.Token, now); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if old, ok := cs.subs[s.Origin]; ok {
 		if old.entity != s.Entity {
-			return nil, fmt.Errorf("%w: origin %d of %q is subscribed by another entity", ErrNotPermitted, s.Origin, name)
+			return 0, nil, fmt.Errorf("%w: origin %d of %q is subscribed by another entity", ErrNotPermitted, s.Origin, name)
 		}
-		return m.move(cs, old, s.Node, now), nil
+		return old.id, m.move(cs, old, s.Node, now), nil
 	}
 	if len(cs.subs) >= m.cfg.MaxSubscribers {
-		return nil, fmt.Errorf("%w: %d subscribers on %q", ErrLimit, len(cs.subs), name)
+		return 0, nil, fmt.Errorf("%w: %d subscribers on %q", ErrLimit, len(cs.subs), name)
 	}
-	cs.subs[s.Origin] = &sub{origin: s.Origin, entity: s.Entity, node: s.Node}
-	return nil, nil
+	cs.lastSub++
+	cs.subs[s.Origin] = &sub{origin: s.Origin, entity: s.Entity, node: s.Node, id: cs.lastSub}
+	return cs.lastSub, nil, nil
 }
 
 // Unsubscribe removes a subscriber and drops what it had queued. A non-zero
@@ -363,18 +386,16 @@ func (m *Machine) Publish(name string, p Publication, now time.Time) (PublishRes
 	return PublishResult{Outcome: Accepted, Seq: cs.seq}, out, nil
 }
 
-// Delivered takes a subscriber's ack of (stream, seq). Acks are cumulative:
-// the subscriber accepts in order, so having seq means having every earlier
-// entry of that stream.
-func (m *Machine) Delivered(name string, origin, stream, seq uint64, now time.Time) ([]Deliver, error) {
-	cs, err := m.get(name)
-	if err != nil {
+// Delivered takes a subscriber's ack. Acks are cumulative: the subscriber
+// accepts in order, so having Seq means having every earlier entry of that
+// stream. An ack for another subscription of the same origin is stale and
+// ignored.
+func (m *Machine) Delivered(name string, a Ack, now time.Time) ([]Deliver, error) {
+	cs, s, err := m.subOf(name, a)
+	if err != nil || s == nil {
 		return nil, err
 	}
-	s, ok := cs.subs[origin]
-	if !ok {
-		return nil, fmt.Errorf("%w: origin %d on %q", ErrNotSubscribed, origin, name)
-	}
+	stream, seq := a.Stream, a.Seq
 	kept := s.queue[:0]
 	for _, e := range s.queue {
 		if e.stream == stream && e.seq <= seq {
@@ -392,15 +413,12 @@ func (m *Machine) Delivered(name string, origin, stream, seq uint64, now time.Ti
 // DeliveryFailed reports that (stream, seq) did not reach the subscriber
 // (transport error, or refused as a gap). It stays queued and Tick sends it
 // again after a doubling backoff.
-func (m *Machine) DeliveryFailed(name string, origin, stream, seq uint64, now time.Time) error {
-	cs, err := m.get(name)
-	if err != nil {
+func (m *Machine) DeliveryFailed(name string, a Ack, now time.Time) error {
+	_, s, err := m.subOf(name, a)
+	if err != nil || s == nil {
 		return err
 	}
-	s, ok := cs.subs[origin]
-	if !ok {
-		return fmt.Errorf("%w: origin %d on %q", ErrNotSubscribed, origin, name)
-	}
+	stream, seq := a.Stream, a.Seq
 	for _, e := range s.queue {
 		if e.stream == stream && e.seq == seq && e.sent {
 			e.sent = false
@@ -409,6 +427,23 @@ func (m *Machine) DeliveryFailed(name string, origin, stream, seq uint64, now ti
 		}
 	}
 	return nil
+}
+
+// subOf finds the subscription an ack names; a nil sub with a nil error is
+// a stale ack for an earlier subscription of the origin.
+func (m *Machine) subOf(name string, a Ack) (*chanState, *sub, error) {
+	cs, err := m.get(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, ok := cs.subs[a.Origin]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: origin %d on %q", ErrNotSubscribed, a.Origin, name)
+	}
+	if s.id != a.Sub {
+		return cs, nil, nil
+	}
+	return cs, s, nil
 }
 
 func (m *Machine) backoff(attempts int) time.Duration {
@@ -461,7 +496,7 @@ func (m *Machine) pump(cs *chanState, s *sub, now time.Time, out []Deliver) []De
 		e.due = now.Add(m.cfg.AckTimeout)
 		out = append(out, Deliver{
 			Channel: cs.def.Name, To: s.origin, Node: s.node,
-			Stream: e.stream, Seq: e.seq, Prev: e.prev, Payload: e.payload,
+			Stream: e.stream, Seq: e.seq, Prev: e.prev, Sub: s.id, Payload: e.payload,
 		})
 	}
 	return out
@@ -478,6 +513,7 @@ type Counters struct {
 // SubscriberStats describes one subscriber for `channel ls`.
 type SubscriberStats struct {
 	Origin    uint64
+	ID        uint64
 	Node      NodeID
 	Queued    int // undelivered, including in flight
 	InFlight  int
@@ -516,7 +552,7 @@ func (m *Machine) stats(cs *chanState) Stats {
 	st := Stats{Definition: cs.def.clone(), Home: m.self, Stream: cs.stream, Seq: cs.seq, Counters: cs.ctr}
 	for _, o := range sortedKeys(cs.subs) {
 		s := cs.subs[o]
-		ss := SubscriberStats{Origin: o, Node: s.node, Queued: len(s.queue), Delivered: s.delivered}
+		ss := SubscriberStats{Origin: o, ID: s.id, Node: s.node, Queued: len(s.queue), Delivered: s.delivered}
 		for _, e := range s.queue {
 			if e.sent {
 				ss.InFlight++

@@ -137,16 +137,16 @@ func TestNotFound(t *testing.T) {
 			t.Errorf("%s: %v, want ErrChannelNotFound", what, err)
 		}
 	}
-	_, err := m.Subscribe("nope", Subscription{Origin: 1}, t0)
+	_, _, err := m.Subscribe("nope", Subscription{Origin: 1}, t0)
 	check("subscribe", err)
 	_, _, err = m.Publish("nope", Publication{Publisher: 1, Seq: 1}, t0)
 	check("publish", err)
 	check("unsubscribe", m.Unsubscribe("nope", 1, NodeID{}))
 	_, err = m.Move("nope", 1, nodeB, t0)
 	check("move", err)
-	_, err = m.Delivered("nope", 1, 1, 1, t0)
+	_, err = m.Delivered("nope", Ack{Origin: 1, Sub: 1, Stream: 1, Seq: 1}, t0)
 	check("delivered", err)
-	check("failed", m.DeliveryFailed("nope", 1, 1, 1, t0))
+	check("failed", m.DeliveryFailed("nope", Ack{Origin: 1, Sub: 1, Stream: 1, Seq: 1}, t0))
 	_, err = m.Stats("nope")
 	check("stats", err)
 	if _, err := m.Stats("Bad Name"); !errors.Is(err, ErrBadName) {
@@ -173,11 +173,11 @@ func TestRestricted(t *testing.T) {
 	if err := m.Create(Definition{Name: "r", Restricted: true, Trusted: [][32]byte{{1}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.Subscribe("r", Subscription{Origin: 1, Entity: [32]byte{8}, Node: nodeB, Token: []byte("ok")}, t0)
+	_, _, err := m.Subscribe("r", Subscription{Origin: 1, Entity: [32]byte{8}, Node: nodeB, Token: []byte("ok")}, t0)
 	if !errors.Is(err, ErrNotPermitted) || !errors.Is(err, errNoToken) {
 		t.Fatalf("subscribe by the wrong entity: %v", err)
 	}
-	if _, err := m.Subscribe("r", Subscription{Origin: 1, Entity: allowed, Node: nodeB, Token: []byte("ok")}, t0); err != nil {
+	if _, _, err := m.Subscribe("r", Subscription{Origin: 1, Entity: allowed, Node: nodeB, Token: []byte("ok")}, t0); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = m.Publish("r", Publication{Publisher: 5, Seq: 1, Subject: allowed, Token: []byte("bad")}, t0)
@@ -191,14 +191,14 @@ func TestRestricted(t *testing.T) {
 		t.Fatalf("authorizer calls %v", calls)
 	}
 	// Another daemon may not take over a subscribed origin.
-	if _, err := m.Subscribe("r", Subscription{Origin: 1, Entity: [32]byte{9}, Node: nodeA}, t0); !errors.Is(err, ErrNotPermitted) {
+	if _, _, err := m.Subscribe("r", Subscription{Origin: 1, Entity: [32]byte{9}, Node: nodeA}, t0); !errors.Is(err, ErrNotPermitted) {
 		t.Fatalf("takeover: %v", err)
 	}
 	noAuth := New(nodeA, 1, Config{}, nil)
 	if err := noAuth.Create(Definition{Name: "r", Restricted: true, Trusted: [][32]byte{{1}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := noAuth.Subscribe("r", Subscription{Origin: 1}, t0); !errors.Is(err, ErrNotPermitted) {
+	if _, _, err := noAuth.Subscribe("r", Subscription{Origin: 1}, t0); !errors.Is(err, ErrNotPermitted) {
 		t.Fatalf("restricted without an authorizer: %v", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestPublishDeliverAck(t *testing.T) {
 	if err := m.Create(Definition{Name: "c"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Subscribe("c", Subscription{Origin: 10, Node: nodeB}, t0); err != nil {
+	if _, _, err := m.Subscribe("c", Subscription{Origin: 10, Node: nodeB}, t0); err != nil {
 		t.Fatal(err)
 	}
 	stream := StreamID("c", nodeA, 3)
@@ -225,7 +225,7 @@ func TestPublishDeliverAck(t *testing.T) {
 	if len(sent) != 2 {
 		t.Fatalf("window 2 sent %d", len(sent))
 	}
-	want0 := Deliver{Channel: "c", To: 10, Node: nodeB, Stream: stream, Seq: 1, Prev: 0, Payload: []byte{1}}
+	want0 := Deliver{Channel: "c", To: 10, Node: nodeB, Stream: stream, Seq: 1, Prev: 0, Sub: 1, Payload: []byte{1}}
 	if fmt.Sprint(sent[0]) != fmt.Sprint(want0) || sent[1].Seq != 2 || sent[1].Prev != 1 {
 		t.Fatalf("deliveries %+v", sent)
 	}
@@ -236,7 +236,14 @@ func TestPublishDeliverAck(t *testing.T) {
 	if _, _, err := m.Publish("c", Publication{Publisher: 1, Seq: 50, Prev: 40}, t0); !errors.Is(err, ErrOutOfOrder) {
 		t.Fatalf("gap in publisher chain: %v", err)
 	}
-	out, err = m.Delivered("c", 10, stream, 2, t0)
+	// An ack naming another subscription of the origin is stale.
+	if out, err := m.Delivered("c", Ack{Origin: 10, Sub: 2, Stream: stream, Seq: 2}, t0); err != nil || len(out) != 0 {
+		t.Fatalf("stale ack: %+v %v", out, err)
+	}
+	if st, _ := m.Stats("c"); st.Subscribers[0].Queued != 3 {
+		t.Fatalf("a stale ack removed entries: %+v", st.Subscribers)
+	}
+	out, err = m.Delivered("c", Ack{Origin: 10, Sub: 1, Stream: stream, Seq: 2}, t0)
 	if err != nil || len(out) != 1 || out[0].Seq != 3 || out[0].Prev != 2 || out[0].Payload[0] != 3 {
 		t.Fatalf("after cumulative ack: %+v %v", out, err)
 	}
@@ -244,7 +251,7 @@ func TestPublishDeliverAck(t *testing.T) {
 	if st.Published != 3 || st.Delivered != 2 || st.Duplicates != 1 || st.Subscribers[0].Queued != 1 || st.Subscribers[0].InFlight != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	if _, err := m.Delivered("c", 99, stream, 2, t0); !errors.Is(err, ErrNotSubscribed) {
+	if _, err := m.Delivered("c", Ack{Origin: 99, Sub: 1, Stream: stream, Seq: 2}, t0); !errors.Is(err, ErrNotSubscribed) {
 		t.Fatalf("ack from a stranger: %v", err)
 	}
 	if _, _, err := m.Publish("c", Publication{Publisher: 2, Seq: 1, Payload: make([]byte, DefaultConfig().MaxPayload+1)}, t0); !errors.Is(err, ErrTooLarge) {
@@ -258,7 +265,7 @@ func TestFullRefusesWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range []uint64{1, 2} {
-		if _, err := m.Subscribe("c", Subscription{Origin: o, Node: nodeB}, t0); err != nil {
+		if _, _, err := m.Subscribe("c", Subscription{Origin: o, Node: nodeB}, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,7 +276,7 @@ func TestFullRefusesWhole(t *testing.T) {
 		}
 	}
 	// Subscriber 1 keeps up; 2 does not: the channel is full for everyone.
-	if _, err := m.Delivered("c", 1, stream, 2, t0); err != nil {
+	if _, err := m.Delivered("c", Ack{Origin: 1, Sub: 1, Stream: stream, Seq: 2}, t0); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := m.Publish("c", Publication{Publisher: 1, Seq: 3, Prev: 2}, t0)
@@ -280,7 +287,7 @@ func TestFullRefusesWhole(t *testing.T) {
 	if st.Full != 1 || st.Seq != 2 || st.Subscribers[0].Queued != 0 || st.Subscribers[1].Queued != 2 {
 		t.Fatalf("a refused publish changed state: %+v", st)
 	}
-	if _, err := m.Delivered("c", 2, stream, 1, t0); err != nil {
+	if _, err := m.Delivered("c", Ack{Origin: 2, Sub: 2, Stream: stream, Seq: 1}, t0); err != nil {
 		t.Fatal(err)
 	}
 	// The same seq is accepted once there is room: it was not recorded.
@@ -296,7 +303,7 @@ func TestRetryMoveUnsubscribe(t *testing.T) {
 	if err := m.Create(Definition{Name: "c"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Subscribe("c", Subscription{Origin: 1, Node: nodeA}, t0); err != nil {
+	if _, _, err := m.Subscribe("c", Subscription{Origin: 1, Node: nodeA}, t0); err != nil {
 		t.Fatal(err)
 	}
 	stream := StreamID("c", nodeA, 1)
@@ -312,7 +319,7 @@ func TestRetryMoveUnsubscribe(t *testing.T) {
 	// The timeout was attempt 1; failures then back off 200, 400, 400ms.
 	at := t0.Add(time.Second)
 	for i, wait := range []time.Duration{200, 400, 400} {
-		if err := m.DeliveryFailed("c", 1, stream, 1, at); err != nil {
+		if err := m.DeliveryFailed("c", Ack{Origin: 1, Sub: 1, Stream: stream, Seq: 1}, at); err != nil {
 			t.Fatal(err)
 		}
 		if out := m.Tick(at.Add(wait*time.Millisecond - 1)); len(out) != 0 {
@@ -352,7 +359,7 @@ func TestRetryMoveUnsubscribe(t *testing.T) {
 
 func TestHorizon(t *testing.T) {
 	h := make(Horizon)
-	d := func(stream, seq, prev uint64) Deliver { return Deliver{Stream: stream, Seq: seq, Prev: prev} }
+	d := func(stream, seq, prev uint64) Deliver { return Deliver{Stream: stream, Seq: seq, Prev: prev, Sub: 4} }
 	steps := []struct {
 		d    Deliver
 		want Verdict
@@ -365,9 +372,10 @@ func TestHorizon(t *testing.T) {
 		{d(2, 1, 0), Accept}, // a new stream starts over
 		{d(1, 4, 3), Again},
 		{d(1, 9, 0), Accept}, // a resubscription's first delivery
+		{Deliver{Stream: 1, Seq: 10, Prev: 9, Sub: 3}, Stale},
 	}
 	for i, s := range steps {
-		if got := h.Accept(s.d); got != s.want {
+		if got := h.Accept(s.d, 4); got != s.want {
 			t.Fatalf("step %d %+v: %v, want %v", i, s.d, got, s.want)
 		}
 	}

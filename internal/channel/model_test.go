@@ -24,9 +24,7 @@ type netMsg struct {
 	answer error
 	dup    bool
 	d      Deliver
-	ackSub uint64
-	ackStr uint64
-	ackSeq uint64
+	ack    Ack
 }
 
 type modelPub struct {
@@ -46,6 +44,7 @@ type modelSub struct {
 	entity     [32]byte
 	node       NodeID
 	subscribed bool
+	id         uint64 // subscription id in the ledger
 	startSeq   uint64 // channel seq at the last (new) subscribe
 	h          Horizon
 	got        []receipt
@@ -94,10 +93,14 @@ func runModel(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := m.Subscribe(name, Subscription{Origin: s.origin, Entity: s.entity, Node: s.node}, now)
+		id, out, err := m.Subscribe(name, Subscription{Origin: s.origin, Entity: s.entity, Node: s.node}, now)
 		if err != nil {
 			t.Fatalf("subscribe: %v", err)
 		}
+		if s.subscribed && id != s.id {
+			t.Fatalf("re-subscribe changed the id from %d to %d", s.id, id)
+		}
+		s.id = id
 		if !s.subscribed {
 			s.startSeq = before.Seq
 		}
@@ -139,30 +142,31 @@ func runModel(t *testing.T, seed uint64) {
 			if s.node != msg.d.Node || !s.subscribed {
 				// Not hosted there (moved away) or the daemon dropped the
 				// subscription: the node reports failure.
-				if err := m.DeliveryFailed(name, msg.d.To, msg.d.Stream, msg.d.Seq, now); err != nil && !errors.Is(err, ErrNotSubscribed) {
+				if err := m.DeliveryFailed(name, AckOf(msg.d), now); err != nil && !errors.Is(err, ErrNotSubscribed) {
 					t.Fatal(err)
 				}
 				return
 			}
-			switch s.h.Accept(msg.d) {
+			switch s.h.Accept(msg.d, s.id) {
 			case Accept:
 				s.got = append(s.got, receipt{
 					pub:     binary.BigEndian.Uint64(msg.d.Payload),
 					pubSeq:  binary.BigEndian.Uint64(msg.d.Payload[8:]),
 					chanSeq: msg.d.Seq,
 				})
-				net = append(net, netMsg{kind: 3, ackSub: s.origin, ackStr: msg.d.Stream, ackSeq: msg.d.Seq})
+				net = append(net, netMsg{kind: 3, ack: AckOf(msg.d)})
 			case Again:
-				net = append(net, netMsg{kind: 3, ackSub: s.origin, ackStr: msg.d.Stream, ackSeq: msg.d.Seq})
+				net = append(net, netMsg{kind: 3, ack: AckOf(msg.d)})
+			case Stale:
 			case Gap:
 				if rng.IntN(2) == 0 {
-					if err := m.DeliveryFailed(name, msg.d.To, msg.d.Stream, msg.d.Seq, now); err != nil && !errors.Is(err, ErrNotSubscribed) {
+					if err := m.DeliveryFailed(name, AckOf(msg.d), now); err != nil && !errors.Is(err, ErrNotSubscribed) {
 						t.Fatal(err)
 					}
 				}
 			}
 		case 3:
-			out, err := m.Delivered(name, msg.ackSub, msg.ackStr, msg.ackSeq, now)
+			out, err := m.Delivered(name, msg.ack, now)
 			if err != nil && !errors.Is(err, ErrNotSubscribed) {
 				t.Fatal(err)
 			}

@@ -16,6 +16,9 @@ const (
 	// without an ack (or report DeliveryFailed) so the home sends it again
 	// after the missing one.
 	Gap
+	// Stale: the delivery belongs to a subscription the daemon no longer
+	// holds (it unsubscribed since); drop it, no ack.
+	Stale
 )
 
 func (v Verdict) String() string {
@@ -26,6 +29,8 @@ func (v Verdict) String() string {
 		return "again"
 	case Gap:
 		return "gap"
+	case Stale:
+		return "stale"
 	}
 	return fmt.Sprintf("verdict(%d)", uint8(v))
 }
@@ -36,10 +41,13 @@ func (v Verdict) String() string {
 // new. The zero value is not usable; use make(Horizon).
 type Horizon map[uint64]uint64
 
-// Judge decides about d without changing the horizon.
-func (h Horizon) Judge(d Deliver) Verdict {
+// Judge decides about d, for a daemon whose ledger holds subscription sub
+// of d.Channel, without changing the horizon.
+func (h Horizon) Judge(d Deliver, sub uint64) Verdict {
 	last := h[d.Stream]
 	switch {
+	case d.Sub != sub:
+		return Stale
 	case d.Seq <= last:
 		return Again
 	case d.Prev > last:
@@ -51,8 +59,8 @@ func (h Horizon) Judge(d Deliver) Verdict {
 // Accept judges d and, if it is to be accepted, advances the horizon. A node
 // calls it in the same durable step that hands the payload to the daemon, so
 // the horizon and the daemon's state never disagree.
-func (h Horizon) Accept(d Deliver) Verdict {
-	v := h.Judge(d)
+func (h Horizon) Accept(d Deliver, sub uint64) Verdict {
+	v := h.Judge(d, sub)
 	if v == Accept {
 		h[d.Stream] = d.Seq
 	}

@@ -95,9 +95,7 @@ type DeliverMsg struct{ D Deliver }
 // AckMsg acknowledges (cumulatively) a delivery; NackMsg reports it failed.
 type AckMsg struct {
 	Channel string
-	Origin  uint64
-	Stream  uint64
-	Seq     uint64
+	Ack     Ack
 }
 
 // NackMsg reports that a delivery did not reach its subscriber.
@@ -138,7 +136,8 @@ var errOther = errors.New("channel: remote error")
 // AnswerMsg answers Create, Subscribe, Unsubscribe, Move and Publish.
 type AnswerMsg struct {
 	Code Code
-	// Outcome and Seq are a publish's result (zero otherwise).
+	// Outcome and Seq are a publish's result; for a subscribe, Seq is the
+	// subscription id (zero otherwise).
 	Outcome Outcome
 	Seq     uint64
 	// Detail is the error text, for people; never parsed.
@@ -272,6 +271,7 @@ func Encode(m Message) ([]byte, error) {
 		e.u64(m.D.Stream)
 		e.u64(m.D.Seq)
 		e.u64(m.D.Prev)
+		e.u64(m.D.Sub)
 		e.bytes("payload", m.D.Payload, MaxPayloadLen)
 	case AckMsg:
 		e.ack(m)
@@ -300,9 +300,10 @@ func Encode(m Message) ([]byte, error) {
 
 func (e *encoder) ack(m AckMsg) {
 	e.name(m.Channel)
-	e.u64(m.Origin)
-	e.u64(m.Stream)
-	e.u64(m.Seq)
+	e.u64(m.Ack.Origin)
+	e.u64(m.Ack.Sub)
+	e.u64(m.Ack.Stream)
+	e.u64(m.Ack.Seq)
 }
 
 type decoder struct {
@@ -462,6 +463,7 @@ func Decode(b []byte) (Message, error) {
 		v.Stream = d.u64("stream")
 		v.Seq = d.u64("seq")
 		v.Prev = d.u64("prev")
+		v.Sub = d.u64("sub")
 		v.Payload = d.bytes("payload", MaxPayloadLen)
 		if d.err == nil && v.Prev >= v.Seq {
 			d.fail("deliver prev %d not below seq %d", v.Prev, v.Seq)
@@ -470,9 +472,10 @@ func Decode(b []byte) (Message, error) {
 	case KindAck, KindNack:
 		var a AckMsg
 		a.Channel = d.name()
-		a.Origin = d.u64("origin")
-		a.Stream = d.u64("stream")
-		a.Seq = d.u64("seq")
+		a.Ack.Origin = d.u64("origin")
+		a.Ack.Sub = d.u64("sub")
+		a.Ack.Stream = d.u64("stream")
+		a.Ack.Seq = d.u64("seq")
 		if k == KindAck {
 			m = a
 		} else {

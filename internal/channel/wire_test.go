@@ -19,9 +19,9 @@ func sampleMessages() []Message {
 		UnsubscribeMsg{Channel: "c", Origin: 7, From: nodeA},
 		MoveMsg{Channel: "c", Origin: 7, Node: nodeB},
 		PublishMsg{Channel: "c", Pub: Publication{Publisher: 9, Seq: 11, Prev: 10, Subject: [32]byte{4}, Token: tok, Payload: []byte("hello")}},
-		DeliverMsg{D: Deliver{Channel: "c", To: 7, Node: nodeB, Stream: 1 << 60, Seq: 5, Prev: 4, Payload: []byte{0, 1}}},
-		AckMsg{Channel: "c", Origin: 7, Stream: 3, Seq: 5},
-		NackMsg{Channel: "c", Origin: 7, Stream: 3, Seq: 5},
+		DeliverMsg{D: Deliver{Channel: "c", To: 7, Node: nodeB, Stream: 1 << 60, Seq: 5, Prev: 4, Sub: 3, Payload: []byte{0, 1}}},
+		AckMsg{Channel: "c", Ack: Ack{Origin: 7, Sub: 2, Stream: 3, Seq: 5}},
+		NackMsg{Channel: "c", Ack: Ack{Origin: 7, Sub: 2, Stream: 3, Seq: 5}},
 		AnswerMsg{Code: CodeOK, Outcome: Accepted, Seq: 12},
 		AnswerMsg{Code: CodeFull, Detail: "subscriber 7 has 1024 queued"},
 	}
@@ -88,8 +88,8 @@ func TestWireStrict(t *testing.T) {
 		}(),
 		"deliver prev not below seq": func() []byte {
 			b := enc(DeliverMsg{D: Deliver{Channel: "c", Seq: 2, Prev: 1}})
-			// Prev is the last 8 bytes before the 4-byte payload length.
-			b[len(b)-5] = 2
+			// Prev is the 8 bytes before Sub and the 4-byte payload length.
+			b[len(b)-13] = 2
 			return b
 		}(),
 	}
