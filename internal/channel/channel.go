@@ -39,6 +39,7 @@ var (
 	ErrTooLarge   = errors.New("channel: payload too large")
 	ErrLimit      = errors.New("channel: limit reached")
 	ErrBadDef     = errors.New("channel: bad definition")
+	ErrBadState   = errors.New("channel: bad handoff state")
 )
 
 // ValidName checks a channel name: one or more '/'-separated segments, each a
@@ -126,15 +127,19 @@ func cmpWeight(a, b [sha256.Size]byte, an, bn NodeID) int {
 // StreamID names one home's sequence of a channel. A channel re-homed (or its
 // home restarted with a new incarnation) starts a new stream whose seqs start
 // over, so a subscriber's horizon is kept per stream, never per channel.
-func StreamID(name string, home NodeID, incarnation uint64) uint64 {
+// epoch counts the handoffs the channel's state went through (0 when
+// created): a channel handed A→B→A within one incarnation of A must not
+// reuse A's first stream, whose seqs subscribers already hold.
+func StreamID(name string, home NodeID, incarnation, epoch uint64) uint64 {
 	h := sha256.New()
 	h.Write([]byte("wasmesh/channel/stream/v1\x00"))
 	h.Write([]byte(name))
 	h.Write([]byte{0})
 	h.Write(home[:])
-	var inc [8]byte
-	binary.BigEndian.PutUint64(inc[:], incarnation)
-	h.Write(inc[:])
+	var n [16]byte
+	binary.BigEndian.PutUint64(n[:], incarnation)
+	binary.BigEndian.PutUint64(n[8:], epoch)
+	h.Write(n[:])
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return binary.BigEndian.Uint64(sum[:8])

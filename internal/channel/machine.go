@@ -173,6 +173,7 @@ type Machine struct {
 
 type chanState struct {
 	def    Definition
+	epoch  uint64
 	stream uint64
 	seq    uint64
 	subs   map[uint64]*sub
@@ -230,7 +231,7 @@ func (m *Machine) Create(def Definition) error {
 	}
 	m.chans[def.Name] = &chanState{
 		def:    def.clone(),
-		stream: StreamID(def.Name, m.self, m.inc),
+		stream: StreamID(def.Name, m.self, m.inc, 0),
 		subs:   map[uint64]*sub{},
 		pubs:   map[uint64]uint64{},
 	}

@@ -81,11 +81,11 @@ func TestHomeRendezvous(t *testing.T) {
 }
 
 func TestStreamIDChangesWithHome(t *testing.T) {
-	a := StreamID("c", nodeA, 1)
-	if a == StreamID("c", nodeA, 2) || a == StreamID("c", nodeB, 1) || a == StreamID("d", nodeA, 1) {
+	a := StreamID("c", nodeA, 1, 0)
+	if a == StreamID("c", nodeA, 2, 0) || a == StreamID("c", nodeA, 1, 1) || a == StreamID("c", nodeB, 1, 0) || a == StreamID("d", nodeA, 1, 0) {
 		t.Fatal("stream ids collide across home, incarnation or name")
 	}
-	if a != StreamID("c", nodeA, 1) {
+	if a != StreamID("c", nodeA, 1, 0) {
 		t.Fatal("stream id not deterministic")
 	}
 }
@@ -211,7 +211,7 @@ func TestPublishDeliverAck(t *testing.T) {
 	if _, _, err := m.Subscribe("c", Subscription{Origin: 10, Node: nodeB}, t0); err != nil {
 		t.Fatal(err)
 	}
-	stream := StreamID("c", nodeA, 3)
+	stream := StreamID("c", nodeA, 3, 0)
 	var sent []Deliver
 	for i := uint64(1); i <= 3; i++ {
 		buf := []byte{byte(i)}
@@ -269,7 +269,7 @@ func TestFullRefusesWhole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stream := StreamID("c", nodeA, 1)
+	stream := StreamID("c", nodeA, 1, 0)
 	for i := uint64(1); i <= 2; i++ {
 		if _, _, err := m.Publish("c", Publication{Publisher: 1, Seq: i, Prev: i - 1}, t0); err != nil {
 			t.Fatal(err)
@@ -306,7 +306,7 @@ func TestRetryMoveUnsubscribe(t *testing.T) {
 	if _, _, err := m.Subscribe("c", Subscription{Origin: 1, Node: nodeA}, t0); err != nil {
 		t.Fatal(err)
 	}
-	stream := StreamID("c", nodeA, 1)
+	stream := StreamID("c", nodeA, 1, 0)
 	if _, _, err := m.Publish("c", Publication{Publisher: 1, Seq: 1}, t0); err != nil {
 		t.Fatal(err)
 	}

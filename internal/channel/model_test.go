@@ -12,10 +12,12 @@ import (
 // The model: one home, publishers that retry until answered, subscribers
 // with a Horizon each, and a network that loses, duplicates and reorders
 // every message (publish requests, their answers, deliveries and acks).
-// Subscribers move between nodes and unsubscribe/resubscribe. After a
-// quiet drain, each subscriber must have received, per publisher, a strictly
-// increasing run of messages (no duplicate, no reordering), and exactly the
-// accepted messages of its final subscription, in channel order.
+// Subscribers move between nodes and unsubscribe/resubscribe, and the
+// channel is handed to another home (Export/Import), sometimes back to one it
+// had before. After a quiet drain, each subscriber must have received, per
+// publisher, a strictly increasing run of messages (no duplicate, no
+// reordering), and exactly the accepted messages of its final subscription,
+// in acceptance order.
 
 type netMsg struct {
 	kind   int // 0 publish req, 1 publish answer, 2 deliver, 3 ack
@@ -36,7 +38,8 @@ type modelPub struct {
 }
 
 type receipt struct {
-	pub, pubSeq, chanSeq uint64
+	pub, pubSeq     uint64
+	stream, chanSeq uint64
 }
 
 type modelSub struct {
@@ -45,7 +48,7 @@ type modelSub struct {
 	node       NodeID
 	subscribed bool
 	id         uint64 // subscription id in the ledger
-	startSeq   uint64 // channel seq at the last (new) subscribe
+	startIdx   int    // len(accepted) at the last new subscribe
 	h          Horizon
 	got        []receipt
 }
@@ -67,11 +70,16 @@ func runModel(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed*7919))
 	nodes := []NodeID{{1}, {2}, {3}}
 	cfg := Config{QueueBound: 1 + rng.IntN(12), Window: 1 + rng.IntN(5), AckTimeout: 50 * time.Millisecond, RetryBase: 10 * time.Millisecond, RetryMax: 80 * time.Millisecond}
-	m := New(nodes[0], 7, cfg, nil)
+	homes := map[NodeID]*Machine{}
+	for i, n := range nodes {
+		homes[n] = New(n, uint64(7+i), cfg, nil)
+	}
+	m := homes[nodes[0]]
 	const name = "orders/eu"
 	if err := m.Create(Definition{Name: name}); err != nil {
 		t.Fatal(err)
 	}
+	handoffs := 0
 	now := time.Unix(1_000_000, 0)
 	var net []netMsg
 	send := func(ds []Deliver) {
@@ -84,15 +92,13 @@ func runModel(t *testing.T, seed uint64) {
 	for i := range pubs {
 		pubs[i] = &modelPub{id: uint64(100 + i)}
 	}
+	var accepted []receipt       // in acceptance order
+	index := map[[2]uint64]int{} // (stream, seq) -> index in accepted
 	subs := make([]*modelSub, 1+rng.IntN(4))
 	for i := range subs {
 		subs[i] = &modelSub{origin: uint64(1000 + i), entity: [32]byte{byte(i)}, node: nodes[rng.IntN(3)], h: make(Horizon)}
 	}
 	subscribe := func(s *modelSub) {
-		before, err := m.Stats(name)
-		if err != nil {
-			t.Fatal(err)
-		}
 		id, out, err := m.Subscribe(name, Subscription{Origin: s.origin, Entity: s.entity, Node: s.node}, now)
 		if err != nil {
 			t.Fatalf("subscribe: %v", err)
@@ -102,7 +108,7 @@ func runModel(t *testing.T, seed uint64) {
 		}
 		s.id = id
 		if !s.subscribed {
-			s.startSeq = before.Seq
+			s.startIdx = len(accepted)
 		}
 		s.subscribed = true
 		send(out)
@@ -110,7 +116,6 @@ func runModel(t *testing.T, seed uint64) {
 	for _, s := range subs {
 		subscribe(s)
 	}
-	accepted := map[uint64]receipt{} // channel seq -> message
 	const target = 40
 	loss := rng.Float64() * 0.3
 
@@ -120,7 +125,9 @@ func runModel(t *testing.T, seed uint64) {
 			res, out, err := m.Publish(name, msg.p, now)
 			send(out)
 			if err == nil && res.Outcome == Accepted {
-				accepted[res.Seq] = receipt{pub: msg.p.Publisher, pubSeq: msg.p.Seq, chanSeq: res.Seq}
+				st, _ := m.Stats(name)
+				index[[2]uint64{st.Stream, res.Seq}] = len(accepted)
+				accepted = append(accepted, receipt{pub: msg.p.Publisher, pubSeq: msg.p.Seq, stream: st.Stream, chanSeq: res.Seq})
 			}
 			if err != nil && !errors.Is(err, ErrChannelFull) && !errors.Is(err, ErrOutOfOrder) {
 				t.Fatalf("publish: %v", err)
@@ -152,6 +159,7 @@ func runModel(t *testing.T, seed uint64) {
 				s.got = append(s.got, receipt{
 					pub:     binary.BigEndian.Uint64(msg.d.Payload),
 					pubSeq:  binary.BigEndian.Uint64(msg.d.Payload[8:]),
+					stream:  msg.d.Stream,
 					chanSeq: msg.d.Seq,
 				})
 				net = append(net, netMsg{kind: 3, ack: AckOf(msg.d)})
@@ -218,6 +226,27 @@ func runModel(t *testing.T, seed uint64) {
 			} else {
 				subscribe(s)
 			}
+		case r < 26 && chaos:
+			to := homes[nodes[rng.IntN(3)]]
+			if to == m {
+				return
+			}
+			st, err := m.Export(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+			out, err := to.Import(st, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Whatever is in flight to the old home is re-routed (NotHome,
+			// then sent to the new one): the model hands it to m.
+			m = to
+			handoffs++
+			send(out)
 		case r < 30 && chaos && len(net) > 0:
 			i := rng.IntN(len(net))
 			net = append(net, net[i])
@@ -264,37 +293,34 @@ func runModel(t *testing.T, seed uint64) {
 
 	for _, s := range subs {
 		lastPer := map[uint64]uint64{}
-		var lastChan uint64
+		last := -1
 		for _, r := range s.got {
 			if r.pubSeq <= lastPer[r.pub] {
 				t.Fatalf("sub %d: publisher %d seq %d after %d", s.origin, r.pub, r.pubSeq, lastPer[r.pub])
 			}
 			lastPer[r.pub] = r.pubSeq
-			if r.chanSeq <= lastChan {
-				t.Fatalf("sub %d: channel seq %d after %d", s.origin, r.chanSeq, lastChan)
+			i, ok := index[[2]uint64{r.stream, r.chanSeq}]
+			if !ok || accepted[i] != r {
+				t.Fatalf("sub %d: received %+v, never accepted", s.origin, r)
 			}
-			lastChan = r.chanSeq
-			if a, ok := accepted[r.chanSeq]; !ok || a != r {
-				t.Fatalf("sub %d: received %+v, accepted %+v", s.origin, r, a)
+			if i <= last {
+				t.Fatalf("sub %d: accepted #%d received after #%d", s.origin, i, last)
 			}
+			last = i
 		}
-		st, _ := m.Stats(name)
-		var want []receipt
-		for q := s.startSeq + 1; q <= st.Seq; q++ {
-			want = append(want, accepted[q])
-		}
+		want := accepted[s.startIdx:]
 		var got []receipt
 		for _, r := range s.got {
-			if r.chanSeq > s.startSeq {
+			if index[[2]uint64{r.stream, r.chanSeq}] >= s.startIdx {
 				got = append(got, r)
 			}
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("sub %d (since %d): got %v, want %v", s.origin, s.startSeq, got, want)
+			t.Fatalf("sub %d (since #%d): got %v, want %v", s.origin, s.startIdx, got, want)
 		}
 	}
 	st, _ := m.Stats(name)
-	t.Logf("accepted %d full %d dup %d delivered %d", len(accepted), st.Full, st.Duplicates, st.Delivered)
+	t.Logf("accepted %d full %d dup %d delivered %d handoffs %d", len(accepted), st.Full, st.Duplicates, st.Delivered, handoffs)
 	if int(st.Published) != len(accepted) {
 		t.Fatalf("published %d, accepted %d", st.Published, len(accepted))
 	}
