@@ -1,9 +1,11 @@
 package channel
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // The wire format of the messages nodes exchange about channels. Every
@@ -28,6 +30,10 @@ const (
 	MaxTokenLen   = 8 << 10
 	MaxPayloadLen = 1 << 20
 	MaxDetailLen  = 1 << 10
+	// A handoff carries a whole channel; these bound what one may claim.
+	MaxHandoffSubscribers = 1 << 16
+	MaxHandoffPublishers  = 1 << 20
+	MaxHandoffQueue       = 1 << 16
 )
 
 // ErrBadMessage reports bytes that are not a valid message; test with
@@ -52,6 +58,7 @@ const (
 	KindAck
 	KindNack
 	KindAnswer
+	KindHandoff
 )
 
 // Message is one of the *Msg types below.
@@ -188,6 +195,12 @@ func (DeliverMsg) Kind() Kind     { return KindDeliver }
 func (AckMsg) Kind() Kind         { return KindAck }
 func (NackMsg) Kind() Kind        { return KindNack }
 func (AnswerMsg) Kind() Kind      { return KindAnswer }
+func (HandoffMsg) Kind() Kind     { return KindHandoff }
+
+// HandoffMsg carries a channel's State from its old home to its new one.
+// Subscribers are sorted by origin and publishers by id on the wire; the
+// decoder insists, so the encoding stays unique.
+type HandoffMsg struct{ State State }
 
 type encoder struct {
 	b   []byte
@@ -233,11 +246,10 @@ func Encode(m Message) ([]byte, error) {
 		if err := m.Def.Validate(); err != nil {
 			return nil, err
 		}
-		e.name(m.Def.Name)
-		e.boolean(m.Def.Restricted)
-		e.u8(uint8(len(m.Def.Trusted)))
-		for _, k := range m.Def.Trusted {
-			e.key(k)
+		e.def(m.Def)
+	case HandoffMsg:
+		if err := e.handoff(m.State); err != nil {
+			return nil, err
 		}
 	case SubscribeMsg:
 		e.name(m.Channel)
@@ -296,6 +308,62 @@ func Encode(m Message) ([]byte, error) {
 		return nil, e.err
 	}
 	return e.b, nil
+}
+
+func (e *encoder) def(d Definition) {
+	e.name(d.Name)
+	e.boolean(d.Restricted)
+	e.u8(uint8(len(d.Trusted)))
+	for _, k := range d.Trusted {
+		e.key(k)
+	}
+}
+
+func (e *encoder) handoff(st State) error {
+	if err := st.Def.Validate(); err != nil {
+		return err
+	}
+	if len(st.Subscribers) > MaxHandoffSubscribers || len(st.Publishers) > MaxHandoffPublishers {
+		return fmt.Errorf("%w: handoff of %d subscribers, %d publishers", ErrTooLarge, len(st.Subscribers), len(st.Publishers))
+	}
+	e.def(st.Def)
+	e.u64(st.Epoch)
+	e.u64(st.LastSub)
+	e.u64(st.Published)
+	e.u64(st.Delivered)
+	e.u64(st.Duplicates)
+	e.u64(st.Full)
+	e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(st.Publishers)))
+	for _, id := range sortedKeys(st.Publishers) {
+		e.u64(id)
+		e.u64(st.Publishers[id])
+	}
+	subs := slices.Clone(st.Subscribers)
+	slices.SortFunc(subs, func(a, b SubscriberState) int { return cmp.Compare(a.Origin, b.Origin) })
+	e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(subs)))
+	for i, s := range subs {
+		if i > 0 && s.Origin == subs[i-1].Origin {
+			return fmt.Errorf("%w: handoff lists origin %d twice", ErrBadState, s.Origin)
+		}
+		if len(s.Queue) > MaxHandoffQueue {
+			return fmt.Errorf("%w: handoff queue of %d", ErrTooLarge, len(s.Queue))
+		}
+		e.u64(s.Origin)
+		e.u64(s.ID)
+		e.key(s.Entity)
+		e.node(s.Node)
+		e.u64(s.LastStream)
+		e.u64(s.LastSeq)
+		e.u64(s.Delivered)
+		e.b = binary.BigEndian.AppendUint32(e.b, uint32(len(s.Queue)))
+		for _, q := range s.Queue {
+			e.u64(q.Stream)
+			e.u64(q.Seq)
+			e.u64(q.Prev)
+			e.bytes("payload", q.Payload, MaxPayloadLen)
+		}
+	}
+	return nil
 }
 
 func (e *encoder) ack(m AckMsg) {
@@ -397,6 +465,84 @@ func (d *decoder) bytes(what string, max int) []byte {
 	return append([]byte(nil), v...)
 }
 
+func (d *decoder) def() Definition {
+	var def Definition
+	def.Name = d.name()
+	def.Restricted = d.boolean("restricted")
+	n := d.u8("trusted count")
+	if n > MaxTrusted {
+		d.fail("%d trusted keys (max %d)", n, MaxTrusted)
+	}
+	for i := 0; i < int(n) && d.err == nil; i++ {
+		def.Trusted = append(def.Trusted, d.key("trusted key"))
+	}
+	if d.err == nil {
+		if err := def.Validate(); err != nil {
+			d.fail("%v", err)
+		}
+	}
+	return def
+}
+
+// count reads a 4-byte element count and refuses one above max or one the
+// remaining bytes cannot hold (each element takes at least min bytes), so a
+// short message cannot make the decoder allocate for a huge claim.
+func (d *decoder) count(what string, max, min int) int {
+	raw := d.take(4, what+" count")
+	if raw == nil {
+		return 0
+	}
+	n := binary.BigEndian.Uint32(raw)
+	if uint64(n) > uint64(max) || uint64(n)*uint64(min) > uint64(len(d.b)) {
+		d.fail("%s count %d (max %d, %d bytes left)", what, n, max, len(d.b))
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) handoff() State {
+	var st State
+	st.Def = d.def()
+	st.Epoch = d.u64("epoch")
+	st.LastSub = d.u64("last sub")
+	st.Published = d.u64("published")
+	st.Delivered = d.u64("delivered")
+	st.Duplicates = d.u64("duplicates")
+	st.Full = d.u64("full")
+	if n := d.count("publisher", MaxHandoffPublishers, 16); n > 0 {
+		st.Publishers = make(map[uint64]uint64, n)
+		var prev uint64
+		for i := 0; i < n && d.err == nil; i++ {
+			id, seq := d.u64("publisher"), d.u64("publisher seq")
+			if i > 0 && id <= prev {
+				d.fail("publisher %d after %d", id, prev)
+			}
+			st.Publishers[id], prev = seq, id
+		}
+	}
+	const subMin = 8*5 + 32 + 16 + 4
+	n := d.count("subscriber", MaxHandoffSubscribers, subMin)
+	for i := 0; i < n && d.err == nil; i++ {
+		var s SubscriberState
+		s.Origin = d.u64("origin")
+		if i > 0 && s.Origin <= st.Subscribers[i-1].Origin {
+			d.fail("origin %d after %d", s.Origin, st.Subscribers[i-1].Origin)
+		}
+		s.ID = d.u64("sub id")
+		s.Entity = d.key("entity")
+		s.Node = d.node("node")
+		s.LastStream = d.u64("last stream")
+		s.LastSeq = d.u64("last seq")
+		s.Delivered = d.u64("delivered")
+		q := d.count("queue", MaxHandoffQueue, 8*3+4)
+		for j := 0; j < q && d.err == nil; j++ {
+			s.Queue = append(s.Queue, QueuedMessage{Stream: d.u64("stream"), Seq: d.u64("seq"), Prev: d.u64("prev"), Payload: d.bytes("payload", MaxPayloadLen)})
+		}
+		st.Subscribers = append(st.Subscribers, s)
+	}
+	return st
+}
+
 // Decode parses one message, strictly (see the format above).
 func Decode(b []byte) (Message, error) {
 	if len(b) < 2 {
@@ -409,22 +555,9 @@ func Decode(b []byte) (Message, error) {
 	var m Message
 	switch k := Kind(b[1]); k {
 	case KindCreate:
-		var def Definition
-		def.Name = d.name()
-		def.Restricted = d.boolean("restricted")
-		n := d.u8("trusted count")
-		if n > MaxTrusted {
-			d.fail("%d trusted keys (max %d)", n, MaxTrusted)
-		}
-		for i := 0; i < int(n) && d.err == nil; i++ {
-			def.Trusted = append(def.Trusted, d.key("trusted key"))
-		}
-		if d.err == nil {
-			if err := def.Validate(); err != nil {
-				d.fail("%v", err)
-			}
-		}
-		m = CreateMsg{Def: def}
+		m = CreateMsg{Def: d.def()}
+	case KindHandoff:
+		m = HandoffMsg{State: d.handoff()}
 	case KindSubscribe:
 		var s SubscribeMsg
 		s.Channel = d.name()

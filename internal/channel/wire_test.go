@@ -24,6 +24,17 @@ func sampleMessages() []Message {
 		NackMsg{Channel: "c", Ack: Ack{Origin: 7, Sub: 2, Stream: 3, Seq: 5}},
 		AnswerMsg{Code: CodeOK, Outcome: Accepted, Seq: 12},
 		AnswerMsg{Code: CodeFull, Detail: "subscriber 7 has 1024 queued"},
+		HandoffMsg{State: State{Def: Definition{Name: "c"}}},
+		HandoffMsg{State: State{
+			Def: Definition{Name: "r", Restricted: true, Trusted: [][32]byte{{5}}}, Epoch: 2, LastSub: 3,
+			Publishers: map[uint64]uint64{1: 10, 9: 3},
+			Subscribers: []SubscriberState{
+				{Origin: 4, ID: 1, Entity: [32]byte{1}, Node: nodeA, LastStream: 8, LastSeq: 6, Delivered: 2,
+					Queue: []QueuedMessage{{Stream: 7, Seq: 9, Prev: 8, Payload: []byte("x")}, {Stream: 8, Seq: 6}}},
+				{Origin: 5, ID: 3},
+			},
+			Counters: Counters{Published: 1, Delivered: 2, Duplicates: 3, Full: 4},
+		}},
 	}
 }
 
@@ -56,8 +67,8 @@ func TestWireRoundTrip(t *testing.T) {
 			t.Fatalf("%T with another version: %v", m, err)
 		}
 	}
-	if len(kinds) != int(KindAnswer) {
-		t.Fatalf("samples cover %d of %d kinds", len(kinds), KindAnswer)
+	if len(kinds) != int(KindHandoff) {
+		t.Fatalf("samples cover %d of %d kinds", len(kinds), KindHandoff)
 	}
 }
 
