@@ -130,11 +130,35 @@ const (
 	codeEnd
 )
 
-var codeErrs = [...]error{
-	CodeBadName: ErrBadName, CodeNotFound: ErrChannelNotFound, CodeExists: ErrChannelExists,
-	CodeFull: ErrChannelFull, CodeNotPermitted: ErrNotPermitted, CodeNotSubscribed: ErrNotSubscribed,
-	CodeOutOfOrder: ErrOutOfOrder, CodeTooLarge: ErrTooLarge, CodeLimit: ErrLimit, CodeBadDef: ErrBadDef,
-	CodeNotHome: ErrNotHome, CodeBadMessage: ErrBadMessage,
+// codeErr is the sentinel a code stands for; nil for CodeOK and CodeOther.
+func codeErr(c Code) error {
+	switch c {
+	case CodeBadName:
+		return ErrBadName
+	case CodeNotFound:
+		return ErrChannelNotFound
+	case CodeExists:
+		return ErrChannelExists
+	case CodeFull:
+		return ErrChannelFull
+	case CodeNotPermitted:
+		return ErrNotPermitted
+	case CodeNotSubscribed:
+		return ErrNotSubscribed
+	case CodeOutOfOrder:
+		return ErrOutOfOrder
+	case CodeTooLarge:
+		return ErrTooLarge
+	case CodeLimit:
+		return ErrLimit
+	case CodeBadDef:
+		return ErrBadDef
+	case CodeNotHome:
+		return ErrNotHome
+	case CodeBadMessage:
+		return ErrBadMessage
+	}
+	return nil
 }
 
 // errOther stands for an error the remote side had no code for.
@@ -157,9 +181,9 @@ func AnswerFor(res PublishResult, err error) AnswerMsg {
 		return AnswerMsg{Code: CodeOK, Outcome: res.Outcome, Seq: res.Seq}
 	}
 	a := AnswerMsg{Code: CodeOther, Detail: err.Error()}
-	for c, e := range codeErrs {
-		if e != nil && errors.Is(err, e) {
-			a.Code = Code(c)
+	for c := CodeOK + 1; c < codeEnd; c++ {
+		if e := codeErr(c); e != nil && errors.Is(err, e) {
+			a.Code = c
 			break
 		}
 	}
@@ -175,9 +199,9 @@ func (a AnswerMsg) Err() error {
 	if a.Code == CodeOK {
 		return nil
 	}
-	e := errOther
-	if int(a.Code) < len(codeErrs) && codeErrs[a.Code] != nil {
-		e = codeErrs[a.Code]
+	e := codeErr(a.Code)
+	if e == nil {
+		e = errOther
 	}
 	return fmt.Errorf("%w (remote: %s)", e, a.Detail)
 }
