@@ -127,6 +127,8 @@ func cmpWeight(a, b [sha256.Size]byte, an, bn NodeID) int {
 // StreamID names one home's sequence of a channel. A channel re-homed (or its
 // home restarted with a new incarnation) starts a new stream whose seqs start
 // over, so a subscriber's horizon is kept per stream, never per channel.
+// Like client sender ids it is a domain-separated hash, so it can share the
+// daemon's per-sender horizon with origins and clients.
 // epoch counts the handoffs the channel's state went through (0 when
 // created): a channel handed A→B→A within one incarnation of A must not
 // reuse A's first stream, whose seqs subscribers already hold.
@@ -142,7 +144,13 @@ func StreamID(name string, home NodeID, incarnation, epoch uint64) uint64 {
 	h.Write(n[:])
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
-	return binary.BigEndian.Uint64(sum[:8])
+	id := binary.BigEndian.Uint64(sum[:8])
+	if id == 0 {
+		// 0 is the node's anonymous sender, whose events are never
+		// deduplicated; a stream is a sender in the daemon's horizon.
+		id = 1
+	}
+	return id
 }
 
 // Scope is what a token must permit.

@@ -383,3 +383,27 @@ func TestHorizon(t *testing.T) {
 		t.Fatalf("horizon %v", h)
 	}
 }
+
+// A node checks Judge against the horizon it reads, then hands the event to
+// the engine, whose horizon may have grown meanwhile. That is safe only if a
+// delivery judged Accept at some horizon is never a Gap at a later one.
+func TestJudgeMonotone(t *testing.T) {
+	for seq := uint64(1); seq < 12; seq++ {
+		for prev := uint64(0); prev < seq; prev++ {
+			d := Deliver{Seq: seq, Prev: prev, Sub: 1}
+			for last := uint64(0); last < 14; last++ {
+				if Judge(d, last, 1) != Accept {
+					continue
+				}
+				for later := last; later < 14; later++ {
+					if v := Judge(d, later, 1); v == Gap || v == Stale {
+						t.Fatalf("%+v: accept at %d, %v at %d", d, last, v, later)
+					}
+				}
+			}
+		}
+	}
+	if Judge(Deliver{Seq: 2, Prev: 1, Sub: 1}, 1, 2) != Stale {
+		t.Fatal("another subscription's delivery was not stale")
+	}
+}

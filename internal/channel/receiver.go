@@ -41,10 +41,13 @@ func (v Verdict) String() string {
 // new. The zero value is not usable; use make(Horizon).
 type Horizon map[uint64]uint64
 
-// Judge decides about d, for a daemon whose ledger holds subscription sub
-// of d.Channel, without changing the horizon.
-func (h Horizon) Judge(d Deliver, sub uint64) Verdict {
-	last := h[d.Stream]
+// Judge is the acceptance rule for a delivery to a daemon whose horizon
+// holds last for d.Stream and whose ledger holds subscription sub of
+// d.Channel. A node that keeps the horizon elsewhere (the engine's
+// per-sender horizon) calls it with that value; horizons only grow, and the
+// rule stays right for any later horizon, so checking before handing the
+// event to the engine's own at-or-below dedupe is safe.
+func Judge(d Deliver, last, sub uint64) Verdict {
 	switch {
 	case d.Sub != sub:
 		return Stale
@@ -55,6 +58,9 @@ func (h Horizon) Judge(d Deliver, sub uint64) Verdict {
 	}
 	return Accept
 }
+
+// Judge decides about d without changing the horizon.
+func (h Horizon) Judge(d Deliver, sub uint64) Verdict { return Judge(d, h[d.Stream], sub) }
 
 // Accept judges d and, if it is to be accepted, advances the horizon. A node
 // calls it in the same durable step that hands the payload to the daemon, so
