@@ -363,7 +363,8 @@ func (m *Machine) Publish(name string, p Publication, now time.Time) (PublishRes
 	if !known && len(cs.pubs) >= m.cfg.MaxPublishers {
 		return PublishResult{}, nil, fmt.Errorf("%w: %d publishers on %q", ErrLimit, len(cs.pubs), name)
 	}
-	for _, o := range sortedKeys(cs.subs) {
+	origins := sortedKeys(cs.subs)
+	for _, o := range origins {
 		if s := cs.subs[o]; len(s.queue) >= m.cfg.QueueBound {
 			cs.ctr.Full++
 			return PublishResult{}, nil, fmt.Errorf("%w: %q: subscriber %d has %d queued", ErrChannelFull, name, o, len(s.queue))
@@ -374,7 +375,7 @@ func (m *Machine) Publish(name string, p Publication, now time.Time) (PublishRes
 	cs.ctr.Published++
 	payload := append([]byte(nil), p.Payload...)
 	var out []Deliver
-	for _, o := range sortedKeys(cs.subs) {
+	for _, o := range origins {
 		s := cs.subs[o]
 		prev := uint64(0)
 		if s.lastStream == cs.stream {
