@@ -184,3 +184,52 @@ func metricValue(t *testing.T, c prometheus.Collector) float64 {
 	}
 	return m.Gauge.GetValue()
 }
+
+// TestOutboxSurvivesRestart: a message whose target's node is down stays
+// in the sender's outbox through a restart of the sender's node (it is in
+// the checkpoint) and is delivered, once, when both are back.
+func TestOutboxSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := startTest(t, "a", dirA)
+	b := startTest(t, "b", dirB, a.GossipAddr())
+	waitPeers(t, a, 1)
+	waitPeers(t, b, 1)
+	mod := pingPongModule(t)
+	for _, n := range []*Node{a, b} {
+		if _, err := n.Deploy(ctx, mod, "pingpong"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	y, err := b.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitPeers(t, a, 0)
+	if _, err := a.Send(ctx, "x", []byte("start "+y.ID+" 3")); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingOn(a); got != 1 {
+		t.Fatalf("outbox holds %d before the restart, want 1", got)
+	}
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	a = startTest(t, "a", dirA)
+	if got := pendingOn(a); got != 1 {
+		t.Fatalf("outbox holds %d after the restart, want the 1 undelivered message", got)
+	}
+	b = startTest(t, "b", dirB, a.GossipAddr())
+	waitPeers(t, a, 1)
+	sx, sy := waitReceived(t, a, "x", "y", 3)
+	if sx.received != 1 || sy.received != 2 || sx.sent != 2 || sy.sent != 1 || sx.bad+sy.bad != 0 {
+		t.Fatalf("after the restart: x %+v, y %+v", sx, sy)
+	}
+}
