@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wasmesh/wasmesh/internal/engine"
 )
 
 func pingPongModule(t *testing.T) []byte {
@@ -232,4 +236,82 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	if sx.received != 1 || sy.received != 2 || sx.sent != 2 || sy.sent != 1 || sx.bad+sy.bad != 0 {
 		t.Fatalf("after the restart: x %+v, y %+v", sx, sy)
 	}
+}
+
+// TestRolledBackSendsNeverArrive: a message sent by an event that then
+// fails is never delivered; the next committed one is, as seq 1.
+func TestRolledBackSendsNeverArrive(t *testing.T) {
+	ctx := context.Background()
+	a := startTest(t, "a", t.TempDir())
+	b := startTest(t, "b", t.TempDir(), a.GossipAddr())
+	waitPeers(t, a, 1)
+	sender, err := os.ReadFile(filepath.Join("..", "plugins", "examples", "testdata", "sender.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Deploy(ctx, sender, "sender"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Deploy(ctx, pingPongModule(t), "pingpong"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Spawn(ctx, SpawnRequest{Kind: "sender", Name: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := b.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sender fixture's command: count u32, fail u8, target u64, size u32.
+	cmd := func(fail byte) []byte {
+		c := binary.LittleEndian.AppendUint32(nil, 3)
+		c = append(c, fail)
+		c = binary.LittleEndian.AppendUint64(c, originOf(t, y.ID))
+		return binary.LittleEndian.AppendUint32(c, 16)
+	}
+	if _, err := a.Send(ctx, "s", cmd(1)); !errors.Is(err, ErrEventFailed) {
+		t.Fatalf("failing event: got %v, want ErrEventFailed", err)
+	}
+	if got := pendingOn(a); got != 0 {
+		t.Fatalf("a rolled-back event left %d messages in the outbox", got)
+	}
+	if _, err := a.Send(ctx, "s", cmd(0)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for getStats(t, b, "y").received < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the committed messages did not arrive: %+v", getStats(t, b, "y"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d, err := a.rt.Daemon(originOf(t, s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.OutSeq() != 3 {
+		t.Fatalf("sender's out seq %d, want 3: the rolled-back sends used no numbers", d.OutSeq())
+	}
+	if h := ydaemon(t, b, y.ID).Horizon()[d.Origin()]; h != 3 {
+		t.Fatalf("target's horizon for the sender is %d, want 3", h)
+	}
+	for pendingOn(a) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not drained")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := getStats(t, b, "y").received; got != 3 {
+		t.Fatalf("target received %d, want exactly the 3 committed messages", got)
+	}
+}
+
+func ydaemon(t *testing.T, n *Node, id string) *engine.Daemon {
+	t.Helper()
+	d, err := n.rt.Daemon(originOf(t, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
