@@ -100,8 +100,8 @@ func (o *deliverer) scan(ctx context.Context) {
 		if d.OutboxLen() == 0 {
 			continue
 		}
-		for _, s := range d.PendingSends(0) {
-			l := lane{sender: d.Origin(), target: s.Target}
+		for _, target := range d.SendTargets() {
+			l := lane{sender: d.Origin(), target: target}
 			o.mu.Lock()
 			start := !o.lanes[l]
 			if start {
@@ -121,10 +121,8 @@ func (o *deliverer) scan(ctx context.Context) {
 
 // next is the oldest pending message of the lane.
 func next(d *engine.Daemon, target uint64) (engine.Send, bool) {
-	for _, s := range d.PendingSends(0) {
-		if s.Target == target {
-			return s, true
-		}
+	if p := d.PendingSendsTo(target, 1); len(p) == 1 {
+		return p[0], true
 	}
 	return engine.Send{}, false
 }

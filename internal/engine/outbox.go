@@ -110,6 +110,40 @@ func (d *Daemon) PendingSends(max int) []Send {
 	return slices.Clone(d.outbox.items[:n])
 }
 
+// PendingSendsTo is PendingSends of the messages to one target: the
+// order a deliverer must keep, without copying the rest of the outbox.
+func (d *Daemon) PendingSendsTo(target uint64, max int) []Send {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []Send
+	for _, s := range d.outbox.items {
+		if s.Target != target {
+			continue
+		}
+		out = append(out, s)
+		if max > 0 && len(out) == max {
+			break
+		}
+	}
+	return out
+}
+
+// SendTargets lists the targets with undelivered messages, each once, in
+// the order of their oldest message.
+func (d *Daemon) SendTargets() []uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []uint64
+	seen := map[uint64]bool{}
+	for _, s := range d.outbox.items {
+		if !seen[s.Target] {
+			seen[s.Target] = true
+			out = append(out, s.Target)
+		}
+	}
+	return out
+}
+
 // SentDelivered removes a delivered message from the outbox; false when no
 // message has that seq (already removed). Messages to different targets
 // may be acknowledged in any order.

@@ -103,6 +103,15 @@ func TestSendSeqsAndCommit(t *testing.T) {
 	if got := seqsOf(d.PendingSends(2)); len(got) != 2 || got[0] != 1 {
 		t.Fatalf("PendingSends(2) = %v, want the oldest two", got)
 	}
+	if got := d.SendTargets(); len(got) != 2 || got[0] != 0xfeed || got[1] != 0xbeef {
+		t.Fatalf("SendTargets = %x, want [feed beef]", got)
+	}
+	if got := seqsOf(d.PendingSendsTo(0xbeef, 0)); len(got) != 2 || got[0] != 4 || got[1] != 5 {
+		t.Fatalf("PendingSendsTo(0xbeef) = %v, want [4 5]", got)
+	}
+	if got := seqsOf(d.PendingSendsTo(0xfeed, 1)); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("PendingSendsTo(0xfeed, 1) = %v, want [1]", got)
+	}
 	e.mu.Lock()
 	woken := e.woken[d.Origin()]
 	e.mu.Unlock()
