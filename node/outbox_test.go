@@ -17,7 +17,7 @@ import (
 	"github.com/wasmesh/wasmesh/internal/engine"
 )
 
-func pingPongModule(t *testing.T) []byte {
+func pingPongModule(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "plugins", "examples", "pingpong-wat", "pingpong-wat.wasm"))
 	if err != nil {
@@ -29,7 +29,7 @@ func pingPongModule(t *testing.T) []byte {
 // pingStats is what the pingpong example's "get" reports.
 type pingStats struct{ received, sent, last, bad uint64 }
 
-func getStats(t *testing.T, n *Node, ref string) pingStats {
+func getStats(t testing.TB, n *Node, ref string) pingStats {
 	t.Helper()
 	res, err := n.Send(context.Background(), ref, []byte("get"))
 	if err != nil {
@@ -49,7 +49,7 @@ func getStats(t *testing.T, n *Node, ref string) pingStats {
 
 // waitReceived polls until the two sides received at least want messages
 // in total. The deadline only bounds a hung test; nothing is timed.
-func waitReceived(t *testing.T, n *Node, x, y string, want uint64) (pingStats, pingStats) {
+func waitReceived(t testing.TB, n *Node, x, y string, want uint64) (pingStats, pingStats) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -314,4 +314,44 @@ func ydaemon(t *testing.T, n *Node, id string) *engine.Daemon {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// BenchmarkPingPong reports daemon-to-daemon messages/s across two nodes
+// (each message a remote exactly-once delivery, answered by the next), for
+// both durability modes.
+//
+//	go test -run '^$' -bench PingPong ./node/
+func BenchmarkPingPong(b *testing.B) {
+	for _, mode := range []Durability{DurabilityInterval, DurabilitySync} {
+		b.Run(string(mode), func(b *testing.B) {
+			ctx := context.Background()
+			a := benchNode(b, "a", mode)
+			h := benchNode(b, "b", mode, a.GossipAddr())
+			for deadline := time.Now().Add(10 * time.Second); len(a.peers()) != 1 || len(h.peers()) != 1; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatal("nodes did not see each other")
+				}
+			}
+			mod := pingPongModule(b)
+			for _, n := range []*Node{a, h} {
+				if _, err := n.Deploy(ctx, mod, "pingpong"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := a.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "x"}); err != nil {
+				b.Fatal(err)
+			}
+			y, err := h.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "y"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			start := time.Now()
+			if _, err := a.Send(ctx, "x", []byte(fmt.Sprintf("start %s %d", y.ID, b.N))); err != nil {
+				b.Fatal(err)
+			}
+			waitReceived(b, a, "x", "y", uint64(b.N))
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
 }
