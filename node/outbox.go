@@ -38,7 +38,7 @@ type deliverer struct {
 
 	mu      sync.Mutex
 	lanes   map[lane]bool
-	unknown map[lane]bool // lanes whose target was not found, logged once
+	unknown map[lane]bool // lanes failing since their last success, logged once
 
 	retries  prometheus.Counter
 	notFound prometheus.Counter
@@ -159,18 +159,21 @@ func (o *deliverer) runLane(ctx context.Context, d *engine.Daemon, l lane) {
 			continue // exits above
 		}
 		o.retries.Inc()
-		if errors.Is(err, ErrDaemonNotFound) {
-			o.mu.Lock()
-			first := !o.unknown[l]
-			o.unknown[l] = true
-			o.mu.Unlock()
-			if first {
-				o.notFound.Inc()
-				o.n.log.Warn("message target not found; retrying until it appears", "daemon", d.ID(),
-					"target", abi.FormatOrigin(l.target), "seq", s.Seq, "err", err)
-			}
-		} else {
-			o.n.log.Debug("message delivery failed; retrying", "daemon", d.ID(), "target", abi.FormatOrigin(l.target), "seq", s.Seq, "err", err)
+		// Logged once per failing streak of a lane: a target that is gone,
+		// or whose guest keeps failing the message, must not flood the log.
+		o.mu.Lock()
+		first := !o.unknown[l]
+		o.unknown[l] = true
+		o.mu.Unlock()
+		switch {
+		case !first:
+		case errors.Is(err, ErrDaemonNotFound):
+			o.notFound.Inc()
+			o.n.log.Warn("message target not found; retrying until it appears", "daemon", d.ID(),
+				"target", abi.FormatOrigin(l.target), "seq", s.Seq, "err", err)
+		default:
+			o.n.log.Warn("message delivery failed; retrying", "daemon", d.ID(),
+				"target", abi.FormatOrigin(l.target), "seq", s.Seq, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -187,9 +190,10 @@ func (o *deliverer) local(d *engine.Daemon) bool {
 	return err == nil && cur == d && d.Usable() == nil
 }
 
-// deliver sends one message as an exactly-once event from the sender. The
-// sending event must be durable first: a message must never arrive from
-// an event that a crash of this node could still undo.
+// deliver sends one message as an exactly-once event from the sender.
+// Under DurabilitySync the sending event is made durable first: a message
+// must never arrive from an event that a crash of this node could still
+// undo. (DurabilityInterval accepts that window for events, and so here.)
 func (o *deliverer) deliver(ctx context.Context, d *engine.Daemon, s engine.Send) error {
 	if w := o.n.wal; w != nil {
 		if err := w.Sync(ctx); err != nil {
