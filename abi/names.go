@@ -38,6 +38,20 @@ const (
 	ImportRandom     = "random"
 	ImportSelf       = "self"
 	ImportPublish    = "publish"
+	// ImportSend is send(target_ptr, ptr, len) -> i32: a message to
+	// another daemon, delivered after the event commits (see README.md).
+	ImportSend = "send"
+)
+
+// Results of the send import.
+const (
+	// SendQueued: the message is queued; it is delivered exactly once,
+	// as an event with the sender's origin and outbound sequence.
+	SendQueued = 0
+	// SendTooLarge: the payload is over the host's per-message cap.
+	SendTooLarge = 1
+	// SendFull: the sender's outbox is full; retry in a later event.
+	SendFull = 2
 )
 
 // ReservedExportPrefix starts every export name the host adds when it derives
@@ -172,6 +186,8 @@ func ImportSignature(name string) (Signature, bool) {
 		return sig(vals(I32)), true
 	case ImportPublish:
 		return sig(vals(I32, I32, I32, I32), I32), true
+	case ImportSend:
+		return sig(vals(I32, I32, I32), I32), true
 	}
 	return Signature{}, false
 }

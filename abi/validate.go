@@ -177,7 +177,7 @@ func globalString(g wasmbin.GlobalType) string {
 }
 
 func hostFunctionNames() string {
-	return strings.Join([]string{ImportEmit, ImportFail, ImportLog, ImportStateWrite, ImportNow, ImportRandom, ImportSelf, ImportPublish}, ", ")
+	return strings.Join([]string{ImportEmit, ImportFail, ImportLog, ImportStateWrite, ImportNow, ImportRandom, ImportSelf, ImportPublish, ImportSend}, ", ")
 }
 
 func (v *validator) imports() {

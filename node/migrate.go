@@ -264,6 +264,8 @@ func (n *Node) adoptMigrated(origin uint64) {
 	if err != nil {
 		return
 	}
+	// Its outbox arrived in the snapshot: deliver what the source had not.
+	defer n.outbox.wake(origin)
 	n.mu.Lock()
 	n.takeCarriedNameLocked(d)
 	n.mu.Unlock()

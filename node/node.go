@@ -104,6 +104,7 @@ type Node struct {
 	recovered int
 	missing   missingModules // records waiting for their module (modules_missing.go)
 	failed    failedDaemons  // records whose recovery failed at startup (failed.go)
+	outbox    *deliverer     // delivers the daemons' send messages (outbox.go)
 }
 
 // New starts a node: data dir, store, runtime with recovered daemons, mesh
@@ -162,7 +163,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("%w: journal: %w", ErrBadConfig, err)
 	}
 	cleanup = append(cleanup, func() { journal.Close() })
-	hcfg := engine.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits}
+	n.outbox = newDeliverer(n)
+	n.metrics.Registry.MustRegister(n.outbox.collectors()...)
+	hcfg := engine.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits, OnSends: n.outbox.wake}
 	if cfg.Durability == DurabilitySync {
 		n.wal = journal
 		hcfg.Journal = journal
@@ -241,6 +244,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	go n.checkpointLoop()
 	n.wg.Add(1)
 	go n.refreshListings()
+	// Its first scan picks up the outboxes recovered above.
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.outbox.run(n.ctx) }()
 	n.startModuleFetch()
 	if cfg.Dev {
 		n.log.Warn("INSECURE: --dev cluster credentials are derived from a public string; anyone can join this cluster. Use only on a trusted machine.")

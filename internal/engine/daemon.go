@@ -53,6 +53,7 @@ type Daemon struct {
 	inputSeq uint64
 	snapSeq  uint64
 	ledger   []snapshot.Subscription
+	outbox   outbox
 	journal  journal
 	// incarnation names this history in the runtime's InputJournal.
 	incarnation uint64
@@ -311,6 +312,7 @@ func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, intercepta
 	in := d.inst
 	in.out = out
 	in.rec.reset()
+	in.resetSends()
 	err := in.process(ctx, &ev)
 	in.out = nil
 	if err != nil {
@@ -320,9 +322,13 @@ func (d *Daemon) deliver(ctx context.Context, ev Event, out *Outputs, intercepta
 		return d.eventFailed(ee)
 	}
 	out.materialize()
+	sent := len(in.sends) > 0
 	d.commitLocked(&ev, out, in.rec.buf)
 	obs := d.observers.Load()
 	d.mu.Unlock()
+	if sent && d.rt.cfg.OnSends != nil {
+		d.rt.cfg.OnSends(d.origin)
+	}
 	if obs != nil {
 		for _, o := range *obs {
 			o.fn(ev, out.Items)
@@ -371,6 +377,10 @@ func (d *Daemon) commitLocked(ev *Event, out *Outputs, rec []byte) {
 		sum = sum*31 + binary.LittleEndian.Uint64(d.headHash[:8])
 		out.Items[i].Link = link
 	}
+	// The sends join the outbox in the same step as the event: a snapshot
+	// or a journal record never sees one without the other.
+	d.outbox.commit(d.inst.sends)
+	d.inst.resetSends()
 	d.journal.append(ev, rec, len(out.Items), sum, headBefore, hhBefore, hz)
 	d.journalLocked(ev, rec)
 	if d.journal.due() {
@@ -439,6 +449,9 @@ func (d *Daemon) replayInstance(ctx context.Context) (*instance, error) {
 		in.out = &d.scratch
 		err := in.process(ctx, &ev)
 		in.out = nil
+		// The replayed event's sends were committed to the outbox when it
+		// ran live; the replay only rebuilds the instance.
+		in.resetSends()
 		if err != nil {
 			in.close(ctx)
 			return nil, fmt.Errorf("replay of journaled event %d: %w", i, err)
@@ -510,6 +523,7 @@ func (d *Daemon) metaSnapshotLocked() *snapshot.Snapshot {
 		InputSeq:     d.inputSeq,
 		Ledger:       append([]snapshot.Subscription(nil), d.ledger...),
 		Annotations:  d.annotationsLocked(),
+		Outbox:       d.outbox.toSnapshot(),
 	}
 }
 

@@ -146,6 +146,7 @@ func (s *Staged) Commit(ctx context.Context, id identity.Identity, delta *Delta,
 		d.horizon = horizonOf(ds)
 		d.inputSeq, d.snapSeq = ds.InputSeq, ds.Sequence
 		d.ledger = append([]snapshot.Subscription(nil), ds.Ledger...)
+		d.outbox.fromSnapshot(ds.Outbox)
 		// The delta is newer than the base the daemon was staged from.
 		d.restoreAnnotationsLocked(ds.Annotations)
 	}

@@ -107,6 +107,7 @@ func (d *Daemon) Redo(ctx context.Context, ev Event, rec []byte) ([]Output, erro
 	// A private recorder: the live one's buffer must never alias rec.
 	in.rec = &recorder{replaying: true, buf: rec}
 	in.out = &out
+	in.resetSends()
 	err := in.process(ctx, &ev)
 	in.out = nil
 	replayed := in.rec

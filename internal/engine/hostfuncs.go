@@ -203,6 +203,7 @@ func hostModule(r wazero.Runtime) wazero.HostModuleBuilder {
 	fn(abi.ImportRandom, hostRandom, []api.ValueType{i32, i32}, nil)
 	fn(abi.ImportSelf, hostSelf, []api.ValueType{i32}, nil)
 	fn(abi.ImportPublish, hostPublish, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32})
+	fn(abi.ImportSend, hostSend, []api.ValueType{i32, i32, i32}, []api.ValueType{i32})
 	return b
 }
 

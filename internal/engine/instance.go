@@ -71,6 +71,9 @@ type instance struct {
 	logLines int
 	state    []byte
 	rec      *recorder
+	// sends are the event's messages, committed with it (hostsend.go).
+	sends     []Send
+	sendBytes int
 }
 
 func (rt *Runtime) instantiate(ctx context.Context, d *Daemon, v *variant) (*instance, error) {

@@ -67,6 +67,10 @@ type Config struct {
 	// Journal, when set, receives every committed event so the embedder
 	// can make inputs durable before it acknowledges them (see Daemon.Redo).
 	Journal InputJournal
+	// OnSends, when set, is called with a daemon's origin after an event
+	// of it committed messages to its outbox (outside every lock), so the
+	// embedder can wake whatever delivers them.
+	OnSends func(origin uint64)
 	// Hooks are for tests only.
 	Hooks *TestHooks
 }
@@ -486,6 +490,7 @@ func (d *Daemon) boot(ctx context.Context, config []byte, snap *snapshot.Snapsho
 		d.inputSeq = snap.InputSeq
 		d.snapSeq = snap.Sequence
 		d.ledger = append([]snapshot.Subscription(nil), snap.Ledger...)
+		d.outbox.fromSnapshot(snap.Outbox)
 		d.restoreAnnotationsLocked(snap.Annotations)
 	}
 	d.inst = in

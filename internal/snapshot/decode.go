@@ -31,7 +31,8 @@ func tooLarge(what string, n, limit uint64) error {
 // entity's key made the snapshot: the caller must still check that EntityID
 // (and ModuleDigest) are the ones it expects (SPEC R-L5).
 //
-// Aliasing: Pages[i].Data, State, Envelope, Ledger[i].Token and Signature
+// Aliasing: Pages[i].Data, State, Envelope, Ledger[i].Token,
+// Outbox.Entries[i].Payload and Signature
 // are sub-slices of b (capacity-capped, so appending to them never writes
 // into b). Restore can therefore copy pages straight from the input buffer;
 // call Clone to keep the snapshot after b is reused or modified.
@@ -51,8 +52,8 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		return nil, malformed("truncated before version")
 	}
 	version := b[offVersion]
-	if version != Version && version != VersionAnnotated {
-		return nil, fmt.Errorf("%w: %d (this build reads %d and %d)", ErrUnsupportedVersion, version, Version, VersionAnnotated)
+	if version != Version && version != VersionAnnotated && version != VersionOutbox {
+		return nil, fmt.Errorf("%w: %d (this build reads %d to %d)", ErrUnsupportedVersion, version, Version, VersionOutbox)
 	}
 	if len(b) < headerSize+sigSize {
 		return nil, malformed("truncated: %d bytes, header and signature alone need %d", len(b), headerSize+sigSize)
@@ -108,8 +109,11 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		uint64(nGlobals)*globalEntrySize +
 		uint64(nPages)*(4+PageSize) +
 		uint64(stateLen) + uint64(envLen)
-	if version == VersionAnnotated {
+	switch version {
+	case VersionAnnotated:
 		need += 4 + annotationsFixed
+	case VersionOutbox:
+		need += 4 + outboxFixed
 	}
 	if need > uint64(len(b)) {
 		return nil, malformed("truncated: counts need at least %d bytes, have %d", need, len(b))
@@ -187,7 +191,7 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		s.Envelope = b[off : off+int(envLen) : off+int(envLen)]
 		off += int(envLen)
 	}
-	if version == VersionAnnotated {
+	if version >= VersionAnnotated {
 		// The length is read only now: everything before it has been
 		// accounted for, so the section may use only what remains.
 		al := uint64(le.Uint32(b[off:]))
@@ -198,12 +202,24 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		if al+sigSize > uint64(len(b)-off) {
 			return nil, malformed("truncated in the annotations")
 		}
-		a, err := decodeAnnotations(b[off : off+int(al)])
+		// Version 3 says "no annotations" with an empty section; version
+		// 2 exists only to carry them.
+		if al > 0 || version == VersionAnnotated {
+			a, err := decodeAnnotations(b[off : off+int(al)])
+			if err != nil {
+				return nil, err
+			}
+			s.Annotations = a
+		}
+		off += int(al)
+	}
+	if version == VersionOutbox {
+		o, n, err := decodeOutbox(b[off:], sigSize, lim)
 		if err != nil {
 			return nil, err
 		}
-		s.Annotations = a
-		off += int(al)
+		s.Outbox = o
+		off += n
 	}
 	if rest := len(b) - off; rest != sigSize {
 		return nil, malformed("%d bytes after the body, want a %d-byte signature", rest, sigSize)

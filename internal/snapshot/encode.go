@@ -23,6 +23,9 @@ const (
 	Version = 1
 	// VersionAnnotated is Version plus the trailing annotations section.
 	VersionAnnotated = 2
+	// VersionOutbox is VersionAnnotated plus the trailing outbox section;
+	// its annotations section may be empty (length 0: no annotations).
+	VersionOutbox = 3
 	// SignatureDomain separates snapshot signatures from every other use of
 	// the daemon key: the key signs SignatureDomain || 0x00 || SHA-256(body).
 	SignatureDomain = "wasmesh/snapshot/v1"
@@ -60,11 +63,12 @@ type plan struct {
 	pages    []Page // non-zero pages only
 	state    []byte
 	envelope []byte
-	ann      []byte // version 2 only: u32 length || annotations
+	ann      []byte // version 2 and 3: u32 length || annotations
+	outbox   []byte // version 3 only
 }
 
 func (p *plan) bodySize() int {
-	return len(p.prefix) + len(p.pages)*PageSize + len(p.state) + len(p.envelope) + len(p.ann)
+	return len(p.prefix) + len(p.pages)*PageSize + len(p.state) + len(p.envelope) + len(p.ann) + len(p.outbox)
 }
 
 // each hands every body piece, in order, to f.
@@ -83,7 +87,10 @@ func (p *plan) each(f func([]byte) error) error {
 	if err := f(p.envelope); err != nil {
 		return err
 	}
-	return f(p.ann)
+	if err := f(p.ann); err != nil {
+		return err
+	}
+	return f(p.outbox)
 }
 
 func invalid(format string, args ...any) error {
@@ -160,6 +167,11 @@ func (s *Snapshot) Validate() error {
 			return err
 		}
 	}
+	if s.Outbox != nil {
+		if err := s.Outbox.validate(); err != nil {
+			return err
+		}
+	}
 	for _, n := range []int{len(s.Horizon), len(s.Ledger), len(s.Globals), len(s.Pages), len(s.State), len(s.Envelope)} {
 		if uint64(n) > math.MaxUint32 {
 			return invalid("a count or length of %d does not fit in 32 bits", n)
@@ -226,6 +238,9 @@ func makePlan(s *Snapshot) (*plan, error) {
 	if s.Annotations != nil {
 		version = VersionAnnotated
 	}
+	if s.Outbox != nil {
+		version = VersionOutbox
+	}
 	b = append(b, version, byte(s.Mode))
 	b = append(b, s.ModuleDigest[:]...)
 	b = append(b, s.EntityID[:]...)
@@ -260,12 +275,18 @@ func makePlan(s *Snapshot) (*plan, error) {
 	for _, p := range pages {
 		b = le.AppendUint32(b, p.Index)
 	}
-	var ann []byte
-	if s.Annotations != nil {
+	var ann, outbox []byte
+	switch {
+	case s.Annotations != nil:
 		n := s.Annotations.encodedSize()
 		ann = appendAnnotations(le.AppendUint32(make([]byte, 0, 4+n), uint32(n)), s.Annotations)
+	case s.Outbox != nil:
+		ann = le.AppendUint32(nil, 0) // version 3 without annotations
 	}
-	return &plan{prefix: b, pages: pages, state: s.State, envelope: s.Envelope, ann: ann}, nil
+	if s.Outbox != nil {
+		outbox = appendOutbox(make([]byte, 0, s.Outbox.encodedSize()), s.Outbox)
+	}
+	return &plan{prefix: b, pages: pages, state: s.State, envelope: s.Envelope, ann: ann, outbox: outbox}, nil
 }
 
 // signedMessage is what the daemon key signs: the domain, a zero byte and

@@ -19,6 +19,10 @@ type Limits struct {
 	MaxStateBytes uint32
 	// MaxEnvelopeBytes caps the sealed identity envelope.
 	MaxEnvelopeBytes uint32
+	// MaxOutboxEntries caps the undelivered messages in the outbox.
+	MaxOutboxEntries uint32
+	// MaxOutboxBytes caps the sum of their payload bytes.
+	MaxOutboxBytes uint32
 }
 
 // Defaults. Memory is the wasm32 maximum (the per-daemon page cap of SPEC
@@ -33,6 +37,11 @@ const (
 	DefaultMaxLedgerBytes   = 16 << 20
 	DefaultMaxStateBytes    = 256 << 20
 	DefaultMaxEnvelopeBytes = 64 << 10
+	// The outbox defaults are well above the engine's own bound on a
+	// daemon's outbox: a crash recovery that redoes journaled sends on top
+	// of a checkpoint's outbox may hold more than the bound for a while.
+	DefaultMaxOutboxEntries = 1 << 20
+	DefaultMaxOutboxBytes   = 256 << 20
 )
 
 // DefaultLimits returns the default caps.
@@ -45,6 +54,8 @@ func DefaultLimits() Limits {
 		MaxLedgerBytes:   DefaultMaxLedgerBytes,
 		MaxStateBytes:    DefaultMaxStateBytes,
 		MaxEnvelopeBytes: DefaultMaxEnvelopeBytes,
+		MaxOutboxEntries: DefaultMaxOutboxEntries,
+		MaxOutboxBytes:   DefaultMaxOutboxBytes,
 	}
 }
 
@@ -63,6 +74,8 @@ func (l Limits) withDefaults() Limits {
 	l.MaxLedgerBytes = orDefault(l.MaxLedgerBytes, d.MaxLedgerBytes)
 	l.MaxStateBytes = orDefault(l.MaxStateBytes, d.MaxStateBytes)
 	l.MaxEnvelopeBytes = orDefault(l.MaxEnvelopeBytes, d.MaxEnvelopeBytes)
+	l.MaxOutboxEntries = orDefault(l.MaxOutboxEntries, d.MaxOutboxEntries)
+	l.MaxOutboxBytes = orDefault(l.MaxOutboxBytes, d.MaxOutboxBytes)
 	return l
 }
 
@@ -77,6 +90,7 @@ func MaxEncodedSize(lim Limits) int64 {
 	n += uint64(lim.MaxMemoryPages) * (4 + PageSize)
 	n += uint64(lim.MaxStateBytes) + uint64(lim.MaxEnvelopeBytes)
 	n += 4 + MaxAnnotationsBytes
+	n += outboxFixed + uint64(lim.MaxOutboxEntries)*outboxEntryFixed + uint64(lim.MaxOutboxBytes)
 	if n > math.MaxInt64 {
 		return math.MaxInt64
 	}

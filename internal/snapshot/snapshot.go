@@ -92,6 +92,11 @@ type Snapshot struct {
 	// name, counters and recent log lines. Nil encodes as version 1.
 	Annotations *Annotations
 
+	// Outbox, when set, travels in a version 3 snapshot: the daemon's
+	// undelivered messages and outbound sequence. Nil encodes as version 1
+	// or 2, as before.
+	Outbox *Outbox
+
 	// Signature is the daemon's ed25519 signature; set by Encode, checked
 	// by Decode against EntityID.
 	Signature []byte
@@ -151,6 +156,7 @@ func (s *Snapshot) Clone() *Snapshot {
 	c.State = cloneBytes(s.State)
 	c.Envelope = cloneBytes(s.Envelope)
 	c.Annotations = s.Annotations.Clone()
+	c.Outbox = s.Outbox.Clone()
 	c.Signature = cloneBytes(s.Signature)
 	return &c
 }

@@ -106,6 +106,11 @@ func normalize(s *Snapshot) *Snapshot {
 	}
 	c.State = nilIfEmpty(c.State)
 	c.Envelope = nilIfEmpty(c.Envelope)
+	if c.Outbox != nil {
+		for i := range c.Outbox.Entries {
+			c.Outbox.Entries[i].Payload = nilIfEmpty(c.Outbox.Entries[i].Payload)
+		}
+	}
 	if c.Annotations != nil && len(c.Annotations.Logs) == 0 {
 		c.Annotations.Logs = nil
 	}
@@ -432,7 +437,7 @@ func TestForgedStructure(t *testing.T) {
 	}{
 		{"bad magic", plain(), func(b []byte) []byte { b[0] = 'X'; return b }, ErrMalformed},
 		{"version 0", plain(), func(b []byte) []byte { b[offVersion] = 0; return b }, ErrUnsupportedVersion},
-		{"version 3", plain(), func(b []byte) []byte { b[offVersion] = 3; return b }, ErrUnsupportedVersion},
+		{"version 4", plain(), func(b []byte) []byte { b[offVersion] = 4; return b }, ErrUnsupportedVersion},
 		{"version 2 without annotations", plain(), func(b []byte) []byte { b[offVersion] = VersionAnnotated; return b }, ErrMalformed},
 		{"unknown mode", plain(), func(b []byte) []byte { b[offMode] = 9; return b }, ErrMalformed},
 		{"mode switched to cooperative", plain(), func(b []byte) []byte { b[offMode] = byte(Cooperative); return b }, ErrMalformed},

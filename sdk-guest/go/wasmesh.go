@@ -117,6 +117,36 @@ func Self() [32]byte { return rt.Self() }
 // instance because the daemon holds no grant for the channel.
 var ErrPublishDenied = errors.New("wasmesh: publish refused by host")
 
+// Errors of Send, one per result code of the send import.
+var (
+	// ErrSendTooLarge: the payload is over the host's per-message cap.
+	ErrSendTooLarge = errors.New("wasmesh: message too large to send")
+	// ErrOutboxFull: too many of the daemon's messages are undelivered;
+	// try again in a later event.
+	ErrOutboxFull = errors.New("wasmesh: outbox full")
+	// ErrSendRefused: a result code this SDK does not know.
+	ErrSendRefused = errors.New("wasmesh: send refused by host")
+)
+
+// Send queues payload as a message to the daemon whose origin hash is
+// target (Event.Sender of a message it sent, or its id parsed from 16 hex
+// digits). It is delivered after the current event succeeds, exactly once
+// and in order, wherever the target lives; it arrives there as an Event
+// with Sender = this daemon's origin and Seq = this daemon's outbound
+// sequence. If the event fails, nothing is sent. Call it only from the
+// event handler.
+func Send(target uint64, payload []byte) error {
+	switch rt.Send(target, payload) {
+	case 0:
+		return nil
+	case 1:
+		return ErrSendTooLarge
+	case 2:
+		return ErrOutboxFull
+	}
+	return ErrSendRefused
+}
+
 // Publish sends payload to a channel the daemon has been granted.
 func Publish(channel string, payload []byte) error {
 	if !rt.Publish(channel, payload) {

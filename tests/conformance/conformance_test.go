@@ -26,7 +26,7 @@ import (
 func TestConformanceTableCoversExamples(t *testing.T) {
 	inTable := map[string]bool{}
 	for _, l := range langs {
-		for _, p := range []string{l.echo, l.counter, l.coop, l.trap} {
+		for _, p := range []string{l.echo, l.counter, l.coop, l.trap, l.send} {
 			if p != "" {
 				inTable[p] = true
 				if _, err := os.Stat(examplesDir + "/" + p); err != nil {

@@ -34,6 +34,9 @@ type lang struct {
 	// means the language has no trapping example, and trapWhy says why.
 	trap    string
 	trapWhy string
+	// send is a pingpong daemon (plugins/examples/pingpong-wat): the send
+	// import's scenario, TestConformanceSend.
+	send string
 }
 
 func ex(dir string) string { return dir + "/" + dir + ".wasm" }
@@ -45,7 +48,7 @@ var langs = []lang{
 	// counter-wat is the plain counter; testdata/trap.wasm is the WAT counter
 	// that also traps on "trap", so it stands in for the WAT trap row.
 	{name: "wat", echo: ex("echo-wat"), counter: ex("counter-wat"), coop: ex("cooperative-wat"),
-		trap: "testdata/trap.wasm"},
+		trap: "testdata/trap.wasm", send: ex("pingpong-wat")},
 	{name: "rust", echo: ex("rust-echo"), counter: ex("rust-counter"), coop: ex("rust-coop"), trap: ex("rust-counter")},
 	{name: "c", echo: ex("c-echo"), counter: ex("c-counter"), coop: ex("c-coop"), trap: ex("c-counter")},
 	// C++ uses the C SDK header; only echo has a C++ build.

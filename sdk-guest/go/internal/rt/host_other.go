@@ -15,6 +15,13 @@ var fake struct {
 	now     int64
 	self    [32]byte
 	publish int32
+	sends   []fakeSend
+	send    int32 // the result every send gets
+}
+
+type fakeSend struct {
+	target  uint64
+	payload []byte
 }
 
 func emit(b []byte)            { fake.emits = append(fake.emits, bytes.Clone(b)) }
@@ -26,4 +33,11 @@ func random(b []byte)          { clear(b) }
 func self() [32]byte           { return fake.self }
 func publish(string, []byte) int32 {
 	return fake.publish
+}
+
+func send(target uint64, b []byte) int32 {
+	if fake.send == 0 {
+		fake.sends = append(fake.sends, fakeSend{target, bytes.Clone(b)})
+	}
+	return fake.send
 }

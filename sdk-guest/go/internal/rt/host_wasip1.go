@@ -31,6 +31,9 @@ func hostSelf(id *[32]byte)
 //go:wasmimport wasmesh publish
 func hostPublish(channel string, ptr unsafe.Pointer, n uint32) int32
 
+//go:wasmimport wasmesh send
+func hostSend(target *uint64, ptr unsafe.Pointer, n uint32) int32
+
 // Passing unsafe.Pointer (not a uintptr) keeps each buffer alive for the
 // duration of the host call.
 func emit(b []byte)            { hostEmit(unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b))) }
@@ -47,4 +50,10 @@ func self() (id [32]byte) {
 
 func publish(channel string, b []byte) int32 {
 	return hostPublish(channel, unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b)))
+}
+
+// send passes the target as a pointer to a u64: wasm memory is
+// little-endian, which is the byte order the host reads the origin in.
+func send(target uint64, b []byte) int32 {
+	return hostSend(&target, unsafe.Pointer(unsafe.SliceData(b)), uint32(len(b)))
 }

@@ -194,3 +194,6 @@ func Now() int64                            { return now() }
 func Random(b []byte)                       { random(b) }
 func Self() [32]byte                        { return self() }
 func Publish(channel string, b []byte) bool { return publish(channel, b) == 0 }
+
+// Send is the send import's result: 0 queued, 1 too large, 2 outbox full.
+func Send(target uint64, b []byte) int32 { return send(target, b) }

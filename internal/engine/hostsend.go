@@ -1,0 +1,59 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmesh/wasmesh/abi"
+)
+
+// hostSend is send(target_ptr, ptr, len) -> i32. The message is buffered
+// with the event's outputs and joins the outbox only when the event
+// commits, so a rolled-back event sends nothing.
+//
+// The result depends on how full the outbox is, which is not a function of
+// the daemon's inputs (deliveries drain it meanwhile), so it is recorded
+// with the clock and random readings: a rollback replay or a crash redo
+// hands the guest the same answers and queues the same messages with the
+// same sequence numbers.
+func hostSend(ctx context.Context, mod api.Module, stack []uint64) {
+	in := instOf(ctx)
+	if in.phase != phaseProcess {
+		panic(&guestAbort{cause: ErrWrongMoment, detail: "send is only allowed inside wasmesh_process"})
+	}
+	target := binary.LittleEndian.Uint64(in.read(mod, "send", api.DecodeU32(stack[0]), 8))
+	p := in.read(mod, "send", api.DecodeU32(stack[1]), api.DecodeU32(stack[2]))
+	in.reading(1)
+	var code [1]byte
+	in.rec.bytes(code[:], func(b []byte) { b[0] = in.sendCode(len(p)) })
+	if code[0] > abi.SendFull {
+		panic(&guestAbort{cause: ErrGuestTrap, detail: fmt.Sprintf("recorded send result %d is not one the host gives", code[0])})
+	}
+	if code[0] == abi.SendQueued {
+		in.sends = append(in.sends, Send{Target: target, Payload: slices.Clone(p)})
+		in.sendBytes += len(p)
+	}
+	stack[0] = api.EncodeI32(int32(code[0]))
+}
+
+// sendCode is the live answer for a message of n bytes, counting the
+// sends this event already queued (the daemon's lock is held).
+func (in *instance) sendCode(n int) byte {
+	if n > MaxSendBytes {
+		return abi.SendTooLarge
+	}
+	if !in.d.outbox.room(len(in.sends)+1, in.sendBytes+n) {
+		return abi.SendFull
+	}
+	return abi.SendQueued
+}
+
+func (in *instance) resetSends() {
+	clear(in.sends)
+	in.sends = in.sends[:0]
+	in.sendBytes = 0
+}

@@ -1,0 +1,5 @@
+//go:build soak
+
+package node
+
+const pingPongMessages = 10000
