@@ -61,6 +61,7 @@ Start here:
 			restoreCommand(),
 			logsCommand(),
 			demoCommand(),
+			tokenCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
