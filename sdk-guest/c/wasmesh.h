@@ -100,6 +100,7 @@ WASMESH__IMPORT("now") int64_t wasmesh__now(void);
 WASMESH__IMPORT("random") void wasmesh__random(void *ptr, size_t len);
 WASMESH__IMPORT("self") void wasmesh__self(void *ptr);
 WASMESH__IMPORT("publish") int32_t wasmesh__publish(const void *ch, size_t chlen, const void *ptr, size_t len);
+WASMESH__IMPORT("send") int32_t wasmesh__send(const void *target, const void *ptr, size_t len);
 
 /* Length of a NUL-terminated string (no libc needed). */
 static inline size_t wasmesh_strlen(const char *s) {
@@ -155,6 +156,21 @@ static inline void wasmesh_self(uint8_t out[32]) { wasmesh__self(out); }
 /* Publishes p[0:n] on the channel; 0 on success, else the host's status. */
 static inline int wasmesh_publish(const char *channel, const void *p, size_t n) {
 	return wasmesh__publish(channel, wasmesh_strlen(channel), p, n);
+}
+
+/* Results of wasmesh_send. */
+#define WASMESH_SEND_QUEUED 0    /* part of this event's effects; delivered once it commits */
+#define WASMESH_SEND_TOO_LARGE 1 /* payload over the host's per-message cap (1 MiB) */
+#define WASMESH_SEND_FULL 2      /* outbox full (4096 messages or 8 MiB); retry in a later event */
+
+/* Sends p[0:n] to the daemon with origin target (its 8-byte id): it
+ * arrives there as an event with origin = this daemon's origin, exactly
+ * once and in order, wherever either daemon lives. A failed event sends
+ * nothing. */
+static inline int wasmesh_send(uint64_t target, const void *p, size_t n) {
+	uint8_t t[8];
+	for (int i = 0; i < 8; i++) t[i] = (uint8_t)(target >> (8 * i));
+	return wasmesh__send(t, p, n);
 }
 
 /* Writes v in decimal ASCII to buf (at least 20 bytes, not NUL-terminated)

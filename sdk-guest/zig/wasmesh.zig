@@ -47,6 +47,7 @@ const host = struct {
     extern "wasmesh" fn random(ptr: [*]u8, len: usize) void;
     extern "wasmesh" fn self(ptr: [*]u8) void;
     extern "wasmesh" fn publish(ch_ptr: [*]const u8, ch_len: usize, ptr: [*]const u8, len: usize) i32;
+    extern "wasmesh" fn send(target_ptr: [*]const u8, ptr: [*]const u8, len: usize) i32;
 };
 
 // An empty slice's pointer is undefined in Zig (0xaaaaaaaa in practice),
@@ -111,6 +112,22 @@ pub const PublishError = error{PublishRefused};
 /// Publishes `data` on `channel`; the host refuses channels not granted.
 pub fn publish(channel: []const u8, data: []const u8) PublishError!void {
     if (host.publish(addr(channel), channel.len, addr(data), data.len) != 0) return error.PublishRefused;
+}
+
+pub const SendError = error{ SendTooLarge, OutboxFull, SendRefused };
+
+/// Sends `data` to the daemon whose origin (8-byte id) is `target`: it
+/// arrives as an event from this daemon's origin, exactly once and in
+/// order, wherever either lives. A failed event sends nothing.
+pub fn send(target: u64, data: []const u8) SendError!void {
+    var t: [8]u8 = undefined;
+    std.mem.writeIntLittle(u64, &t, target);
+    switch (host.send(&t, addr(data), data.len)) {
+        0 => {},
+        1 => return error.SendTooLarge,
+        2 => return error.OutboxFull,
+        else => return error.SendRefused,
+    }
 }
 
 /// A panic handler that reports the message through `fail` and traps. Use

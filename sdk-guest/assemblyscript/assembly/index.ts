@@ -33,6 +33,8 @@
 @external("wasmesh", "self") declare function host_self(ptr: usize): void;
 // @ts-ignore: decorator
 @external("wasmesh", "publish") declare function host_publish(chPtr: usize, chLen: i32, ptr: usize, len: i32): i32;
+// @ts-ignore: decorator
+@external("wasmesh", "send") declare function host_send(targetPtr: usize, ptr: usize, len: i32): i32;
 
 // Scratch space for UTF-8 encodings of strings handed to the host.
 let scratch: ArrayBuffer = new ArrayBuffer(64);
@@ -204,4 +206,20 @@ export function selfId(): Uint8Array {
 export function publish(channel: string, data: Uint8Array): i32 {
   const n = utf8(channel);
   return host_publish(changetype<usize>(scratch), n, data.dataStart, data.byteLength);
+}
+
+/** Results of `send`. */
+export const SEND_QUEUED: i32 = 0;
+export const SEND_TOO_LARGE: i32 = 1;
+export const SEND_FULL: i32 = 2;
+
+// The target origin handed to the host (8 bytes, little-endian).
+const sendTarget = new ArrayBuffer(8);
+
+/** Sends `data` to the daemon whose origin (8-byte id) is `target`: it
+ * arrives as an event from this daemon's origin, exactly once and in order,
+ * wherever either lives. A failed event sends nothing. Returns SEND_*. */
+export function send(target: u64, data: Uint8Array): i32 {
+  store<u64>(changetype<usize>(sendTarget), target);
+  return host_send(changetype<usize>(sendTarget), data.dataStart, data.byteLength);
 }

@@ -82,6 +82,7 @@ mod sys {
         #[link_name = "self"]
         pub fn self_id(ptr: *mut u8);
         pub fn publish(ch_ptr: *const u8, ch_len: usize, ptr: *const u8, len: usize) -> i32;
+        pub fn send(target_ptr: *const u8, ptr: *const u8, len: usize) -> i32;
     }
 }
 
@@ -133,6 +134,31 @@ pub fn publish(channel: &str, payload: &[u8]) -> Result<(), i32> {
         Ok(())
     } else {
         Err(rc)
+    }
+}
+
+/// Why [`send`] did not queue a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The payload is over the host's per-message cap (1 MiB).
+    TooLarge,
+    /// The outbox is full (4096 messages or 8 MiB); retry in a later event.
+    OutboxFull,
+    /// Another status from a newer host.
+    Refused(i32),
+}
+
+/// Sends `payload` to the daemon whose origin (8-byte id) is `target`. It
+/// arrives there as an event from this daemon's origin, exactly once and
+/// in order, wherever either daemon lives; it is part of this event's
+/// effects, so a failed event sends nothing.
+pub fn send(target: u64, payload: &[u8]) -> Result<(), SendError> {
+    let t = target.to_le_bytes();
+    match unsafe { sys::send(t.as_ptr(), payload.as_ptr(), payload.len()) } {
+        0 => Ok(()),
+        1 => Err(SendError::TooLarge),
+        2 => Err(SendError::OutboxFull),
+        rc => Err(SendError::Refused(rc)),
     }
 }
 
