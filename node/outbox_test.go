@@ -26,6 +26,28 @@ func pingPongModule(t testing.TB) []byte {
 	return b
 }
 
+// pingPongPair deploys the pingpong example on a and b and spawns x on a
+// and y on b.
+func pingPongPair(t testing.TB, a, b *Node) (x, y DaemonInfo) {
+	t.Helper()
+	ctx := context.Background()
+	mod := pingPongModule(t)
+	for _, n := range []*Node{a, b} {
+		if _, err := n.Deploy(ctx, mod, "pingpong"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x, err := a.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err = b.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x, y
+}
+
 // pingStats is what the pingpong example's "get" reports.
 type pingStats struct{ received, sent, last, bad uint64 }
 
@@ -73,20 +95,7 @@ func TestPingPongAcrossMigrations(t *testing.T) {
 	b := startTest(t, "b", t.TempDir(), a.GossipAddr())
 	waitPeers(t, a, 1)
 	waitPeers(t, b, 1)
-	mod := pingPongModule(t)
-	for _, n := range []*Node{a, b} {
-		if _, err := n.Deploy(ctx, mod, "pingpong"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	x, err := a.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := b.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "y"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, y := pingPongPair(t, a, b)
 	const n = pingPongMessages
 	if _, err := a.Send(ctx, "x", []byte(fmt.Sprintf("start %s %d", y.ID, n))); err != nil {
 		t.Fatal(err)
@@ -199,19 +208,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	b := startTest(t, "b", dirB, a.GossipAddr())
 	waitPeers(t, a, 1)
 	waitPeers(t, b, 1)
-	mod := pingPongModule(t)
-	for _, n := range []*Node{a, b} {
-		if _, err := n.Deploy(ctx, mod, "pingpong"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := a.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	y, err := b.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "y"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, y := pingPongPair(t, a, b)
 	if err := b.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -332,19 +329,7 @@ func BenchmarkPingPong(b *testing.B) {
 					b.Fatal("nodes did not see each other")
 				}
 			}
-			mod := pingPongModule(b)
-			for _, n := range []*Node{a, h} {
-				if _, err := n.Deploy(ctx, mod, "pingpong"); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if _, err := a.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "x"}); err != nil {
-				b.Fatal(err)
-			}
-			y, err := h.Spawn(ctx, SpawnRequest{Kind: "pingpong", Name: "y"})
-			if err != nil {
-				b.Fatal(err)
-			}
+			_, y := pingPongPair(b, a, h)
 			b.ResetTimer()
 			start := time.Now()
 			if _, err := a.Send(ctx, "x", []byte(fmt.Sprintf("start %s %d", y.ID, b.N))); err != nil {
