@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/wasmesh/wasmesh/internal/cluster"
@@ -28,8 +29,11 @@ type KindInfo struct {
 
 // DaemonInfo is one daemon as operators see it.
 type DaemonInfo struct {
-	ID              string `json:"id"`
-	Name            string `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Entity is the daemon's entity id (its ed25519 public key, 64 hex
+	// digits): the subject of the permission tokens granted to it.
+	Entity          string `json:"entity,omitempty"`
 	Kind            string `json:"kind"`
 	Digest          string `json:"digest"`
 	Node            string `json:"node"`
@@ -294,6 +298,8 @@ func (n *Node) localInfo(d *engine.Daemon) DaemonInfo {
 		MemoryBytes: s.MemoryBytes, CPUNanos: int64(s.CPUTime), InputSeq: s.InputSeq, ChainSequence: s.ChainSequence,
 		Mode: s.Mode, Failed: s.Failed, LastError: s.LastError, Horizon: map[string]uint64{},
 	}
+	e := d.EntityID()
+	info.Entity = hex.EncodeToString(e[:])
 	for sender, seq := range d.Horizon() {
 		info.Horizon[abi.FormatOrigin(sender)] = seq
 	}

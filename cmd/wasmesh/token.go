@@ -83,15 +83,15 @@ Examples:
 }
 
 func grantFlags(keyUsage string) []cli.Flag {
-	return []cli.Flag{
+	return clientFlags(
 		&cli.StringFlag{Name: "key", Required: true, Usage: keyUsage},
-		&cli.StringFlag{Name: "subject", Required: true, Usage: "grant to `KEY`: a 64-hex public key or entity id, or a key file (naming a daemon is not supported yet: give its entity id)"},
+		&cli.StringFlag{Name: "subject", Required: true, Usage: "grant to `SUBJECT`: a 64-hex public key or entity id, a key file, or a daemon's name or id (looked up through --node)"},
 		&cli.StringFlag{Name: "scope", Required: true, Usage: "`SCOPES`, comma-separated: publish, subscribe, delegate, admin"},
 		&cli.StringFlag{Name: "channel", Required: true, Usage: "channel `PATTERN`: 'orders/eu', 'orders/*' or '*'"},
 		&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "valid for `DURATION` from --not-before"},
 		&cli.StringFlag{Name: "not-before", Usage: "valid from `TIME`: RFC3339 or a duration from now (default now)"},
 		&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write the token to `FILE` (default: print it)"},
-	}
+	)
 }
 
 func tokenIssueCommand() *cli.Command {
@@ -101,9 +101,11 @@ func tokenIssueCommand() *cli.Command {
 		Description: `Signs a token granting --scope on --channel to --subject for --ttl. Channels
 that trust the issuer's public key accept it.
 
---subject is a 64-hex public key (a daemon's entity id as 'wasmesh ps' shows
-it, or a client's key from 'wasmesh token keygen') or a key file. Resolving a
-daemon name to its entity id is not supported yet.
+--subject is a 64-hex public key (a client's key from 'wasmesh token keygen',
+or a daemon's entity id as 'wasmesh stats DAEMON --json' shows it), a key
+file, or a daemon's name or id, which the node at --node resolves to its
+entity id. A daemon's token names its identity, not its node: it keeps
+working after the daemon migrates.
 
 Examples:
    wasmesh token issue --key ops.key --subject client.key --scope subscribe --channel 'orders/*' -o client.tok
@@ -169,6 +171,32 @@ func readPub(s string) (ed25519.PublicKey, error) {
 	return k.Public().(ed25519.PublicKey), nil
 }
 
+// resolveSubject is readPub, and failing that a daemon the node knows by
+// that name or id.
+func resolveSubject(c *cli.Context, s string) (ed25519.PublicKey, error) {
+	if len(s) == 2*ed25519.PublicKeySize {
+		if _, err := hex.DecodeString(s); err == nil {
+			return readPub(s)
+		}
+	}
+	if _, err := os.Stat(s); err == nil {
+		return readPub(s)
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return nil, err
+	}
+	info, err := cl.Stats(c.Context, s)
+	if err != nil {
+		return nil, fail(2, "--subject %q: not a 64-hex key or a key file, and not a daemon the node knows: %v", s, err)
+	}
+	b, err := hex.DecodeString(info.Entity)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fail(1, "--subject %q: the node did not report an entity id (an older node?)", s)
+	}
+	return b, nil
+}
+
 func grantAction(c *cli.Context, parent *token.Token) error {
 	if c.NArg() != 0 {
 		return fail(2, "unexpected argument %q (see --help)", c.Args().First())
@@ -177,7 +205,7 @@ func grantAction(c *cli.Context, parent *token.Token) error {
 	if err != nil {
 		return err
 	}
-	sub, err := readPub(c.String("subject"))
+	sub, err := resolveSubject(c, c.String("subject"))
 	if err != nil {
 		return err
 	}

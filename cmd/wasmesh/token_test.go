@@ -80,7 +80,7 @@ func TestTokenRefusesBadUsage(t *testing.T) {
 		{append([]string{"token", "issue", "--scope", "subscribe", "--channel", "Orders"}, base...), "--channel"},
 		{append([]string{"token", "issue", "--scope", "subscribe", "--channel", "x", "--not-before", "tuesday"}, base...), "--not-before"},
 		{append([]string{"token", "issue", "--scope", "subscribe", "--channel", "x", "--ttl", "-1h"}, base...), "--ttl"},
-		{[]string{"token", "issue", "--key", at("ops.key"), "--subject", "nothex", "--scope", "subscribe", "--channel", "x"}, "neither a 64-hex"},
+		{[]string{"token", "issue", "--key", at("ops.key"), "--subject", "nothex", "--scope", "subscribe", "--channel", "x", "--node", "http://127.0.0.1:1"}, "not a 64-hex key or a key file"},
 		{[]string{"token", "issue", "--key", at("missing.key"), "--subject", other, "--scope", "subscribe", "--channel", "x"}, "read key"},
 		{[]string{"token", "delegate", "--token", at("narrow.tok"), "--key", at("other.key"), "--subject", other, "--scope", "subscribe", "--channel", "orders/eu"}, "delegate scope"},
 		{[]string{"token", "inspect", at("junk.tok")}, "truncated"},
