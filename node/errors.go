@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wasmesh/wasmesh/abi"
+	"github.com/wasmesh/wasmesh/internal/channel"
 	"github.com/wasmesh/wasmesh/internal/cluster"
 	"github.com/wasmesh/wasmesh/internal/engine"
 	"github.com/wasmesh/wasmesh/internal/store"
@@ -40,29 +41,42 @@ var (
 	// ErrDraining: the node is being drained (wasmesh node drain) and takes
 	// no new daemons, by spawn or by migration, until it is undrained.
 	ErrDraining = errors.New("node: node is draining")
+	// Channels (channels.go).
+	ErrChannelNotFound = errors.New("node: no such channel")
+	ErrChannelExists   = errors.New("node: channel exists with another definition")
+	// ErrChannelFull: a subscriber's queue stayed full until the publish's
+	// deadline; nothing of the refused message was queued.
+	ErrChannelFull   = errors.New("node: channel full")
+	ErrNotPermitted  = errors.New("node: not permitted")
+	ErrNotSubscribed = errors.New("node: not subscribed")
 )
 
 // Codes of the error table: the one vocabulary of the mesh (a peer's
 // failure) and of the admin API (the JSON "code" field).
 const (
-	CodeBadRequest   = "bad_request"
-	CodeTooLarge     = "too_large"
-	CodeUnauthorized = "unauthorized"
-	CodeMigration    = "migration_failed"
-	CodeNotFound     = "not_found"
-	CodeUnknownKind  = "unknown_kind"
-	CodeUnknownNode  = "unknown_node"
-	CodeNoMatch      = "no_matching_node"
-	CodeNoIdentity   = "no_identity"
-	CodeAmbiguous    = "ambiguous"
-	CodeNameTaken    = "name_taken"
-	CodeRefused      = "refused"
-	CodeEventFailed  = "event_failed"
-	CodeDaemonFailed = "daemon_failed"
-	CodeShuttingDown = "shutting_down"
-	CodeUnavailable  = "unavailable"
-	CodeInternal     = "internal"
-	CodeDraining     = "draining"
+	CodeBadRequest      = "bad_request"
+	CodeTooLarge        = "too_large"
+	CodeUnauthorized    = "unauthorized"
+	CodeMigration       = "migration_failed"
+	CodeNotFound        = "not_found"
+	CodeUnknownKind     = "unknown_kind"
+	CodeUnknownNode     = "unknown_node"
+	CodeNoMatch         = "no_matching_node"
+	CodeNoIdentity      = "no_identity"
+	CodeAmbiguous       = "ambiguous"
+	CodeNameTaken       = "name_taken"
+	CodeRefused         = "refused"
+	CodeEventFailed     = "event_failed"
+	CodeDaemonFailed    = "daemon_failed"
+	CodeShuttingDown    = "shutting_down"
+	CodeUnavailable     = "unavailable"
+	CodeInternal        = "internal"
+	CodeDraining        = "draining"
+	CodeChannelNotFound = "channel_not_found"
+	CodeChannelExists   = "channel_exists"
+	CodeChannelFull     = "channel_full"
+	CodeNotPermitted    = "not_permitted"
+	CodeNotSubscribed   = "not_subscribed"
 )
 
 // ErrorClass is one row of the error table: a sentinel, its code on the
@@ -95,11 +109,14 @@ type ErrorClass struct {
 // for another.
 func ErrorClasses() []ErrorClass {
 	return []ErrorClass{
-		{Sentinel: ErrBadRequest, Code: CodeBadRequest, HTTP: http.StatusBadRequest, Exit: 2},
+		{Sentinel: ErrBadRequest, Code: CodeBadRequest, HTTP: http.StatusBadRequest, Exit: 2,
+			twins: []error{channel.ErrBadName, channel.ErrBadDef}},
 		{Sentinel: ErrTooLarge, Code: CodeTooLarge, HTTP: http.StatusRequestEntityTooLarge, Exit: 2,
 			transport: []error{meshquic.ErrFrameTooLarge, meshquic.ErrModuleTooLarge},
 			aliases:   []string{meshquic.CodeFrameTooLarge, meshquic.CodeModuleTooLarge}},
 		{Sentinel: ErrUnauthorized, Code: CodeUnauthorized, HTTP: http.StatusUnauthorized, Exit: 2},
+		{Sentinel: ErrNotPermitted, Code: CodeNotPermitted, HTTP: http.StatusForbidden, Exit: 2,
+			twins: []error{channel.ErrNotPermitted}},
 		{Sentinel: ErrRefused, Code: CodeRefused, HTTP: http.StatusUnprocessableEntity, Exit: 2,
 			twins: []error{engine.ErrModuleRefused, abi.ErrRefused}},
 		{Sentinel: ErrMigration, Code: CodeMigration, HTTP: http.StatusConflict, Exit: 1},
@@ -117,6 +134,14 @@ func ErrorClasses() []ErrorClass {
 		{Sentinel: ErrNameTaken, Code: CodeNameTaken, HTTP: http.StatusConflict, Exit: 1,
 			twins: []error{store.ErrNameTaken}},
 		{Sentinel: ErrDraining, Code: CodeDraining, HTTP: http.StatusConflict, Exit: 1},
+		{Sentinel: ErrChannelNotFound, Code: CodeChannelNotFound, HTTP: http.StatusNotFound, Exit: 1,
+			twins: []error{channel.ErrChannelNotFound}},
+		{Sentinel: ErrChannelExists, Code: CodeChannelExists, HTTP: http.StatusConflict, Exit: 1,
+			twins: []error{channel.ErrChannelExists}},
+		{Sentinel: ErrChannelFull, Code: CodeChannelFull, HTTP: http.StatusTooManyRequests, Exit: 1,
+			twins: []error{channel.ErrChannelFull, channel.ErrLimit}},
+		{Sentinel: ErrNotSubscribed, Code: CodeNotSubscribed, HTTP: http.StatusNotFound, Exit: 1,
+			twins: []error{channel.ErrNotSubscribed}},
 		{Sentinel: ErrShuttingDown, Code: CodeShuttingDown, HTTP: http.StatusServiceUnavailable, Exit: 1,
 			twins: []error{engine.ErrShuttingDown}},
 		{Sentinel: ErrUnavailable, Code: CodeUnavailable, HTTP: http.StatusServiceUnavailable, Exit: 1,

@@ -22,7 +22,8 @@ var sentinels = []error{
 	node.ErrBadRequest, node.ErrTooLarge, node.ErrUnauthorized, node.ErrRefused, node.ErrMigration,
 	node.ErrEventFailed, node.ErrDaemonFailed, node.ErrDaemonNotFound, node.ErrUnknownKind, node.ErrUnknownNode, node.ErrNoMatch,
 	node.ErrNoIdentity, node.ErrAmbiguous, node.ErrNameTaken, node.ErrShuttingDown, node.ErrUnavailable,
-	node.ErrDraining,
+	node.ErrDraining, node.ErrChannelNotFound, node.ErrChannelExists, node.ErrChannelFull,
+	node.ErrNotPermitted, node.ErrNotSubscribed,
 }
 
 // TestErrorTableIsOneToOne: every sentinel has exactly one row, classifies
