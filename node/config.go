@@ -49,9 +49,13 @@ type Config struct {
 	// soon as it ran (a crash loses up to one checkpoint interval).
 	Durability Durability
 	Limits     Limits
-	Timing     Timing // zero: FastTiming when Dev, else memberlist LAN defaults
-	Logger     *slog.Logger
-	Version    string
+	// ChannelQueue bounds the undelivered messages a channel homed here
+	// keeps per subscriber; a publish past it blocks (then fails with
+	// ErrChannelFull). 0 means 1024.
+	ChannelQueue int
+	Timing       Timing // zero: FastTiming when Dev, else memberlist LAN defaults
+	Logger       *slog.Logger
+	Version      string
 }
 
 // DefaultCheckpointInterval bounds how much journal a restart replays

@@ -421,6 +421,18 @@ func (n *Node) stopLocal(ctx context.Context, d *engine.Daemon) (DaemonInfo, err
 	n.journalForget(d.Origin())
 	n.log.Info("daemon stopped", "daemon", d.ID(), "name", d.Name())
 	n.kickMeta()
+	if ledger := d.Ledger(); len(ledger) > 0 {
+		// A stopped daemon's queues would otherwise fill and block its
+		// channels' publishers.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			for _, e := range ledger {
+				n.chSubs.forget(dlaneKey{e.Channel, d.Origin()})
+				n.unsubscribeAtHome(n.ctx, d.Origin(), e.Channel)
+			}
+		}()
+	}
 	return info, nil
 }
 

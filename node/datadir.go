@@ -29,6 +29,7 @@ func (l layout) cache() string     { return filepath.Join(l.root, "cache") }
 func (l layout) store() string     { return filepath.Join(l.root, "store.db") }
 func (l layout) readyFile() string { return filepath.Join(l.root, "node.json") }
 func (l layout) journal() string   { return filepath.Join(l.root, "journal") }
+func (l layout) channels() string  { return filepath.Join(l.root, "channels.defs") }
 
 func (l layout) create() error {
 	for _, d := range []string{l.root, l.modules(), l.cache()} {

@@ -172,6 +172,7 @@ func (n *Node) watchMembers() {
 		// Homes follow membership: re-home (a round with an unchanged
 		// member set and no local change sends nothing).
 		n.kickDir()
+		n.chHome.membersChanged()
 		m := ev.Member
 		if m.Local || m.MetaErr != nil {
 			continue

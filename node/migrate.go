@@ -5,9 +5,12 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/wasmesh/wasmesh/internal/channel"
 	"github.com/wasmesh/wasmesh/internal/cluster"
 	"github.com/wasmesh/wasmesh/internal/engine"
-	"time"
+	"github.com/wasmesh/wasmesh/internal/snapshot"
 
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/internal/migration/driver"
@@ -68,6 +71,16 @@ type MigrateResult struct {
 	PreCopyRounds int  `json:"precopy_rounds"`
 	PreCopyBytes  int  `json:"precopy_bytes"`
 	Converged     bool `json:"converged"`
+	// Subscriptions are the daemon's channel subscriptions, each pointed
+	// at the target (SPEC R-C2); a failed one is reported here, not fatal:
+	// the target re-asserts it too, and its home finds it on delivery.
+	Subscriptions []SubscriptionMoved `json:"subscriptions,omitempty"`
+}
+
+// SubscriptionMoved is one ledger entry's outcome in a migration.
+type SubscriptionMoved struct {
+	Channel string `json:"channel"`
+	Error   string `json:"error,omitempty"`
 }
 
 // ErrMigration wraps a failed migration; the daemon stays where it was.
@@ -174,8 +187,10 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 		return MigrateResult{}, err
 	}
 	name := ""
+	var ledger []snapshot.Subscription
 	if d, err := n.rt.Daemon(origin); err == nil {
 		name = d.Name()
+		ledger = d.Ledger()
 	}
 	opts := driver.Options{SkipIdentityTransport: req.NoIdentity}
 	h, err := n.mig.StartMigrationWith(ctx, origin, driver.NodeID(n.id.String()), driver.NodeID(target.String()), opts)
@@ -240,6 +255,7 @@ wait:
 		n.metrics.Migrations.WithLabelValues(outcome).Inc()
 		return res, fmt.Errorf("%w: %w", ErrMigration, werr)
 	}
+	res.Subscriptions = n.moveSubscriptions(ctx, origin, target, ledger)
 	if name != "" {
 		// Best effort: the daemon has moved either way and stays
 		// addressable by its id.
@@ -294,6 +310,41 @@ func (n *Node) adoptMigrated(origin uint64) {
 	}
 	n.log.Info("daemon arrived by migration", "daemon", d.ID(), "name", rec.Name, "kind", d.KindName())
 	n.kickMeta()
+	if len(d.Ledger()) > 0 {
+		// Learn the subscription ids (and point the homes here, should the
+		// source not have).
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			ctx, cancel := context.WithTimeout(n.ctx, 2*chanCallTimeout)
+			defer cancel()
+			for ch, err := range n.chSubs.resubscribeAll(ctx, d) {
+				n.log.Warn("arrived daemon's subscription not re-asserted; the sweep retries", "daemon", d.ID(), "channel", ch, "err", err)
+			}
+		}()
+	}
+}
+
+// moveSubscriptions points each ledger entry's home at the target at the
+// cutover. The source asks, so the outcome is in its migration summary.
+func (n *Node) moveSubscriptions(ctx context.Context, origin uint64, target nodekey.NodeID, ledger []snapshot.Subscription) []SubscriptionMoved {
+	var out []SubscriptionMoved
+	for _, e := range ledger {
+		n.chSubs.forget(dlaneKey{e.Channel, origin})
+		cctx, cancel := context.WithTimeout(ctx, chanCallTimeout)
+		ans, _, err := n.callHome(cctx, e.Channel, channel.MoveMsg{Channel: e.Channel, Origin: origin, Node: target})
+		cancel()
+		if err == nil {
+			err = chanErr(ans)
+		}
+		m := SubscriptionMoved{Channel: e.Channel}
+		if err != nil {
+			m.Error = err.Error()
+			n.log.Warn("subscription not moved with its daemon; the target re-asserts it", "daemon", abi.FormatOrigin(origin), "channel", e.Channel, "err", err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // forgetMigrated drops the record of a daemon that moved away, so a restart

@@ -105,6 +105,13 @@ type Node struct {
 	missing   missingModules // records waiting for their module (modules_missing.go)
 	failed    failedDaemons  // records whose recovery failed at startup (failed.go)
 	outbox    *deliverer     // delivers the daemons' send messages (outbox.go)
+	// Channels: the home side (channels_home.go), the subscriber side
+	// (channels_sub.go), the replicated definitions (chandefs.go) and the
+	// node's own publisher sequences (channels.go).
+	chHome *chanHome
+	chSubs *chanSubs
+	chDefs *chanDefs
+	chPubs chanPubs
 }
 
 // New starts a node: data dir, store, runtime with recovered daemons, mesh
@@ -165,6 +172,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	cleanup = append(cleanup, func() { journal.Close() })
 	n.outbox = newDeliverer(n)
 	n.metrics.Registry.MustRegister(n.outbox.collectors()...)
+	n.chHome, n.chSubs, n.chDefs = newChanHome(n), newChanSubs(n), newChanDefs(n, n.layout.channels())
+	n.metrics.Registry.MustRegister(n.chHome.collectors()...)
+	n.metrics.Registry.MustRegister(n.chSubs.received)
+	if err := n.chDefs.load(); err != nil {
+		return nil, err
+	}
 	hcfg := engine.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits, OnSends: n.outbox.wake}
 	if cfg.Durability == DurabilitySync {
 		n.wal = journal
@@ -196,6 +209,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	cleanup = append(cleanup, func() { n.ep.Close() })
 	n.serveMesh()
+	n.serveChannels()
 	if err := n.startMigrator(static); err != nil {
 		return nil, err
 	}
@@ -247,6 +261,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// Its first scan picks up the outboxes recovered above.
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.outbox.run(n.ctx) }()
+	n.startChannels()
 	n.startModuleFetch()
 	if cfg.Dev {
 		n.log.Warn("INSECURE: --dev cluster credentials are derived from a public string; anyone can join this cluster. Use only on a trusted machine.")
