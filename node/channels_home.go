@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,6 +103,9 @@ type chanHome struct {
 	members []channel.NodeID
 
 	kick chan struct{}
+	// leaving: the node is shutting down and handed its channels over; it
+	// answers NotHome until the members see it gone.
+	leaving atomic.Bool
 
 	deliveries *prometheus.CounterVec
 }
@@ -197,10 +201,13 @@ func (h *chanHome) serve() {
 // recomputes the home and asks again.
 func (h *chanHome) answer(peer nodekey.NodeID, msg channel.Message) channel.AnswerMsg {
 	now := time.Now()
+	name := msgChannel(msg)
+	if h.leaving.Load() {
+		return channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %s is leaving the cluster", channel.ErrNotHome, h.n.name))
+	}
 	if hm, ok := msg.(channel.HandoffMsg); ok {
 		return h.importHandoff(hm.State, now)
 	}
-	name := msgChannel(msg)
 	if name != "" && h.n.homeOf(name) != h.n.id {
 		return channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %q is homed elsewhere", channel.ErrNotHome, name))
 	}
@@ -273,6 +280,7 @@ func (h *chanHome) ensureLocked(name string, now time.Time) error {
 	if now.Sub(h.changed) < handoffGrace {
 		return fmt.Errorf("%w: %q is being re-homed; retry", channel.ErrNotHome, name)
 	}
+	h.n.log.Warn("channel taken up afresh from its definition: its previous home left without handing it over (queued messages there are lost; subscribers re-assert themselves)", "channel", name)
 	return h.m.Create(def)
 }
 
@@ -438,12 +446,51 @@ func (h *chanHome) membersChanged() {
 	case h.kick <- struct{}{}:
 	default:
 	}
+	if s := h.n.chSubs; s != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// leave hands every channel homed here to its home among the other
+// members, before this node leaves: a graceful shutdown loses no queue.
+func (h *chanHome) leave(ctx context.Context) {
+	h.leaving.Store(true)
+	var others []channel.NodeID
+	for _, p := range h.n.peers() {
+		others = append(others, p.id)
+	}
+	if len(others) == 0 {
+		return
+	}
+	h.mu.Lock()
+	var moving []channel.State
+	for _, st := range h.m.List() {
+		s, err := h.m.Export(st.Definition.Name)
+		if err == nil && h.m.Remove(st.Definition.Name) == nil {
+			moving = append(moving, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, st := range moving {
+		to := channel.Home(st.Def.Name, others)
+		if err := h.handoff(ctx, to, st); err != nil {
+			h.n.log.Warn("channel not handed over on shutdown; its queued messages are lost", "channel", st.Def.Name, "to", h.n.peerName(to), "err", err)
+			continue
+		}
+		h.n.log.Info("channel handed over on shutdown", "channel", st.Def.Name, "to", h.n.peerName(to))
+	}
 }
 
 // rehome hands every channel homed here whose home moved to the new home.
 // The channel leaves the machine before the handoff is sent, so only one
 // home answers for it; if the new home does not take it, it comes back.
 func (h *chanHome) rehome(ctx context.Context) {
+	if h.leaving.Load() {
+		return
+	}
 	members := h.n.memberIDs()
 	slices.SortFunc(members, func(a, b channel.NodeID) int { return bytes.Compare(a[:], b[:]) })
 	h.mu.Lock()
@@ -505,6 +552,11 @@ func (h *chanHome) handoff(ctx context.Context, to channel.NodeID, st channel.St
 // importHandoff takes a channel over. One this node created afresh in the
 // meantime (handoffGrace passed) is replaced only if nothing used it.
 func (h *chanHome) importHandoff(st channel.State, now time.Time) channel.AnswerMsg {
+	if h.leaving.Load() {
+		// The sender does not see this node leaving yet: it keeps the
+		// channel and tries again once the members settle.
+		return channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %s is leaving the cluster", channel.ErrNotHome, h.n.name))
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cur, err := h.m.Stats(st.Def.Name); err == nil {

@@ -39,12 +39,14 @@ type chanSubs struct {
 	busy map[dlaneKey]int
 	// asked keeps a resubscribe of a pair from being started twice.
 	asked map[dlaneKey]bool
+	// kick asks for a sweep soon (a member came or went: homes moved).
+	kick chan struct{}
 
 	received *prometheus.CounterVec
 }
 
 func newChanSubs(n *Node) *chanSubs {
-	return &chanSubs{n: n, ids: map[dlaneKey]uint64{}, busy: map[dlaneKey]int{}, asked: map[dlaneKey]bool{},
+	return &chanSubs{n: n, ids: map[dlaneKey]uint64{}, busy: map[dlaneKey]int{}, asked: map[dlaneKey]bool{}, kick: make(chan struct{}, 1),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_channel_received_total",
 			Help: "Channel deliveries received for the daemons on this node, by what was done with them.",
@@ -250,6 +252,13 @@ func (s *chanSubs) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.kick:
+			// Let a burst of membership events settle first.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
 		}
 	}
 }

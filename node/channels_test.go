@@ -2,11 +2,16 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/wasmesh/wasmesh/internal/channel"
+	"github.com/wasmesh/wasmesh/internal/token"
 	"github.com/wasmesh/wasmesh/plugins/examples"
 )
 
@@ -115,5 +120,289 @@ func TestChannelPublishReachesEverySubscriberOnceAcrossMigrations(t *testing.T) 
 	}
 	if chs[0].Published != total || len(chs[0].Subscribers) != 2 {
 		t.Fatalf("channel: %+v", chs[0])
+	}
+}
+
+func issueToken(t *testing.T, issuer ed25519.PrivateKey, subject []byte, scopes token.Scope, pattern string) []byte {
+	t.Helper()
+	p, err := token.ParsePattern(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.Issue(issuer, token.Claims{Subject: ed25519.PublicKey(subject), Scopes: scopes, Channel: p,
+		NotBefore: time.Now().Add(-time.Minute), Expiry: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(tok.String())
+}
+
+func entityOf(t *testing.T, info DaemonInfo) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(info.Entity)
+	if err != nil || len(b) != 32 {
+		t.Fatalf("entity %q", info.Entity)
+	}
+	return b
+}
+
+// TestRestrictedChannelTokens: a restricted channel admits only what a
+// trusted issuer granted, to the daemon it granted it to, and the grant
+// keeps working after the daemon migrated (its home re-verifies it on the
+// target's re-subscribe).
+func TestRestrictedChannelTokens(t *testing.T) {
+	ns := chanCluster(t)
+	ctx := context.Background()
+	a, b := ns[0], ns[1]
+	issuerPub, issuer, _ := ed25519.GenerateKey(nil)
+	_, stranger, _ := ed25519.GenerateKey(nil)
+	if _, err := a.CreateChannel(ctx, ChannelDef{Name: "orders/eu", Restricted: true, Trusted: []string{hex.EncodeToString(issuerPub)}}); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what string
+		tok  []byte
+	}{
+		{"no token", nil},
+		{"a token for another daemon", issueToken(t, issuer, entityOf(t, other), token.ScopeSubscribe, "orders/*")},
+		{"publish scope only", issueToken(t, issuer, entityOf(t, s1), token.ScopePublish, "orders/*")},
+		{"another channel", issueToken(t, issuer, entityOf(t, s1), token.ScopeSubscribe, "billing/*")},
+		{"an untrusted issuer", issueToken(t, stranger, entityOf(t, s1), token.ScopeSubscribe, "orders/*")},
+	} {
+		_, err := a.Subscribe(ctx, "s1", "orders/eu", c.tok)
+		if !errors.Is(err, ErrNotPermitted) {
+			t.Errorf("%s: subscribe answered %v, want ErrNotPermitted", c.what, err)
+		}
+	}
+	if subs, _ := a.Subscriptions(ctx, "s1"); len(subs) != 0 {
+		t.Fatalf("a refused subscription is in the ledger: %+v", subs)
+	}
+	if _, err := a.Subscribe(ctx, "s1", "orders/eu", issueToken(t, issuer, entityOf(t, s1), token.ScopeSubscribe, "orders/*")); err != nil {
+		t.Fatal(err)
+	}
+	clientPub, _, _ := ed25519.GenerateKey(nil)
+	pubTok := issueToken(t, issuer, clientPub, token.ScopePublish, "orders/eu")
+	if _, err := a.Publish(ctx, PublishRequest{Channel: "orders/eu", Payloads: [][]byte{[]byte("x")}}); !errors.Is(err, ErrNotPermitted) {
+		t.Fatalf("publish without a token: %v", err)
+	}
+	if _, err := a.Publish(ctx, PublishRequest{Channel: "orders/eu", Payloads: [][]byte{[]byte("1"), []byte("2")}, Token: pubTok}); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, a, "s1", 2)
+	if _, err := b.Migrate(ctx, MigrateRequest{Ref: "s1", To: "c"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(ctx, PublishRequest{Channel: "orders/eu", Payloads: [][]byte{[]byte("3")}, Token: pubTok}); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, a, "s1", 3)
+}
+
+// chanHomedOn finds a channel name whose home among ns is want.
+func chanHomedOn(t *testing.T, want *Node, ns ...*Node) string {
+	t.Helper()
+	var ids []channel.NodeID
+	for _, n := range ns {
+		ids = append(ids, n.id)
+	}
+	for i := 0; i < 1000; i++ {
+		name := fmt.Sprintf("test/%d", i)
+		if channel.Home(name, ids) == want.id {
+			return name
+		}
+	}
+	t.Fatal("no name homes there")
+	return ""
+}
+
+// TestFullChannelBlocksThenFails: a subscriber that cannot take messages
+// fills its queue; a publish then waits and fails with ErrChannelFull
+// (nothing queued, counted), never dropping a message.
+func TestFullChannelBlocksThenFails(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := New(ctx, Config{DataDir: dir, Name: "a", ListenAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Dev: true, CheckpointInterval: -1, ChannelQueue: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(ctx) })
+	b := startTest(t, "b", t.TempDir(), a.GossipAddr())
+	waitPeers(t, a, 1)
+	waitPeers(t, b, 1)
+	name := chanHomedOn(t, a, a, b)
+	if _, err := b.Deploy(ctx, examples.CounterWAT(), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateChannel(ctx, ChannelDef{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe(ctx, "s", name, nil); err != nil {
+		t.Fatal(err)
+	}
+	// b dies without a word: its daemon's queue at a cannot drain.
+	b.Close(ctx)
+	var ps [][]byte
+	for i := range 4 {
+		ps = append(ps, []byte(fmt.Sprint(i)))
+	}
+	if _, err := a.Publish(ctx, PublishRequest{Channel: name, Payloads: ps}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Publish(ctx, PublishRequest{Channel: name, Payloads: [][]byte{[]byte("5")}, Timeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrChannelFull) || res.Accepted != 0 {
+		t.Fatalf("publish to a full channel: %+v, %v", res, err)
+	}
+	chs, err := a.Channels(ctx)
+	if err != nil || len(chs) != 1 || chs[0].Full == 0 || chs[0].Published != 4 || chs[0].Subscribers[0].Queued != 4 {
+		t.Fatalf("channels: %+v, %v", chs, err)
+	}
+}
+
+// TestUnsubscribeAndStop: an unsubscribed daemon gets nothing more, and a
+// stopped subscriber no longer holds a queue at the home.
+func TestUnsubscribeAndStop(t *testing.T) {
+	ns := chanCluster(t)
+	ctx := context.Background()
+	a, b := ns[0], ns[1]
+	if _, err := a.CreateChannel(ctx, ChannelDef{Name: "news"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"s1", "s2"} {
+		if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: s}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Subscribe(ctx, s, "news", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Subscribe(ctx, "s1", "no/such", nil); !errors.Is(err, ErrChannelNotFound) {
+		t.Fatalf("subscribe to a missing channel: %v", err)
+	}
+	if _, err := a.Publish(ctx, PublishRequest{Channel: "news", Payloads: [][]byte{[]byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, a, "s1", 1)
+	waitCount(t, a, "s2", 1)
+	if err := a.Unsubscribe(ctx, "s1", "news"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Unsubscribe(ctx, "s1", "news"); !errors.Is(err, ErrNotSubscribed) {
+		t.Fatalf("second unsubscribe: %v", err)
+	}
+	if _, err := a.Stop(ctx, "s2"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		chs, err := a.Channels(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chs) == 1 && len(chs[0].Subscribers) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("subscribers left: %+v", chs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := a.Publish(ctx, PublishRequest{Channel: "news", Payloads: [][]byte{[]byte("2")}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := countOf(t, a, "s1"); got != 1 {
+		t.Fatalf("unsubscribed s1 counted %d", got)
+	}
+}
+
+// TestChannelSurvivesItsHomeLeaving: a home that shuts down hands its
+// channels over with their queues; subscribers keep receiving, none lost.
+func TestChannelSurvivesItsHomeLeaving(t *testing.T) {
+	ns := chanCluster(t)
+	ctx := context.Background()
+	a, b, c := ns[0], ns[1], ns[2]
+	name := chanHomedOn(t, c, a, b, c)
+	if _, err := a.CreateChannel(ctx, ChannelDef{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Subscribe(ctx, "s", name, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub := func(k int) {
+		var ps [][]byte
+		for i := range k {
+			ps = append(ps, []byte(fmt.Sprint(i)))
+		}
+		if _, err := a.Publish(ctx, PublishRequest{Channel: name, Payloads: ps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(50)
+	c.Close(ctx)
+	waitPeers(t, a, 1)
+	pub(50)
+	waitCount(t, b, "s", 100)
+	chs, err := b.Channels(ctx)
+	if err != nil || len(chs) != 1 || chs[0].Home == "c" {
+		t.Fatalf("channels after the home left: %+v %v", chs, err)
+	}
+}
+
+// TestSubscriberNodeRestart: the subscriber's node restarts; its daemon's
+// ledger and horizon come back from disk and the stream goes on, exactly.
+func TestSubscriberNodeRestart(t *testing.T) {
+	ctx := context.Background()
+	a := startTest(t, "a", t.TempDir())
+	bdir := t.TempDir()
+	b := startTest(t, "b", bdir, a.GossipAddr())
+	waitPeers(t, a, 1)
+	name := chanHomedOn(t, a, a, b)
+	if _, err := b.Deploy(ctx, examples.CounterWAT(), "counter"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateChannel(ctx, ChannelDef{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe(ctx, "s", name, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub := func(k int) {
+		var ps [][]byte
+		for i := range k {
+			ps = append(ps, []byte(fmt.Sprint(i)))
+		}
+		if _, err := a.Publish(ctx, PublishRequest{Channel: name, Payloads: ps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(100)
+	b.Close(ctx)
+	pub(100) // queued at a while b is down
+	b2, err := New(ctx, Config{DataDir: bdir, Name: "b", ListenAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Join: []string{a.GossipAddr()}, Dev: true, CheckpointInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b2.Close(ctx) })
+	pub(100)
+	waitCount(t, b2, "s", 300)
+	if subs, err := b2.Subscriptions(ctx, "s"); err != nil || len(subs) != 1 {
+		t.Fatalf("ledger after restart: %+v %v", subs, err)
 	}
 }

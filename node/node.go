@@ -367,6 +367,7 @@ func (n *Node) Close(ctx context.Context) error {
 	_ = os.Remove(n.layout.readyFile())
 	ck := n.checkpointAll(ctx, true)
 	n.log.Info("checkpointed daemons on shutdown", "daemons", ck)
+	n.chHome.leave(ctx)
 	if err := n.mem.Leave(ctx, 2*time.Second); err != nil {
 		n.log.Debug("leave not confirmed", "err", err)
 	}

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -13,13 +15,21 @@ func startTest(t *testing.T, name, dir string, join ...string) *Node {
 	t.Helper()
 	n, err := New(context.Background(), Config{
 		DataDir: dir, Name: name, ListenAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Join: join,
-		Dev: true, CheckpointInterval: -1,
+		Dev: true, CheckpointInterval: -1, Logger: testLogger(name),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close(context.Background()) })
 	return n
+}
+
+// testLogger shows the node's warnings when WASMESH_TEST_LOG is set.
+func testLogger(name string) *slog.Logger {
+	if os.Getenv("WASMESH_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)
 }
 
 func waitPeers(t *testing.T, n *Node, want int) {
