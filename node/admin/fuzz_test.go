@@ -98,11 +98,11 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"channel":"news","payloads":["AA=="],"first_id":"1"}`,
 		`{"channel":"news","token":"wasmesh-token-v1:good"}`,
 	} {
-		for path := range uint8(len(fuzzPaths)) {
+		for path := range uint8(len(fuzzPaths())) {
 			f.Add(path, []byte(s))
 		}
 	}
-	paths := fuzzPaths
+	paths := fuzzPaths()
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		rec := &recorder{}
 		h := Handler(rec, Options{MaxEvent: 4096})
@@ -185,8 +185,10 @@ func FuzzRequestBodies(f *testing.F) {
 	})
 }
 
-var fuzzPaths = []string{"/v1/daemons", "/v1/daemons/c1/events", "/v1/daemons/c1/migrate",
-	"/v1/channels", "/v1/publish", "/v1/daemons/c1/subscriptions"}
+func fuzzPaths() []string {
+	return []string{"/v1/daemons", "/v1/daemons/c1/events", "/v1/daemons/c1/migrate",
+		"/v1/channels", "/v1/publish", "/v1/daemons/c1/subscriptions"}
+}
 
 // TestRequestBodyStrictness: found by FuzzRequestBodies. Data after the JSON
 // value used to be ignored, and timeout_ms used to overflow time.Duration
