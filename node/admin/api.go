@@ -14,6 +14,12 @@
 //	POST   /v1/restore?kind=NAME&on=NODE&force=true body: snapshot bytes → DaemonInfo (on: default the key's holder; force: roll a running daemon back)
 //	POST   /v1/expect                   ExpectRequest            → ExpectResult
 //	GET    /v1/nodes                                            → []NodeInfo
+//	POST   /v1/channels                 ChannelDef               → ChannelInfo (again with the same definition: no-op)
+//	GET    /v1/channels                                         → []ChannelInfo (whole cluster)
+//	POST   /v1/publish                  PublishBody              → PublishResult (client + first_id: exactly once)
+//	GET    /v1/daemons/{ref}/subscriptions                      → []SubscriptionInfo
+//	POST   /v1/daemons/{ref}/subscriptions  SubscribeBody        → SubscriptionInfo
+//	DELETE /v1/daemons/{ref}/subscriptions/{channel...}         → {} (channel names contain '/')
 //
 // Uploads (modules, snapshots) in progress at once are capped node-wide
 // (Options.MaxUploads); one over the cap is answered 503 (busy, retry).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +20,29 @@ type recorder struct {
 	payload []byte
 	sent    bool
 	migrate *node.MigrateRequest
+	create  *node.ChannelDef
+	publish *node.PublishRequest
+	sub     *recordedSub
+}
+
+type recordedSub struct {
+	ref, channel string
+	token        []byte
+}
+
+func (r *recorder) CreateChannel(ctx context.Context, def node.ChannelDef) (node.ChannelInfo, error) {
+	r.create = &def
+	return r.fake.CreateChannel(ctx, def)
+}
+
+func (r *recorder) Publish(ctx context.Context, req node.PublishRequest) (node.PublishResult, error) {
+	r.publish = &req
+	return r.fake.Publish(ctx, req)
+}
+
+func (r *recorder) Subscribe(ctx context.Context, ref, channel string, tok []byte) (node.SubscriptionInfo, error) {
+	r.sub = &recordedSub{ref, channel, tok}
+	return r.fake.Subscribe(ctx, ref, channel, tok)
 }
 
 func (r *recorder) Spawn(ctx context.Context, req node.SpawnRequest) (node.DaemonInfo, error) {
@@ -68,12 +92,17 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"kind":"counter","bogus":1}`,
 		`null`,
 		``,
+		`{"name":"orders/eu","restricted":true,"trusted":["abab"]}`,
+		`{"channel":"news","payloads":["AA==",""],"client":"p","first_id":"18446744073709551614","timeout_ms":10}`,
+		`{"channel":"news","payloads":[],"token":"wasmesh-token-v1:x"}`,
+		`{"channel":"news","payloads":["AA=="],"first_id":"1"}`,
+		`{"channel":"news","token":"wasmesh-token-v1:good"}`,
 	} {
-		for path := range uint8(3) {
+		for path := range uint8(len(fuzzPaths())) {
 			f.Add(path, []byte(s))
 		}
 	}
-	paths := []string{"/v1/daemons", "/v1/daemons/c1/events", "/v1/daemons/c1/migrate"}
+	paths := fuzzPaths()
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		rec := &recorder{}
 		h := Handler(rec, Options{MaxEvent: 4096})
@@ -109,12 +138,56 @@ func FuzzRequestBodies(f *testing.F) {
 			if rec.migrate.Timeout < 0 || rec.migrate.Timeout.Milliseconds() != want.TimeoutMs || rec.migrate.Timeout%time.Millisecond != 0 {
 				t.Fatalf("timeout_ms %d became %v", want.TimeoutMs, rec.migrate.Timeout)
 			}
+		case rec.create != nil:
+			var want ChannelDef
+			if !strictOne(body, &want) {
+				t.Fatalf("create accepted %q, which is not one strict JSON value", body)
+			}
+			if want.Name == "" || rec.create.Name != want.Name || rec.create.Restricted != want.Restricted || !slices.Equal(rec.create.Trusted, want.Trusted) {
+				t.Fatalf("channel definition changed on the way: %+v, want %+v", rec.create, want)
+			}
+		case rec.publish != nil:
+			var want PublishBody
+			if !strictOne(body, &want) {
+				t.Fatalf("publish accepted %q, which is not one strict JSON value", body)
+			}
+			got := rec.publish
+			if len(got.Payloads) == 0 || len(got.Payloads) > MaxPublishPayloads || len(got.Payloads) != len(want.Payloads) {
+				t.Fatalf("publish of %d payloads reached the node with %d", len(want.Payloads), len(got.Payloads))
+			}
+			for i := range got.Payloads {
+				if !bytes.Equal(got.Payloads[i], want.Payloads[i]) {
+					t.Fatalf("payload %d changed on the way: %x, want %x", i, got.Payloads[i], want.Payloads[i])
+				}
+			}
+			if got.Channel != want.Channel || got.Channel == "" || string(got.Token) != want.Token || got.Client != want.Client || got.FirstID != want.FirstID {
+				t.Fatalf("publish changed on the way: %+v, want %+v", got, want)
+			}
+			if (got.Client == "") != (got.FirstID == 0) {
+				t.Fatalf("client %q with first id %d reached the node", got.Client, got.FirstID)
+			}
+			if got.Timeout < 0 || got.Timeout.Milliseconds() != want.TimeoutMs || got.Timeout%time.Millisecond != 0 {
+				t.Fatalf("timeout_ms %d became %v", want.TimeoutMs, got.Timeout)
+			}
+		case rec.sub != nil:
+			var want SubscribeBody
+			if !strictOne(body, &want) {
+				t.Fatalf("subscribe accepted %q, which is not one strict JSON value", body)
+			}
+			if rec.sub.ref != "c1" || rec.sub.channel != want.Channel || want.Channel == "" || string(rec.sub.token) != want.Token {
+				t.Fatalf("subscribe changed on the way: %+v, want %+v", rec.sub, want)
+			}
 		default:
 			if w.Code < 400 {
 				t.Fatalf("status %d but the backend was not called", w.Code)
 			}
 		}
 	})
+}
+
+func fuzzPaths() []string {
+	return []string{"/v1/daemons", "/v1/daemons/c1/events", "/v1/daemons/c1/migrate",
+		"/v1/channels", "/v1/publish", "/v1/daemons/c1/subscriptions"}
 }
 
 // TestRequestBodyStrictness: found by FuzzRequestBodies. Data after the JSON

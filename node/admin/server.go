@@ -37,6 +37,14 @@ type Backend interface {
 	Restore(ctx context.Context, data []byte, kind string) (node.DaemonInfo, error)
 	Nodes() []node.NodeInfo
 	Migrate(ctx context.Context, req node.MigrateRequest, progress func(node.MigrateProgress)) (node.MigrateResult, error)
+
+	// Channels (channels.go).
+	CreateChannel(ctx context.Context, def node.ChannelDef) (node.ChannelInfo, error)
+	Channels(ctx context.Context) ([]node.ChannelInfo, error)
+	Subscribe(ctx context.Context, ref, channel string, token []byte) (node.SubscriptionInfo, error)
+	Unsubscribe(ctx context.Context, ref, channel string) error
+	Subscriptions(ctx context.Context, ref string) ([]node.SubscriptionInfo, error)
+	Publish(ctx context.Context, req node.PublishRequest) (node.PublishResult, error)
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -130,6 +138,7 @@ func Handler(b Backend, opts Options) http.Handler {
 	route("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Nodes())) })
 	s.addressingRoutes(route)
 	s.drainRoutes(route)
+	s.channelRoutes(route)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -165,7 +174,13 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 }
 
 func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxEvent))
+	return s.decodeLimit(w, r, v, s.opts.MaxEvent)
+}
+
+// decodeLimit is decode with a body limit of its own: a publish carries
+// many payloads and is bounded like an upload, not like one event.
+func (s *server) decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError

@@ -24,6 +24,7 @@ type fake struct {
 	kinds    map[string]string
 	sent     [][]byte
 	stopAt   string
+	ch       chanFake // channels_test.go
 }
 
 func (f *fake) Deploy(_ context.Context, mod []byte, kind string) (node.KindInfo, error) {
