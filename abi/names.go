@@ -37,7 +37,9 @@ const (
 	ImportNow        = "now"
 	ImportRandom     = "random"
 	ImportSelf       = "self"
-	ImportPublish    = "publish"
+	// ImportPublish is publish(ch_ptr, ch_len, ptr, len) -> i32: a message
+	// to a channel, published after the event commits (see README.md).
+	ImportPublish = "publish"
 	// ImportSend is send(target_ptr, ptr, len) -> i32: a message to
 	// another daemon, delivered after the event commits (see README.md).
 	ImportSend = "send"
@@ -52,6 +54,24 @@ const (
 	SendTooLarge = 1
 	// SendFull: the sender's outbox is full; retry in a later event.
 	SendFull = 2
+)
+
+// Results of the publish import. A publish shares the outbox (its bounds
+// and the outbound sequence) with send, so the first three match send's.
+const (
+	// PublishQueued: the message is queued; it reaches the channel's home
+	// exactly once, in order with the daemon's other publishes there.
+	PublishQueued = 0
+	// PublishTooLarge: the payload is over the host's per-message cap.
+	PublishTooLarge = 1
+	// PublishFull: the daemon's outbox is full; retry in a later event.
+	PublishFull = 2
+	// PublishBadChannel: the channel name is not a valid one (empty, over
+	// 255 bytes, or not '/'-separated segments of [a-z0-9._-]).
+	PublishBadChannel = 3
+	// PublishTooManyChannels: the daemon already published to the most
+	// distinct channels the host keeps an order for (256).
+	PublishTooManyChannels = 4
 )
 
 // ReservedExportPrefix starts every export name the host adds when it derives

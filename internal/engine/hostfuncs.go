@@ -276,14 +276,6 @@ func hostSelf(ctx context.Context, mod api.Module, stack []uint64) {
 	copy(p, id[:])
 }
 
-// hostPublish exists so the import resolves; spawning a module that imports
-// it is refused unless granted (channels arrive in a later round), so a
-// running guest reaching it means a grant without channels: report failure.
-func hostPublish(ctx context.Context, _ api.Module, stack []uint64) {
-	_ = instOf(ctx)
-	stack[0] = api.EncodeI32(-1)
-}
-
 // LogLine is one line of a daemon's log.
 type LogLine struct {
 	Time  time.Time

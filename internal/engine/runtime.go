@@ -71,6 +71,11 @@ type Config struct {
 	// of it committed messages to its outbox (outside every lock), so the
 	// embedder can wake whatever delivers them.
 	OnSends func(origin uint64)
+	// DefaultGrants are the grants of a daemon whose SpawnOptions.Grants
+	// is zero: every way a daemon comes to the runtime (spawn, restore,
+	// a migration's arrival, which builds its options itself) gets them,
+	// so the node states its policy once.
+	DefaultGrants Grants
 	// Hooks are for tests only.
 	Hooks *TestHooks
 }
@@ -311,9 +316,10 @@ type SpawnOptions struct {
 }
 
 // Grants are the optional host capabilities a daemon may use (SPEC R-T1).
+// A module importing a capability it is not granted is refused at spawn
+// and at every restore.
 type Grants struct {
-	// Publish allows the publish import (channels arrive in a later round;
-	// until then a granted publish reports failure to the guest).
+	// Publish allows the publish import.
 	Publish bool
 }
 
@@ -393,7 +399,11 @@ func (rt *Runtime) build(ctx context.Context, kindOrDigest string, entity [abi.E
 			return nil, fmt.Errorf("%w: %s snapshot for a %s module", ErrSnapshotUnsupported, snap.Mode, k.Info.Mode)
 		}
 	}
-	if err := checkGrants(k, opts.Grants); err != nil {
+	grants := opts.Grants
+	if grants == (Grants{}) {
+		grants = rt.cfg.DefaultGrants
+	}
+	if err := checkGrants(k, grants); err != nil {
 		return nil, err
 	}
 	lim, err := rt.limitsFor(opts.Limits)

@@ -52,8 +52,8 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		return nil, malformed("truncated before version")
 	}
 	version := b[offVersion]
-	if version != Version && version != VersionAnnotated && version != VersionOutbox {
-		return nil, fmt.Errorf("%w: %d (this build reads %d to %d)", ErrUnsupportedVersion, version, Version, VersionOutbox)
+	if version < Version || version > VersionPublish {
+		return nil, fmt.Errorf("%w: %d (this build reads %d to %d)", ErrUnsupportedVersion, version, Version, VersionPublish)
 	}
 	if len(b) < headerSize+sigSize {
 		return nil, malformed("truncated: %d bytes, header and signature alone need %d", len(b), headerSize+sigSize)
@@ -114,6 +114,8 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		need += 4 + annotationsFixed
 	case VersionOutbox:
 		need += 4 + outboxFixed
+	case VersionPublish:
+		need += 4 + outboxFixed + publishMarksFixed
 	}
 	if need > uint64(len(b)) {
 		return nil, malformed("truncated: counts need at least %d bytes, have %d", need, len(b))
@@ -202,8 +204,8 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		if al+sigSize > uint64(len(b)-off) {
 			return nil, malformed("truncated in the annotations")
 		}
-		// Version 3 says "no annotations" with an empty section; version
-		// 2 exists only to carry them.
+		// Versions 3 and 4 say "no annotations" with an empty section;
+		// version 2 exists only to carry them.
 		if al > 0 || version == VersionAnnotated {
 			a, err := decodeAnnotations(b[off : off+int(al)])
 			if err != nil {
@@ -213,8 +215,8 @@ func decode(b []byte, lim Limits, verify bool) (*Snapshot, error) {
 		}
 		off += int(al)
 	}
-	if version == VersionOutbox {
-		o, n, err := decodeOutbox(b[off:], sigSize, lim)
+	if version >= VersionOutbox {
+		o, n, err := decodeOutbox(b[off:], sigSize, lim, version)
 		if err != nil {
 			return nil, err
 		}

@@ -26,6 +26,10 @@ const (
 	// VersionOutbox is VersionAnnotated plus the trailing outbox section;
 	// its annotations section may be empty (length 0: no annotations).
 	VersionOutbox = 3
+	// VersionPublish is VersionOutbox with channel publishes in the outbox
+	// (a channel and prev per entry, the channels' last publishes after
+	// them); an outbox without publishes is still written as version 3.
+	VersionPublish = 4
 	// SignatureDomain separates snapshot signatures from every other use of
 	// the daemon key: the key signs SignatureDomain || 0x00 || SHA-256(body).
 	SignatureDomain = "wasmesh/snapshot/v1"
@@ -63,8 +67,8 @@ type plan struct {
 	pages    []Page // non-zero pages only
 	state    []byte
 	envelope []byte
-	ann      []byte // version 2 and 3: u32 length || annotations
-	outbox   []byte // version 3 only
+	ann      []byte // version 2 to 4: u32 length || annotations
+	outbox   []byte // version 3 and 4
 }
 
 func (p *plan) bodySize() int {
@@ -240,6 +244,9 @@ func makePlan(s *Snapshot) (*plan, error) {
 	}
 	if s.Outbox != nil {
 		version = VersionOutbox
+		if s.Outbox.hasPublishes() {
+			version = VersionPublish
+		}
 	}
 	b = append(b, version, byte(s.Mode))
 	b = append(b, s.ModuleDigest[:]...)
@@ -281,7 +288,7 @@ func makePlan(s *Snapshot) (*plan, error) {
 		n := s.Annotations.encodedSize()
 		ann = appendAnnotations(le.AppendUint32(make([]byte, 0, 4+n), uint32(n)), s.Annotations)
 	case s.Outbox != nil:
-		ann = le.AppendUint32(nil, 0) // version 3 without annotations
+		ann = le.AppendUint32(nil, 0) // version 3 or 4 without annotations
 	}
 	if s.Outbox != nil {
 		outbox = appendOutbox(make([]byte, 0, s.Outbox.encodedSize()), s.Outbox)

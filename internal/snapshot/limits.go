@@ -23,6 +23,9 @@ type Limits struct {
 	MaxOutboxEntries uint32
 	// MaxOutboxBytes caps the sum of their payload bytes.
 	MaxOutboxBytes uint32
+	// MaxPublishChannels caps the channels whose last publish the outbox
+	// records (the format's count is 16 bits: larger values act as 65535).
+	MaxPublishChannels uint32
 }
 
 // Defaults. Memory is the wasm32 maximum (the per-daemon page cap of SPEC
@@ -42,20 +45,25 @@ const (
 	// of a checkpoint's outbox may hold more than the bound for a while.
 	DefaultMaxOutboxEntries = 1 << 20
 	DefaultMaxOutboxBytes   = 256 << 20
+	// The engine keeps at most 256 channels per daemon; the default leaves
+	// a later build room to raise that without old nodes refusing its
+	// snapshots.
+	DefaultMaxPublishChannels = 4096
 )
 
 // DefaultLimits returns the default caps.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxMemoryPages:   DefaultMaxMemoryPages,
-		MaxGlobals:       DefaultMaxGlobals,
-		MaxHorizon:       DefaultMaxHorizon,
-		MaxLedgerEntries: DefaultMaxLedgerEntries,
-		MaxLedgerBytes:   DefaultMaxLedgerBytes,
-		MaxStateBytes:    DefaultMaxStateBytes,
-		MaxEnvelopeBytes: DefaultMaxEnvelopeBytes,
-		MaxOutboxEntries: DefaultMaxOutboxEntries,
-		MaxOutboxBytes:   DefaultMaxOutboxBytes,
+		MaxMemoryPages:     DefaultMaxMemoryPages,
+		MaxGlobals:         DefaultMaxGlobals,
+		MaxHorizon:         DefaultMaxHorizon,
+		MaxLedgerEntries:   DefaultMaxLedgerEntries,
+		MaxLedgerBytes:     DefaultMaxLedgerBytes,
+		MaxStateBytes:      DefaultMaxStateBytes,
+		MaxEnvelopeBytes:   DefaultMaxEnvelopeBytes,
+		MaxOutboxEntries:   DefaultMaxOutboxEntries,
+		MaxOutboxBytes:     DefaultMaxOutboxBytes,
+		MaxPublishChannels: DefaultMaxPublishChannels,
 	}
 }
 
@@ -76,6 +84,7 @@ func (l Limits) withDefaults() Limits {
 	l.MaxEnvelopeBytes = orDefault(l.MaxEnvelopeBytes, d.MaxEnvelopeBytes)
 	l.MaxOutboxEntries = orDefault(l.MaxOutboxEntries, d.MaxOutboxEntries)
 	l.MaxOutboxBytes = orDefault(l.MaxOutboxBytes, d.MaxOutboxBytes)
+	l.MaxPublishChannels = orDefault(l.MaxPublishChannels, d.MaxPublishChannels)
 	return l
 }
 
@@ -90,7 +99,10 @@ func MaxEncodedSize(lim Limits) int64 {
 	n += uint64(lim.MaxMemoryPages) * (4 + PageSize)
 	n += uint64(lim.MaxStateBytes) + uint64(lim.MaxEnvelopeBytes)
 	n += 4 + MaxAnnotationsBytes
-	n += outboxFixed + uint64(lim.MaxOutboxEntries)*outboxEntryFixed + uint64(lim.MaxOutboxBytes)
+	// Version 4's outbox is the larger: a channel name and prev per entry,
+	// and the channels' last publishes.
+	n += outboxFixed + uint64(lim.MaxOutboxEntries)*(outboxEntryFixedV4+MaxChannelName) + uint64(lim.MaxOutboxBytes)
+	n += publishMarksFixed + uint64(min(lim.MaxPublishChannels, math.MaxUint16))*(publishMarkFixed+MaxChannelName)
 	if n > math.MaxInt64 {
 		return math.MaxInt64
 	}

@@ -119,7 +119,7 @@ func TestPropertyRoundTrip(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	id := testID(f, 1)
 	for _, s := range []*Snapshot{cooperativeSnapshot(id), transparentSnapshot(id, 2), baseSnapshot(id, Transparent),
-		annotated(cooperativeSnapshot(id)), annotated(transparentSnapshot(id, 1)), withOutbox(cooperativeSnapshot(id))} {
+		annotated(cooperativeSnapshot(id)), annotated(transparentSnapshot(id, 1)), withOutbox(cooperativeSnapshot(id)), withPublishes(transparentSnapshot(id, 1))} {
 		b, err := Encode(s, id)
 		if err != nil {
 			f.Fatal(err)

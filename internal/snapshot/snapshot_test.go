@@ -437,7 +437,8 @@ func TestForgedStructure(t *testing.T) {
 	}{
 		{"bad magic", plain(), func(b []byte) []byte { b[0] = 'X'; return b }, ErrMalformed},
 		{"version 0", plain(), func(b []byte) []byte { b[offVersion] = 0; return b }, ErrUnsupportedVersion},
-		{"version 4", plain(), func(b []byte) []byte { b[offVersion] = 4; return b }, ErrUnsupportedVersion},
+		{"version 5", plain(), func(b []byte) []byte { b[offVersion] = 5; return b }, ErrUnsupportedVersion},
+		{"version 4 without an outbox", plain(), func(b []byte) []byte { b[offVersion] = VersionPublish; return b }, ErrMalformed},
 		{"version 2 without annotations", plain(), func(b []byte) []byte { b[offVersion] = VersionAnnotated; return b }, ErrMalformed},
 		{"unknown mode", plain(), func(b []byte) []byte { b[offMode] = 9; return b }, ErrMalformed},
 		{"mode switched to cooperative", plain(), func(b []byte) []byte { b[offMode] = byte(Cooperative); return b }, ErrMalformed},

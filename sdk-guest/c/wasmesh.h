@@ -153,7 +153,16 @@ static inline void wasmesh_random(void *p, size_t n) { wasmesh__random(p, n); }
 /* Writes the daemon's 32-byte entity id to out. */
 static inline void wasmesh_self(uint8_t out[32]) { wasmesh__self(out); }
 
-/* Publishes p[0:n] on the channel; 0 on success, else the host's status. */
+/* Results of wasmesh_publish. */
+#define WASMESH_PUBLISH_QUEUED 0            /* part of this event's effects; published once it commits */
+#define WASMESH_PUBLISH_TOO_LARGE 1         /* payload over the host's per-message cap (1 MiB) */
+#define WASMESH_PUBLISH_FULL 2              /* outbox (shared with send) full; retry in a later event */
+#define WASMESH_PUBLISH_BAD_CHANNEL 3       /* not 1..255 bytes of '/'-separated [a-z0-9._-] segments */
+#define WASMESH_PUBLISH_TOO_MANY_CHANNELS 4 /* already published to 256 distinct channels */
+
+/* Publishes p[0:n] on the channel, exactly once and in order with this
+ * daemon's other publishes there; a failed event publishes nothing.
+ * Returns one of WASMESH_PUBLISH_*. */
 static inline int wasmesh_publish(const char *channel, const void *p, size_t n) {
 	return wasmesh__publish(channel, wasmesh_strlen(channel), p, n);
 }

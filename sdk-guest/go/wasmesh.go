@@ -113,9 +113,19 @@ func Random(buf []byte) { rt.Random(buf) }
 // stays the same across migrations.
 func Self() [32]byte { return rt.Self() }
 
-// ErrPublishDenied is returned by Publish when the host refuses it, for
-// instance because the daemon holds no grant for the channel.
-var ErrPublishDenied = errors.New("wasmesh: publish refused by host")
+// Errors of Publish besides ErrSendTooLarge and ErrOutboxFull, which it
+// shares with Send (a publish is a message in the same outbox).
+var (
+	// ErrBadChannel: the channel name is not valid ('/'-separated
+	// segments of [a-z0-9._-], 1 to 255 bytes).
+	ErrBadChannel = errors.New("wasmesh: bad channel name")
+	// ErrTooManyChannels: the daemon already published to as many
+	// distinct channels as the host keeps an order for (256); channels it
+	// published to before still take publishes.
+	ErrTooManyChannels = errors.New("wasmesh: too many channels published to")
+	// ErrPublishDenied: a result code this SDK does not know.
+	ErrPublishDenied = errors.New("wasmesh: publish refused by host")
+)
 
 // Errors of Send, one per result code of the send import.
 var (
@@ -147,10 +157,23 @@ func Send(target uint64, payload []byte) error {
 	return ErrSendRefused
 }
 
-// Publish sends payload to a channel the daemon has been granted.
+// Publish queues payload for a channel. Like Send, it is published after
+// the current event succeeds, exactly once and in order with the daemon's
+// other publishes to that channel; if the event fails, nothing is
+// published. The daemon's module can run only where its node grants it
+// channels. Call it only from the event handler.
 func Publish(channel string, payload []byte) error {
-	if !rt.Publish(channel, payload) {
-		return ErrPublishDenied
+	switch rt.Publish(channel, payload) {
+	case 0:
+		return nil
+	case 1:
+		return ErrSendTooLarge
+	case 2:
+		return ErrOutboxFull
+	case 3:
+		return ErrBadChannel
+	case 4:
+		return ErrTooManyChannels
 	}
-	return nil
+	return ErrPublishDenied
 }

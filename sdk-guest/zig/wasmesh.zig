@@ -109,7 +109,9 @@ pub fn selfId() [32]u8 {
 
 pub const PublishError = error{PublishRefused};
 
-/// Publishes `data` on `channel`; the host refuses channels not granted.
+/// Publishes `data` on `channel` once this event commits. Any non-zero
+/// host result (1 too large, 2 outbox full, 3 bad channel name, 4 too many
+/// channels) is PublishRefused.
 pub fn publish(channel: []const u8, data: []const u8) PublishError!void {
     if (host.publish(addr(channel), channel.len, addr(data), data.len) != 0) return error.PublishRefused;
 }

@@ -202,7 +202,14 @@ export function selfId(): Uint8Array {
   return id;
 }
 
-/** Publishes `data` on `channel`; 0 on success, else the host's status. */
+/** Results of `publish`. */
+export const PUBLISH_QUEUED: i32 = 0;
+export const PUBLISH_TOO_LARGE: i32 = 1;
+export const PUBLISH_FULL: i32 = 2;
+export const PUBLISH_BAD_CHANNEL: i32 = 3;
+export const PUBLISH_TOO_MANY_CHANNELS: i32 = 4;
+
+/** Publishes `data` on `channel` once this event commits; returns a `PUBLISH_*` result. */
 export function publish(channel: string, data: Uint8Array): i32 {
   const n = utf8(channel);
   return host_publish(changetype<usize>(scratch), n, data.dataStart, data.byteLength);

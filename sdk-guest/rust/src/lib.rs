@@ -126,8 +126,18 @@ pub fn self_id() -> [u8; 32] {
     id
 }
 
-/// Publishes `payload` on `channel`. The host's non-zero status (for
-/// example, the channel is not granted) comes back as `Err`.
+/// Results of [`publish`] other than success, as its `Err` carries them.
+pub const PUBLISH_TOO_LARGE: i32 = 1;
+/// The outbox (shared with [`send`]) is full; retry in a later event.
+pub const PUBLISH_FULL: i32 = 2;
+/// The channel name is not 1..255 bytes of `/`-separated `[a-z0-9._-]` segments.
+pub const PUBLISH_BAD_CHANNEL: i32 = 3;
+/// The daemon already published to 256 distinct channels.
+pub const PUBLISH_TOO_MANY_CHANNELS: i32 = 4;
+
+/// Publishes `payload` on `channel`, exactly once and in order with this
+/// daemon's other publishes there, after this event commits. The host's
+/// non-zero status (one of the `PUBLISH_*` constants) comes back as `Err`.
 pub fn publish(channel: &str, payload: &[u8]) -> Result<(), i32> {
     let rc = unsafe { sys::publish(channel.as_ptr(), channel.len(), payload.as_ptr(), payload.len()) };
     if rc == 0 {

@@ -14,7 +14,8 @@ var fake struct {
 	state   []byte
 	now     int64
 	self    [32]byte
-	publish int32
+	publish int32 // the result every publish gets
+	pubs    []fakePub
 	sends   []fakeSend
 	send    int32 // the result every send gets
 }
@@ -31,8 +32,16 @@ func stateWrite(b []byte)      { fake.state = append(fake.state, b...) }
 func now() int64               { return fake.now }
 func random(b []byte)          { clear(b) }
 func self() [32]byte           { return fake.self }
-func publish(string, []byte) int32 {
+func publish(ch string, b []byte) int32 {
+	if fake.publish == 0 {
+		fake.pubs = append(fake.pubs, fakePub{ch, bytes.Clone(b)})
+	}
 	return fake.publish
+}
+
+type fakePub struct {
+	channel string
+	payload []byte
 }
 
 func send(target uint64, b []byte) int32 {

@@ -188,12 +188,15 @@ func guard(f func() error) (err error) {
 }
 
 // Host functions, as the SDK's public API needs them.
-func Emit(b []byte)                         { emit(b) }
-func Log(level int32, msg string)           { logMsg(level, msg) }
-func Now() int64                            { return now() }
-func Random(b []byte)                       { random(b) }
-func Self() [32]byte                        { return self() }
-func Publish(channel string, b []byte) bool { return publish(channel, b) == 0 }
+func Emit(b []byte)               { emit(b) }
+func Log(level int32, msg string) { logMsg(level, msg) }
+func Now() int64                  { return now() }
+func Random(b []byte)             { random(b) }
+func Self() [32]byte              { return self() }
+
+// Publish is the publish import's result: 0 queued, 1 too large, 2 outbox
+// full, 3 bad channel name, 4 too many channels.
+func Publish(channel string, b []byte) int32 { return publish(channel, b) }
 
 // Send is the send import's result: 0 queued, 1 too large, 2 outbox full.
 func Send(target uint64, b []byte) int32 { return send(target, b) }
