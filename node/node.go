@@ -178,7 +178,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.chDefs.load(); err != nil {
 		return nil, err
 	}
-	hcfg := engine.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits, OnSends: n.outbox.wake}
+	hcfg := engine.Config{CacheDir: n.layout.cache(), Logger: n.log, Limits: cfg.Limits, OnSends: n.outbox.wake,
+		// Channels exist: any daemon may publish (a restricted channel
+		// still wants a token its home verifies).
+		DefaultGrants: engine.Grants{Publish: true}}
 	if cfg.Durability == DurabilitySync {
 		n.wal = journal
 		hcfg.Journal = journal
