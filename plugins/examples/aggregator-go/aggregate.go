@@ -28,9 +28,9 @@ const (
 // Errors of the commands; the handler returns them wrapped, failing the
 // event, so errors.Is tells a caller which rule was broken.
 var (
-	errUsage      = errors.New("usage: get | pub <channel> <count> [<tag>]")
+	errUsage      = errors.New("usage: pub <channel> <count> [<tag>]")
 	errCount      = fmt.Errorf("count must be a decimal from 1 to %d", maxPublish)
-	errTag        = fmt.Errorf("tag must be 1 to %d bytes and not get, pub or %s", maxName, unknownPublisher)
+	errTag        = fmt.Errorf("tag must be 1 to %d bytes and not %s", maxName, unknownPublisher)
 	errPublishing = errors.New("publish failed")
 )
 
@@ -57,16 +57,14 @@ func newAggregator() *aggregator {
 // tag; publish is the SDK's (a stub in tests).
 func (a *aggregator) handle(payload []byte, self func() [32]byte, publish func(channel string, payload []byte) error) ([][]byte, error) {
 	f := strings.Fields(string(payload))
-	if len(f) > 0 {
-		switch f[0] {
-		case "get":
-			if len(f) != 1 {
-				return nil, fmt.Errorf("get takes no arguments: %w", errUsage)
-			}
-			return a.get(), nil
-		case "pub":
-			return a.pub(f[1:], self, publish)
-		}
+	// Two fields are always a message, whatever the first one says: the
+	// home redelivers a channel message whose event failed until it
+	// succeeds, so no well-formed message may look like a bad command.
+	switch {
+	case len(f) == 1 && f[0] == "get":
+		return a.get(), nil
+	case len(f) != 2 && len(f) > 0 && f[0] == "pub":
+		return a.pub(f[1:], self, publish)
 	}
 	a.message(f)
 	// A channel message has no answer: outputs of a delivery go to the
@@ -105,7 +103,7 @@ func (a *aggregator) pub(args []string, self func() [32]byte, publish func(strin
 	var tag string
 	if len(args) == 3 {
 		tag = args[2]
-		if !validName(tag) || tag == "get" || tag == "pub" {
+		if !validName(tag) {
 			return nil, fmt.Errorf("pub tag %.80q: %w", tag, errTag)
 		}
 	} else {

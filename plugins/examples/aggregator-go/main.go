@@ -7,9 +7,10 @@
 //     "<tag> <seq>", seq continuing this daemon's own counter from 1; the
 //     tag defaults to "d" and the first 8 hex digits of its entity id. It
 //     emits published=<count> last=<seq>, or fails the event as a whole.
-//   - anything else is a channel message "<publisher> <seq>": it counts, and
-//     a seq other than the publisher's last+1 (or a payload that does not
-//     parse, counted under "?") is an anomaly.
+//   - anything else, and any two-field payload, is a channel message
+//     "<publisher> <seq>": it counts, and a seq other than the publisher's
+//     last+1 (or a payload that does not parse, counted under "?") is an
+//     anomaly. Messages never fail their event.
 //
 // The state is ordinary Go data: the host snapshots the daemon's memory
 // transparently, so it survives migration without any code here.
