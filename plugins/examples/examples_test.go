@@ -282,6 +282,7 @@ func TestGoCooperativeExportsOnlyWithCoop(t *testing.T) {
 		"echo-go/echo-go.wasm":               false,
 		"counter-go/counter-go.wasm":         false,
 		"cooperative-go/cooperative-go.wasm": true,
+		"aggregator-go/aggregator-go.wasm":   false,
 	} {
 		e := newEnv(t, file)
 		ex := e.code.ExportedFunctions()
@@ -538,4 +539,53 @@ func TestFixturesABICompliance(t *testing.T) {
 			t.Errorf("%s: %q", file, p)
 		}
 	}
+}
+
+// fail delivers one event that must fail and returns the guest's message.
+func (in *instance) fail(payload string) string {
+	in.e.t.Helper()
+	rc, err := in.processCtx(in.e.ctx, []byte(payload))
+	if err != nil || rc == 0 || len(in.e.rec.fails) != 1 || len(in.e.rec.outs) != 0 {
+		in.e.t.Fatalf("process(%q): rc %d, err %v, fails %q, outs %q; want one failure and no output", payload, rc, err, in.e.rec.fails, in.e.rec.outs)
+	}
+	return in.e.rec.fails[0]
+}
+
+// The aggregator as a subscriber sees channel messages as plain events:
+// three publishers interleaved, one duplicate, then unparsable ones.
+func TestAggregator(t *testing.T) {
+	g := newEnv(t, "aggregator-go/aggregator-go.wasm").start()
+	g.expect("get", "total=0", "anomalies=0")
+	for _, m := range []string{"c 1", "a 1", "b 1", "a 2", "c 2", "b 2", "a 3", "b 2", "c 3", "b 3", "a 4"} {
+		g.expect(m) // a message has no output
+	}
+	g.expect("get", "total=11", "anomalies=1", "a=4:4", "b=4:3", "c=3:3")
+	g.expect("c 5")  // a loss
+	g.expect("a 0")  // seq starts at 1: does not parse
+	g.expect("oops") // one field
+	g.expect("get", "total=14", "anomalies=4", "?=2:0", "a=4:4", "b=4:3", "c=4:5")
+}
+
+// pub's argument errors fail the event before anything is published; the
+// test host refuses every publish, which must fail the event too.
+func TestAggregatorPubErrors(t *testing.T) {
+	g := newEnv(t, "aggregator-go/aggregator-go.wasm").start()
+	for payload, want := range map[string]string{
+		"pub":              "usage",
+		"pub orders 1 t x": "usage",
+		"pub orders 0":     "count must be",
+		"pub orders 1001":  "count must be",
+		"pub orders ten":   "count must be",
+		"pub orders 1 ?":   "tag must be",
+	} {
+		if msg := g.fail(payload); !strings.Contains(msg, want) {
+			t.Errorf("%q failed with %q, want it to mention %q", payload, msg, want)
+		}
+	}
+	if msg := g.fail("pub orders 3 t"); !strings.Contains(msg, "after=0") {
+		t.Errorf("refused publish failed with %q, want after=0", msg)
+	}
+	g.expect("get", "total=0", "anomalies=0") // no error counted as a message
+	g.expect("pub orders")                    // two fields: a message, not a bad command
+	g.expect("get", "total=1", "anomalies=1", "?=1:0")
 }
