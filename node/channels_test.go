@@ -6,7 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -404,5 +408,123 @@ func TestSubscriberNodeRestart(t *testing.T) {
 	waitCount(t, b2, "s", 300)
 	if subs, err := b2.Subscriptions(ctx, "s"); err != nil || len(subs) != 1 {
 		t.Fatalf("ledger after restart: %+v %v", subs, err)
+	}
+}
+
+func aggregatorModule(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "plugins", "examples", "aggregator-go", "aggregator-go.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// aggStats reads an aggregator's "get": total, anomalies and
+// publisher -> "count:last".
+func aggStats(t testing.TB, n *Node, ref string) (total, anomalies int, per map[string]string) {
+	t.Helper()
+	res, err := n.Send(context.Background(), ref, []byte("get"))
+	if err != nil {
+		t.Fatalf("get %s: %v", ref, err)
+	}
+	per = map[string]string{}
+	for _, o := range res.Outputs {
+		k, v, _ := strings.Cut(string(o), "=")
+		switch k {
+		case "total":
+			total, _ = strconv.Atoi(v)
+		case "anomalies":
+			anomalies, _ = strconv.Atoi(v)
+		default:
+			per[k] = v
+		}
+	}
+	return total, anomalies, per
+}
+
+// TestDaemonAndOutsidePublishersAcrossMigrations is the stream at
+// node level: an outside publisher and a publisher daemon stream to a
+// channel with two subscribers on two other nodes; each subscriber and the
+// publisher migrate once during the stream; every subscriber counts every
+// message once, in order per publisher.
+func TestDaemonAndOutsidePublishersAcrossMigrations(t *testing.T) {
+	ns := chanCluster(t)
+	ctx := context.Background()
+	a, b, c := ns[0], ns[1], ns[2]
+	for _, n := range ns {
+		if _, err := n.Deploy(ctx, aggregatorModule(t), "aggregator"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.CreateChannel(ctx, ChannelDef{Name: "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		n    *Node
+		name string
+	}{{b, "s1"}, {c, "s2"}, {a, "pub"}} {
+		if _, err := s.n.Spawn(ctx, SpawnRequest{Kind: "aggregator", Name: s.name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []string{"s1", "s2"} {
+		if _, err := a.Subscribe(ctx, s, "orders", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds, per = 10, 100
+	errs := make(chan error, 2)
+	go func() { // the outside publisher
+		for r := range rounds {
+			var ps [][]byte
+			for i := range per {
+				ps = append(ps, []byte(fmt.Sprintf("client %d", r*per+i+1)))
+			}
+			if _, err := a.Publish(ctx, PublishRequest{Channel: "orders", Payloads: ps}); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	go func() { // the publisher daemon, driven by events from outside
+		for range rounds {
+			if _, err := a.Send(ctx, "pub", []byte(fmt.Sprintf("pub orders %d dpub", per))); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for _, m := range []MigrateRequest{{Ref: "s1", To: "c"}, {Ref: "pub", To: "b"}, {Ref: "s2", To: "a"}} {
+		if _, err := a.Migrate(ctx, m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"client": fmt.Sprintf("%d:%d", rounds*per, rounds*per), "dpub": fmt.Sprintf("%d:%d", rounds*per, rounds*per)}
+	for _, s := range []string{"s1", "s2"} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			total, anomalies, got := aggStats(t, a, s)
+			if anomalies != 0 || total > 2*rounds*per {
+				t.Fatalf("%s: total %d, anomalies %d, %v", s, total, anomalies, got)
+			}
+			if total == 2*rounds*per {
+				if !maps.Equal(got, want) {
+					t.Fatalf("%s: %v, want %v", s, got, want)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: total %d of %d, %v", s, total, 2*rounds*per, got)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }

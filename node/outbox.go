@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmesh/wasmesh/abi"
+	"github.com/wasmesh/wasmesh/internal/channel"
 	"github.com/wasmesh/wasmesh/internal/engine"
 )
 
@@ -25,7 +26,14 @@ const (
 // lane is one (sender, target) pair: its messages go one at a time in seq
 // order, so the target's horizon (an id at or below one applied is a
 // duplicate) never skips one. Different lanes run independently.
-type lane struct{ sender, target uint64 }
+//
+// A daemon's publishes to one channel are a lane too (channel set, target
+// 0): they go to the channel's home one at a time, in seq order, each
+// naming the one before (Prev), so the home accepts each exactly once.
+type lane struct {
+	sender, target uint64
+	channel        string
+}
 
 // deliverer delivers the outboxes of this node's daemons (engine send
 // import) as exactly-once events. A daemon that migrates away takes its
@@ -100,8 +108,14 @@ func (o *deliverer) scan(ctx context.Context) {
 		if d.OutboxLen() == 0 {
 			continue
 		}
+		ls := make([]lane, 0, 4)
 		for _, target := range d.SendTargets() {
-			l := lane{sender: d.Origin(), target: target}
+			ls = append(ls, lane{sender: d.Origin(), target: target})
+		}
+		for _, ch := range d.PublishChannels() {
+			ls = append(ls, lane{sender: d.Origin(), channel: ch})
+		}
+		for _, l := range ls {
 			o.mu.Lock()
 			start := !o.lanes[l]
 			if start {
@@ -120,8 +134,14 @@ func (o *deliverer) scan(ctx context.Context) {
 }
 
 // next is the oldest pending message of the lane.
-func next(d *engine.Daemon, target uint64) (engine.Send, bool) {
-	if p := d.PendingSendsTo(target, 1); len(p) == 1 {
+func next(d *engine.Daemon, l lane) (engine.Send, bool) {
+	var p []engine.Send
+	if l.channel != "" {
+		p = d.PendingPublishes(l.channel, 1)
+	} else {
+		p = d.PendingSendsTo(l.target, 1)
+	}
+	if len(p) == 1 {
 		return p[0], true
 	}
 	return engine.Send{}, false
@@ -132,13 +152,13 @@ func next(d *engine.Daemon, target uint64) (engine.Send, bool) {
 func (o *deliverer) runLane(ctx context.Context, d *engine.Daemon, l lane) {
 	backoff := outboxMinBackoff
 	for {
-		s, ok := next(d, l.target)
+		s, ok := next(d, l)
 		if !ok || !o.local(d) || ctx.Err() != nil {
 			// The exit is decided under mu, against a last look at the
 			// outbox: a send committed before it is seen here, one
 			// committed after it wakes a scan that finds the lane free.
 			o.mu.Lock()
-			if _, again := next(d, l.target); again && o.local(d) && ctx.Err() == nil {
+			if _, again := next(d, l); again && o.local(d) && ctx.Err() == nil {
 				o.mu.Unlock()
 				continue
 			}
@@ -167,6 +187,9 @@ func (o *deliverer) runLane(ctx context.Context, d *engine.Daemon, l lane) {
 		o.mu.Unlock()
 		switch {
 		case !first:
+		case l.channel != "":
+			o.n.log.Warn("daemon's publish not accepted by the channel; retrying", "daemon", d.ID(),
+				"channel", l.channel, "seq", s.Seq, "err", err)
 		case errors.Is(err, ErrDaemonNotFound):
 			o.notFound.Inc()
 			o.n.log.Warn("message target not found; retrying until it appears", "daemon", d.ID(),
@@ -200,6 +223,27 @@ func (o *deliverer) deliver(ctx context.Context, d *engine.Daemon, s engine.Send
 			return err
 		}
 	}
+	if s.IsPublish() {
+		return o.publish(ctx, d, s)
+	}
 	_, err := o.n.send(ctx, abi.FormatOrigin(s.Target), input{payload: s.Payload, sender: d.Origin(), seq: s.Seq, once: true})
 	return err
+}
+
+// publish offers one of a daemon's publishes to its channel's home, under
+// the daemon's identity: a token in its ledger entry for the channel (a
+// subscribe and publish grant) is presented for a restricted channel.
+func (o *deliverer) publish(ctx context.Context, d *engine.Daemon, s engine.Send) error {
+	var tok []byte
+	if e, ok := ledgerEntry(d, s.Channel); ok {
+		tok = e.Token
+	}
+	pub := channel.Publication{Publisher: d.Origin(), Seq: s.Seq, Prev: s.Prev, Subject: d.EntityID(), Token: tok, Payload: s.Payload}
+	ctx, cancel := context.WithTimeout(ctx, chanCallTimeout)
+	defer cancel()
+	ans, _, err := o.n.callHome(ctx, s.Channel, channel.PublishMsg{Channel: s.Channel, Pub: pub})
+	if err != nil {
+		return err
+	}
+	return chanErr(ans)
 }
