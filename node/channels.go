@@ -89,8 +89,9 @@ type PublishRequest struct {
 	// safe; a retried request is not).
 	Client  string
 	FirstID uint64
-	// Timeout bounds how long a full channel may block the publish
-	// (default 10 s); past it the request fails with ErrChannelFull.
+	// Timeout bounds how long a full channel may stall the publish
+	// (default 10 s; it restarts whenever a message is accepted); past it
+	// the request fails with ErrChannelFull.
 	Timeout time.Duration
 }
 
@@ -472,24 +473,25 @@ func (n *Node) Publish(ctx context.Context, req PublishRequest) (PublishResult, 
 	}
 	timeout := cmp.Or(req.Timeout, defaultPublishTimeout)
 	res := PublishResult{Channel: req.Channel, Home: n.peerName(n.homeOf(req.Channel))}
-	pub := channel.Publication{Subject: tok.Subject, Token: bin}
-	one := func(p []byte) (channel.AnswerMsg, error) {
-		pub.Payload = p
-		return n.publishOne(ctx, req.Channel, pub, timeout, &res)
+	pubs := make([]channel.Publication, len(req.Payloads))
+	for i, p := range req.Payloads {
+		pubs[i] = channel.Publication{Subject: tok.Subject, Token: bin, Payload: p}
 	}
 	if req.Client != "" {
-		if pub.Publisher, err = ClientSender(req.Client); err != nil {
+		publisher, err := ClientSender(req.Client)
+		if err != nil {
 			return res, err
 		}
 		if req.FirstID == 0 {
 			return res, fmt.Errorf("%w: client message ids start at 1", ErrBadRequest)
 		}
-		for i, p := range req.Payloads {
-			pub.Seq = req.FirstID + uint64(i)
-			pub.Prev = pub.Seq - 1
-			if _, err := one(p); err != nil {
-				return res, fmt.Errorf("publish %d of %d to %s: %w", i+1, len(req.Payloads), req.Channel, err)
-			}
+		for i := range pubs {
+			pubs[i].Publisher, pubs[i].Seq = publisher, req.FirstID+uint64(i)
+			pubs[i].Prev = pubs[i].Seq - 1
+		}
+		done, err := n.publishAll(ctx, req.Channel, pubs, timeout, &res)
+		if err != nil {
+			return res, fmt.Errorf("publish %d of %d to %s: %w", done+1, len(pubs), req.Channel, err)
 		}
 		return res, nil
 	}
@@ -498,19 +500,20 @@ func (n *Node) Publish(ctx context.Context, req PublishRequest) (PublishResult, 
 		return res, err
 	}
 	defer n.chPubs.release(req.Channel, seqr)
-	for i, p := range req.Payloads {
-		pub.Publisher, pub.Seq, pub.Prev = seqr.id, seqr.last+1, seqr.last
-		_, err := one(p)
-		if err == nil {
-			seqr.last = pub.Seq
-			continue
-		}
+	for i := range pubs {
+		pubs[i].Publisher, pubs[i].Seq, pubs[i].Prev = seqr.id, seqr.last+uint64(i)+1, seqr.last+uint64(i)
+	}
+	done, err := n.publishAll(ctx, req.Channel, pubs, timeout, &res)
+	if done > 0 {
+		seqr.last = pubs[done-1].Seq
+	}
+	if err != nil {
 		if !definite(err) {
-			// The home may have accepted it: that seq is spent, and the
-			// next message starts a new publisher sequence.
+			// The home may have accepted the next one: its seq is spent,
+			// and the next request starts a new publisher sequence.
 			seqr.renew()
 		}
-		return res, fmt.Errorf("publish %d of %d to %s: %w", i+1, len(req.Payloads), req.Channel, err)
+		return res, fmt.Errorf("publish %d of %d to %s: %w", done+1, len(pubs), req.Channel, err)
 	}
 	return res, nil
 }
@@ -526,40 +529,62 @@ func definite(err error) bool {
 	return false
 }
 
-// publishOne offers one message until it is accepted, refused, or its
-// deadline passes; a full channel is retried until then.
-func (n *Node) publishOne(ctx context.Context, name string, pub channel.Publication, timeout time.Duration, res *PublishResult) (channel.AnswerMsg, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// publishAll offers messages in order, a batch per round trip, until each
+// is accepted, one is refused, or the deadline passes; a full channel is
+// retried until then. It returns how many were accepted (or duplicates).
+func (n *Node) publishAll(ctx context.Context, name string, pubs []channel.Publication, timeout time.Duration, res *PublishResult) (int, error) {
+	done := 0
 	backoff := 5 * time.Millisecond
-	for {
-		ans, home, err := n.callHome(ctx, name, channel.PublishMsg{Channel: name, Pub: pub})
-		if err == nil {
-			err = chanErr(ans)
+	// The timeout bounds a stall, not the whole run: it restarts whenever
+	// a message is accepted.
+	stalled := time.Now().Add(timeout)
+	for done < len(pubs) {
+		batch := pubs[done:min(done+chanBatch, len(pubs))]
+		msgs := make([]channel.Message, len(batch))
+		for i, p := range batch {
+			msgs[i] = channel.PublishMsg{Channel: name, Pub: p}
 		}
-		if err == nil {
-			res.Home = n.peerName(home)
+		cctx, cancel := context.WithDeadline(ctx, stalled)
+		answers, home, err := n.callHomeBatch(cctx, name, msgs)
+		cancel()
+		if err != nil {
+			return done, err
+		}
+		res.Home = n.peerName(home)
+		for _, ans := range answers {
+			if err = chanErr(ans); err != nil {
+				break
+			}
+			done++
+			stalled = time.Now().Add(timeout)
 			if ans.Outcome == channel.Duplicate {
 				res.Duplicates++
-			} else {
-				res.Accepted++
-				if res.FirstSeq == 0 {
-					res.FirstSeq = ans.Seq
-				}
-				res.LastSeq = ans.Seq
+				continue
 			}
-			return ans, nil
+			res.Accepted++
+			if res.FirstSeq == 0 {
+				res.FirstSeq = ans.Seq
+			}
+			res.LastSeq = ans.Seq
 		}
-		if !errors.Is(err, ErrChannelFull) {
-			return ans, err
+		switch {
+		case err == nil:
+			backoff = 5 * time.Millisecond
+			continue
+		case !errors.Is(err, ErrChannelFull):
+			return done, err
+		}
+		if time.Now().After(stalled) {
+			return done, fmt.Errorf("%w (still full after %s)", err, timeout)
 		}
 		select {
 		case <-ctx.Done():
-			return ans, fmt.Errorf("%w (still full after %s)", err, timeout)
+			return done, fmt.Errorf("%w (%w)", err, ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
+	return done, nil
 }
 
 // chanPubs are the node's own publisher sequences, one per channel, for

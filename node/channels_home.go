@@ -40,6 +40,10 @@ const (
 	// subChanOps runs a subscription change on the node hosting the
 	// daemon (channels.go).
 	subChanOps = "wasmesh/node/chan-ops/1"
+	// subChanBatch carries several requests for one channel, run in order;
+	// the answers stop after the first refusal (the rest were not run).
+	// One publisher's messages go this way: one round trip for many.
+	subChanBatch = "wasmesh/node/chan-batch/1"
 )
 
 const (
@@ -176,6 +180,28 @@ func (h *chanHome) serve() {
 		b, err := channel.Encode(ans)
 		return chanFrame{B: b}, err
 	}))
+	n.ep.Handle(subChanBatch, meshquic.Unary(func(ctx context.Context, peer meshquic.NodeID, req chanBatchFrame) (chanBatchFrame, error) {
+		if len(req.B) > chanBatch {
+			return chanBatchFrame{}, toWire(fmt.Errorf("%w: %d requests in one batch (max %d)", ErrTooLarge, len(req.B), chanBatch))
+		}
+		msgs := make([]channel.Message, len(req.B))
+		for i, b := range req.B {
+			m, err := channel.Decode(b)
+			if err != nil {
+				return chanBatchFrame{}, toWire(wrap(ErrBadRequest, err))
+			}
+			msgs[i] = m
+		}
+		var out chanBatchFrame
+		for _, ans := range h.answerAll(peer, msgs) {
+			b, err := channel.Encode(ans)
+			if err != nil {
+				return chanBatchFrame{}, err
+			}
+			out.B = append(out.B, b)
+		}
+		return out, nil
+	}))
 	n.ep.Handle(subChanDeliver, meshquic.Unary(func(ctx context.Context, peer meshquic.NodeID, req chanBatchFrame) (deliverAnswer, error) {
 		if len(req.B) > chanBatch {
 			return deliverAnswer{}, toWire(fmt.Errorf("%w: %d deliveries in one batch (max %d)", ErrTooLarge, len(req.B), chanBatch))
@@ -194,6 +220,20 @@ func (h *chanHome) serve() {
 		}
 		return deliverAnswer{V: n.chSubs.accept(ctx, ds)}, nil
 	}))
+}
+
+// answerAll runs requests in order up to and including the first one
+// refused.
+func (h *chanHome) answerAll(peer nodekey.NodeID, msgs []channel.Message) []channel.AnswerMsg {
+	out := make([]channel.AnswerMsg, 0, len(msgs))
+	for _, m := range msgs {
+		a := h.answer(peer, m)
+		out = append(out, a)
+		if a.Code != channel.CodeOK {
+			break
+		}
+	}
+	return out
 }
 
 // answer runs one request on the machine. A request for a channel this
@@ -616,6 +656,80 @@ func (n *Node) callHome(ctx context.Context, name string, msg channel.Message) (
 				err = ans.Err()
 			}
 			return channel.AnswerMsg{}, home, fmt.Errorf("%w: channel %q: home %s: %w", ErrUnavailable, name, n.peerName(home), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// callHomeBatch sends requests for one channel to its home in one round
+// trip and returns the answers of those it ran: all of them, or up to and
+// including the first refusal. NotHome is followed as in callHome.
+func (n *Node) callHomeBatch(ctx context.Context, name string, msgs []channel.Message) ([]channel.AnswerMsg, channel.NodeID, error) {
+	if len(msgs) == 1 {
+		ans, home, err := n.callHome(ctx, name, msgs[0])
+		if err != nil {
+			return nil, home, err
+		}
+		return []channel.AnswerMsg{ans}, home, nil
+	}
+	req := chanBatchFrame{B: make([][]byte, len(msgs))}
+	for i, m := range msgs {
+		b, err := channel.Encode(m)
+		if err != nil {
+			return nil, channel.NodeID{}, wrap(ErrBadRequest, err)
+		}
+		req.B[i] = b
+	}
+	backoff := 10 * time.Millisecond
+	for {
+		home := n.homeOf(name)
+		var (
+			answers []channel.AnswerMsg
+			err     error
+		)
+		if home == n.id {
+			answers = n.chHome.answerAll(n.id, msgs)
+		} else {
+			cctx, cancel := context.WithTimeout(ctx, chanCallTimeout)
+			var resp chanBatchFrame
+			err = n.ep.Call(cctx, meshquic.PeerID(home), subChanBatch, req, &resp)
+			cancel()
+			if err == nil && (len(resp.B) == 0 || len(resp.B) > len(msgs)) {
+				err = fmt.Errorf("%w: %d answers to %d requests", channel.ErrBadMessage, len(resp.B), len(msgs))
+			}
+			for _, b := range resp.B {
+				if err != nil {
+					break
+				}
+				var m channel.Message
+				if m, err = channel.Decode(b); err == nil {
+					a, ok := m.(channel.AnswerMsg)
+					if !ok {
+						err = fmt.Errorf("%w: a %T as an answer", channel.ErrBadMessage, m)
+					}
+					answers = append(answers, a)
+				}
+			}
+			if err != nil {
+				err = fromRemote(err, n.peerName(home))
+				if !errors.Is(err, ErrUnavailable) {
+					return nil, home, err
+				}
+			}
+		}
+		if err == nil && !(len(answers) == 1 && answers[0].Code == channel.CodeNotHome) {
+			if last := answers[len(answers)-1]; last.Code == channel.CodeNotHome {
+				answers = answers[:len(answers)-1] // the rest goes again
+			}
+			return answers, home, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = answers[0].Err()
+			}
+			return nil, home, fmt.Errorf("%w: channel %q: home %s: %w", ErrUnavailable, name, n.peerName(home), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)

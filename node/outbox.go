@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -166,9 +167,26 @@ func (o *deliverer) runLane(ctx context.Context, d *engine.Daemon, l lane) {
 			o.mu.Unlock()
 			return
 		}
-		err := o.deliver(ctx, d, s)
+		var err error
+		if l.channel != "" {
+			// Publishes go a batch at a time: one round trip to the home
+			// for up to chanBatch of them, accepted in order.
+			batch := d.PendingPublishes(l.channel, chanBatch)
+			var done int
+			done, err = o.publishBatch(ctx, d, batch)
+			for _, p := range batch[:done] {
+				d.SentDelivered(p.Seq)
+			}
+			if done < len(batch) {
+				s = batch[done]
+			}
+		} else {
+			err = o.deliver(ctx, d, s)
+		}
 		if err == nil {
-			d.SentDelivered(s.Seq)
+			if l.channel == "" {
+				d.SentDelivered(s.Seq)
+			}
 			backoff = outboxMinBackoff
 			o.mu.Lock()
 			delete(o.unknown, l)
@@ -223,27 +241,47 @@ func (o *deliverer) deliver(ctx context.Context, d *engine.Daemon, s engine.Send
 			return err
 		}
 	}
-	if s.IsPublish() {
-		return o.publish(ctx, d, s)
-	}
 	_, err := o.n.send(ctx, abi.FormatOrigin(s.Target), input{payload: s.Payload, sender: d.Origin(), seq: s.Seq, once: true})
 	return err
 }
 
-// publish offers one of a daemon's publishes to its channel's home, under
-// the daemon's identity: a token in its ledger entry for the channel (a
-// subscribe and publish grant) is presented for a restricted channel.
-func (o *deliverer) publish(ctx context.Context, d *engine.Daemon, s engine.Send) error {
+// publishBatch offers a daemon's publishes to one channel (oldest first)
+// to the channel's home, under the daemon's identity: a token in its
+// ledger entry for the channel (a subscribe and publish grant) is
+// presented for a restricted channel. It returns how many were accepted
+// (or answered Duplicate), in order, and why the next one was not.
+func (o *deliverer) publishBatch(ctx context.Context, d *engine.Daemon, batch []engine.Send) (int, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	if w := o.n.wal; w != nil {
+		if err := w.Sync(ctx); err != nil {
+			return 0, err
+		}
+	}
+	name := batch[0].Channel
 	var tok []byte
-	if e, ok := ledgerEntry(d, s.Channel); ok {
+	if e, ok := ledgerEntry(d, name); ok {
 		tok = e.Token
 	}
-	pub := channel.Publication{Publisher: d.Origin(), Seq: s.Seq, Prev: s.Prev, Subject: d.EntityID(), Token: tok, Payload: s.Payload}
+	msgs := make([]channel.Message, len(batch))
+	for i, s := range batch {
+		msgs[i] = channel.PublishMsg{Channel: name, Pub: channel.Publication{
+			Publisher: d.Origin(), Seq: s.Seq, Prev: s.Prev, Subject: d.EntityID(), Token: tok, Payload: s.Payload}}
+	}
 	ctx, cancel := context.WithTimeout(ctx, chanCallTimeout)
 	defer cancel()
-	ans, _, err := o.n.callHome(ctx, s.Channel, channel.PublishMsg{Channel: s.Channel, Pub: pub})
+	answers, _, err := o.n.callHomeBatch(ctx, name, msgs)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return chanErr(ans)
+	for i, a := range answers {
+		if err := chanErr(a); err != nil {
+			return i, err
+		}
+	}
+	if len(answers) < len(batch) {
+		return len(answers), fmt.Errorf("%w: channel %q: the home took %d of %d", ErrUnavailable, name, len(answers), len(batch))
+	}
+	return len(answers), nil
 }
