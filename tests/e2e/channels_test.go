@@ -61,17 +61,23 @@ func run(stdin string, args ...string) (string, error) {
 // migrates once and the publisher daemon migrates once. Afterwards each
 // subscriber counted exactly what was published, once, in order per
 // publisher (the aggregator counts a seq other than last+1 as an anomaly).
+// On top, the node s1 moved to is killed -9 and restarted mid-stream.
 func TestChannelStreamAcrossMigrations(t *testing.T) {
 	const perPublisher = 10000
 	n1 := startNode(t, "n1", t.TempDir())
 	n2 := startNode(t, "n2", t.TempDir(), "--join", n1.info.Gossip)
 	n3 := startNode(t, "n3", t.TempDir(), "--join", n1.info.Gossip)
-	n4 := startNode(t, "n4", t.TempDir(), "--join", n1.info.Gossip)
+	d4 := t.TempDir()
+	n4 := startNode(t, "n4", d4, "--join", n1.info.Gossip)
 	eventually(t, 30*time.Second, "four members", func() (bool, string) {
 		out := ok(t, "nodes", "--node", n1.url())
 		return strings.Count(out, "alive") == 4, out
 	})
-	ok(t, "deploy", aggregatorWasm(), "--kind", "aggregator", "--node", n1.url())
+	// On every node, so a move does not wait for the target to fetch and
+	// compile the module, and lands in the middle of the stream.
+	for _, n := range []*proc{n1, n2, n3, n4} {
+		ok(t, "deploy", aggregatorWasm(), "--kind", "aggregator", "--node", n.url())
+	}
 	ok(t, "channel", "create", "orders", "--node", n2.url())
 	ok(t, "spawn", "aggregator", "--name", "pub", "--on", "n1", "--node", n1.url())
 	ok(t, "spawn", "aggregator", "--name", "s1", "--on", "n2", "--node", n1.url())
@@ -82,21 +88,47 @@ func TestChannelStreamAcrossMigrations(t *testing.T) {
 		t.Fatalf("subscriptions s1: %s", out)
 	}
 
-	var lines strings.Builder
-	for i := 1; i <= perPublisher; i++ {
-		fmt.Fprintf(&lines, "client %d\n", i)
-	}
+	// Both publishers go in steps of `step`, paced, so that the stream
+	// lasts long enough for three migrations to land inside it.
+	const step = 250
 	errs := make(chan error, 2)
+	moved := make(chan struct{})
+	hold := func(sent int) {
+		if sent == perPublisher*9/10 {
+			<-moved // the last tenth waits until every move is done
+		}
+	}
 	go func() {
-		_, err := run(lines.String(), "publish", "orders", "--stdin", "--node", n1.url())
-		errs <- err
-	}()
-	go func() {
-		for range perPublisher / 1000 {
-			if _, err := run("", "send", "pub", "pub orders 1000 dpub", "--node", n1.url()); err != nil {
+		for from := 1; from <= perPublisher; from += step {
+			hold(from - 1)
+			var lines strings.Builder
+			for i := from; i < from+step; i++ {
+				fmt.Fprintf(&lines, "client %d\n", i)
+			}
+			if _, err := run(lines.String(), "publish", "orders", "--stdin", "--node", n1.url()); err != nil {
 				errs <- err
 				return
 			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		errs <- nil
+	}()
+	go func() {
+		for i := 0; i < perPublisher/step; {
+			hold(i * step)
+			_, err := run("", "send", "pub", fmt.Sprintf("pub orders %d dpub", step), "--node", n1.url())
+			if err != nil && strings.Contains(err.Error(), "outbox full") {
+				// Backpressure: the event failed whole (nothing of it was
+				// published); try it again once the outbox drained.
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			i++
+			time.Sleep(50 * time.Millisecond)
 		}
 		errs <- nil
 	}()
@@ -107,11 +139,28 @@ func TestChannelStreamAcrossMigrations(t *testing.T) {
 			return a >= want && b >= want, "s1: " + ra + " s2: " + rb
 		}
 	}
+	// Each move must land inside the stream, or it proves nothing.
+	during := func(what string) {
+		a, _, _, ra := aggGet(t, "s1", n1.url())
+		b, _, _, rb := aggGet(t, "s2", n1.url())
+		if a >= 2*perPublisher || b >= 2*perPublisher {
+			t.Fatalf("the stream ended before %s: s1 %s s2 %s", what, ra, rb)
+		}
+		t.Logf("%s at s1=%d s2=%d of %d", what, a, b, 2*perPublisher)
+	}
 	eventually(t, 60*time.Second, "a tenth of the stream", progress(perPublisher/5))
+	during("s1's move")
 	ok(t, "migrate", "s1", "--to", "n4", "--node", n1.url())
+	during("the publisher's move")
 	ok(t, "migrate", "pub", "--to", "n2", "--node", n1.url())
-	eventually(t, 60*time.Second, "half of the stream", progress(perPublisher))
+	during("s2's move")
 	ok(t, "migrate", "s2", "--to", "n1", "--node", n1.url())
+	// And s1's new node dies with kill -9 and comes back: what s1 applied
+	// and acknowledged is on disk; the rest its home sends again.
+	during("the kill -9 of s1's node")
+	n4.kill()
+	startNode(t, "n4", d4, "--join", n1.info.Gossip)
+	close(moved)
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
