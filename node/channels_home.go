@@ -101,7 +101,11 @@ type chanHome struct {
 
 	mu    sync.Mutex
 	m     *channel.Machine
+	inc   uint64
 	lanes map[dlaneKey]*dlane
+	// repl is each channel's replication log to its successor
+	// (channels_replica.go).
+	repl map[string]*replLog
 	// changed is when the member set last changed (handoffGrace).
 	changed time.Time
 	members []channel.NodeID
@@ -117,8 +121,8 @@ type chanHome struct {
 func newChanHome(n *Node) *chanHome {
 	inc := uint64(time.Now().UnixNano())
 	return &chanHome{
-		n: n, m: channel.New(n.id, inc, channel.Config{QueueBound: n.cfg.ChannelQueue}, chanauth.Tokens{}),
-		lanes: map[dlaneKey]*dlane{}, kick: make(chan struct{}, 1), changed: time.Now(),
+		n: n, m: channel.New(n.id, inc, channel.Config{QueueBound: n.cfg.ChannelQueue}, chanauth.Tokens{}), inc: inc,
+		lanes: map[dlaneKey]*dlane{}, repl: map[string]*replLog{}, kick: make(chan struct{}, 1), changed: time.Now(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmesh_channel_deliveries_total",
 			Help: "Channel deliveries this node sent as a home, by the subscriber node's verdict.",
@@ -176,7 +180,7 @@ func (h *chanHome) serve() {
 		if err != nil {
 			return chanFrame{}, toWire(wrap(ErrBadRequest, err))
 		}
-		ans := h.answer(peer, msg)
+		ans := h.answer(ctx, peer, msg)
 		b, err := channel.Encode(ans)
 		return chanFrame{B: b}, err
 	}))
@@ -193,7 +197,7 @@ func (h *chanHome) serve() {
 			msgs[i] = m
 		}
 		var out chanBatchFrame
-		for _, ans := range h.answerAll(peer, msgs) {
+		for _, ans := range h.answerAll(ctx, peer, msgs) {
 			b, err := channel.Encode(ans)
 			if err != nil {
 				return chanBatchFrame{}, err
@@ -201,6 +205,13 @@ func (h *chanHome) serve() {
 			out.B = append(out.B, b)
 		}
 		return out, nil
+	}))
+	n.ep.Handle(subChanRepl, meshquic.Unary(func(ctx context.Context, peer meshquic.NodeID, req replRequest) (replResponse, error) {
+		if req.Home != peer.String() {
+			return replResponse{}, toWire(fmt.Errorf("%w: a node replicates only its own channels", ErrBadRequest))
+		}
+		resp, err := n.chShadows.apply(req)
+		return resp, toWire(err)
 	}))
 	n.ep.Handle(subChanDeliver, meshquic.Unary(func(ctx context.Context, peer meshquic.NodeID, req chanBatchFrame) (deliverAnswer, error) {
 		if len(req.B) > chanBatch {
@@ -222,46 +233,72 @@ func (h *chanHome) serve() {
 	}))
 }
 
-// answerAll runs requests in order up to and including the first one
-// refused.
-func (h *chanHome) answerAll(peer nodekey.NodeID, msgs []channel.Message) []channel.AnswerMsg {
-	out := make([]channel.AnswerMsg, 0, len(msgs))
+// answerAll runs requests for one channel in order, up to and including
+// the first one refused, and answers once the channel's replica confirmed
+// what they changed (answering CodeRetry when it could not: the effects
+// stay, and a retry is answered as a duplicate once they are safe).
+func (h *chanHome) answerAll(ctx context.Context, peer nodekey.NodeID, msgs []channel.Message) []channel.AnswerMsg {
+	now := time.Now()
+	refuse := func(err error) []channel.AnswerMsg {
+		return []channel.AnswerMsg{channel.AnswerFor(channel.PublishResult{}, err)}
+	}
+	if h.leaving.Load() {
+		return refuse(fmt.Errorf("%w: %s is leaving the cluster", channel.ErrNotHome, h.n.name))
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	if hm, ok := msgs[0].(channel.HandoffMsg); ok && len(msgs) == 1 {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return []channel.AnswerMsg{h.importLocked(hm.State, now)}
+	}
+	name := msgChannel(msgs[0])
 	for _, m := range msgs {
-		a := h.answer(peer, m)
+		if msgChannel(m) != name || name == "" {
+			return refuse(fmt.Errorf("%w: one batch, one channel's requests", channel.ErrBadMessage))
+		}
+	}
+	if h.n.homeOf(name) != h.n.id {
+		return refuse(fmt.Errorf("%w: %q is homed elsewhere", channel.ErrNotHome, name))
+	}
+	out := make([]channel.AnswerMsg, 0, len(msgs))
+	h.mu.Lock()
+	if err := h.ensureLocked(name, now); err != nil {
+		h.mu.Unlock()
+		return refuse(err)
+	}
+	for _, m := range msgs {
+		a := h.applyLocked(peer, m, now)
 		out = append(out, a)
 		if a.Code != channel.CodeOK {
 			break
 		}
 	}
+	h.mu.Unlock()
+	if err := h.replicate(ctx, name); err != nil {
+		for i := range out {
+			if out[i].Code == channel.CodeOK {
+				out[i] = channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %w", channel.ErrRetry, err))
+			}
+		}
+	}
 	return out
 }
 
-// answer runs one request on the machine. A request for a channel this
-// node is not home to by its own view is answered NotHome: the sender
-// recomputes the home and asks again.
-func (h *chanHome) answer(peer nodekey.NodeID, msg channel.Message) channel.AnswerMsg {
-	now := time.Now()
-	name := msgChannel(msg)
-	if h.leaving.Load() {
-		return channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %s is leaving the cluster", channel.ErrNotHome, h.n.name))
-	}
-	if hm, ok := msg.(channel.HandoffMsg); ok {
-		return h.importHandoff(hm.State, now)
-	}
-	if name != "" && h.n.homeOf(name) != h.n.id {
-		return channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %q is homed elsewhere", channel.ErrNotHome, name))
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if name != "" {
-		if err := h.ensureLocked(name, now); err != nil {
-			return channel.AnswerFor(channel.PublishResult{}, err)
-		}
-	}
+// answer is answerAll for one request.
+func (h *chanHome) answer(ctx context.Context, peer nodekey.NodeID, msg channel.Message) channel.AnswerMsg {
+	return h.answerAll(ctx, peer, []channel.Message{msg})[0]
+}
+
+// applyLocked runs one request on the machine and records it for the
+// replica when it changed something.
+func (h *chanHome) applyLocked(peer nodekey.NodeID, msg channel.Message, now time.Time) channel.AnswerMsg {
 	var (
-		res  channel.PublishResult
-		outs []channel.Deliver
-		err  error
+		res    channel.PublishResult
+		outs   []channel.Deliver
+		err    error
+		record = true
 	)
 	switch m := msg.(type) {
 	case channel.CreateMsg:
@@ -283,8 +320,12 @@ func (h *chanHome) answer(peer nodekey.NodeID, msg channel.Message) channel.Answ
 		outs, err = h.m.Move(m.Channel, m.Origin, m.Node, now)
 	case channel.PublishMsg:
 		res, outs, err = h.m.Publish(m.Channel, m.Pub, now)
+		record = res.Outcome == channel.Accepted
 	default:
 		err = fmt.Errorf("%w: a %T is not a request", channel.ErrBadMessage, msg)
+	}
+	if err == nil && record {
+		h.recordLocked(msgChannel(msg), msg)
 	}
 	h.dispatchLocked(outs)
 	return channel.AnswerFor(res, err)
@@ -320,8 +361,12 @@ func (h *chanHome) ensureLocked(name string, now time.Time) error {
 	if now.Sub(h.changed) < handoffGrace {
 		return fmt.Errorf("%w: %q is being re-homed; retry", channel.ErrNotHome, name)
 	}
-	h.n.log.Warn("channel taken up afresh from its definition: its previous home left without handing it over (queued messages there are lost; subscribers re-assert themselves)", "channel", name)
-	return h.m.Create(def)
+	h.n.log.Warn("channel taken up afresh from its definition: its previous home left without handing it over or a replica (subscribers re-assert themselves)", "channel", name)
+	if err := h.m.Create(def); err != nil {
+		return err
+	}
+	h.recordLocked(name, channel.CreateMsg{Def: def})
+	return nil
 }
 
 // dispatchLocked queues deliveries on their lanes, starting a lane's
@@ -383,11 +428,16 @@ func (h *chanHome) runLane(k dlaneKey, l *dlane) {
 			switch v.V {
 			case verdictAck:
 				h.deliveries.WithLabelValues("ack").Inc()
-				outs, _ := h.m.Delivered(d.Channel, a, now)
+				outs, err := h.m.Delivered(d.Channel, a, now)
+				if err == nil {
+					h.recordLocked(d.Channel, channel.AckMsg{Channel: d.Channel, Ack: a})
+				}
 				h.dispatchLocked(outs)
 			case verdictGone:
 				h.deliveries.WithLabelValues("gone").Inc()
-				_ = h.m.Unsubscribe(d.Channel, d.To, to)
+				if h.m.Unsubscribe(d.Channel, d.To, to) == nil {
+					h.recordLocked(d.Channel, channel.UnsubscribeMsg{Channel: d.Channel, Origin: d.To, From: to})
+				}
 			default:
 				h.deliveries.WithLabelValues(map[uint8]string{verdictRetry: "retry", verdictNotHere: "not_here"}[v.V]).Inc()
 				_ = h.m.DeliveryFailed(d.Channel, a, now)
@@ -406,8 +456,7 @@ func (h *chanHome) runLane(k dlaneKey, l *dlane) {
 			}
 		}
 		if !moved.IsZero() {
-			outs, _ := h.m.Move(k.channel, k.origin, moved, now)
-			h.dispatchLocked(outs)
+			h.moveLocked(k, moved, now)
 		}
 		h.mu.Unlock()
 	}
@@ -428,9 +477,16 @@ func (h *chanHome) relocate(k dlaneKey, l *dlane) {
 		return
 	}
 	h.mu.Lock()
-	outs, _ := h.m.Move(k.channel, k.origin, loc.node.id, time.Now())
-	h.dispatchLocked(outs)
+	h.moveLocked(k, loc.node.id, time.Now())
 	h.mu.Unlock()
+}
+
+func (h *chanHome) moveLocked(k dlaneKey, to channel.NodeID, now time.Time) {
+	outs, err := h.m.Move(k.channel, k.origin, to, now)
+	if err == nil {
+		h.recordLocked(k.channel, channel.MoveMsg{Channel: k.channel, Origin: k.origin, Node: to})
+	}
+	h.dispatchLocked(outs)
 }
 
 // send carries one batch to the subscribers' node (this node: directly).
@@ -464,6 +520,7 @@ func (h *chanHome) run(ctx context.Context) {
 	defer t.Stop()
 	rehome := time.NewTicker(time.Second)
 	defer rehome.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -472,6 +529,9 @@ func (h *chanHome) run(ctx context.Context) {
 			h.mu.Lock()
 			h.dispatchLocked(h.m.Tick(time.Now()))
 			h.mu.Unlock()
+			if ticks++; ticks%4 == 0 {
+				h.flush()
+			}
 			continue
 		case <-h.kick:
 		case <-rehome.C:
@@ -511,6 +571,7 @@ func (h *chanHome) leave(ctx context.Context) {
 		s, err := h.m.Export(st.Definition.Name)
 		if err == nil && h.m.Remove(st.Definition.Name) == nil {
 			moving = append(moving, s)
+			h.forgetLogLocked(st.Definition.Name)
 		}
 	}
 	h.mu.Unlock()
@@ -533,6 +594,7 @@ func (h *chanHome) rehome(ctx context.Context) {
 	}
 	members := h.n.memberIDs()
 	slices.SortFunc(members, func(a, b channel.NodeID) int { return bytes.Compare(a[:], b[:]) })
+	h.takeOver(ctx, members)
 	h.mu.Lock()
 	if !slices.Equal(members, h.members) {
 		h.members, h.changed = members, time.Now()
@@ -545,6 +607,7 @@ func (h *chanHome) rehome(ctx context.Context) {
 		s, err := h.m.Export(st.Definition.Name)
 		if err == nil && h.m.Remove(st.Definition.Name) == nil {
 			moving = append(moving, s)
+			h.forgetLogLocked(st.Definition.Name)
 		}
 	}
 	h.mu.Unlock()
@@ -558,11 +621,10 @@ func (h *chanHome) rehome(ctx context.Context) {
 		}
 		h.n.log.Warn("channel handoff failed; keeping it here and retrying", "channel", st.Def.Name, "to", h.n.peerName(to), "err", err)
 		h.mu.Lock()
-		outs, ierr := h.m.Import(st, time.Now())
-		h.dispatchLocked(outs)
+		ans := h.importLocked(st, time.Now())
 		h.mu.Unlock()
-		if ierr != nil {
-			h.n.log.Error("channel state could not be taken back after a failed handoff", "channel", st.Def.Name, "err", ierr)
+		if ans.Code != channel.CodeOK {
+			h.n.log.Error("channel state could not be taken back after a failed handoff", "channel", st.Def.Name, "err", ans.Err())
 		}
 	}
 }
@@ -589,16 +651,16 @@ func (h *chanHome) handoff(ctx context.Context, to channel.NodeID, st channel.St
 	return ans.Err()
 }
 
-// importHandoff takes a channel over. One this node created afresh in the
-// meantime (handoffGrace passed) is replaced only if nothing used it.
-func (h *chanHome) importHandoff(st channel.State, now time.Time) channel.AnswerMsg {
+// importLocked takes a channel over (a handoff, a failed handoff taken
+// back, a replica of a dead home). One this node created afresh in the
+// meantime (handoffGrace passed) is replaced only if nothing used it. The
+// replica starts over from a seed of the imported state.
+func (h *chanHome) importLocked(st channel.State, now time.Time) channel.AnswerMsg {
 	if h.leaving.Load() {
 		// The sender does not see this node leaving yet: it keeps the
 		// channel and tries again once the members settle.
 		return channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %s is leaving the cluster", channel.ErrNotHome, h.n.name))
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	if cur, err := h.m.Stats(st.Def.Name); err == nil {
 		if cur.Counters.Published > 0 || len(cur.Subscribers) > 0 {
 			return channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %q already has state here", channel.ErrChannelExists, st.Def.Name))
@@ -608,9 +670,26 @@ func (h *chanHome) importHandoff(st channel.State, now time.Time) channel.Answer
 	outs, err := h.m.Import(st, now)
 	if err == nil {
 		h.n.chDefs.learn(st.Def)
+		l := h.repl[st.Def.Name]
+		if l == nil {
+			l = &replLog{ship: make(chan struct{}, 1)}
+			h.repl[st.Def.Name] = l
+		}
+		l.seeded, l.entries, l.base = false, nil, l.next()
 	}
 	h.dispatchLocked(outs)
 	return channel.AnswerFor(channel.PublishResult{}, err)
+}
+
+// forgetLogLocked drops a channel's replication log when the channel
+// leaves this node, and its replica with it.
+func (h *chanHome) forgetLogLocked(name string) {
+	if l := h.repl[name]; l != nil {
+		if !l.to.IsZero() {
+			h.dropReplica(l.to, name)
+		}
+		delete(h.repl, name)
+	}
 }
 
 // callHome sends one request to the channel's home (this node: directly)
@@ -625,7 +704,7 @@ func (n *Node) callHome(ctx context.Context, name string, msg channel.Message) (
 		home := n.homeOf(name)
 		var ans channel.AnswerMsg
 		if home == n.id {
-			ans = n.chHome.answer(n.id, msg)
+			ans = n.chHome.answer(ctx, n.id, msg)
 		} else {
 			cctx, cancel := context.WithTimeout(ctx, chanCallTimeout)
 			var resp chanFrame
@@ -647,7 +726,7 @@ func (n *Node) callHome(ctx context.Context, name string, msg channel.Message) (
 				}
 			}
 		}
-		if err == nil && ans.Code != channel.CodeNotHome {
+		if err == nil && ans.Code != channel.CodeNotHome && ans.Code != channel.CodeRetry {
 			return ans, home, nil
 		}
 		select {
@@ -689,7 +768,7 @@ func (n *Node) callHomeBatch(ctx context.Context, name string, msgs []channel.Me
 			err     error
 		)
 		if home == n.id {
-			answers = n.chHome.answerAll(n.id, msgs)
+			answers = n.chHome.answerAll(ctx, n.id, msgs)
 		} else {
 			cctx, cancel := context.WithTimeout(ctx, chanCallTimeout)
 			var resp chanBatchFrame
@@ -718,9 +797,13 @@ func (n *Node) callHomeBatch(ctx context.Context, name string, msgs []channel.Me
 				}
 			}
 		}
-		if err == nil && !(len(answers) == 1 && answers[0].Code == channel.CodeNotHome) {
-			if last := answers[len(answers)-1]; last.Code == channel.CodeNotHome {
-				answers = answers[:len(answers)-1] // the rest goes again
+		retry := func(a channel.AnswerMsg) bool { return a.Code == channel.CodeNotHome || a.Code == channel.CodeRetry }
+		if err == nil && !retry(answers[0]) {
+			for i, a := range answers {
+				if retry(a) {
+					answers = answers[:i] // the rest goes again
+					break
+				}
 			}
 			return answers, home, nil
 		}

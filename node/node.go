@@ -112,6 +112,9 @@ type Node struct {
 	chSubs *chanSubs
 	chDefs *chanDefs
 	chPubs chanPubs
+	// chShadows are the replicas of channels homed on the nodes this one
+	// is the successor of (channels_replica.go).
+	chShadows shadows
 }
 
 // New starts a node: data dir, store, runtime with recovered daemons, mesh

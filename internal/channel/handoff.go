@@ -75,6 +75,40 @@ func (m *Machine) Remove(name string) error {
 // subscriber has queued. The state comes from another node, so it is
 // checked against this machine's bounds and for internal consistency.
 func (m *Machine) Import(st State, now time.Time) ([]Deliver, error) {
+	if st.Epoch == ^uint64(0) {
+		return nil, fmt.Errorf("%w: %q: epoch exhausted", ErrBadState, st.Def.Name)
+	}
+	cs, err := m.restore(st, st.Epoch+1, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []Deliver
+	for _, o := range sortedKeys(cs.subs) {
+		out = m.pump(cs, cs.subs[o], now, out)
+	}
+	return out, nil
+}
+
+// Mirror restores a channel exactly as its home has it (same epoch and
+// stream, next seq after seq), sending nothing: a replica's copy, which
+// then follows the home's inputs. A Machine made with the home's node id
+// and incarnation gives the home's stream ids.
+func (m *Machine) Mirror(st State, seq uint64) error {
+	_, err := m.restore(st, st.Epoch, seq)
+	return err
+}
+
+// Seq is a channel's last seq on its current stream (with Export, what
+// Mirror takes).
+func (m *Machine) Seq(name string) (uint64, error) {
+	cs, err := m.get(name)
+	if err != nil {
+		return 0, err
+	}
+	return cs.seq, nil
+}
+
+func (m *Machine) restore(st State, epoch, seq uint64) (*chanState, error) {
 	if err := st.Def.Validate(); err != nil {
 		return nil, err
 	}
@@ -88,12 +122,10 @@ func (m *Machine) Import(st State, now time.Time) ([]Deliver, error) {
 	if len(st.Subscribers) > m.cfg.MaxSubscribers || len(st.Publishers) > m.cfg.MaxPublishers {
 		return nil, fmt.Errorf("%w: %q: %d subscribers, %d publishers", ErrLimit, name, len(st.Subscribers), len(st.Publishers))
 	}
-	if st.Epoch == ^uint64(0) {
-		return nil, fmt.Errorf("%w: %q: epoch exhausted", ErrBadState, name)
-	}
 	cs := &chanState{
 		def:     st.Def.clone(),
-		epoch:   st.Epoch + 1,
+		epoch:   epoch,
+		seq:     seq,
 		subs:    make(map[uint64]*sub, len(st.Subscribers)),
 		pubs:    maps.Clone(st.Publishers),
 		ctr:     st.Counters,
@@ -115,7 +147,7 @@ func (m *Machine) Import(st State, now time.Time) ([]Deliver, error) {
 		}
 		s := &sub{origin: ss.Origin, id: ss.ID, entity: ss.Entity, node: ss.Node, lastStream: ss.LastStream, lastSeq: ss.LastSeq, delivered: ss.Delivered}
 		for i, q := range ss.Queue {
-			if len(q.Payload) > m.cfg.MaxPayload || q.Prev >= q.Seq {
+			if len(q.Payload) > m.cfg.MaxPayload || q.Prev >= q.Seq || (q.Stream == cs.stream && q.Seq > seq) {
 				return nil, fmt.Errorf("%w: %q: origin %d entry %d", ErrBadState, name, ss.Origin, i)
 			}
 			if i > 0 {
@@ -131,9 +163,5 @@ func (m *Machine) Import(st State, now time.Time) ([]Deliver, error) {
 		cs.subs[ss.Origin] = s
 	}
 	m.chans[name] = cs
-	var out []Deliver
-	for _, o := range sortedKeys(cs.subs) {
-		out = m.pump(cs, cs.subs[o], now, out)
-	}
-	return out, nil
+	return cs, nil
 }

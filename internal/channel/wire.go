@@ -44,6 +44,9 @@ var ErrBadMessage = errors.New("channel: bad wire message")
 // channel's home; the sender recomputes Home and tries again there.
 var ErrNotHome = errors.New("channel: not this channel's home")
 
+// ErrRetry answers a request the home could not confirm yet; see CodeRetry.
+var ErrRetry = errors.New("channel: not confirmed yet, retry")
+
 // Kind tags a message.
 type Kind uint8
 
@@ -127,6 +130,10 @@ const (
 	CodeNotHome
 	CodeBadMessage
 	CodeOther
+	// CodeRetry: the home ran the request but could not make it safe yet
+	// (its replica did not confirm); send it again (a publish is then
+	// answered Duplicate once it is safe).
+	CodeRetry
 	codeEnd
 )
 
@@ -157,6 +164,8 @@ func codeErr(c Code) error {
 		return ErrNotHome
 	case CodeBadMessage:
 		return ErrBadMessage
+	case CodeRetry:
+		return ErrRetry
 	}
 	return nil
 }

@@ -188,3 +188,94 @@ func TestChannelStreamAcrossMigrations(t *testing.T) {
 		t.Fatalf("channel ls: %s", ls)
 	}
 }
+
+// TestChannelHomeKilled: the node homing a channel dies with kill -9 in
+// the middle of a stream. Its successor held a replica of every input the
+// home had confirmed, takes the channel over with its queues, and the
+// outside publisher's retries (with a client id, so each message counts
+// once) go on there: each subscriber ends with every message exactly once,
+// in order.
+func TestChannelHomeKilled(t *testing.T) {
+	const total, step = 6000, 250
+	nodes := []*proc{startNode(t, "n1", t.TempDir())}
+	for _, name := range []string{"n2", "n3", "n4"} {
+		nodes = append(nodes, startNode(t, name, t.TempDir(), "--join", nodes[0].info.Gossip))
+	}
+	eventually(t, 30*time.Second, "four members", func() (bool, string) {
+		out := ok(t, "nodes", "--node", nodes[0].url())
+		return strings.Count(out, "alive") == 4, out
+	})
+	for _, n := range nodes {
+		ok(t, "deploy", aggregatorWasm(), "--kind", "aggregator", "--node", n.url())
+	}
+	out := ok(t, "channel", "create", "orders", "--node", nodes[0].url())
+	var home *proc
+	for _, n := range nodes {
+		if strings.Contains(out, "home "+n.info.Name) {
+			home = n
+		}
+	}
+	if home == nil {
+		t.Fatalf("no home named in %q", out)
+	}
+	var others []*proc
+	for _, n := range nodes {
+		if n != home {
+			others = append(others, n)
+		}
+	}
+	via := others[0]
+	ok(t, "spawn", "aggregator", "--name", "s1", "--on", others[1].info.Name, "--node", via.url())
+	ok(t, "spawn", "aggregator", "--name", "s2", "--on", others[2].info.Name, "--node", via.url())
+	ok(t, "subscribe", "s1", "orders", "--node", via.url())
+	ok(t, "subscribe", "s2", "orders", "--node", via.url())
+
+	errs := make(chan error, 1)
+	killed := make(chan struct{})
+	go func() {
+		for from := 1; from <= total; from += step {
+			if from == total/2+1 {
+				<-killed
+			}
+			var lines strings.Builder
+			for i := from; i < from+step; i++ {
+				fmt.Fprintf(&lines, "client %d\n", i)
+			}
+			// A request that fails (the home died under it) is sent again
+			// whole: the client id and first id make the resend exact.
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				_, err := run(lines.String(), "publish", "orders", "--stdin", "--client", "c1", "--first-id", strconv.Itoa(from), "--timeout", "20s", "--node", via.url())
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					errs <- err
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		errs <- nil
+	}()
+	eventually(t, 60*time.Second, "a third of the stream", func() (bool, string) {
+		a, _, _, ra := aggGet(t, "s1", via.url())
+		return a >= total/3, ra
+	})
+	home.kill()
+	t.Logf("killed the home %s", home.info.Name)
+	close(killed)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"client": fmt.Sprintf("%d:%d", total, total)}
+	for _, s := range []string{"s1", "s2"} {
+		eventually(t, 90*time.Second, s+" has every message", func() (bool, string) {
+			got, anomalies, per, raw := aggGet(t, s, via.url())
+			if anomalies != 0 || got > total {
+				t.Fatalf("%s: lost, doubled or out of order: %s", s, raw)
+			}
+			return got == total && maps.Equal(per, want), raw
+		})
+	}
+}
