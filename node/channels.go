@@ -539,7 +539,8 @@ func (n *Node) publishAll(ctx context.Context, name string, pubs []channel.Publi
 	// a message is accepted.
 	stalled := time.Now().Add(timeout)
 	for done < len(pubs) {
-		batch := pubs[done:min(done+chanBatch, len(pubs))]
+		rest := pubs[done:]
+		batch := rest[:fitBatch(len(rest), func(i int) int { return len(rest[i].Payload) })]
 		msgs := make([]channel.Message, len(batch))
 		for i, p := range batch {
 			msgs[i] = channel.PublishMsg{Channel: name, Pub: p}

@@ -50,8 +50,11 @@ const (
 	chanTick = 50 * time.Millisecond
 	// chanCallTimeout bounds one request to a home or one delivery batch.
 	chanCallTimeout = 5 * time.Second
-	// chanBatch is the most deliveries one lane sends in one message.
-	chanBatch = 256
+	// chanBatch is the most deliveries one lane sends in one message, and
+	// the most requests in one batch; chanBatchBytes bounds their payloads
+	// (well under the transport's frame limit).
+	chanBatch      = 256
+	chanBatchBytes = 4 << 20
 	// handoffGrace: a home that finds a channel it has a definition for
 	// but no state waits this long after the last membership change before
 	// creating it afresh, so the previous home's handoff can arrive first.
@@ -331,6 +334,20 @@ func (h *chanHome) applyLocked(peer nodekey.NodeID, msg channel.Message, now tim
 	return channel.AnswerFor(res, err)
 }
 
+// fitBatch is how many of the leading sizes go in one batch: at least
+// one, at most chanBatch, and no more than chanBatchBytes after the first.
+func fitBatch(n int, size func(i int) int) int {
+	total, k := 0, 0
+	for k < n && k < chanBatch {
+		if k > 0 && total+size(k) > chanBatchBytes {
+			break
+		}
+		total += size(k)
+		k++
+	}
+	return k
+}
+
 func msgChannel(msg channel.Message) string {
 	switch m := msg.(type) {
 	case channel.CreateMsg:
@@ -408,7 +425,9 @@ func (h *chanHome) runLane(k dlaneKey, l *dlane) {
 		// One batch goes to one node: a Move changes it mid-queue.
 		to := l.pending[0].Node
 		cut := 1
-		for cut < len(l.pending) && cut < chanBatch && l.pending[cut].Node == to {
+		size := len(l.pending[0].Payload)
+		for cut < len(l.pending) && cut < chanBatch && l.pending[cut].Node == to && size+len(l.pending[cut].Payload) <= chanBatchBytes {
+			size += len(l.pending[cut].Payload)
 			cut++
 		}
 		batch := slices.Clone(l.pending[:cut])

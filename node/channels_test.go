@@ -528,3 +528,21 @@ func TestDaemonAndOutsidePublishersAcrossMigrations(t *testing.T) {
 		}
 	}
 }
+
+func TestFitBatch(t *testing.T) {
+	mb := func(int) int { return 1 << 20 }
+	for _, c := range []struct {
+		n    int
+		size func(int) int
+		want int
+	}{
+		{0, mb, 0},
+		{1, func(int) int { return 100 << 20 }, 1}, // one always goes (the home refuses it if too large)
+		{10, mb, chanBatchBytes / (1 << 20)},
+		{1000, func(int) int { return 10 }, chanBatch},
+	} {
+		if got := fitBatch(c.n, c.size); got != c.want {
+			t.Errorf("fitBatch(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+}

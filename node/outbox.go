@@ -172,6 +172,7 @@ func (o *deliverer) runLane(ctx context.Context, d *engine.Daemon, l lane) {
 			// Publishes go a batch at a time: one round trip to the home
 			// for up to chanBatch of them, accepted in order.
 			batch := d.PendingPublishes(l.channel, chanBatch)
+			batch = batch[:fitBatch(len(batch), func(i int) int { return len(batch[i].Payload) })]
 			var done int
 			done, err = o.publishBatch(ctx, d, batch)
 			for _, p := range batch[:done] {
