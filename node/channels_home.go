@@ -279,7 +279,11 @@ func (h *chanHome) answerAll(ctx context.Context, peer nodekey.NodeID, msgs []ch
 		}
 	}
 	h.mu.Unlock()
-	if err := h.replicate(ctx, name); err != nil {
+	if err := h.replicate(ctx, name); errors.Is(err, meshquic.ErrFrameTooLarge) {
+		// A state too large to seed in one message: serve unreplicated
+		// rather than refuse every publish (DECISIONS.md, "Limits left").
+		h.n.log.Warn("channel too large to replicate; serving it without a replica", "channel", name, "err", err)
+	} else if err != nil {
 		for i := range out {
 			if out[i].Code == channel.CodeOK {
 				out[i] = channel.AnswerFor(channel.PublishResult{}, fmt.Errorf("%w: %w", channel.ErrRetry, err))
