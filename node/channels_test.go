@@ -546,3 +546,59 @@ func TestFitBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonPublishesWithItsLedgerToken: on a restricted channel a daemon
+// publishes under the token it subscribed with (subscribe and publish
+// scope, its own entity); one without a token is refused at the home and
+// nothing of it arrives.
+func TestDaemonPublishesWithItsLedgerToken(t *testing.T) {
+	ns := chanCluster(t)
+	ctx := context.Background()
+	a, b := ns[0], ns[1]
+	for _, n := range ns {
+		if _, err := n.Deploy(ctx, aggregatorModule(t), "aggregator"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issuerPub, issuer, _ := ed25519.GenerateKey(nil)
+	if _, err := a.CreateChannel(ctx, ChannelDef{Name: "pay", Restricted: true, Trusted: []string{hex.EncodeToString(issuerPub)}}); err != nil {
+		t.Fatal(err)
+	}
+	infos := map[string]DaemonInfo{}
+	for _, s := range []string{"s1", "pub", "rogue"} {
+		info, err := b.Spawn(ctx, SpawnRequest{Kind: "aggregator", Name: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		infos[s] = info
+	}
+	for _, s := range []string{"s1", "pub"} {
+		tok := issueToken(t, issuer, entityOf(t, infos[s]), token.ScopeSubscribe|token.ScopePublish, "pay")
+		if _, err := a.Subscribe(ctx, s, "pay", tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []string{"rogue", "pub"} {
+		if _, err := a.Send(ctx, s, []byte("pub pay 5 "+s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		total, anomalies, per := aggStats(t, a, "s1")
+		if anomalies != 0 || per["rogue"] != "" {
+			t.Fatalf("s1: total %d anomalies %d %v", total, anomalies, per)
+		}
+		if per["pub"] == "5:5" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s1 never got pub's messages: %v", per)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, _, per := aggStats(t, a, "s1"); per["rogue"] != "" {
+		t.Fatalf("a refused publisher's messages arrived: %v", per)
+	}
+}
