@@ -30,3 +30,29 @@ func TestSeqsJSONStrings(t *testing.T) {
 		}
 	}
 }
+
+// Whatever Seqs accepts, it writes back as strings that read as the same.
+func FuzzSeqsJSON(f *testing.F) {
+	for _, s := range []string{`{"a":"1"}`, `{"a":7}`, `{}`, `null`, `{"a":"18446744073709551615"}`, `{"a":1e3}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s Seqs
+		if err := json.Unmarshal(b, &s); err != nil {
+			return
+		}
+		out, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Seqs
+		if err := json.Unmarshal(out, &back); err != nil || len(back) != len(s) {
+			t.Fatalf("%s → %s → %v %v", b, out, back, err)
+		}
+		for k, v := range s {
+			if back[k] != v {
+				t.Fatalf("%s: %s %d → %d", b, k, v, back[k])
+			}
+		}
+	})
+}
