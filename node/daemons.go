@@ -51,8 +51,8 @@ type DaemonInfo struct {
 	LastError       string `json:"last_error,omitempty"`
 	// Horizon is the highest sequence seen per sender (16-hex-digit
 	// origin; 0000000000000000 for external clients).
-	Horizon        map[string]uint64 `json:"horizon,omitempty"`
-	LastCheckpoint uint64            `json:"last_checkpoint_seq,omitempty"`
+	Horizon        Seqs   `json:"horizon,omitempty"`
+	LastCheckpoint uint64 `json:"last_checkpoint_seq,omitempty"`
 	// CheckpointInputSeq is the input sequence the last checkpoint covers:
 	// a crash now loses the events after it.
 	CheckpointInputSeq uint64 `json:"checkpoint_input_seq"`
@@ -296,7 +296,7 @@ func (n *Node) localInfo(d *engine.Daemon) DaemonInfo {
 		ID: d.ID(), Name: d.Name(), Kind: kind, Digest: string(s.Kind), Node: n.name, NodeID: n.id.String(),
 		EventsProcessed: s.EventsProcessed, EventsEmitted: s.EventsEmitted, Errors: s.Errors, Snapshots: s.Snapshots,
 		MemoryBytes: s.MemoryBytes, CPUNanos: int64(s.CPUTime), InputSeq: s.InputSeq, ChainSequence: s.ChainSequence,
-		Mode: s.Mode, Failed: s.Failed, LastError: s.LastError, Horizon: map[string]uint64{},
+		Mode: s.Mode, Failed: s.Failed, LastError: s.LastError, Horizon: Seqs{},
 	}
 	e := d.EntityID()
 	info.Entity = hex.EncodeToString(e[:])

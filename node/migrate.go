@@ -15,7 +15,6 @@ import (
 	"github.com/wasmesh/wasmesh/abi"
 	"github.com/wasmesh/wasmesh/internal/migration/driver"
 	"github.com/wasmesh/wasmesh/internal/migration/protocol"
-	"github.com/wasmesh/wasmesh/internal/migration/wire"
 	"github.com/wasmesh/wasmesh/internal/store"
 	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
@@ -242,17 +241,13 @@ wait:
 	for _, b := range st.PreCopyBytes {
 		res.PreCopyBytes += b
 	}
+	n.metrics.observeMigration(res, werr)
 	if errors.Is(werr, protocol.ErrPastCutover) {
 		// Not a failure: the handover is under way and may complete.
 		n.log.Warn("migration past cutover did not confirm in time", "daemon", res.Daemon, "to", res.To)
 		return res, fmt.Errorf("%w: past the point of no return and not yet confirmed; check 'wasmesh ps' shortly: %w", ErrMigration, werr)
 	}
 	if werr != nil {
-		outcome := migrationFailed
-		if f := protocol.AsFailure(werr); f != nil && f.Reason == wire.ReasonCancelled {
-			outcome = migrationAborted
-		}
-		n.metrics.Migrations.WithLabelValues(outcome).Inc()
 		return res, fmt.Errorf("%w: %w", ErrMigration, werr)
 	}
 	res.Subscriptions = n.moveSubscriptions(ctx, origin, target, ledger)
@@ -266,7 +261,6 @@ wait:
 	if progress != nil {
 		progress(MigrateProgress{Phase: protocol.PhaseComplete.String(), Attempt: h.Attempt(), BytesSent: st.ChunkBytesSent, BytesTotal: st.WireBytes})
 	}
-	n.metrics.Migrations.WithLabelValues(migrationSucceeded).Inc()
 	n.log.Info("daemon migrated", "daemon", res.Daemon, "to", res.To, "total_ms", res.TotalMillis, "pause_ms", res.PauseMillis)
 	return res, nil
 }

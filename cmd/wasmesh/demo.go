@@ -135,7 +135,7 @@ func startDemoNode(ctx context.Context, name string, join []string, logger *slog
 	}
 	n, err := node.New(ctx, node.Config{
 		DataDir: dir, Name: name, ListenAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Join: join,
-		Dev: true, Logger: logger.With("node", name), Version: "demo",
+		Dev: true, Logger: logger, Version: "demo", // the node adds "node"
 	})
 	if err != nil {
 		srv.Shutdown(context.Background())

@@ -58,7 +58,9 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
-	attrs := []any{slog.String("component", "memberlist")}
+	// "lib", not "component": the logger given already names the component
+	// (gossip), and a JSON reader keeps only one of two equal keys.
+	attrs := []any{slog.String("lib", "memberlist")}
 	if level >= slog.LevelWarn {
 		if i := strings.LastIndex(line, "from="); i >= 0 {
 			reason := rejectReason(line)

@@ -476,7 +476,7 @@ func TestSlogWriterLevels(t *testing.T) {
 	if strings.Contains(out, "chatter") {
 		t.Errorf("debug line leaked at info level: %s", out)
 	}
-	for _, want := range []string{"level=WARN msg=\"Refuting a suspect message\"", "level=ERROR msg=\"Failed to send\"", "component=memberlist"} {
+	for _, want := range []string{"level=WARN msg=\"Refuting a suspect message\"", "level=ERROR msg=\"Failed to send\"", "lib=memberlist"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -1,5 +1,7 @@
 // Package admin is a node's HTTP/JSON API for operators (the wasmesh CLI),
 // versioned under /v1/, plus /healthz and /metrics (Prometheus text format).
+// openapi.json (served at GET /v1/openapi.json) describes every route with
+// its schemas; a test holds it to the route table in server.go (routes).
 //
 //	POST   /v1/modules?kind=NAME&force=true body: module bytes → KindInfo (force: re-point an existing kind name)
 //	GET    /v1/modules                                          → []KindInfo
@@ -11,15 +13,19 @@
 //	POST   /v1/daemons/{ref}/events/stream?client=ID  NDJSON StreamLine per line → NDJSON StreamAnswer per event, then End
 //	GET    /v1/daemons/{ref}/snapshot                           → signed snapshot bytes
 //	GET    /v1/daemons/{ref}/logs                               → []LogLine
+//	POST   /v1/daemons/{ref}/migrate    MigrateBody              → NDJSON MigrateLine: progress lines, then result (or error)
 //	POST   /v1/restore?kind=NAME&on=NODE&force=true body: snapshot bytes → DaemonInfo (on: default the key's holder; force: roll a running daemon back)
 //	POST   /v1/expect                   ExpectRequest            → ExpectResult
 //	GET    /v1/nodes                                            → []NodeInfo
+//	POST   /v1/nodes/{name}/drain       DrainBody                → NDJSON DrainLine: progress lines, then result (sent to the drained node)
+//	POST   /v1/nodes/{name}/undrain                             → {"node","state"}
 //	POST   /v1/channels                 ChannelDef               → ChannelInfo (again with the same definition: no-op)
 //	GET    /v1/channels                                         → []ChannelInfo (whole cluster)
 //	POST   /v1/publish                  PublishBody              → PublishResult (client + first_id: exactly once)
 //	GET    /v1/daemons/{ref}/subscriptions                      → []SubscriptionInfo
 //	POST   /v1/daemons/{ref}/subscriptions  SubscribeBody        → SubscriptionInfo
 //	DELETE /v1/daemons/{ref}/subscriptions/{channel...}         → {} (channel names contain '/')
+//	GET    /v1/openapi.json                                     → this list as an OpenAPI 3 document
 //
 // Uploads (modules, snapshots) in progress at once are capped node-wide
 // (Options.MaxUploads); one over the cap is answered 503 (busy, retry).

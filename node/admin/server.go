@@ -118,11 +118,31 @@ func Handler(b Backend, opts Options) http.Handler {
 	}
 	s := &server{b: b, opts: opts, uploads: make(chan struct{}, opts.MaxUploads)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })
-	if opts.Metrics != nil {
-		mux.Handle("GET /metrics", s.auth(promhttp.HandlerFor(opts.Metrics, promhttp.HandlerOpts{})))
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, rt.h)
 	}
-	route := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.auth(h)) }
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// apiRoute is one entry of the route table: a ServeMux pattern
+// ("METHOD /path/{wild}") and its handler, auth already applied.
+type apiRoute struct {
+	pattern string
+	h       http.Handler
+}
+
+// routes is the whole route table. Handler registers it and the OpenAPI
+// test compares it with openapi.json, so the two cannot drift apart.
+func (s *server) routes() []apiRoute {
+	var rs []apiRoute
+	rs = append(rs, apiRoute{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, map[string]string{"status": "ok"}) })})
+	if s.opts.Metrics != nil {
+		rs = append(rs, apiRoute{"GET /metrics", s.auth(promhttp.HandlerFor(s.opts.Metrics, promhttp.HandlerOpts{}))})
+	}
+	route := func(pattern string, h http.HandlerFunc) { rs = append(rs, apiRoute{pattern, s.auth(h)}) }
 	route("POST /v1/modules", s.deploy)
 	route("GET /v1/modules", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Kinds())) })
 	route("POST /v1/daemons", s.spawn)
@@ -136,13 +156,11 @@ func Handler(b Backend, opts Options) http.Handler {
 	route("POST /v1/restore", s.restore)
 	route("POST /v1/daemons/{ref}/migrate", s.migrate)
 	route("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, nonNil(s.b.Nodes())) })
+	route("GET /v1/openapi.json", serveOpenAPI)
 	s.addressingRoutes(route)
 	s.drainRoutes(route)
 	s.channelRoutes(route)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+	return rs
 }
 
 func nonNil[T any](v []T) []T {

@@ -8,9 +8,14 @@
 # A missing toolchain is not an error: the project's tests need Go only, so
 # the script says "skipped: <tool> not installed" and exits 0.
 #
-# Toolchain: Debian's rustc 1.63 + libstd-rust-dev-wasm32 (see
-# /work/shared/GUESTS.md). rustup's rustc has no wasm std here, hence the
-# explicit /usr/bin paths.
+# Toolchain: a rustc with the wasm32-unknown-unknown std, cargo, and lld
+# (the wasm target links with rust-lld; without it: "linker rust-lld not
+# found"). On Debian 12:
+#   apt-get install rustc cargo libstd-rust-dev-wasm32 lld
+# With rustup instead: rustup target add wasm32-unknown-unknown (rustup's
+# toolchains bring rust-lld). The committed modules were built with
+# Debian's rustc 1.63; another version builds working modules with other
+# bytes. RUSTC and CARGO override the choice below.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,16 +23,33 @@ repo=$(cd "$here/../.." && pwd)
 check=0
 if [ "${1:-}" = "--check" ]; then check=1; fi
 
-RUSTC=${RUSTC:-/usr/bin/rustc}
-CARGO=${CARGO:-/usr/bin/cargo}
-for tool in "$RUSTC" "$CARGO"; do
-	if ! [ -x "$tool" ]; then
-		echo "build-rust: skipped: $(basename "$tool") not installed ($tool)"
-		exit 0
+has_wasm_std() { [ -d "$("$1" --print sysroot 2>/dev/null)/lib/rustlib/wasm32-unknown-unknown" ]; }
+
+# The first rustc on PATH with the wasm std, then Debian's /usr/bin/rustc:
+# a rustup rustc earlier on PATH may lack the target.
+if [ -z "${RUSTC:-}" ]; then
+	for c in $(type -P -a rustc 2>/dev/null || true) /usr/bin/rustc; do
+		if [ -x "$c" ] && has_wasm_std "$c"; then RUSTC=$c; break; fi
+	done
+fi
+if [ -z "${RUSTC:-}" ]; then
+	if command -v rustc >/dev/null 2>&1; then
+		echo "build-rust: skipped: no rustc with the wasm32-unknown-unknown std (Debian: apt-get install libstd-rust-dev-wasm32; rustup: rustup target add wasm32-unknown-unknown)"
+	else
+		echo "build-rust: skipped: rustc not installed (Debian: apt-get install rustc cargo libstd-rust-dev-wasm32 lld)"
 	fi
-done
-if ! [ -d "$("$RUSTC" --print sysroot)/lib/rustlib/wasm32-unknown-unknown" ]; then
-	echo "build-rust: skipped: libstd-rust-dev-wasm32 not installed (no wasm32-unknown-unknown std for $RUSTC)"
+	exit 0
+fi
+# The cargo next to that rustc, else the one on PATH.
+CARGO=${CARGO:-$(dirname "$RUSTC")/cargo}
+if ! [ -x "$CARGO" ]; then CARGO=$(command -v cargo || true); fi
+if [ -z "$CARGO" ]; then
+	echo "build-rust: skipped: cargo not installed (Debian: apt-get install cargo)"
+	exit 0
+fi
+if ! command -v rust-lld >/dev/null 2>&1 && ! command -v lld >/dev/null 2>&1 &&
+	! ls "$("$RUSTC" --print sysroot)"/lib/rustlib/*/bin/rust-lld >/dev/null 2>&1; then
+	echo "build-rust: skipped: lld not installed (the wasm target links with rust-lld; Debian: apt-get install lld)"
 	exit 0
 fi
 

@@ -62,7 +62,7 @@ func (m *Migrator) admitBytes(id, n uint64) (ready bool, err error) {
 			Text: fmt.Sprintf("snapshot of %d bytes is over this node's inbound migration budget of %d bytes", n, m.inbound.limit)}
 	}
 	if !m.inbound.reserve(k, n) {
-		m.cfg.Logger.Info("inbound migration deferred: budget in use", "migration", id, "bytes", n,
+		m.cfg.Logger.Info("inbound migration deferred: budget in use", "migration", logID(id), "bytes", n,
 			"used", m.inbound.used, "budget", m.inbound.limit)
 		return false, nil
 	}

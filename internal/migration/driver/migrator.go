@@ -473,6 +473,6 @@ func (m *Migrator) ticker() {
 
 func (m *Migrator) logErr(r *run, role string, err error) {
 	if err != nil {
-		m.cfg.Logger.Debug("migration message refused", "migration", r.id, "role", role, "err", err)
+		m.cfg.Logger.Debug("migration message refused", "migration", logID(r.id), "role", role, "err", err)
 	}
 }

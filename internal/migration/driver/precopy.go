@@ -94,7 +94,7 @@ func (m *Migrator) precopy(ctx context.Context, id uint64, d *engine.Daemon, tar
 		case a := <-acks:
 			out, err = ps.Step(a.from, a.ack, time.Now())
 			if err != nil {
-				m.cfg.Logger.Debug("pre-copy ack refused", "migration", id, "err", err)
+				m.cfg.Logger.Debug("pre-copy ack refused", "migration", logID(id), "err", err)
 			}
 		case now := <-t.C:
 			out = ps.Tick(now)
@@ -334,7 +334,7 @@ func (m *Migrator) stageAsync(id uint64, st *staged, packed []byte) {
 		}
 		out, herr := st.mach.Handle(protocol.StageDone{Round: 0, Size: size, Err: err}, time.Now())
 		if herr != nil {
-			m.cfg.Logger.Debug("pre-copy stage result refused", "migration", id, "err", herr)
+			m.cfg.Logger.Debug("pre-copy stage result refused", "migration", logID(id), "err", herr)
 		}
 		drop = append(drop, m.precopyApply(id, st, out)...)
 		m.mu.Unlock()

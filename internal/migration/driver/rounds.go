@@ -110,7 +110,7 @@ func (m *Migrator) advanceAsync(id uint64, st *staged, round uint32, packed []by
 		}
 		out, herr := st.mach.Handle(protocol.StageDone{Round: round, Size: size, Err: err}, time.Now())
 		if herr != nil {
-			m.cfg.Logger.Debug("pre-copy round result refused", "migration", id, "err", herr)
+			m.cfg.Logger.Debug("pre-copy round result refused", "migration", logID(id), "err", herr)
 		}
 		drop = append(drop, m.precopyApply(id, st, out)...)
 		m.mu.Unlock()

@@ -26,6 +26,23 @@ const (
 	roleTarget
 )
 
+// String names the role as log lines do ("role" is always a name).
+func (r role) String() string {
+	switch r {
+	case roleOrch:
+		return "orchestrator"
+	case roleSource:
+		return "source"
+	case roleTarget:
+		return "target"
+	}
+	return "role?"
+}
+
+// logID is a migration id as log lines show it: 16 hex digits, like a
+// daemon id, never a JSON number that readers holding doubles would round.
+func logID(id uint64) string { return fmt.Sprintf("%016x", id) }
+
 // run is one migration id on this node, with the machine of every role
 // this node plays in it.
 type run struct {
@@ -277,7 +294,7 @@ func goesLive(effects []protocol.Effect) bool {
 func (m *Migrator) send(r *run, ob protocol.Outbound) {
 	frame, err := encodeMessage(ob.Msg)
 	if err != nil {
-		m.cfg.Logger.Warn("migration message not encodable", "migration", r.id, "err", err)
+		m.cfg.Logger.Warn("migration message not encodable", "migration", logID(r.id), "err", err)
 		return
 	}
 	c, isChunk := ob.Msg.(wire.SnapshotChunk)

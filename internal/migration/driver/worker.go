@@ -2,7 +2,6 @@ package driver
 
 import (
 	"context"
-	"fmt"
 	"slices"
 
 	"github.com/wasmesh/wasmesh/internal/migration/protocol"
@@ -93,7 +92,7 @@ func (m *Migrator) apply(r *run, who role, out protocol.Output) {
 	if out.Empty() {
 		return
 	}
-	m.cfg.Logger.Debug("migration step", "migration", r.id, "role", who, "messages", len(out.Messages), "effects", fmt.Sprintf("%T", out.Effects))
+	m.cfg.Logger.Debug("migration step", "migration", logID(r.id), "role", who.String(), "messages", len(out.Messages), "effects", protocol.Effects(out.Effects))
 	b := batch{who: who, out: out}
 	for _, e := range out.Effects {
 		switch e.(type) {

@@ -117,7 +117,7 @@ func Listen(ctx context.Context, cfg Config) (*Endpoint, error) {
 	if isDev(cfg) {
 		cfg.Logger.Warn("INSECURE: mesh uses a --dev cluster CA derived from a shared string; anyone who knows it can join")
 	}
-	cfg.Logger.Info("mesh listening", "addr", udp.LocalAddr().String(), "node", e.id.String())
+	cfg.Logger.Info("mesh listening", "addr", udp.LocalAddr().String(), "node_id", e.id.String())
 	e.wg.Add(1)
 	go e.acceptLoop()
 	// Cancelling the parent context is a Close.
