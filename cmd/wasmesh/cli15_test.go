@@ -1,0 +1,150 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+// asWasmesh makes the test binary behave as the wasmesh command, for the
+// few tests that need a process of their own.
+const asWasmesh = "WASMESH_TEST_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asWasmesh) == "1" {
+		os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func TestVersionVerbAndFlag(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := wm(t, "", args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "wasmesh ") || !strings.Contains(r.stdout, runtime.Version()) || !strings.Contains(r.stdout, "wazero  v") {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+	r := wm(t, "", "version", "--json")
+	var v buildVersion
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil || v.Module == "" || v.Go != runtime.Version() {
+		t.Fatalf("--json: %+v", r)
+	}
+}
+
+func TestVersionOfBuildInfo(t *testing.T) {
+	bi := &debug.BuildInfo{GoVersion: "go1.99", Main: debug.Module{Version: "(devel)"},
+		Deps:     []*debug.Module{{Path: "golang.org/x/term", Version: "v0.1.0"}, {Path: wazeroPath, Version: "v1.12.0"}},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}
+	v := versionOf(bi)
+	if v.Module != "dev" || v.Wazero != "v1.12.0" || v.Commit != "0123456789abcdef0123" || !v.Modified {
+		t.Fatalf("%+v", v)
+	}
+	if got := v.nodeVersion(); got != "dev+0123456789ab-dirty" {
+		t.Fatalf("nodeVersion = %q", got)
+	}
+	bi.Main.Version = "v0.3.0"
+	if got := versionOf(bi).nodeVersion(); got != "v0.3.0" {
+		t.Fatalf("released nodeVersion = %q", got)
+	}
+}
+
+func TestTypoSuggestsTheClosestVerb(t *testing.T) {
+	for _, tc := range []struct{ typed, want string }{
+		{"depoy", `wasmesh: unknown command "depoy"; did you mean "deploy"?` + "\n"},
+		{"mirgate", `wasmesh: unknown command "mirgate"; did you mean "migrate"?` + "\n"},
+		{"lgos", `wasmesh: unknown command "lgos"; did you mean "logs"?` + "\n"},
+		{"frobnicate", `wasmesh: unknown command "frobnicate" (see wasmesh --help)` + "\n"},
+	} {
+		r := wm(t, "", tc.typed, "x")
+		if r.code != 2 || r.stderr != tc.want || r.stdout != "" {
+			t.Errorf("%s: want exit 2 and %q, got %+v", tc.typed, tc.want, r)
+		}
+	}
+	if d := levenshtein("kitten", "sitting"); d != 3 {
+		t.Fatalf("levenshtein = %d", d)
+	}
+}
+
+func TestCompletionScripts(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		r := wm(t, "", "completion", sh)
+		if r.code != 0 || len(r.stdout) < 100 || !strings.Contains(r.stdout, "wasmesh") || strings.Contains(r.stdout, "PROG") {
+			t.Errorf("%s: %+v", sh, r)
+		}
+	}
+	if r := wm(t, "", "completion", "tcsh"); r.code != 2 || !strings.Contains(r.stderr, "bash, zsh or fish") {
+		t.Errorf("tcsh: %+v", r)
+	}
+	// urfave/cli reads os.Args for completion, so ask a real process: this
+	// test binary, run as wasmesh (see TestMain).
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "--generate-bash-completion")
+	cmd.Env = append(os.Environ(), asWasmesh+"=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("--generate-bash-completion: %v", err)
+	}
+	verbs := strings.Fields(string(out))
+	for _, v := range []string{"deploy", "migrate", "logs", "version", "completion", "new"} {
+		if !strings.Contains(" "+strings.Join(verbs, " ")+" ", " "+v+" ") {
+			t.Errorf("bash completion does not list %s: %q", v, out)
+		}
+	}
+	if sh, err := exec.LookPath("bash"); err == nil {
+		// The script must at least parse and register its function.
+		script := filepath.Join(t.TempDir(), "c.bash")
+		os.WriteFile(script, []byte(wm(t, "", "completion", "bash").stdout), 0o600)
+		out, err := exec.Command(sh, "-c", "source "+script+" && complete -p wasmesh").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "_wasmesh_bash_autocomplete") {
+			t.Errorf("bash: %v %s", err, out)
+		}
+	}
+}
+
+func TestManPage(t *testing.T) {
+	r := wm(t, "", "man")
+	if r.code != 0 || !strings.Contains(r.stdout, ".TH wasmesh") || !strings.Contains(r.stdout, "migrate") || !strings.Contains(r.stdout, "--node") {
+		t.Fatalf("%+v", r.code)
+	}
+}
+
+// TestNewGoBuildsOutsideTheRepo: the scaffolded project builds with plain
+// go build in a directory outside the checkout, offline, and runs.
+func TestNewGoBuildsOutsideTheRepo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "hello")
+	sdk, _ := filepath.Abs(filepath.Join("..", ".."))
+	r := wm(t, "", "new", "go", "hello", "--dir", dir, "--sdk", sdk)
+	if r.code != 0 || !strings.Contains(r.stdout, "GOOS=wasip1") {
+		t.Fatalf("new: %+v", r)
+	}
+	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
+	if !strings.Contains(string(readme), goBuildCmd("hello")) || !strings.Contains(string(readme), "apt-get install") {
+		t.Fatalf("README: %s", readme)
+	}
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", "hello.wasm", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOPROXY=off", "GOFLAGS=", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if r := wm(t, "a\nb\nget\n", "run", filepath.Join(dir, "hello.wasm")); r.code != 0 || r.stdout != "1\n2\n2\n" {
+		t.Fatalf("run: %+v", r)
+	}
+	if r := wm(t, "", "new", "go", "hello", "--dir", dir, "--sdk", sdk); r.code != 2 || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("second new: %+v", r)
+	}
+	if r := wm(t, "", "new", "cobol", "x", "--sdk", sdk); r.code != 2 || !strings.Contains(r.stderr, "want go") {
+		t.Fatalf("cobol: %+v", r)
+	}
+	if r := wm(t, "", "new", "go", "x", "--sdk", t.TempDir()); r.code != 2 || !strings.Contains(r.stderr, "--sdk") {
+		t.Fatalf("bad --sdk: %+v", r)
+	}
+}
