@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +12,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/wasmesh/wasmesh/node/admin"
 )
 
 // asWasmesh makes the test binary behave as the wasmesh command, for the
@@ -146,5 +151,24 @@ func TestNewGoBuildsOutsideTheRepo(t *testing.T) {
 	}
 	if r := wm(t, "", "new", "go", "x", "--sdk", t.TempDir()); r.code != 2 || !strings.Contains(r.stderr, "--sdk") {
 		t.Fatalf("bad --sdk: %+v", r)
+	}
+}
+
+// TestPipedDeployIsQuiet: a 2 MiB upload to a node, stderr not a terminal:
+// the digest on stdout and nothing on stderr.
+func TestPipedDeployIsQuiet(t *testing.T) {
+	var got int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.Copy(io.Discard, r.Body)
+		_ = json.NewEncoder(w).Encode(admin.KindInfo{Digest: "sha256:00"})
+	}))
+	defer srv.Close()
+	mod := filepath.Join(t.TempDir(), "big.wasm")
+	if err := os.WriteFile(mod, make([]byte, 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := wm(t, "", "deploy", mod, "--node", srv.URL)
+	if r.code != 0 || r.stdout != "sha256:00\n" || r.stderr != "" || got != 2<<20 {
+		t.Fatalf("%+v (server got %d bytes)", r, got)
 	}
 }
