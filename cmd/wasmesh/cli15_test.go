@@ -11,8 +11,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/node/admin"
 )
 
@@ -170,5 +173,58 @@ func TestPipedDeployIsQuiet(t *testing.T) {
 	r := wm(t, "", "deploy", mod, "--node", srv.URL)
 	if r.code != 0 || r.stdout != "sha256:00\n" || r.stderr != "" || got != 2<<20 {
 		t.Fatalf("%+v (server got %d bytes)", r, got)
+	}
+}
+
+// TestLogsFollowPrintsEachLineOnce: the node's answers overlap (the lines
+// that moved with a migrated daemon come back from its new node); each line
+// is printed once, in order, and a daemon gone for good ends -f with exit 1.
+func TestLogsFollowPrintsEachLineOnce(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	l := func(i int, text string) admin.LogLine {
+		return admin.LogLine{Time: t0.Add(time.Duration(i) * time.Millisecond), Level: "info", Text: text}
+	}
+	answers := [][]admin.LogLine{
+		{l(0, "a"), l(1, "b")},
+		{l(0, "a"), l(1, "b")},
+		{l(0, "a"), l(1, "b"), l(2, "c")},
+		nil,                               // mid-migration: unavailable
+		{l(1, "b"), l(2, "c"), l(3, "d")}, // the new node: the moved tail, then new lines
+		{l(2, "c"), l(3, "d"), l(3, "d2")},
+	}
+	var polls int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		i := polls
+		polls++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case i < len(answers) && answers[i] != nil:
+			_ = json.NewEncoder(w).Encode(answers[i])
+		case i < len(answers):
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(admin.Error{Code: node.CodeUnavailable, Message: "node: peer unavailable"})
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(admin.Error{Code: node.CodeNotFound, Message: `node: daemon not found: "c1"`})
+		}
+	}))
+	defer srv.Close()
+	r := wm(t, "", "logs", "-f", "c1", "--interval", "1ms", "--node", srv.URL)
+	var texts []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		f := strings.Fields(line)
+		texts = append(texts, f[len(f)-1])
+	}
+	if got := strings.Join(texts, ","); got != "a,b,c,d,d2" {
+		t.Fatalf("printed %q, want a,b,c,d,d2 once each: %+v", got, r)
+	}
+	if r.code != 1 || r.stderr != "wasmesh: node: daemon not found: \"c1\"\n" || polls != len(answers)+goneAfter {
+		t.Fatalf("end: polls %d, %+v", polls, r)
+	}
+	if r := wm(t, "", "logs", "-f", "c1", "--interval", "0s", "--node", srv.URL); r.code != 2 || !strings.Contains(r.stderr, "--interval") {
+		t.Fatalf("--interval 0: %+v", r)
 	}
 }
