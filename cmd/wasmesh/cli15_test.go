@@ -228,3 +228,18 @@ func TestLogsFollowPrintsEachLineOnce(t *testing.T) {
 		t.Fatalf("--interval 0: %+v", r)
 	}
 }
+
+func TestDemoLineFits80Columns(t *testing.T) {
+	var b strings.Builder
+	drawDemo(&b, false, 999*time.Second, 1, "1", nil, "d")
+	drawDemo(&b, false, 999*time.Second, 99999, "99999", nil, "d")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], " 1 event sent") || !strings.Contains(lines[1], " 99999 events sent") {
+		t.Fatalf("%q", lines)
+	}
+	for _, l := range lines {
+		if len(l) >= 80 || strings.Contains(l, "via demo") {
+			t.Errorf("%d columns: %q", len(l), l)
+		}
+	}
+}
