@@ -243,3 +243,39 @@ func TestDemoLineFits80Columns(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateShowsPhasesAndKeepsSizesApart: piped, migrate prints one line
+// per phase (the pre-copy first) and a summary that says which sizes are
+// wire bytes and which the snapshot's.
+func TestMigrateShowsPhasesAndKeepsSizesApart(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		enc := json.NewEncoder(w)
+		for _, p := range []admin.MigrateProgress{
+			{Phase: node.PhasePreCopy, Attempt: 1, MemoryBytes: 35 << 20},
+			{Phase: "transfer", Attempt: 1, BytesSent: 1 << 10, BytesTotal: 4 << 10},
+			{Phase: "transfer", Attempt: 1, BytesSent: 4 << 10, BytesTotal: 4 << 10},
+			{Phase: "complete", Attempt: 1, BytesSent: 4 << 10, BytesTotal: 4 << 10},
+		} {
+			_ = enc.Encode(admin.MigrateLine{Progress: &p})
+		}
+		_ = enc.Encode(admin.MigrateLine{Result: &admin.MigrateResult{Daemon: "c1", From: "a", To: "b", PreCopied: true, Converged: true,
+			PreCopyRounds: 2, PreCopyBytes: 10 << 20, SnapshotBytes: 256 << 10, WireBytes: 4 << 10, Attempts: 1}})
+	}))
+	defer srv.Close()
+	r := wm(t, "", "migrate", "c1", "--to", "b", "--node", srv.URL)
+	wantErr := "phase pre-copy  sending 35.0MiB of memory ahead while the daemon runs\n" +
+		"phase transfer  attempt 1, 1.0KiB of 4.0KiB sent\n" +
+		"phase complete  attempt 1, 4.0KiB of 4.0KiB sent\n"
+	if r.code != 0 || r.stderr != wantErr {
+		t.Fatalf("progress lines:\n%s\nwant:\n%s(%+v)", r.stderr, wantErr, r)
+	}
+	for _, want := range []string{
+		"pre-copy   10.0MiB on the wire while running: base + 2 round(s), converged",
+		"snapshot   256.0KiB at the freeze (pages changed since the base), 4.0KiB on the wire",
+		"wire       10.0MiB in all",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
