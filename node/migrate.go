@@ -77,22 +77,22 @@ type MigrateProgress struct {
 
 // MigrateResult summarises a finished migration.
 type MigrateResult struct {
-	Daemon          string  `json:"daemon"`
-	From            string  `json:"from"`
-	To              string  `json:"to"`
-	TotalMillis     float64 `json:"total_ms"`
-	PauseMillis     float64 `json:"pause_ms"`
+	Daemon      string  `json:"daemon"`
+	From        string  `json:"from"`
+	To          string  `json:"to"`
+	TotalMillis float64 `json:"total_ms"`
+	PauseMillis float64 `json:"pause_ms"`
 	// SnapshotBytes is the encoded size of the snapshot taken at the
 	// freeze (the delta since the pre-copied base, when PreCopied);
 	// WireBytes is what carrying it took on the wire, after compression.
 	// PreCopyBytes (below) are wire bytes too; the two add up to what the
 	// migration sent.
-	SnapshotBytes   int     `json:"snapshot_bytes"`
-	WireBytes       int     `json:"wire_bytes"`
-	EventsBuffered  int     `json:"events_buffered"`
-	EventsForwarded int     `json:"events_forwarded"`
-	Attempts        int     `json:"attempts"`
-	PreCopied       bool    `json:"pre_copied"`
+	SnapshotBytes   int  `json:"snapshot_bytes"`
+	WireBytes       int  `json:"wire_bytes"`
+	EventsBuffered  int  `json:"events_buffered"`
+	EventsForwarded int  `json:"events_forwarded"`
+	Attempts        int  `json:"attempts"`
+	PreCopied       bool `json:"pre_copied"`
 	// PreCopyRounds of dirtied pages followed the base while the daemon
 	// ran; PreCopyBytes is what the base and the rounds sent, and
 	// Converged that a round got under the dirty threshold (a daemon
@@ -138,6 +138,7 @@ func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
 		return res, toWire(err)
 	}))
 	n.ep.Handle(subMigrateStream, n.serveMigrateStream)
+	n.serveDrainRelay()
 	return nil
 }
 
