@@ -279,3 +279,15 @@ func TestMigrateShowsPhasesAndKeepsSizesApart(t *testing.T) {
 		}
 	}
 }
+
+func TestNewVerbsHelpTeaches(t *testing.T) {
+	for _, verb := range []string{"version", "completion", "new", "logs"} {
+		r := wm(t, "", verb, "--help")
+		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") {
+			t.Errorf("%s --help: %+v", verb, r)
+		}
+	}
+	if r := wm(t, "", "logs", "--help"); !strings.Contains(r.stdout, "--follow") || !strings.Contains(r.stdout, "across migrations") {
+		t.Errorf("logs --help does not teach -f: %s", r.stdout)
+	}
+}
