@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/cluster"
 	"github.com/wasmesh/wasmesh/internal/engine"
+	meshquic "github.com/wasmesh/wasmesh/internal/transport/quic"
 	"github.com/wasmesh/wasmesh/internal/transport/quic/nodekey"
 )
 
@@ -121,28 +123,125 @@ func (n *Node) refuseDrainingTarget(target nodekey.NodeID, ref string) error {
 	return nil
 }
 
-// checkSelf accepts "" or a reference to this node; a drain runs on the
-// node it empties (the CLI aims at it), so it sees every pause directly.
-func (n *Node) checkSelf(ref string) error {
+// drainHost resolves the node a drain or undrain is about: this one ("" or
+// its name or id), or another member, which runs its own drain (it sees
+// every pause directly) and relays its progress here.
+func (n *Node) drainHost(ref string) (nodekey.NodeID, bool, error) {
 	if ref == "" || ref == n.name || ref == n.id.String() {
-		return nil
+		return n.id, false, nil
 	}
 	id, err := n.resolveNode(ref)
 	if err != nil {
-		return err
+		return id, false, err
 	}
-	if id != n.id {
-		return fmt.Errorf("%w: a drain runs on the node it empties: ask %s", ErrBadRequest, aimHint(n.nodeInfoOf(id)))
-	}
-	return nil
+	return id, id != n.id, nil
 }
 
-// Undrain lets spawns and inbound migrations back onto this node.
-func (n *Node) Undrain(_ context.Context, ref string) error {
-	if err := n.checkSelf(ref); err != nil {
+// Undrain lets spawns and inbound migrations back onto the node ref (this
+// one when "").
+func (n *Node) Undrain(ctx context.Context, ref string) error {
+	id, remote, err := n.drainHost(ref)
+	if err != nil {
 		return err
 	}
+	if remote {
+		if err := n.ep.Call(ctx, meshquic.PeerID(id), subUndrain, struct{}{}, nil); err != nil {
+			return fromRemote(err, n.peerName(id))
+		}
+		return nil
+	}
 	return n.setDraining(false)
+}
+
+// Drain and undrain asked of another node (see drainHost). subDrain's
+// caller sends a DrainRequest; the drained node answers with a frame per
+// progress event, then one with the result and the error, if any (a
+// partial drain's result matters as much as its error).
+const (
+	subDrain   = "wasmesh/node/drain/1"
+	subUndrain = "wasmesh/node/undrain/1"
+)
+
+type drainFrame struct {
+	Progress *DrainProgress `msgpack:"p,omitempty"`
+	Result   *DrainResult   `msgpack:"r,omitempty"`
+	Code     string         `msgpack:"c,omitempty"`
+	Error    string         `msgpack:"e,omitempty"`
+}
+
+// drainRelayQueue bounds the progress events waiting for a slow caller;
+// beyond it events are dropped (the result has every daemon's outcome).
+const drainRelayQueue = 1024
+
+func (n *Node) serveDrainRelay() {
+	n.ep.Handle(subUndrain, meshquic.Unary(func(_ context.Context, _ meshquic.NodeID, _ struct{}) (struct{}, error) {
+		return struct{}{}, toWire(n.setDraining(false))
+	}))
+	n.ep.Handle(subDrain, func(ctx context.Context, s *meshquic.Stream) error {
+		var req DrainRequest
+		if err := s.Recv(&req); err != nil {
+			return err
+		}
+		req.Node = "" // this node, whatever the caller called it
+		queue := make(chan DrainProgress, drainRelayQueue)
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for p := range queue {
+				if s.Send(drainFrame{Progress: &p}) != nil {
+					for range queue { // the caller left: drain the queue
+					}
+				}
+			}
+		}()
+		res, err := n.Drain(ctx, req, func(p DrainProgress) {
+			select {
+			case queue <- p:
+			default:
+			}
+		})
+		close(queue)
+		<-sent
+		f := drainFrame{Result: &res}
+		if err != nil {
+			f.Code, f.Error = ClassOf(err).Code, err.Error()
+		}
+		return s.Send(f)
+	})
+}
+
+// remoteDrain asks node id to drain itself and relays its progress.
+func (n *Node) remoteDrain(ctx context.Context, id nodekey.NodeID, req DrainRequest, progress func(DrainProgress)) (DrainResult, error) {
+	peer := n.peerName(id)
+	s, err := n.ep.OpenStream(ctx, meshquic.PeerID(id), subDrain)
+	if err != nil {
+		return DrainResult{}, fromRemote(err, peer)
+	}
+	defer s.Close()
+	if err := s.Send(req); err != nil {
+		return DrainResult{}, fromRemote(err, peer)
+	}
+	for {
+		var f drainFrame
+		err := s.Recv(&f)
+		switch {
+		case errors.Is(err, io.EOF):
+			return DrainResult{}, fmt.Errorf("%w: node %s ended the drain without a result; see 'wasmesh nodes' and 'wasmesh ps'", ErrUnavailable, peer)
+		case err != nil:
+			return DrainResult{}, fromRemote(err, peer)
+		case f.Result != nil:
+			if f.Error == "" {
+				return *f.Result, nil
+			}
+			sentinel := ErrMigration
+			if c, ok := ClassByCode(f.Code); ok && c.Sentinel != nil {
+				sentinel = c.Sentinel
+			}
+			return *f.Result, &remoteError{sentinel: sentinel, msg: fmt.Sprintf("%s (on node %s)", f.Error, peer)}
+		case f.Progress != nil && progress != nil:
+			progress(*f.Progress)
+		}
+	}
 }
 
 // drainTargets are the candidates a drain may move daemons to, with their
@@ -225,15 +324,20 @@ func (p *drainPlan) unassign(id string) {
 	p.mu.Unlock()
 }
 
-// Drain marks this node draining and moves every daemon it hosts to other
+// Drain marks the node req.Node (this one when "", else it is asked to
+// and relays its progress) draining and moves every daemon it hosts to other
 // nodes, Parallel at a time, retrying a failed move (on another target
 // when there is one). progress (may be nil) is called from this goroutine
 // only. The error wraps ErrMigration when some daemon did not move; the
 // result then says which and why.
 func (n *Node) Drain(ctx context.Context, req DrainRequest, progress func(DrainProgress)) (DrainResult, error) {
 	start := time.Now()
-	if err := n.checkSelf(req.Node); err != nil {
+	id, remote, err := n.drainHost(req.Node)
+	if err != nil {
 		return DrainResult{}, err
+	}
+	if remote {
+		return n.remoteDrain(ctx, id, req, progress)
 	}
 	if len(req.To) > 0 && req.Require != "" {
 		return DrainResult{}, fmt.Errorf("%w: give at most one of --to NODE and --require FILTER", ErrBadRequest)

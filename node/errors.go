@@ -293,3 +293,25 @@ func noMatch(spec string, err error) error {
 	}
 	return &classError{class: ErrNoMatch, cause: err, msg: msg}
 }
+
+// joinReason is why a join failed, on one line: the last reason of each
+// seed memberlist tried, without the "failed to join SEED:" it prefixes
+// (the caller names the seeds), or err's message with its line breaks
+// folded.
+func joinReason(err error) string {
+	var multi interface{ WrappedErrors() []error }
+	if errors.As(err, &multi) && len(multi.WrappedErrors()) > 0 {
+		var parts []string
+		for _, e := range multi.WrappedErrors() {
+			msg := e.Error()
+			if rest, ok := strings.CutPrefix(msg, "failed to join "); ok {
+				if _, after, ok := strings.Cut(rest, ": "); ok {
+					msg = after
+				}
+			}
+			parts = append(parts, msg)
+		}
+		return strings.Join(parts, "; ")
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

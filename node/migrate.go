@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/wasmesh/wasmesh/internal/channel"
@@ -32,6 +33,24 @@ type renameRequest struct {
 // (the source knows the daemon's kind and sees the pause directly).
 const subMigrate = "wasmesh/node/migrate/1"
 
+// subMigrateStream is subMigrate with the hosting node's progress relayed:
+// the caller sends one MigrateRequest, the host answers with progress
+// frames while it migrates, then one frame with the result (or an error
+// frame). The node the operator asked shows the same phases and bytes as
+// the host would.
+const subMigrateStream = "wasmesh/node/migrate/2"
+
+// migrateFrame is one answer frame of subMigrateStream: exactly one field
+// is set.
+type migrateFrame struct {
+	Progress *MigrateProgress `msgpack:"p,omitempty"`
+	Result   *MigrateResult   `msgpack:"r,omitempty"`
+}
+
+// PhasePreCopy is the progress phase while a large daemon's memory is
+// sent ahead as it keeps running (before its snapshot phase).
+const PhasePreCopy = "pre-copy"
+
 // MigrateRequest moves a daemon (id or name) to another node (name or id).
 type MigrateRequest struct {
 	Ref string `json:"daemon"`
@@ -49,20 +68,30 @@ type MigrateProgress struct {
 	Attempt    int    `json:"attempt"`
 	BytesSent  int    `json:"bytes_sent"`
 	BytesTotal int    `json:"bytes_total"`
+	// MemoryBytes, in the pre-copy phase, is the daemon's live memory
+	// being sent ahead (the bytes fields count the snapshot phase's wire
+	// bytes, so the two are not added up).
+	MemoryBytes int `json:"memory_bytes,omitempty"`
 }
 
 // MigrateResult summarises a finished migration.
 type MigrateResult struct {
-	Daemon          string  `json:"daemon"`
-	From            string  `json:"from"`
-	To              string  `json:"to"`
-	TotalMillis     float64 `json:"total_ms"`
-	PauseMillis     float64 `json:"pause_ms"`
-	SnapshotBytes   int     `json:"snapshot_bytes"`
-	EventsBuffered  int     `json:"events_buffered"`
-	EventsForwarded int     `json:"events_forwarded"`
-	Attempts        int     `json:"attempts"`
-	PreCopied       bool    `json:"pre_copied"`
+	Daemon      string  `json:"daemon"`
+	From        string  `json:"from"`
+	To          string  `json:"to"`
+	TotalMillis float64 `json:"total_ms"`
+	PauseMillis float64 `json:"pause_ms"`
+	// SnapshotBytes is the encoded size of the snapshot taken at the
+	// freeze (the delta since the pre-copied base, when PreCopied);
+	// WireBytes is what carrying it took on the wire, after compression.
+	// PreCopyBytes (below) are wire bytes too; the two add up to what the
+	// migration sent.
+	SnapshotBytes   int  `json:"snapshot_bytes"`
+	WireBytes       int  `json:"wire_bytes"`
+	EventsBuffered  int  `json:"events_buffered"`
+	EventsForwarded int  `json:"events_forwarded"`
+	Attempts        int  `json:"attempts"`
+	PreCopied       bool `json:"pre_copied"`
 	// PreCopyRounds of dirtied pages followed the base while the daemon
 	// ran; PreCopyBytes is what the base and the rounds sent, and
 	// Converged that a round got under the dirty threshold (a daemon
@@ -107,7 +136,94 @@ func (n *Node) startMigrator(static *ecdh.PrivateKey) error {
 		res, err := n.migrateLocal(ctx, d.Origin(), req, nil)
 		return res, toWire(err)
 	}))
+	n.ep.Handle(subMigrateStream, n.serveMigrateStream)
+	n.serveDrainRelay()
 	return nil
+}
+
+// serveMigrateStream runs a migration asked by another node and relays
+// its progress. A caller that reads slowly never holds the migration up:
+// the migration hands the latest progress over and goes on, so frames in
+// between may be skipped, never queued without bound.
+func (n *Node) serveMigrateStream(ctx context.Context, s *meshquic.Stream) error {
+	var req MigrateRequest
+	if err := s.Recv(&req); err != nil {
+		return err
+	}
+	d, ok := n.findLocal(req.Ref)
+	if !ok {
+		return fmt.Errorf("%w: %w", meshquic.ErrNotHosted, ErrDaemonNotFound)
+	}
+	latest := make(chan MigrateProgress, 1)
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for p := range latest {
+			if err == nil {
+				err = s.Send(migrateFrame{Progress: &p})
+			}
+		}
+		sent <- err
+	}()
+	res, err := n.migrateLocal(ctx, d.Origin(), req, func(p MigrateProgress) {
+		select {
+		case latest <- p:
+		default:
+			// The sender is busy: replace what it has not taken yet.
+			select {
+			case <-latest:
+			default:
+			}
+			latest <- p
+		}
+	})
+	close(latest)
+	if serr := <-sent; serr != nil && err == nil {
+		// The caller went away; the migration itself is done.
+		n.log.Debug("migration progress not relayed", "daemon", req.Ref, "err", serr)
+	}
+	if err != nil {
+		return toWire(err)
+	}
+	return s.Send(migrateFrame{Result: &res})
+}
+
+// remoteMigrate asks the node hosting a daemon to migrate it, relaying its
+// progress; a host that predates subMigrateStream is asked the old way,
+// without progress.
+func (n *Node) remoteMigrate(ctx context.Context, loc location, req MigrateRequest, progress func(MigrateProgress)) (MigrateResult, error) {
+	peer := loc.node.String()
+	s, err := n.ep.OpenStream(ctx, loc.node.peer(), subMigrateStream)
+	if err != nil {
+		return MigrateResult{}, fromRemote(err, peer)
+	}
+	defer s.Close()
+	if err := s.Send(req); err != nil {
+		return MigrateResult{}, fromRemote(err, peer)
+	}
+	if err := s.CloseSend(); err != nil {
+		return MigrateResult{}, fromRemote(err, peer)
+	}
+	for {
+		var f migrateFrame
+		err := s.Recv(&f)
+		switch {
+		case errors.Is(err, meshquic.ErrUnknownSubprotocol):
+			var res MigrateResult
+			if err := n.ep.Call(ctx, loc.node.peer(), subMigrate, req, &res); err != nil {
+				return MigrateResult{}, fromRemote(err, peer)
+			}
+			return res, nil
+		case errors.Is(err, io.EOF):
+			return MigrateResult{}, fmt.Errorf("%w: node %s ended the migration without a result; check 'wasmesh ps'", ErrUnavailable, peer)
+		case err != nil:
+			return MigrateResult{}, fromRemote(err, peer)
+		case f.Result != nil:
+			return *f.Result, nil
+		case f.Progress != nil && progress != nil:
+			progress(*f.Progress)
+		}
+	}
 }
 
 // staticKeyOf returns a member's X25519 key after checking the node key's
@@ -126,8 +242,9 @@ func (n *Node) staticKeyOf(node driver.NodeID) (*ecdh.PublicKey, error) {
 	return b.Verify(id)
 }
 
-// Migrate moves a daemon; progress (may be nil) sees the phases when this
-// node hosts the daemon, otherwise the hosting node orchestrates.
+// Migrate moves a daemon; the node hosting it orchestrates (this one, or
+// the one it is asked of). progress (may be nil) sees the phases either
+// way: the host relays them.
 func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(MigrateProgress)) (MigrateResult, error) {
 	if (req.To == "") == (req.Require == "") {
 		return MigrateResult{}, fmt.Errorf("%w: give exactly one of --to NODE and --require FILTER", ErrBadRequest)
@@ -151,11 +268,7 @@ func (n *Node) Migrate(ctx context.Context, req MigrateRequest, progress func(Mi
 	if d, ok := n.localAt(loc); ok {
 		return n.migrateLocal(ctx, d.Origin(), req, progress)
 	}
-	var res MigrateResult
-	if err := n.ep.Call(ctx, loc.node.peer(), subMigrate, req, &res); err != nil {
-		return MigrateResult{}, fromRemote(err, loc.node.String())
-	}
-	return res, nil
+	return n.remoteMigrate(ctx, loc, req, progress)
 }
 
 func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateRequest, progress func(MigrateProgress)) (MigrateResult, error) {
@@ -192,6 +305,14 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 		ledger = d.Ledger()
 	}
 	opts := driver.Options{SkipIdentityTransport: req.NoIdentity}
+	if progress != nil {
+		if d, err := n.rt.Daemon(origin); err == nil && willPreCopy(d) {
+			// Pre-copy runs inside StartMigrationWith, before there is a
+			// handle to ask: say it started, or a large daemon shows
+			// nothing until its (short) final phases.
+			progress(MigrateProgress{Phase: PhasePreCopy, Attempt: 1, MemoryBytes: int(d.Stats().MemoryBytes)})
+		}
+	}
 	h, err := n.mig.StartMigrationWith(ctx, origin, driver.NodeID(n.id.String()), driver.NodeID(target.String()), opts)
 	if err != nil {
 		return MigrateResult{}, fmt.Errorf("%w: %w", ErrMigration, err)
@@ -234,7 +355,7 @@ wait:
 	st := h.Stats()
 	res := MigrateResult{
 		Daemon: abi.FormatOrigin(origin), From: n.name, To: n.peerName(target),
-		TotalMillis: ms(h.Duration()), PauseMillis: ms(st.Pause), SnapshotBytes: st.SnapshotBytes,
+		TotalMillis: ms(h.Duration()), PauseMillis: ms(st.Pause), SnapshotBytes: st.SnapshotBytes, WireBytes: st.WireBytes,
 		EventsBuffered: st.EventsBuffered, EventsForwarded: st.EventsForward, Attempts: h.Attempt(),
 		PreCopied: st.PreCopied, PreCopyRounds: st.Rounds, Converged: st.Converged,
 	}
@@ -263,6 +384,12 @@ wait:
 	}
 	n.log.Info("daemon migrated", "daemon", res.Daemon, "to", res.To, "total_ms", res.TotalMillis, "pause_ms", res.PauseMillis)
 	return res, nil
+}
+
+// willPreCopy is the driver's default choice (Options.PreCopyThreshold 0):
+// a transparent daemon with more live memory than the threshold.
+func willPreCopy(d *engine.Daemon) bool {
+	return !d.Kind().Cooperative() && int64(d.Stats().MemoryBytes) > driver.DefaultPreCopyThreshold
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

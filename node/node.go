@@ -404,7 +404,10 @@ func (n *Node) join(ctx context.Context, cfg cluster.Config) (*cluster.Membershi
 		case !errors.Is(err, cluster.ErrJoin):
 			return nil, fmt.Errorf("%w: --gossip %s: %w", ErrBadConfig, n.cfg.GossipAddr, err)
 		case i == attempts || ctx.Err() != nil:
-			return nil, fmt.Errorf("%w: --join %s: no member answered after %d attempts: %w", ErrUnavailable, strings.Join(cfg.Seeds, ","), i, err)
+			// One line: memberlist's reason is a multi-line "1 error
+			// occurred" block that repeats the seed's address.
+			return nil, &classError{class: ErrUnavailable, cause: err, msg: fmt.Sprintf("%v: --join %s: no member answered after %d attempts: %s",
+				ErrUnavailable, strings.Join(cfg.Seeds, ","), i, joinReason(err))}
 		}
 		n.log.Info("cluster seeds not answering yet; retrying", "join", cfg.Seeds, "attempt", i)
 		select {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -106,7 +105,7 @@ func demoAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(out, "spawned daemon %s (\"counter\") on %s; it fetched the module from %s\n\n", d.ID, d.Node, a.Name())
 
-	sent, last, err := demoStream(ctx, c, nodes, d.ID)
+	sent, _, err := demoStream(ctx, c, nodes, d.ID)
 	if err != nil {
 		return err
 	}
@@ -115,7 +114,7 @@ func demoAction(c *cli.Context) error {
 		return fail(1, "final get: %v", err)
 	}
 	count := string(res.Outputs[0])
-	fmt.Fprintf(out, "\nsent %d events through 3 nodes; the counter (on %s) says %s; last output %s\n", sent, res.Node, count, last)
+	fmt.Fprintf(out, "\nsent %s through 3 nodes; the counter (on %s) says %s\n", nEvents(sent), res.Node, count)
 	if count != fmt.Sprint(sent) {
 		return fail(1, "the count %s does not match the %d events sent", count, sent)
 	}
@@ -135,7 +134,7 @@ func startDemoNode(ctx context.Context, name string, join []string, logger *slog
 	}
 	n, err := node.New(ctx, node.Config{
 		DataDir: dir, Name: name, ListenAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", Join: join,
-		Dev: true, Logger: logger, Version: "demo", // the node adds "node"
+		Dev: true, Logger: logger, Version: readVersion().nodeVersion(), // the node adds "node"
 	})
 	if err != nil {
 		srv.Shutdown(context.Background())
@@ -221,10 +220,10 @@ func demoStream(ctx context.Context, c *cli.Context, nodes []*demoNode, daemon s
 		}
 		if time.Since(lastDraw) >= 250*time.Millisecond {
 			lastDraw = time.Now()
-			drawDemo(out, live, time.Since(start), sent, last, via.Name(), nodes)
+			drawDemo(out, live, time.Since(start), sent, last, nodes, daemon)
 		}
 	}
-	drawDemo(out, live, time.Since(start), sent, last, "-", nodes)
+	drawDemo(out, live, time.Since(start), sent, last, nodes, daemon)
 	if live {
 		fmt.Fprintln(out)
 	}
@@ -253,26 +252,46 @@ func demoMigrate(ctx context.Context, nodes []*demoNode, daemon string) <-chan s
 			done <- fmt.Sprintf(">>> live migration %s -> %s failed: %v (the daemon stays on %s)", from.n.Name(), to.n.Name(), err, from.n.Name())
 			return
 		}
-		done <- fmt.Sprintf(">>> live-migrated %s from %s to %s in %.1f ms (pause %.1f ms, %s snapshot, %d events buffered and replayed, %d forwarded) while events kept flowing",
-			res.Daemon, res.From, res.To, res.TotalMillis, res.PauseMillis, humanBytes(uint64(res.SnapshotBytes)), res.EventsBuffered, res.EventsForwarded)
+		// Two short lines rather than one that wraps at 80 columns.
+		done <- fmt.Sprintf(">>> live-migrated the counter from %s to %s in %.1f ms (paused %.1f ms)\n"+
+			"    %s snapshot; %s buffered and replayed, %d forwarded",
+			res.From, res.To, res.TotalMillis, res.PauseMillis, humanBytes(uint64(res.SnapshotBytes)),
+			nEvents(res.EventsBuffered), res.EventsForwarded)
 	}()
 	return done
 }
 
-func drawDemo(w io.Writer, live bool, el time.Duration, sent int, last, via string, nodes []*demoNode) {
-	var parts []string
+// demoWidth bounds the live line: it is redrawn with \r, which garbles
+// any line longer than the terminal (80 columns is the smallest common).
+const demoWidth = 79
+
+// drawDemo prints the live view: time, events sent (through every node in
+// turn), the counter's last answer and the node hosting the daemon now.
+func drawDemo(w io.Writer, live bool, el time.Duration, sent int, last string, nodes []*demoNode, daemon string) {
+	host := "?"
 	for _, dn := range nodes {
-		ds := dn.n.LocalDaemons()
-		s := fmt.Sprintf("%s: %d daemon(s)", dn.n.Name(), len(ds))
-		for _, d := range ds {
-			s += fmt.Sprintf(" [%s %d events]", d.Name, d.InputSeq)
+		for _, d := range dn.n.LocalDaemons() {
+			if d.ID == daemon {
+				host = dn.n.Name()
+			}
 		}
-		parts = append(parts, s)
 	}
-	line := fmt.Sprintf("[%5.1fs] sent %4d  counter %4s  via %-6s | %s", el.Seconds(), sent, last, via, strings.Join(parts, " | "))
+	line := fmt.Sprintf("[%5.1fs] %s sent via %d nodes, counter at %s, daemon on %s",
+		el.Seconds(), nEvents(sent), len(nodes), last, host)
+	if len(line) > demoWidth {
+		line = line[:demoWidth]
+	}
 	if live {
 		fmt.Fprintf(w, "\r\033[K%s", line)
 		return
 	}
 	fmt.Fprintln(w, line)
+}
+
+// nEvents is "1 event", "2 events".
+func nEvents(n int) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
 }

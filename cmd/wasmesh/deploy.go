@@ -7,7 +7,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 )
 
 // progressThreshold is the module size from which deploy shows progress.
@@ -69,32 +68,15 @@ Examples:
 	}
 }
 
-// withProgress reports upload progress: a bar when stderr is a terminal,
-// otherwise a plain line per 10%.
+// withProgress shows upload progress as a bar when stderr is a terminal.
+// Piped or redirected, it shows nothing: lines of percentages are noise in
+// a log, and the digest on stdout (or the error) says how it ended.
 func withProgress(w io.Writer, r io.Reader, size int64, what string) io.Reader {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription(what), progressbar.OptionClearOnFinish())
-		rd := progressbar.NewReader(r, bar)
-		return &rd
+	if !isTerminal(w) {
+		return r
 	}
-	return &lineProgress{r: r, w: w, size: size, what: what}
-}
-
-type lineProgress struct {
-	r          io.Reader
-	w          io.Writer
-	size, done int64
-	lastPct    int64
-	what       string
-}
-
-func (p *lineProgress) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.done += int64(n)
-	if pct := p.done * 100 / p.size; pct/10 > p.lastPct/10 || (err == io.EOF && p.lastPct < 100) {
-		p.lastPct = pct
-		fmt.Fprintf(p.w, "%s: %d%% (%d/%d bytes)\n", p.what, pct, p.done, p.size)
-	}
-	return n, err
+	bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true),
+		progressbar.OptionSetDescription(what), progressbar.OptionClearOnFinish())
+	rd := progressbar.NewReader(r, bar)
+	return &rd
 }

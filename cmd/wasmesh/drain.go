@@ -4,11 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/node/admin"
@@ -37,8 +35,9 @@ terminal, one line per daemon otherwise, JSON lines with --json (each
 exits 1 if any daemon did not move (they are listed). The node stays
 draining until 'wasmesh node undrain NODE'.
 
-The drain runs on NODE itself: --node may point at any member; the command
-finds NODE's admin API through the cluster.
+The drain runs on NODE itself: --node may point at any member, which asks
+NODE over the mesh and relays its progress (NODE's admin API need not be
+reachable from here).
 
 Examples:
    wasmesh node drain n1
@@ -78,11 +77,8 @@ Examples:
 				return err
 			}
 			ref := c.Args().First()
-			at, err := aimAt(c.Context, cl, ref)
-			if err != nil {
-				return err
-			}
-			if err := at.Undrain(c.Context, ref); err != nil {
+			// Any node relays it to NODE.
+			if err := cl.Undrain(c.Context, ref); err != nil {
 				return apiFail(err)
 			}
 			fmt.Fprintf(c.App.Writer, "node %s undrained: it takes spawns and migrations again\n", termSafe(ref, false))
@@ -106,10 +102,6 @@ func drainAction(c *cli.Context) error {
 		return err
 	}
 	ref := c.Args().First()
-	at, err := aimAt(c.Context, cl, ref)
-	if err != nil {
-		return err
-	}
 	asJSON := c.Bool("json")
 	var show func(admin.DrainProgress)
 	var done func()
@@ -119,7 +111,8 @@ func drainAction(c *cli.Context) error {
 	} else {
 		show, done = drainProgress(c.App.ErrWriter)
 	}
-	res, err := at.Drain(c.Context, ref, admin.DrainBody{To: c.StringSlice("to"), Require: requireOrAny(c), Parallel: c.Int("parallel")}, show)
+	// The node asked relays NODE's drain and its progress.
+	res, err := cl.Drain(c.Context, ref, admin.DrainBody{To: c.StringSlice("to"), Require: requireOrAny(c), Parallel: c.Int("parallel")}, show)
 	if done != nil {
 		done()
 	}
@@ -161,7 +154,7 @@ func printDrainSummary(out io.Writer, res admin.DrainResult) {
 // drainProgress shows moved/remaining/failed: a bar on a terminal, a line
 // per daemon otherwise.
 func drainProgress(w io.Writer) (func(admin.DrainProgress), func()) {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(w) {
 		var bar *progressbar.ProgressBar
 		return func(p admin.DrainProgress) {
 				if bar == nil || (p.Event == "start" && bar.GetMax() != p.Total) {

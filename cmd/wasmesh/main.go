@@ -43,6 +43,9 @@ Start here:
    printf 'a\nb\nget\n' | wasmesh run plugins/examples/counter-wat/counter-wat.wasm`,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
+		// Our own --version (urfave's printer is a package variable).
+		Flags:  []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version and exit"}},
+		Action: appAction,
 		Commands: []*cli.Command{
 			inspectCommand(),
 			runCommand(),
@@ -67,6 +70,10 @@ Start here:
 			subscribeCommand(),
 			unsubscribeCommand(),
 			subscriptionsCommand(),
+			versionCommand(),
+			completionCommand(),
+			manCommand(),
+			newCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
@@ -75,6 +82,26 @@ Start here:
 		c.OnUsageError = usageError
 	}
 	return app
+}
+
+// appAction runs when no verb matched: --version, a typo'd verb (one line
+// with the closest verb, exit 2), or no verb at all (the help).
+func appAction(c *cli.Context) error {
+	if c.Bool("version") {
+		fmt.Fprint(c.App.Writer, readVersion())
+		return nil
+	}
+	if c.NArg() == 0 {
+		return cli.ShowAppHelp(c)
+	}
+	verb := c.Args().First()
+	msg := fmt.Sprintf("unknown command %q", verb)
+	if s := closestVerb(c.App.Commands, verb); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	} else {
+		msg += " (see wasmesh --help)"
+	}
+	return &exitError{code: 2, err: errors.New(msg)}
 }
 
 // usageError makes a bad flag a one-line error (exit 2) instead of the

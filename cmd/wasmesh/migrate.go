@@ -3,12 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
+	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/node/admin"
 )
 
@@ -85,15 +84,19 @@ Examples:
 			fmt.Fprintf(out, "migrated %s from %s to %s\n", termSafe(res.Daemon, false), termSafe(res.From, false), termSafe(res.To, false))
 			fmt.Fprintf(out, "  total      %.1f ms\n", res.TotalMillis)
 			fmt.Fprintf(out, "  pause      %.1f ms (daemon not processing events)\n", res.PauseMillis)
+			// Sizes of two kinds, never added together: what the daemon's
+			// state is (encoded snapshot) and what moving it cost (wire
+			// bytes, after compression).
 			if res.PreCopied {
 				conv := "converged"
 				if !res.Converged {
 					conv = "did not converge: the daemon dirties memory about as fast as it travels"
 				}
-				fmt.Fprintf(out, "  pre-copy   %s while running: base + %d round(s), %s\n", humanBytes(uint64(res.PreCopyBytes)), res.PreCopyRounds, conv)
-				fmt.Fprintf(out, "  snapshot   %s at the freeze (pages changed since the pre-copied base)\n", humanBytes(uint64(res.SnapshotBytes)))
+				fmt.Fprintf(out, "  pre-copy   %s on the wire while running: base + %d round(s), %s\n", humanBytes(uint64(res.PreCopyBytes)), res.PreCopyRounds, conv)
+				fmt.Fprintf(out, "  snapshot   %s at the freeze (pages changed since the base), %s on the wire\n", humanBytes(uint64(res.SnapshotBytes)), humanBytes(uint64(res.WireBytes)))
+				fmt.Fprintf(out, "  wire       %s in all\n", humanBytes(uint64(res.PreCopyBytes+res.WireBytes)))
 			} else {
-				fmt.Fprintf(out, "  snapshot   %s\n", humanBytes(uint64(res.SnapshotBytes)))
+				fmt.Fprintf(out, "  snapshot   %s, %s on the wire\n", humanBytes(uint64(res.SnapshotBytes)), humanBytes(uint64(res.WireBytes)))
 			}
 			fmt.Fprintf(out, "  events     %d buffered and replayed, %d forwarded after cutover\n", res.EventsBuffered, res.EventsForwarded)
 			if res.Attempts > 1 {
@@ -105,18 +108,30 @@ Examples:
 }
 
 // migrateProgress shows phases and bytes: a bar on a terminal, one line
-// per phase change otherwise.
+// per phase change otherwise (never a line per percent: piped output is
+// read later, in a log).
 func migrateProgress(w io.Writer) (func(admin.MigrateProgress), func()) {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(w) {
 		var bar *progressbar.ProgressBar
 		return func(p admin.MigrateProgress) {
-				if bar == nil && p.BytesTotal > 0 {
+				switch {
+				case p.Phase == node.PhasePreCopy && bar == nil:
+					bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(w), progressbar.OptionClearOnFinish(),
+						progressbar.OptionSetDescription(preCopyLine(p)))
+					return
+				case p.BytesTotal <= 0:
+					if bar != nil {
+						bar.Describe(p.Phase)
+					}
+					return
+				case bar == nil:
 					bar = progressbar.NewOptions(p.BytesTotal, progressbar.OptionSetWriter(w), progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
+				case bar.GetMax() != p.BytesTotal:
+					// The pre-copy's spinner, or a new attempt's snapshot.
+					bar.ChangeMax(p.BytesTotal)
 				}
-				if bar != nil {
-					bar.Describe(p.Phase)
-					_ = bar.Set(p.BytesSent)
-				}
+				bar.Describe(p.Phase)
+				_ = bar.Set(p.BytesSent)
 			}, func() {
 				if bar != nil {
 					_ = bar.Finish()
@@ -129,12 +144,19 @@ func migrateProgress(w io.Writer) (func(admin.MigrateProgress), func()) {
 			return
 		}
 		last = p.Phase
-		if p.BytesTotal > 0 {
+		switch {
+		case p.Phase == node.PhasePreCopy:
+			fmt.Fprintf(w, "phase %-9s %s\n", p.Phase, preCopyLine(p))
+		case p.BytesTotal > 0:
 			fmt.Fprintf(w, "phase %-9s attempt %d, %s of %s sent\n", p.Phase, p.Attempt, humanBytes(uint64(p.BytesSent)), humanBytes(uint64(p.BytesTotal)))
-		} else {
+		default:
 			fmt.Fprintf(w, "phase %-9s attempt %d\n", p.Phase, p.Attempt)
 		}
 	}, nil
+}
+
+func preCopyLine(p admin.MigrateProgress) string {
+	return fmt.Sprintf("sending %s of memory ahead while the daemon runs", humanBytes(uint64(p.MemoryBytes)))
 }
 
 // requireOrAny turns an explicitly empty --require into a filter that any

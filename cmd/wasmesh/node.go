@@ -105,7 +105,7 @@ func nodeConfig(c *cli.Context, log *slog.Logger) (node.Config, error) {
 	cfg := node.Config{
 		DataDir: c.String("data"), Name: c.String("name"), ListenAddr: c.String("listen"), AdvertiseAddr: c.String("advertise"), GossipAddr: c.String("gossip"),
 		Join: c.StringSlice("join"), Tags: tags, Dev: c.Bool("dev"), CADir: c.String("ca"),
-		CheckpointInterval: c.Duration("checkpoint-interval"), Logger: log, Version: "dev",
+		CheckpointInterval: c.Duration("checkpoint-interval"), Logger: log, Version: readVersion().nodeVersion(),
 	}
 	maxMem, err := units.ParseSize(c.String("max-memory"))
 	if err != nil || maxMem < 65536 {

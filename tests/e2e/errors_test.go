@@ -175,3 +175,47 @@ func TestPsListsDaemonsOfAStoppedNode(t *testing.T) {
 		t.Fatalf("ps does not list c1 on n2 as offline: %s", r)
 	}
 }
+
+// TestErrorsExactLines: the messages a new user met in issue 15, word for
+// word, each on one line with its class's exit status.
+func TestErrorsExactLines(t *testing.T) {
+	n := startNode(t, "solo", t.TempDir())
+	for _, tc := range []struct {
+		code int
+		want string
+		args []string
+	}{
+		{2, "wasmesh: node: module refused: wasm: malformed: missing wasm magic number at offset 0 (0x0)", []string{"deploy", repoPath("README.md")}},
+		{1, `wasmesh: node: unknown kind: kind "nosuchkind" is not deployed on any of the 1 alive node(s) (deploy it first: wasmesh deploy MODULE.wasm --kind NAME)`, []string{"spawn", "nosuchkind"}},
+		{0, "", []string{"deploy", counterWasm(), "--kind", "counter"}},
+		{1, `wasmesh: node: no node matches the filter "ssd": "ssd" unmet on 1 (of 1 candidate(s))`, []string{"spawn", "counter", "--require", "ssd"}},
+		{2, `wasmesh: unknown command "depoy"; did you mean "deploy"?`, []string{"depoy", "x.wasm"}},
+	} {
+		r := cli(t, "", append(tc.args, "--node", n.url())...)
+		if tc.code == 0 {
+			if r.code != 0 {
+				t.Fatalf("%v: %s", tc.args, r)
+			}
+			continue
+		}
+		if r.code != tc.code || r.stderr != tc.want+"\n" {
+			t.Errorf("wasmesh %s: want exit %d and\n\t%s\ngot %s", strings.Join(tc.args, " "), tc.code, tc.want, r)
+		}
+	}
+	r := cli(t, "", "node", "--dev")
+	if want := "wasmesh: node needs --data DIR (see wasmesh node --help)\n"; r.code != 2 || r.stderr != want {
+		t.Errorf("node without --data: want exit 2 and %q, got %s", want, r)
+	}
+}
+
+// TestErrorsDeadSeedIsOneLine: joining a seed nobody listens on ends, after
+// the retries, with one line saying which flag and why (memberlist's
+// multi-line "1 error occurred" block folded).
+func TestErrorsDeadSeedIsOneLine(t *testing.T) {
+	r := cli(t, "", "node", "--dev", "--data", t.TempDir(), "--log-level", "error",
+		"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--join", "127.0.0.1:9")
+	want := "wasmesh: node: peer unavailable: --join 127.0.0.1:9: no member answered after 10 attempts: dial tcp 127.0.0.1:9: connect: connection refused\n"
+	if r.code != 1 || r.stderr != want {
+		t.Fatalf("want exit 1 and %q, got %s", want, r)
+	}
+}
