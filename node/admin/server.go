@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wasmesh/wasmesh/node"
+	"github.com/wasmesh/wasmesh/node/admin/ui"
 )
 
 // Backend is what the API serves; *node.Node implements it.
@@ -48,6 +49,10 @@ type Backend interface {
 }
 
 var _ Backend = (*node.Node)(nil)
+
+// The dashboard's stream shows migrations and drains in progress when the
+// backend can tell them (optional, like DrainBackend).
+var _ ui.ActivitySource = (*node.Node)(nil)
 
 // Options configure the handler.
 type Options struct {
@@ -139,6 +144,11 @@ func Handler(b Backend, opts Options) http.Handler {
 	s.addressingRoutes(route)
 	s.drainRoutes(route)
 	s.channelRoutes(route)
+	// The dashboard: the page and its assets hold no data and load without
+	// the token; the stream it watches is API and needs it.
+	route("GET /v1/events", ui.Events(b, ui.EventsOptions{}).ServeHTTP)
+	mux.Handle("GET /{$}", ui.Page())
+	mux.Handle("GET /ui/", ui.Assets("/ui/"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErrorCode(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
