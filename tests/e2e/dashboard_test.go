@@ -118,7 +118,8 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The page loads without the token, then asks for it.
 	run("open the page", chromedp.Navigate(a.url()+"/"), chromedp.WaitVisible("#token", chromedp.ByID))
-	run("sign in", chromedp.SendKeys("#token", secret, chromedp.ByID), chromedp.Click(`#login button[type="submit"]`, chromedp.ByQuery))
+	run("sign in", chromedp.SendKeys("#token", secret, chromedp.ByID), chromedp.Click(`#login button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitNotVisible("#login", chromedp.ByID))
 	waitText("both nodes listed", "#members tbody", func(s string) bool {
 		return strings.Contains(s, "alpha (this node)") && strings.Contains(s, "beta") && strings.Contains(s, "zone=test")
 	})
