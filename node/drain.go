@@ -350,6 +350,7 @@ func (n *Node) Drain(ctx context.Context, req DrainRequest, progress func(DrainP
 		return DrainResult{}, fmt.Errorf("%w: a drain of %s is already running", ErrDraining, n.name)
 	}
 	defer n.drainRunning.Store(false)
+	defer n.activity.trackDrain(n.name, &progress)()
 	targets, err := n.drainTargets(req)
 	if err != nil {
 		return DrainResult{}, err

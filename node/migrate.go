@@ -317,6 +317,7 @@ func (n *Node) migrateLocal(ctx context.Context, origin uint64, req MigrateReque
 	if err != nil {
 		return MigrateResult{}, fmt.Errorf("%w: %w", ErrMigration, err)
 	}
+	defer n.activity.trackMigration(abi.FormatOrigin(origin), name, n.name, n.peerName(target), &progress)()
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Minute

@@ -87,6 +87,8 @@ type Node struct {
 	// peer (and waiting for the slowest) again (mesh.go locate).
 	resolved movedNames
 	adminURL atomic.Pointer[string]
+	// activity lists the migrations and drain running now (activity.go).
+	activity activity
 	// draining mirrors the store's flag (drain.go): spawns and inbound
 	// migrations are refused while it is set.
 	draining atomic.Bool

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wasmesh/wasmesh/node"
+	"github.com/wasmesh/wasmesh/node/admin/ui"
 )
 
 // Backend is what the API serves; *node.Node implements it.
@@ -48,6 +49,10 @@ type Backend interface {
 }
 
 var _ Backend = (*node.Node)(nil)
+
+// The dashboard's stream shows migrations and drains in progress when the
+// backend can tell them (optional, like DrainBackend).
+var _ ui.ActivitySource = (*node.Node)(nil)
 
 // Options configure the handler.
 type Options struct {
@@ -160,7 +165,15 @@ func (s *server) routes() []apiRoute {
 	s.addressingRoutes(route)
 	s.drainRoutes(route)
 	s.channelRoutes(route)
+	route("GET /v1/events", s.events)
+	// The dashboard: the page and its assets hold no data and load without
+	// the token; the stream it watches (/v1/events) is API and needs it.
+	rs = append(rs, apiRoute{"GET /{$}", ui.Page()}, apiRoute{"GET /ui/", ui.Assets("/ui/")})
 	return rs
+}
+
+func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	ui.Events(s.b, ui.EventsOptions{}).ServeHTTP(w, r)
 }
 
 func nonNil[T any](v []T) []T {
