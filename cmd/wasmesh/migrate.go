@@ -102,6 +102,19 @@ Examples:
 			if res.Attempts > 1 {
 				fmt.Fprintf(out, "  attempts   %d (target was not ready at first)\n", res.Attempts)
 			}
+			// Channel subscriptions follow the daemon; one that did not
+			// is said here (the target re-asserts it, so it is not fatal).
+			moved := 0
+			for _, s := range res.Subscriptions {
+				if s.Error == "" {
+					moved++
+					continue
+				}
+				fmt.Fprintf(out, "  channel    %s: not moved yet (%s); the target re-subscribes\n", s.Channel, s.Error)
+			}
+			if moved > 0 {
+				fmt.Fprintf(out, "  channels   %d subscription(s) moved with it\n", moved)
+			}
 			return nil
 		},
 	}
