@@ -41,7 +41,10 @@ func TestMirrorFollowsTheHome(t *testing.T) {
 			switch k := rng.IntN(10); {
 			case k < 2:
 				o := uint64(rng.IntN(4) + 1)
-				in = func(m *Machine) error { _, _, err := m.Subscribe("c", Subscription{Origin: o, Node: NodeID{byte(o)}}, now); return err }
+				in = func(m *Machine) error {
+					_, _, err := m.Subscribe("c", Subscription{Origin: o, Node: NodeID{byte(o)}}, now)
+					return err
+				}
 			case k < 3:
 				o := uint64(rng.IntN(4) + 1)
 				in = func(m *Machine) error { _, err := m.Move("c", o, NodeID{byte(o + 10)}, now); return err }
