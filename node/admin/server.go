@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wasmesh/wasmesh/node"
-	"github.com/wasmesh/wasmesh/node/admin/ui"
+	"github.com/wasmesh/wasmesh/internal/dashboard"
 )
 
 // Backend is what the API serves; *node.Node implements it.
@@ -52,7 +52,7 @@ var _ Backend = (*node.Node)(nil)
 
 // The dashboard's stream shows migrations and drains in progress when the
 // backend can tell them (optional, like DrainBackend).
-var _ ui.ActivitySource = (*node.Node)(nil)
+var _ dashboard.ActivitySource = (*node.Node)(nil)
 
 // Options configure the handler.
 type Options struct {
@@ -168,12 +168,12 @@ func (s *server) routes() []apiRoute {
 	route("GET /v1/events", s.events)
 	// The dashboard: the page and its assets hold no data and load without
 	// the token; the stream it watches (/v1/events) is API and needs it.
-	rs = append(rs, apiRoute{"GET /{$}", ui.Page()}, apiRoute{"GET /ui/", ui.Assets("/ui/")})
+	rs = append(rs, apiRoute{"GET /{$}", dashboard.Page()}, apiRoute{"GET /ui/", dashboard.Assets("/ui/")})
 	return rs
 }
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
-	ui.Events(s.b, ui.EventsOptions{}).ServeHTTP(w, r)
+	dashboard.Events(s.b, dashboard.EventsOptions{}).ServeHTTP(w, r)
 }
 
 func nonNil[T any](v []T) []T {

@@ -26,7 +26,7 @@ import (
 func TestConformanceTableCoversExamples(t *testing.T) {
 	inTable := map[string]bool{}
 	for _, l := range langs {
-		for _, p := range []string{l.echo, l.counter, l.coop, l.trap, l.send} {
+		for _, p := range append([]string{l.echo, l.counter, l.coop, l.trap, l.send}, l.others...) {
 			if p != "" {
 				inTable[p] = true
 				if _, err := os.Stat(examplesDir + "/" + p); err != nil {

@@ -37,13 +37,17 @@ type lang struct {
 	// send is a pingpong daemon (plugins/examples/pingpong-wat): the send
 	// import's scenario, TestConformanceSend.
 	send string
+	// others are examples of the language that no scenario here fits;
+	// their own tests are in plugins/examples (the aggregator needs a
+	// node's channels, the forwarders a peer).
+	others []string
 }
 
 func ex(dir string) string { return dir + "/" + dir + ".wasm" }
 
 // langs is the conformance table.
 var langs = []lang{
-	{name: "go", echo: ex("echo-go"), counter: ex("counter-go"), coop: ex("cooperative-go"),
+	{name: "go", echo: ex("echo-go"), counter: ex("counter-go"), coop: ex("cooperative-go"), others: []string{ex("aggregator-go")},
 		trapWhy: "counter-go is the plain counter (no trap payload) and the suite runs with Go alone, so no trapping Go guest can be built here; its guest trap path still runs in TestConformanceMemoryLimitTrap"},
 	// counter-wat is the plain counter; testdata/trap.wasm is the WAT counter
 	// that also traps on "trap", so it stands in for the WAT trap row.

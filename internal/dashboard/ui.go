@@ -6,7 +6,7 @@
 // call the page makes goes to the API with the bearer token the operator
 // types in (the stream included), so the dashboard can do nothing the
 // token could not.
-package ui
+package dashboard
 
 import (
 	"embed"
