@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/wasmesh/wasmesh/node"
 	"github.com/wasmesh/wasmesh/internal/dashboard"
+	"github.com/wasmesh/wasmesh/node"
 )
 
 // Backend is what the API serves; *node.Node implements it.
