@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the C and C++ example guests (c-echo, c-counter, c-coop, cpp-echo)
+# Builds the C and C++ example guests (c-echo, c-counter, c-coop, cpp-echo,
+# c-forwarder)
 # into plugins/examples/<dir>/<dir>.wasm with clang/lld, no libc at all.
 #
 #   build-c.sh           rebuild and overwrite the committed .wasm files
@@ -68,4 +69,7 @@ build c-echo "$CC" echo.c
 build c-counter "$CC" counter.c
 build c-coop "$CC" coop.c
 build cpp-echo "$CXX" echo.cpp -fno-exceptions -fno-rtti
+# -fno-builtin: without libc there is no memcpy for clang to turn the
+# message-building loops into.
+build c-forwarder "$CC" forwarder.c -fno-builtin
 exit $status

@@ -9,15 +9,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmesh/wasmesh/abi"
+	"github.com/wasmesh/wasmesh/internal/engine"
+	"github.com/wasmesh/wasmesh/internal/identity"
 )
 
 // langExample is one committed module: dir/dir.wasm.
@@ -384,6 +389,286 @@ func TestLangCoopSnapshotRestore(t *testing.T) {
 				t.Fatalf("restore: rc %d, err %v", rc, err)
 			}
 			c.expect("x", strconv.FormatUint(1<<40+6, 10))
+		})
+	}
+}
+
+// The forwarders (issue 14): a counter in each SDK language that sends
+// "fwd <count>" to a peer on every tenth counted event with the send import.
+// forwarder-go is here too, as all five behave identically.
+var forwarders = []string{"forwarder-go", "c-forwarder", "rust-forwarder", "as-forwarder"}
+
+func forwarderFile(dir string) string { return dir + "/" + dir + ".wasm" }
+
+func TestForwardersPassABIValidation(t *testing.T) {
+	for _, dir := range forwarders {
+		t.Run(dir, func(t *testing.T) {
+			bin, err := os.ReadFile(forwarderFile(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := abi.Validate(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sends := false
+			for _, im := range info.Imports {
+				switch {
+				case im.Module == abi.ImportModule && im.Name == abi.ImportSend:
+					sends = true
+				case im.Module == abi.ImportModule && im.Name == abi.ImportPublish:
+					t.Errorf("imports publish; a forwarder needs no channel grant")
+				case im.Module != abi.ImportModule && dir != "forwarder-go":
+					// Go's runtime always imports WASI; the others need none.
+					t.Errorf("imports %s.%s; the SDKs should need nothing but %q", im.Module, im.Name, abi.ImportModule)
+				}
+			}
+			if !sends {
+				t.Errorf("does not import %s.%s", abi.ImportModule, abi.ImportSend)
+			}
+			if info.Mode != abi.ModeTransparent {
+				t.Errorf("mode %s, want %s", info.Mode, abi.ModeTransparent)
+			}
+		})
+	}
+}
+
+// fwdEngine runs one forwarder on the real engine, beside a counter-wat
+// daemon whose origin it is given as its peer.
+type fwdEngine struct {
+	t    *testing.T
+	d    *engine.Daemon
+	peer uint64
+	seq  uint64
+}
+
+func newFwdEngine(t *testing.T, dir string) *fwdEngine {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := engine.New(ctx, engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	bin, err := os.ReadFile(forwarderFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.RegisterModule(ctx, bin, "fwd"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.RegisterModule(ctx, CounterWAT(), "peer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spawn := func(kind string) *engine.Daemon {
+		id, err := identity.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := rt.Spawn(ctx, kind, id, engine.SpawnOptions{})
+		if err != nil {
+			t.Fatalf("spawn %s: %v", kind, err)
+		}
+		return d
+	}
+	f := &fwdEngine{t: t, d: spawn("fwd")}
+	f.peer = spawn("peer").Origin()
+	return f
+}
+
+func (f *fwdEngine) deliver(payload string) ([]string, error) {
+	f.seq++
+	outs, err := f.d.Deliver(context.Background(), engine.Event{Sender: 7, Seq: f.seq, Payload: []byte(payload)})
+	var s []string
+	for _, o := range outs {
+		s = append(s, string(o.Payload))
+	}
+	return s, err
+}
+
+func (f *fwdEngine) expect(payload string, want ...string) {
+	f.t.Helper()
+	got, err := f.deliver(payload)
+	if err != nil {
+		f.t.Fatalf("deliver %q: %v", payload, err)
+	}
+	if !slices.Equal(got, want) {
+		f.t.Fatalf("deliver %q emitted %q, want %q", payload, got, want)
+	}
+}
+
+// expectFail delivers payload, which must fail (and be rolled back) with a
+// message containing every one of want.
+func (f *fwdEngine) expectFail(payload string, want ...string) {
+	f.t.Helper()
+	_, err := f.deliver(payload)
+	var ee *engine.EventError
+	if !errors.As(err, &ee) || !ee.RolledBack {
+		f.t.Fatalf("deliver %q: %v, want a rolled-back event error", payload, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(ee.Detail, w) {
+			f.t.Fatalf("deliver %q failed with %q, want it to mention %q", payload, ee.Detail, w)
+		}
+	}
+}
+
+func TestForwardersOnEngine(t *testing.T) {
+	for _, dir := range forwarders {
+		t.Run(dir, func(t *testing.T) {
+			f := newFwdEngine(t, dir)
+			f.expect("get", "0")
+			for _, bad := range []string{"peer", "peer ", "peer 0123", "peer 0123456789abcdeg",
+				"peer 0123456789abcdef0", "peer 0000000000000000", "peer  123456789abcdef"} {
+				f.expectFail(bad, "usage")
+			}
+			for i := 1; i <= 9; i++ {
+				f.expect("x", strconv.Itoa(i))
+			}
+			// A tenth event with nowhere to go fails rather than drop it.
+			f.expectFail("x", "fwd 10", "no peer")
+			f.expect("get", "9")
+			if p := f.d.PendingSends(0); len(p) != 0 {
+				t.Fatalf("%d messages queued before a peer was set", len(p))
+			}
+
+			// Upper case too: the peer is a number, however it is spelt.
+			f.expect("peer " + strings.ToUpper(abi.FormatOrigin(f.peer)))
+			f.expect("peer " + abi.FormatOrigin(f.peer))
+			for i := 10; i <= 25; i++ {
+				f.expect("x", strconv.Itoa(i))
+				if i%7 == 0 {
+					f.expect("get", strconv.Itoa(i)) // get never counts
+				}
+			}
+			f.expect("get", "25")
+			f.expect("getx", "26") // only exactly "get" reads
+			f.expect("peerx", "27")
+
+			p := f.d.PendingSends(0)
+			var got []string
+			for _, s := range p {
+				if s.Target != f.peer || s.IsPublish() {
+					t.Errorf("message %d went to %016x (publish %v), want the peer %016x", s.Seq, s.Target, s.IsPublish(), f.peer)
+				}
+				got = append(got, string(s.Payload))
+			}
+			if want := []string{"fwd 10", "fwd 20"}; !slices.Equal(got, want) {
+				t.Fatalf("queued %q, want %q", got, want)
+			}
+			if p[0].Seq != 1 || p[1].Seq != 2 {
+				t.Fatalf("outbound seqs %d, %d, want 1, 2", p[0].Seq, p[1].Seq)
+			}
+		})
+	}
+}
+
+// fwdHost runs a forwarder on a bare wazero whose send answers code, to
+// show a refused forward fails the event, names the code, and does not
+// count; WASI is there for forwarder-go's runtime.
+type fwdHost struct {
+	code  uint32
+	sends [][]byte // target's 8 bytes, then the payload
+	outs  []string
+	fails []string
+}
+
+func TestForwardersReportSendCodes(t *testing.T) {
+	for _, dir := range forwarders {
+		t.Run(dir, func(t *testing.T) {
+			ctx := context.Background()
+			rt := wazero.NewRuntime(ctx)
+			t.Cleanup(func() { rt.Close(ctx) })
+			h := &fwdHost{}
+			read := func(m api.Module, ptr, n uint32) []byte {
+				b, ok := m.Memory().Read(ptr, n)
+				if !ok {
+					t.Errorf("guest passed [%d, +%d) outside its memory", ptr, n)
+				}
+				return bytes.Clone(b)
+			}
+			_, err := rt.NewHostModuleBuilder(abi.ImportModule).
+				NewFunctionBuilder().WithFunc(func(_ context.Context, m api.Module, ptr, n uint32) {
+				h.outs = append(h.outs, string(read(m, ptr, n)))
+			}).Export(abi.ImportEmit).
+				NewFunctionBuilder().WithFunc(func(_ context.Context, m api.Module, ptr, n uint32) {
+				h.fails = append(h.fails, string(read(m, ptr, n)))
+			}).Export(abi.ImportFail).
+				NewFunctionBuilder().WithFunc(func(_ context.Context, m api.Module, target, ptr, n uint32) uint32 {
+				if h.code == 0 {
+					h.sends = append(h.sends, append(read(m, target, 8), read(m, ptr, n)...))
+				}
+				return h.code
+			}).Export(abi.ImportSend).
+				Instantiate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+			bin, err := os.ReadFile(forwarderFile(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mod, err := rt.InstantiateWithConfig(ctx, bin, wazero.NewModuleConfig().WithStartFunctions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := mod.ExportedFunction(abi.ExportInitialize); f != nil {
+				if _, err := f.Call(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seq := uint64(0)
+			process := func(payload string) int32 {
+				t.Helper()
+				h.outs, h.fails = nil, nil
+				res, err := mod.ExportedFunction(abi.ExportInput).Call(ctx, uint64(len(payload)))
+				if err != nil || !mod.Memory().Write(uint32(res[0]), []byte(payload)) {
+					t.Fatalf("input %q: %v", payload, err)
+				}
+				seq++
+				res, err = mod.ExportedFunction(abi.ExportProcess).Call(ctx, 0, seq, res[0], uint64(len(payload)))
+				if err != nil {
+					t.Fatalf("process %q: %v", payload, err)
+				}
+				return int32(res[0])
+			}
+			expect := func(payload string, want ...string) {
+				t.Helper()
+				if rc := process(payload); rc != 0 || !slices.Equal(h.outs, want) {
+					t.Fatalf("process %q: rc %d, outputs %q, fails %q; want rc 0 and %q", payload, rc, h.outs, h.fails, want)
+				}
+			}
+			const peer = 0x0123456789abcdef
+			expect("peer 0123456789abcdef")
+			for i := 1; i <= 9; i++ {
+				expect("x", strconv.Itoa(i))
+			}
+			for _, code := range []uint32{1, 2, 7} {
+				h.code = code
+				if rc := process("x"); rc == 0 || len(h.outs) != 0 || len(h.fails) != 1 {
+					t.Fatalf("send code %d: rc %d, outputs %q, fails %q; want the event failed with one message", code, rc, h.outs, h.fails)
+				}
+				// Go's and Zig's SDKs map unknown codes to one error and
+				// drop the number; the known ones every forwarder names.
+				if !strings.Contains(h.fails[0], "fwd 10") || code < 3 && !strings.Contains(h.fails[0], "code "+strconv.Itoa(int(code))) {
+					t.Fatalf("send code %d failed the event with %q, want it to name fwd 10 and the code", code, h.fails[0])
+				}
+				// No rollback here: the count must not have moved by itself.
+				h.code = 0
+				expect("get", "9")
+			}
+			if len(h.sends) != 0 {
+				t.Fatalf("recorded %d sends while refusing", len(h.sends))
+			}
+			expect("x", "10")
+			want := append(binary.LittleEndian.AppendUint64(nil, peer), "fwd 10"...)
+			if len(h.sends) != 1 || !bytes.Equal(h.sends[0], want) {
+				t.Fatalf("sends %q, want one %q (target little-endian, then payload)", h.sends, want)
+			}
 		})
 	}
 }
