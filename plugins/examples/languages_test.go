@@ -396,7 +396,7 @@ func TestLangCoopSnapshotRestore(t *testing.T) {
 // The forwarders (issue 14): a counter in each SDK language that sends
 // "fwd <count>" to a peer on every tenth counted event with the send import.
 // forwarder-go is here too, as all five behave identically.
-var forwarders = []string{"forwarder-go", "c-forwarder", "rust-forwarder", "as-forwarder"}
+var forwarders = []string{"forwarder-go", "c-forwarder"}
 
 func forwarderFile(dir string) string { return dir + "/" + dir + ".wasm" }
 

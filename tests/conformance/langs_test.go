@@ -47,14 +47,14 @@ func ex(dir string) string { return dir + "/" + dir + ".wasm" }
 
 // langs is the conformance table.
 var langs = []lang{
-	{name: "go", echo: ex("echo-go"), counter: ex("counter-go"), coop: ex("cooperative-go"), others: []string{ex("aggregator-go")},
+	{name: "go", echo: ex("echo-go"), counter: ex("counter-go"), coop: ex("cooperative-go"), others: []string{ex("aggregator-go"), ex("forwarder-go")},
 		trapWhy: "counter-go is the plain counter (no trap payload) and the suite runs with Go alone, so no trapping Go guest can be built here; its guest trap path still runs in TestConformanceMemoryLimitTrap"},
 	// counter-wat is the plain counter; testdata/trap.wasm is the WAT counter
 	// that also traps on "trap", so it stands in for the WAT trap row.
 	{name: "wat", echo: ex("echo-wat"), counter: ex("counter-wat"), coop: ex("cooperative-wat"),
 		trap: "testdata/trap.wasm", send: ex("pingpong-wat")},
 	{name: "rust", echo: ex("rust-echo"), counter: ex("rust-counter"), coop: ex("rust-coop"), trap: ex("rust-counter")},
-	{name: "c", echo: ex("c-echo"), counter: ex("c-counter"), coop: ex("c-coop"), trap: ex("c-counter")},
+	{name: "c", echo: ex("c-echo"), counter: ex("c-counter"), coop: ex("c-coop"), trap: ex("c-counter"), others: []string{ex("c-forwarder")}},
 	// C++ uses the C SDK header; only echo has a C++ build.
 	{name: "cpp", echo: ex("cpp-echo")},
 	{name: "as", echo: ex("as-echo"), counter: ex("as-counter"), coop: ex("as-coop"), trap: ex("as-counter")},
