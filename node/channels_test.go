@@ -210,6 +210,31 @@ func TestRestrictedChannelTokens(t *testing.T) {
 	waitCount(t, a, "s1", 3)
 }
 
+// publishN publishes k payloads "0".."k-1" to name through n.
+func publishN(t *testing.T, n *Node, name string, k int) {
+	t.Helper()
+	ps := make([][]byte, k)
+	for i := range k {
+		ps[i] = []byte(fmt.Sprint(i))
+	}
+	if _, err := n.Publish(context.Background(), PublishRequest{Channel: name, Payloads: ps}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spawnSubscribed spawns a counter named daemon on host and subscribes it
+// to name through via.
+func spawnSubscribed(t *testing.T, via, host *Node, daemon, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := host.Spawn(ctx, SpawnRequest{Kind: "counter", Name: daemon}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := via.Subscribe(ctx, daemon, name, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // chanHomedOn finds a channel name whose home among ns is want.
 func chanHomedOn(t *testing.T, want *Node, ns ...*Node) string {
 	t.Helper()
@@ -248,12 +273,7 @@ func TestFullChannelBlocksThenFails(t *testing.T) {
 	if _, err := b.CreateChannel(ctx, ChannelDef{Name: name}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "s"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Subscribe(ctx, "s", name, nil); err != nil {
-		t.Fatal(err)
-	}
+	spawnSubscribed(t, b, b, "s", name)
 	// b dies without a word: its daemon's queue at a cannot drain.
 	b.Close(ctx)
 	var ps [][]byte
@@ -340,21 +360,8 @@ func TestChannelSurvivesItsHomeLeaving(t *testing.T) {
 	if _, err := a.CreateChannel(ctx, ChannelDef{Name: name}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "s"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Subscribe(ctx, "s", name, nil); err != nil {
-		t.Fatal(err)
-	}
-	pub := func(k int) {
-		var ps [][]byte
-		for i := range k {
-			ps = append(ps, []byte(fmt.Sprint(i)))
-		}
-		if _, err := a.Publish(ctx, PublishRequest{Channel: name, Payloads: ps}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spawnSubscribed(t, a, b, "s", name)
+	pub := func(k int) { publishN(t, a, name, k) }
 	pub(50)
 	c.Close(ctx)
 	waitPeers(t, a, 1)
@@ -381,21 +388,8 @@ func TestSubscriberNodeRestart(t *testing.T) {
 	if _, err := a.CreateChannel(ctx, ChannelDef{Name: name}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Spawn(ctx, SpawnRequest{Kind: "counter", Name: "s"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Subscribe(ctx, "s", name, nil); err != nil {
-		t.Fatal(err)
-	}
-	pub := func(k int) {
-		var ps [][]byte
-		for i := range k {
-			ps = append(ps, []byte(fmt.Sprint(i)))
-		}
-		if _, err := a.Publish(ctx, PublishRequest{Channel: name, Payloads: ps}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spawnSubscribed(t, b, b, "s", name)
+	pub := func(k int) { publishN(t, a, name, k) }
 	pub(100)
 	b.Close(ctx)
 	pub(100) // queued at a while b is down
