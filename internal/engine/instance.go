@@ -96,6 +96,12 @@ func (rt *Runtime) instantiate(ctx context.Context, d *Daemon, v *variant) (*ins
 	mod, err := rt.wz.InstantiateModule(in.callCtx, v.compiled, cfg)
 	if err != nil {
 		rt.watchdog.untrack(in)
+		if rt.State() == ShuttingDown {
+			// The runtime closed its compiled modules under this spawn
+			// (wazero: "source module must be compiled"): not the guest's
+			// fault, and the caller must see the shutdown.
+			return nil, fmt.Errorf("%w: %w", ErrShuttingDown, classifyStartErr(err))
+		}
 		return nil, classifyStartErr(err)
 	}
 	in.mod = mod
